@@ -1,0 +1,211 @@
+/**
+ * All configuration comes from the environment, is read once at start, validated, and frozen.
+ * A bad or missing variable stops the process with a message naming it.
+ */
+export class ConfigError extends Error {
+  constructor(readonly variable: string, message: string) {
+    super(`config: ${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export type DisplayMode = 'fixed' | 'passthrough';
+
+export interface AppConfig {
+  readonly nodeId: string;
+  readonly logLevel: string;
+  readonly http: { readonly host: string; readonly port: number };
+  /** Guards /metrics and the queue dashboard; null: dashboard off, /metrics open. */
+  readonly adminToken: string | null;
+  readonly mysqlUrl: string;
+  readonly redisUrl: string;
+  /** Prefix for every Redis key and BullMQ queue, so several deployments (or test runs) can share a Redis. */
+  readonly redisPrefix: string;
+  readonly esl: {
+    readonly host: string;
+    readonly port: number;
+    readonly password: string;
+    readonly commandTimeoutMs: number;
+    readonly reconnectMinMs: number;
+    readonly reconnectMaxMs: number;
+  };
+  readonly outboundSocket: { readonly host: string; readonly port: number };
+  readonly dial: {
+    /** FreeSWITCH dial string for a real number; `{number}` is replaced. */
+    readonly template: string;
+    /** Lab/testing routes: exact number -> dial string, taking precedence over the template. */
+    readonly overrides: Readonly<Record<string, string>>;
+    /** Gateway name: the unit the calls-per-second limit applies to. */
+    readonly gateway: string;
+  };
+  readonly callbacks: {
+    readonly callsPerSecond: number;
+    readonly concurrency: number;
+    readonly ringTimeoutASeconds: number;
+    readonly ringTimeoutBSeconds: number;
+    readonly maxDurationSeconds: number;
+    readonly passthroughAllowed: boolean;
+    readonly callbackBindingTtlSeconds: number;
+    readonly ringbackTone: string;
+    readonly bFailedPrompt: string;
+    /** Where the switch writes call recordings (a path on the FreeSWITCH host). */
+    readonly recordingsDir: string;
+  };
+  /** Calls to a privacy number X (SPEC §5). */
+  readonly callsToX: {
+    /** What a caller without a binding (or past expiry, or restricted) hears before the hangup. */
+    readonly notInServicePrompt: string;
+  };
+  /** Abuse control (SPEC §7): limits counted per tenant; 0 turns a limit off. */
+  readonly abuse: {
+    /** Click-to-dial calls involving a number (as A or B) and calls to X by a caller, per minute. */
+    readonly callsPerCallerPerMinute: number;
+    /** Bindings created with a number as A or B, per hour. */
+    readonly bindingsPerNumberPerHour: number;
+    /** Requests to /v1 per tenant per second. */
+    readonly tenantRequestsPerSecond: number;
+    /** A number reaching more distinct parties than this within the window raises a flag. */
+    readonly fanoutDistinctParties: number;
+    readonly fanoutWindowSeconds: number;
+  };
+  /** Webhook delivery (SPEC §6). */
+  readonly webhooks: {
+    /** How long one POST may take before it counts as a failed attempt. */
+    readonly timeoutMs: number;
+    /** The length of one "minute" of the retry schedule (1, 4, 9, 106, 203, 300); tests shorten it. */
+    readonly retryUnitMs: number;
+    /** Let webhook URLs point at private, loopback or link-local addresses (tests, closed networks). */
+    readonly allowPrivateUrls: boolean;
+  };
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function read(env: Env, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v.trim() === '' ? undefined : v.trim();
+}
+
+function str(env: Env, name: string, fallback?: string): string {
+  const v = read(env, name) ?? fallback;
+  if (v === undefined) throw new ConfigError(name, 'is required');
+  return v;
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^-?\d+$/.test(raw)) throw new ConfigError(name, `must be an integer, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function adminToken(env: Env): string | null {
+  const v = read(env, 'ADMIN_TOKEN');
+  if (v === undefined) return null;
+  if (v.length < 16) throw new ConfigError('ADMIN_TOKEN', 'must be at least 16 characters');
+  return v;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(name, `must be true or false, got "${raw}"`);
+}
+
+function url(env: Env, name: string, fallback: string, protocols: string[]): string {
+  const v = str(env, name, fallback);
+  let parsed: URL;
+  try {
+    parsed = new URL(v);
+  } catch {
+    throw new ConfigError(name, 'must be a URL');
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(name, `must use ${protocols.join(' or ')}`);
+  }
+  return v;
+}
+
+function dialOverrides(env: Env, name: string): Record<string, string> {
+  const raw = read(env, name);
+  if (raw === undefined) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new ConfigError(name, 'must be a JSON object of number -> dial string');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(name, 'must be a JSON object of number -> dial string');
+  }
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(parsed)) {
+    if (typeof v !== 'string' || v === '') throw new ConfigError(name, `entry for ${k} must be a non-empty string`);
+    out[k] = v;
+  }
+  return out;
+}
+
+export function loadConfig(env: Env = process.env): AppConfig {
+  const template = str(env, 'DIAL_STRING_TEMPLATE', 'sofia/gateway/carrier/{number}');
+  if (!template.includes('{number}')) throw new ConfigError('DIAL_STRING_TEMPLATE', 'must contain {number}');
+  const reconnectMinMs = int(env, 'ESL_RECONNECT_MIN_MS', 500, 10, 60_000);
+  const config: AppConfig = {
+    nodeId: str(env, 'NODE_ID', `controller-${process.pid}`),
+    logLevel: str(env, 'LOG_LEVEL', 'info'),
+    http: { host: str(env, 'HTTP_HOST', '0.0.0.0'), port: int(env, 'HTTP_PORT', 8080, 0, 65535) },
+    adminToken: adminToken(env),
+    mysqlUrl: url(env, 'MYSQL_URL', 'mysql://root@127.0.0.1:3306/numguard', ['mysql:']),
+    redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+    redisPrefix: str(env, 'REDIS_PREFIX', 'ng'),
+    esl: {
+      host: str(env, 'ESL_HOST', '127.0.0.1'),
+      port: int(env, 'ESL_PORT', 8021, 1, 65535),
+      password: str(env, 'ESL_PASSWORD'),
+      commandTimeoutMs: int(env, 'ESL_COMMAND_TIMEOUT_MS', 5000, 100, 120_000),
+      reconnectMinMs,
+      reconnectMaxMs: int(env, 'ESL_RECONNECT_MAX_MS', 15_000, reconnectMinMs, 600_000),
+    },
+    outboundSocket: {
+      host: str(env, 'OUTBOUND_SOCKET_HOST', '0.0.0.0'),
+      port: int(env, 'OUTBOUND_SOCKET_PORT', 8084, 0, 65535),
+    },
+    dial: {
+      template,
+      overrides: dialOverrides(env, 'DIAL_STRING_OVERRIDES'),
+      gateway: str(env, 'CARRIER_GATEWAY', 'carrier'),
+    },
+    callbacks: {
+      callsPerSecond: int(env, 'CALLBACK_CALLS_PER_SECOND', 20, 1, 100_000),
+      concurrency: int(env, 'CALLBACK_CONCURRENCY', 200, 1, 100_000),
+      ringTimeoutASeconds: int(env, 'RING_TIMEOUT_A_SECONDS', 30, 5, 120),
+      ringTimeoutBSeconds: int(env, 'RING_TIMEOUT_B_SECONDS', 30, 5, 120),
+      maxDurationSeconds: int(env, 'MAX_CALL_DURATION_SECONDS', 1800, 10, 86_400),
+      passthroughAllowed: bool(env, 'PASSTHROUGH_ALLOWED', true),
+      callbackBindingTtlSeconds: int(env, 'CALLBACK_BINDING_TTL_SECONDS', 86_400, 60, 604_800),
+      ringbackTone: str(env, 'RINGBACK_TONE', '%(2000,4000,440,480)'),
+      bFailedPrompt: str(env, 'B_FAILED_PROMPT', 'tone_stream://%(500,500,480,620);loops=2'),
+      recordingsDir: str(env, 'RECORDINGS_DIR', '/var/lib/freeswitch/recordings').replace(/\/+$/, ''),
+    },
+    callsToX: {
+      notInServicePrompt: str(env, 'NOT_IN_SERVICE_PROMPT', 'tone_stream://%(500,500,480,620);loops=2'),
+    },
+    abuse: {
+      callsPerCallerPerMinute: int(env, 'CALLS_PER_CALLER_PER_MINUTE', 10, 0, 100_000),
+      bindingsPerNumberPerHour: int(env, 'BINDINGS_PER_NUMBER_PER_HOUR', 20, 0, 100_000),
+      tenantRequestsPerSecond: int(env, 'TENANT_REQUESTS_PER_SECOND', 200, 0, 1_000_000),
+      fanoutDistinctParties: int(env, 'FANOUT_DISTINCT_PARTIES', 20, 1, 100_000),
+      fanoutWindowSeconds: int(env, 'FANOUT_WINDOW_SECONDS', 600, 1, 86_400),
+    },
+    webhooks: {
+      timeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 5000, 100, 60_000),
+      retryUnitMs: int(env, 'WEBHOOK_RETRY_UNIT_MS', 60_000, 1, 3_600_000),
+      allowPrivateUrls: bool(env, 'WEBHOOK_ALLOW_PRIVATE_URLS', false),
+    },
+  };
+  return Object.freeze(config);
+}

@@ -1,0 +1,58 @@
+import { ValidationError } from './errors';
+
+/**
+ * Binding rules (SPEC §3) that need no database. The reuse invariant itself is enforced by
+ * MySQL (migration 002) through the members each binding puts on its X: see membersOf.
+ */
+export type BindingMode = 'axb' | 'xb';
+export type CallRestriction = 'both' | 'a_to_b' | 'b_to_a';
+
+export const BINDING_TTL_SECONDS = { default: 24 * 3600, min: 60, max: 7 * 24 * 3600 } as const;
+export const ALLOW_LIST_MAX = 30;
+
+/** Members an XB puts on its X besides B: a marker that makes a second XB on that X a key clash. */
+export const XB_HOLD = '*';
+
+export function bindingTtlSeconds(ttl: number | undefined): number {
+  const v = ttl ?? BINDING_TTL_SECONDS.default;
+  if (!Number.isInteger(v) || v < BINDING_TTL_SECONDS.min || v > BINDING_TTL_SECONDS.max) {
+    throw new ValidationError(
+      'ttlSeconds',
+      `ttlSeconds must be a whole number from ${BINDING_TTL_SECONDS.min} to ${BINDING_TTL_SECONDS.max}`,
+      'invalid_ttl',
+    );
+  }
+  return v;
+}
+
+/**
+ * The (x, number) keys a binding holds while active. A call to X is routed by (caller, X), so
+ * on one X a number may hold at most one key: AXB holds A and B; XB holds B and the XB marker.
+ */
+export function membersOf(mode: BindingMode, a: string | null, b: string): string[] {
+  if (mode === 'xb') return [b, XB_HOLD];
+  if (a === null) throw new Error('an AXB binding needs A');
+  return [a, b];
+}
+
+export type BindingKind = BindingMode | 'callback';
+export type BindingState = 'active' | 'expired' | 'unbound';
+
+/** A binding as stored: what routing, the API and history all read. */
+export interface Binding {
+  readonly id: string;
+  readonly tenantId: string;
+  readonly requestId: string | null;
+  readonly kind: BindingKind;
+  readonly x: string;
+  readonly a: string | null;
+  readonly b: string | null;
+  readonly state: BindingState;
+  readonly expiresAt: number;
+  readonly restriction: CallRestriction;
+  readonly record: boolean;
+  readonly maxDurationSeconds: number | null;
+  readonly announcement: string | null;
+  readonly allowList: readonly string[];
+  readonly userData: string | null;
+}

@@ -1,0 +1,72 @@
+import type { DisplayMode } from '../config';
+
+export type { DisplayMode } from '../config';
+
+export type CallKind = 'click_to_dial' | 'axb' | 'xb' | 'callback';
+
+/** Final outcome of a call, as the business sees it (SPEC §4, §6). */
+export type CallResult =
+  | 'connected'
+  | 'a_busy'
+  | 'a_no_answer'
+  | 'a_rejected'
+  | 'b_busy'
+  | 'b_no_answer'
+  | 'b_rejected'
+  | 'cancelled'
+  | 'failed'
+  | 'unbound'
+  | 'restricted'
+  /** A call to X refused because its caller was over the calls-per-minute limit (abuse control). */
+  | 'rate_limited'
+  /** A call to X refused because its caller is on the tenant's or the platform's blacklist. */
+  | 'blacklisted';
+
+/** Where a call is now. Moves forward only. */
+export type CallState =
+  | 'queued'
+  | 'calling_a'
+  | 'a_answered'
+  | 'calling_b'
+  | 'bridged'
+  | 'completed';
+
+export type HangupSide = 'a' | 'b' | 'platform' | 'unknown';
+
+/** What a business asks for when it requests a click-to-dial call. Numbers already normalized. */
+export interface ClickToDialRequest {
+  readonly tenantId: string;
+  readonly requestId: string;
+  readonly a: string;
+  readonly b: string;
+  readonly x: string;
+  readonly displayMode: DisplayMode;
+  readonly ringTimeoutASeconds: number;
+  readonly ringTimeoutBSeconds: number;
+  readonly maxDurationSeconds: number;
+  readonly record: boolean;
+  readonly userData: string | null;
+}
+
+/** One call detail record (SPEC §6). Times are epoch milliseconds; null when that moment never happened. */
+export interface CdrRecord {
+  readonly callId: string;
+  readonly tenantId: string;
+  readonly kind: CallKind;
+  readonly bindingId: string | null;
+  readonly x: string;
+  readonly a: string;
+  readonly b: string;
+  readonly startedAt: number;
+  readonly aRingAt: number | null;
+  readonly aAnswerAt: number | null;
+  readonly bRingAt: number | null;
+  readonly bAnswerAt: number | null;
+  readonly endedAt: number;
+  readonly talkSeconds: number;
+  readonly hangupCause: string | null;
+  readonly hangupSide: HangupSide;
+  readonly result: CallResult;
+  readonly recordingRef: string | null;
+  readonly userData: string | null;
+}
