@@ -1,0 +1,139 @@
+/**
+ * modesl.Connection with our framing and event path installed. modesl still owns the socket,
+ * the auth handshake and command sending (sendRecv, FIFO command/reply callbacks); we replace:
+ *  - the Parser (`_onConnect`): FrameReader, and channel events go straight to `eventSink` as
+ *    lazily parsed EslEvents, skipping modesl's Event objects and EventEmitter2 wildcard dispatch.
+ *    Every other message (replies, auth/request, disconnect notices) still reaches modesl's
+ *    `_onEvent(event, headers, body)` exactly as its own Parser would emit it, so sendRecv/api
+ *    callbacks keep working. With no sink set, events take modesl's path too.
+ *  - `auth`: no silent `event json BACKGROUND_JOB CHANNEL_EXECUTE_COMPLETE` on success, and a
+ *    refused password emits `esl::auth::fail` (which we turn into an EslAuthError).
+ *  - `subscribe`: modesl's outbound constructor subscribes json events after `connect`; ours
+ *    only calls back, so the session's format and subscription stay ours (`myevents`).
+ */
+import type { Socket } from 'node:net';
+import { parseJsonEvent, parsePlainEvent, type EslEvent } from './event';
+import { FrameReader } from './framing';
+
+export interface ModeslEvent {
+  getHeader(name: string): string | null;
+  getBody(): string;
+  addHeader(name: string, value: string): string;
+}
+
+interface ModeslConnection {
+  socket: Socket | null;
+  password: string;
+  authed: boolean;
+  connecting: boolean;
+  channelData: ModeslEvent | null;
+  on(event: string, listener: (...args: never[]) => void): unknown;
+  once(event: string, listener: (...args: never[]) => void): unknown;
+  emit(event: string, ...args: unknown[]): boolean;
+  removeAllListeners(event?: string): unknown;
+  send(command: string, args?: Record<string, string> | null): void;
+  sendRecv(command: string, args: Record<string, string> | null, cb: (e: ModeslEvent) => void): void;
+  api(command: string, cb: (e: ModeslEvent) => void): void;
+  _onEvent(event: ModeslEvent, headers: Record<string, string>, body: string | undefined): void;
+  _onError(err: Error): void;
+}
+
+interface ModeslModule {
+  Connection: new (...args: unknown[]) => ModeslConnection;
+  Event: new (headers: Record<string, string>, body?: string) => ModeslEvent;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const modesl = require('modesl') as ModeslModule;
+
+/** Builds the modesl Event its own Parser would have built (incl. the Modesl-Reply-OK/ERR headers). */
+export function toModeslEvent(headers: Record<string, string>, body: string | undefined): ModeslEvent {
+  let data: Record<string, string> | undefined;
+  const ct = headers['Content-Type'];
+  if (ct === 'text/event-plain' || ct === 'text/event-json') {
+    const e = ct === 'text/event-plain' ? parsePlainEvent(body ?? '') : parseJsonEvent(body ?? '{}');
+    data = { ...e.headers };
+    if (e.body !== undefined) data._body = e.body;
+  }
+  const event = data ? new modesl.Event(data) : new modesl.Event(headers, body);
+  const reply = event.getHeader('Reply-Text');
+  if (reply) {
+    if (reply.startsWith('-ERR')) event.addHeader('Modesl-Reply-ERR', reply.substring(5));
+    else if (reply.startsWith('+OK')) event.addHeader('Modesl-Reply-OK', reply.substring(4));
+  }
+  return event;
+}
+
+const Base = modesl.Connection as unknown as new (...args: unknown[]) => ModeslConnection;
+
+export class FastConnection extends Base {
+  /** Receives every text/event-plain and text/event-json message, parsed. Set right after construction. */
+  declare eventSink: ((e: EslEvent) => void) | undefined;
+  /** Headers of the `connect` reply (outbound mode): the channel's CHANNEL_DATA, decoded. */
+  declare channelDataHeaders: Record<string, string> | undefined;
+  declare reader: FrameReader;
+
+  /** Inbound: (host, port, password). Outbound: (socket). */
+  constructor(...args: [string, number, string] | [Socket]) {
+    super(...args);
+  }
+
+  /** Replaces modesl's Parser; called by modesl once the socket is connected (or at once, outbound). */
+  _onConnect(): void {
+    const socket = this.socket as Socket;
+    this.reader = new FrameReader((headers, body) => this.onFrame(headers, body));
+    socket.on('data', (chunk: Buffer) => this.reader.push(chunk));
+    this.emit('esl::connect');
+    this.connecting = false;
+    this.on('esl::event::auth::request', () => this.auth());
+  }
+
+  private onFrame(headers: Record<string, string>, body: string | undefined): void {
+    const ct = headers['Content-Type'];
+    const sink = this.eventSink;
+    if (sink !== undefined && body !== undefined) {
+      if (ct === 'text/event-plain') return sink(parsePlainEvent(body));
+      if (ct === 'text/event-json') {
+        let e: EslEvent;
+        try {
+          e = parseJsonEvent(body);
+        } catch (err) {
+          this._onError(err as Error);
+          return;
+        }
+        return sink(e);
+      }
+    }
+    if (ct === 'command/reply' && headers['Event-Name'] === 'CHANNEL_DATA') this.channelDataHeaders = headers;
+    this._onEvent(toModeslEvent(headers, body), headers, body);
+  }
+
+  auth(): void {
+    this.sendRecv('auth ' + this.password, null, (evt) => {
+      if (evt.getHeader('Modesl-Reply-OK') === 'accepted') {
+        this.authed = true;
+        this.emit('esl::event::auth::success', evt);
+        this.emit('esl::ready');
+      } else {
+        this.authed = false;
+        this.emit('esl::event::auth::fail', evt);
+      }
+    });
+  }
+
+  /** One write per command (modesl writes every line separately). */
+  override send(command: string, args?: Record<string, string> | null): void {
+    let out = command + '\n';
+    if (args) for (const key of Object.keys(args)) out += key + ': ' + args[key] + '\n';
+    const socket = this.socket;
+    if (socket === null || socket.destroyed) {
+      this.emit('error', new Error('esl socket is not connected'));
+      return;
+    }
+    socket.write(out + '\n');
+  }
+
+  subscribe(_events: unknown, cb?: () => void): void {
+    if (typeof cb === 'function') cb();
+  }
+}

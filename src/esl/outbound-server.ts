@@ -1,0 +1,252 @@
+/**
+ * Outbound Event Socket server: FreeSWITCH's dialplan `socket <host:port> async full` connects here,
+ * one TCP connection per call (calls to X). Per connection, as in trace 13a:
+ *   connect  -> command/reply carrying the channel's CHANNEL_DATA   (session.channelData)
+ *   myevents -> +OK Events Enabled   (every event of this channel, none of the B leg)
+ *   linger   -> +OK will linger      (events keep coming after hangup until we send exit)
+ * then 'session' is emitted. After hangup FreeSWITCH sends a `Content-Disposition: linger` notice and
+ * never closes the socket by itself; the session sends `exit` lingerExitMs after that notice (or at
+ * close()), which releases the channel (its CHANNEL_DESTROY only comes then).
+ */
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import type { Logger } from '../logger';
+import { executeHeaders } from './client';
+import { FastConnection, type ModeslEvent } from './connection';
+import { EslCommandError, EslDisconnectedError, EslError } from './errors';
+import { RecordEvent, type EslEvent } from './event';
+import { assertNoNewline, rejectAll, track, type PendingOp } from './pending';
+
+export interface EslOutboundServerOptions {
+  host: string;
+  port: number;
+  logger: Logger;
+  commandTimeoutMs: number;
+  /** Delay between the linger notice and our `exit` (default 1000 ms, as in trace 13a), so late events still arrive. */
+  lingerExitMs?: number;
+}
+
+export interface OutboundSession extends EventEmitter {
+  readonly uuid: string;
+  readonly channelData: EslEvent;
+  /** performance.now() when the switch's connection was accepted: the start of a routing decision. */
+  readonly acceptedAt: number;
+  execute(app: string, arg?: string, opts?: { awaitCompletion?: boolean; timeoutMs?: number }): Promise<EslEvent | undefined>;
+  api(command: string, opts?: { timeoutMs?: number }): Promise<string>;
+  close(): Promise<void>;
+}
+
+class Session extends EventEmitter implements OutboundSession {
+  readonly uuid: string;
+  private readonly pending = new Set<PendingOp<unknown>>();
+  private readonly executions = new Map<string, PendingOp<EslEvent | undefined>>();
+  private hungUp = false;
+  private lingerNotice = false;
+  private lingerWaiters: Array<() => void> = [];
+  private lingerTimer: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
+  private ended = false;
+
+  constructor(
+    private readonly conn: FastConnection,
+    private readonly socket: net.Socket,
+    readonly channelData: EslEvent,
+    private readonly opts: EslOutboundServerOptions,
+    private readonly log: Logger,
+    readonly acceptedAt: number,
+  ) {
+    super();
+    this.uuid = channelData.header('Unique-ID') ?? channelData.header('Channel-Unique-ID') ?? '';
+    conn.eventSink = (e) => this.dispatch(e);
+    conn.on('esl::event::disconnect::notice', (evt: ModeslEvent) => this.onNotice(evt));
+    socket.once('close', () => this.onClosed());
+  }
+
+  execute(app: string, arg?: string, opts: { awaitCompletion?: boolean; timeoutMs?: number } = {}): Promise<EslEvent | undefined> {
+    const eventUuid = randomUUID();
+    try {
+      assertNoNewline(app, arg);
+      this.requireOpen();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const { op, promise } = track<EslEvent | undefined>(this.pending, opts.timeoutMs ?? this.opts.commandTimeoutMs, `execute ${app}`);
+    if (opts.awaitCompletion) {
+      this.executions.set(eventUuid, op);
+      op.onSettled(() => this.executions.delete(eventUuid));
+    }
+    this.conn.sendRecv('sendmsg', executeHeaders(app, arg, eventUuid), (reply) => {
+      if (op.settled) return;
+      const text = reply.getHeader('Reply-Text') ?? '';
+      if (!text.startsWith('+OK')) op.reject(new EslCommandError(`execute ${app} refused: ${text}`, text));
+      else if (!opts.awaitCompletion) op.resolve(undefined);
+    });
+    return promise;
+  }
+
+  /** `api <command>` on this socket; api/responses come back in order, a timed-out slot still absorbs its late reply. */
+  api(command: string, opts: { timeoutMs?: number } = {}): Promise<string> {
+    try {
+      assertNoNewline(command);
+      this.requireOpen();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const sp = command.indexOf(' ');
+    const { op, promise } = track<string>(this.pending, opts.timeoutMs ?? this.opts.commandTimeoutMs, `api ${sp === -1 ? command : command.slice(0, sp)}`);
+    this.conn.api(command, (reply) => op.resolve(reply.getBody()));
+    return promise;
+  }
+
+  /** Sends `exit` (after the linger notice if the call has hung up and it is still on its way), then closes. */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    clearTimeout(this.lingerTimer);
+    if (this.ended) return;
+    if (this.hungUp && !this.lingerNotice) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, this.opts.commandTimeoutMs);
+        this.lingerWaiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    if (this.ended) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => this.socket.destroy(), this.opts.commandTimeoutMs);
+      this.socket.once('close', () => {
+        clearTimeout(t);
+        resolve();
+      });
+      this.conn.send('exit');
+    });
+  }
+
+  /** Delivers events that arrived before the session was handed out. */
+  replay(events: EslEvent[]): void {
+    for (const e of events) this.dispatch(e);
+  }
+
+  private requireOpen(): void {
+    if (this.ended || this.closing) throw new EslDisconnectedError(`outbound session ${this.uuid} is closed`);
+  }
+
+  private dispatch(e: EslEvent): void {
+    if (e.name === 'CHANNEL_EXECUTE_COMPLETE' && this.executions.size > 0) {
+      const id = e.header('Application-UUID');
+      if (id !== undefined) this.executions.get(id)?.resolve(e);
+    }
+    this.safeEmit('event', e);
+    if (e.name === 'CHANNEL_HANGUP_COMPLETE' && !this.hungUp) {
+      this.hungUp = true;
+      this.safeEmit('hangup', e);
+    }
+  }
+
+  private onNotice(evt: ModeslEvent): void {
+    if (evt.getHeader('Content-Disposition') !== 'linger') return;
+    this.lingerNotice = true;
+    this.hungUp = true;
+    for (const w of this.lingerWaiters.splice(0)) w();
+    if (!this.closing) this.lingerTimer = setTimeout(() => void this.close(), this.opts.lingerExitMs ?? 1000);
+  }
+
+  private onClosed(): void {
+    this.ended = true;
+    clearTimeout(this.lingerTimer);
+    this.conn.eventSink = undefined;
+    for (const w of this.lingerWaiters.splice(0)) w();
+    rejectAll(this.pending, `outbound session ${this.uuid} ended`);
+    this.log.debug('outbound session ended');
+    this.safeEmit('end');
+  }
+
+  private safeEmit(name: string, ...args: unknown[]): void {
+    try {
+      this.emit(name, ...args);
+    } catch (err) {
+      this.log.error({ err, listener: name }, 'outbound session listener threw');
+    }
+  }
+}
+
+export class EslOutboundServer extends EventEmitter {
+  private server: net.Server | undefined;
+  private readonly sessions = new Set<Session>();
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(private readonly opts: EslOutboundServerOptions) {
+    super();
+  }
+
+  listen(): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      const server = net.createServer((socket) => this.accept(socket));
+      this.server = server;
+      server.once('error', reject);
+      server.listen(this.opts.port, this.opts.host, () => {
+        server.off('error', reject);
+        server.on('error', (err) => this.opts.logger.error({ err }, 'outbound socket server error'));
+        const addr = server.address() as net.AddressInfo;
+        resolve({ host: addr.address, port: addr.port });
+      });
+    });
+  }
+
+  /** Stops accepting, sends exit on every live session and closes. */
+  async close(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    const closed = server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve();
+    await Promise.all([...this.sessions].map((s) => s.close()));
+    for (const s of this.sockets) s.destroy();
+    await closed;
+  }
+
+  private accept(socket: net.Socket): void {
+    const acceptedAt = performance.now();
+    const log = this.opts.logger;
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    socket.setNoDelay(true);
+    const conn = new FastConnection(socket); // modesl sends `connect` at once
+    conn.on('error', (err: Error) => log.debug({ err }, 'outbound socket error'));
+    const fail = (err: Error): void => {
+      log.warn({ err }, 'outbound socket handshake failed');
+      socket.destroy();
+    };
+    const handshake = setTimeout(() => fail(new EslError('no connect reply')), this.opts.commandTimeoutMs);
+    const early: EslEvent[] = []; // events that beat the `linger` reply; replayed once 'session' is out
+    conn.eventSink = (e) => early.push(e);
+    socket.once('close', () => clearTimeout(handshake));
+    const cmd = (command: string, expect: string, next: () => void): void =>
+      conn.sendRecv(command, null, (reply) => {
+        const text = reply.getHeader('Reply-Text') ?? '';
+        if (text.startsWith(expect)) next();
+        else fail(new EslCommandError(`${command} refused: ${text}`, text));
+      });
+    // Sent right behind `connect`, without waiting for its reply: the switch answers commands in
+    // order, so the whole handshake costs one round trip.
+    cmd('myevents', '+OK', () => undefined);
+    cmd('linger', '+OK', () => {
+      clearTimeout(handshake);
+      if (socket.destroyed) return;
+      const headers = conn.channelDataHeaders;
+      if (!headers) return fail(new EslError('connect reply without CHANNEL_DATA'));
+      const channelData = new RecordEvent(headers, undefined);
+      const slog = log.child({ uuid: channelData.uuid ?? '' });
+      const session = new Session(conn, socket, channelData, this.opts, slog, acceptedAt);
+      this.sessions.add(session);
+      session.once('end', () => this.sessions.delete(session));
+      slog.info('outbound session ready');
+      this.emit('session', session);
+      session.replay(early);
+    });
+  }
+}
