@@ -1,0 +1,2 @@
+export { FreeSwitchSimulator, parseVarBlock } from './FreeSwitchSimulator';
+export type { OutboundCall, PhoneBehaviour, SeenByCaller, SeenInvite, SimulatorOptions } from './FreeSwitchSimulator';
