@@ -1,0 +1,107 @@
+import type { PoolConnection } from 'mysql2/promise';
+import type { CdrRecord } from '../domain/call';
+import { writeCallbackBindings } from './binding-registry';
+import { toDate, type Pool } from './mysql';
+
+/** The binding a click-to-dial call leaves behind so B can reach A again through X (SPEC §3). */
+export interface CallbackBindingInput {
+  readonly id: string;
+  readonly tenantId: string;
+  readonly x: string;
+  readonly a: string;
+  readonly b: string;
+  /** epoch ms */
+  readonly expiresAt: number;
+  readonly callId: string;
+  readonly userData: string | null;
+}
+
+/** Everything written when a call ends: its CDR, and for click-to-dial its callback binding. */
+export interface CallOutcome {
+  readonly cdr: CdrRecord;
+  readonly callbackBinding?: CallbackBindingInput;
+}
+
+const CDR_COLUMNS = [
+  'call_id', 'tenant_id', 'kind', 'binding_id', 'x', 'a', 'b', 'started_at', 'a_ring_at', 'a_answer_at',
+  'b_ring_at', 'b_answer_at', 'ended_at', 'talk_seconds', 'hangup_cause', 'hangup_side', 'result',
+  'recording_ref', 'user_data', 'created_at',
+] as const;
+
+function cdrValues(c: CdrRecord, now: Date): unknown[] {
+  return [
+    c.callId, c.tenantId, c.kind, c.bindingId, c.x, c.a, c.b, toDate(c.startedAt), toDate(c.aRingAt),
+    toDate(c.aAnswerAt), toDate(c.bRingAt), toDate(c.bAnswerAt), toDate(c.endedAt), c.talkSeconds,
+    c.hangupCause, c.hangupSide, c.result, c.recordingRef, c.userData, now,
+  ];
+}
+
+const placeholders = (n: number): string => `(${new Array<string>(n).fill('?').join(', ')})`;
+
+/** MySQL errors worth retrying the whole transaction for at once. */
+function isRetryableTxError(err: unknown): boolean {
+  const errno = (err as { errno?: number } | null)?.errno;
+  return errno === 1213 /* deadlock */ || errno === 1205 /* lock wait timeout */;
+}
+
+async function writeBatch(conn: PoolConnection, outcomes: readonly CallOutcome[]): Promise<void> {
+  const now = new Date();
+  // 1. CDRs: one row per call. A redelivered CDR hits uq_cdrs_call and changes nothing.
+  await conn.query(
+    `INSERT INTO cdrs (${CDR_COLUMNS.join(', ')}) VALUES ${outcomes.map(() => placeholders(CDR_COLUMNS.length)).join(', ')}
+     ON DUPLICATE KEY UPDATE call_id = call_id`,
+    outcomes.flatMap((o) => cdrValues(o.cdr, now)),
+  );
+  // 2. The calls rows (API-originated calls only; calls to X have none): completed, first completion wins.
+  const sel = 'SELECT ? AS id, ? AS tenant_id, ? AS result, ? AS hangup_cause, ? AS hangup_side, ? AS completed_at';
+  await conn.query(
+    `UPDATE calls c JOIN (${outcomes.map(() => sel).join(' UNION ALL ')}) v ON c.id = v.id AND c.tenant_id = v.tenant_id
+        SET c.state = 'completed', c.result = v.result, c.hangup_cause = v.hangup_cause, c.hangup_side = v.hangup_side,
+            c.completed_at = v.completed_at, c.updated_at = ?
+      WHERE c.completed_at IS NULL`,
+    [
+      ...outcomes.flatMap((o) => [o.cdr.callId, o.cdr.tenantId, o.cdr.result, o.cdr.hangupCause, o.cdr.hangupSide, toDate(o.cdr.endedAt)]),
+      now,
+    ],
+  );
+  // 3. Callback bindings, through the same invariant tables as every other binding.
+  const bindings = outcomes.flatMap((o) => (o.callbackBinding ? [o.callbackBinding] : []));
+  if (bindings.length > 0) await writeCallbackBindings(conn, bindings, now.getTime());
+}
+
+/**
+ * Writes call outcomes in ONE transaction: the CDRs (one per call id), the `calls` rows
+ * marked completed (when they exist), and the callback bindings. Idempotent as a whole:
+ * writing the same outcomes again leaves the same rows. Retries deadlocks a few times.
+ */
+export async function persistCallOutcomes(pool: Pool, outcomes: readonly CallOutcome[]): Promise<void> {
+  if (outcomes.length === 0) return;
+  // Same lock order in every transaction (and one entry per call) keeps concurrent batches from deadlocking.
+  const byCall = new Map<string, CallOutcome>();
+  for (const o of outcomes) if (!byCall.has(o.cdr.callId)) byCall.set(o.cdr.callId, o);
+  const sorted = [...byCall.values()].sort((x, y) => (x.cdr.callId < y.cdr.callId ? -1 : x.cdr.callId > y.cdr.callId ? 1 : 0));
+  for (let attempt = 1; ; attempt++) {
+    const conn = await pool.getConnection();
+    try {
+      await conn.beginTransaction();
+      try {
+        await writeBatch(conn, sorted);
+        await conn.commit();
+        return;
+      } catch (err) {
+        await conn.rollback().catch(() => undefined);
+        throw err;
+      }
+    } catch (err) {
+      if (attempt < 5 && isRetryableTxError(err)) continue;
+      throw err;
+    } finally {
+      conn.release();
+    }
+  }
+}
+
+/** One call's outcome; see persistCallOutcomes. */
+export function persistCallOutcome(pool: Pool, outcome: CallOutcome): Promise<void> {
+  return persistCallOutcomes(pool, [outcome]);
+}

@@ -1,0 +1,166 @@
+import type { ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import type { CallKind, CallResult, CallState, DisplayMode, HangupSide } from '../domain/call';
+import { isDuplicateKey, toDate, toMs, toMsStrict, type Pool } from './mysql';
+
+/** A row of `calls`: the request as accepted, and where the call got to. Times are epoch ms. */
+export interface CallRecord {
+  readonly id: string;
+  readonly tenantId: string;
+  readonly requestId: string;
+  readonly kind: CallKind;
+  readonly state: CallState;
+  readonly displayMode: DisplayMode;
+  readonly x: string;
+  readonly a: string;
+  readonly b: string;
+  readonly ringTimeoutASeconds: number;
+  readonly ringTimeoutBSeconds: number;
+  readonly maxDurationSeconds: number;
+  readonly record: boolean;
+  readonly userData: string | null;
+  readonly result: CallResult | null;
+  readonly hangupCause: string | null;
+  readonly hangupSide: HangupSide | null;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly completedAt: number | null;
+}
+
+export interface NewCall {
+  readonly id: string;
+  readonly tenantId: string;
+  readonly requestId: string;
+  readonly kind: CallKind;
+  readonly state?: CallState;
+  readonly displayMode: DisplayMode;
+  readonly x: string;
+  readonly a: string;
+  readonly b: string;
+  readonly ringTimeoutASeconds: number;
+  readonly ringTimeoutBSeconds: number;
+  readonly maxDurationSeconds: number;
+  readonly record: boolean;
+  readonly userData: string | null;
+  /** Defaults to now. */
+  readonly createdAt?: number;
+}
+
+export interface CallCompletion {
+  readonly result: CallResult;
+  readonly hangupCause: string | null;
+  readonly hangupSide: HangupSide;
+  readonly completedAt: number;
+}
+
+/** Order of CallState: a call only moves forward. */
+export const CALL_STATE_ORDER: readonly CallState[] = ['queued', 'calling_a', 'a_answered', 'calling_b', 'bridged', 'completed'];
+
+export function rowToCall(r: RowDataPacket): CallRecord {
+  return {
+    id: String(r.id),
+    tenantId: String(r.tenant_id),
+    requestId: String(r.request_id),
+    kind: r.kind as CallKind,
+    state: r.state as CallState,
+    displayMode: r.display_mode as DisplayMode,
+    x: String(r.x),
+    a: String(r.a),
+    b: String(r.b),
+    ringTimeoutASeconds: Number(r.ring_timeout_a),
+    ringTimeoutBSeconds: Number(r.ring_timeout_b),
+    maxDurationSeconds: Number(r.max_duration),
+    record: Boolean(r.record),
+    userData: r.user_data === null ? null : String(r.user_data),
+    result: r.result === null ? null : (r.result as CallResult),
+    hangupCause: r.hangup_cause === null ? null : String(r.hangup_cause),
+    hangupSide: r.hangup_side === null ? null : (r.hangup_side as HangupSide),
+    createdAt: toMsStrict(r.created_at),
+    updatedAt: toMsStrict(r.updated_at),
+    completedAt: toMs(r.completed_at),
+  };
+}
+
+export class CallStore {
+  constructor(private readonly pool: Pool) {}
+
+  /**
+   * Records a call. Idempotent by (tenantId, requestId): when that request was already
+   * recorded, returns the first call and created=false (whatever the new input says).
+   */
+  async insert(call: NewCall): Promise<{ call: CallRecord; created: boolean }> {
+    const created = toDate(call.createdAt ?? Date.now());
+    try {
+      await this.pool.execute(
+        `INSERT INTO calls (id, tenant_id, request_id, kind, state, display_mode, x, a, b,
+           ring_timeout_a, ring_timeout_b, max_duration, record, user_data, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [
+          call.id,
+          call.tenantId,
+          call.requestId,
+          call.kind,
+          call.state ?? 'queued',
+          call.displayMode,
+          call.x,
+          call.a,
+          call.b,
+          call.ringTimeoutASeconds,
+          call.ringTimeoutBSeconds,
+          call.maxDurationSeconds,
+          call.record,
+          call.userData,
+          created,
+          created,
+        ],
+      );
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err;
+      const existing = await this.getByRequestId(call.tenantId, call.requestId);
+      if (existing) return { call: existing, created: false };
+      throw err; // duplicate call id under another tenant/request: a bug, not a retry
+    }
+    const inserted = await this.getById(call.id);
+    if (!inserted) throw new Error(`call ${call.id} vanished after insert`);
+    return { call: inserted, created: true };
+  }
+
+  /** A tenant's call, or null (also null when the call belongs to another tenant). */
+  async get(tenantId: string, id: string): Promise<CallRecord | null> {
+    const [rows] = await this.pool.execute<RowDataPacket[]>('SELECT * FROM calls WHERE id = ? AND tenant_id = ?', [id, tenantId]);
+    return rows[0] ? rowToCall(rows[0]) : null;
+  }
+
+  async getByRequestId(tenantId: string, requestId: string): Promise<CallRecord | null> {
+    const [rows] = await this.pool.execute<RowDataPacket[]>('SELECT * FROM calls WHERE tenant_id = ? AND request_id = ?', [
+      tenantId,
+      requestId,
+    ]);
+    return rows[0] ? rowToCall(rows[0]) : null;
+  }
+
+  /** Internal (workers): a call by id whatever its tenant. Never expose to the API. */
+  async getById(id: string): Promise<CallRecord | null> {
+    const [rows] = await this.pool.execute<RowDataPacket[]>('SELECT * FROM calls WHERE id = ?', [id]);
+    return rows[0] ? rowToCall(rows[0]) : null;
+  }
+
+  /** Moves a call forward to `state`; false when it is already there or further (states never go back). */
+  async advanceState(id: string, state: CallState): Promise<boolean> {
+    const order = CALL_STATE_ORDER.map(() => '?').join(', ');
+    const [res] = await this.pool.execute<ResultSetHeader>(
+      `UPDATE calls SET state = ?, updated_at = ? WHERE id = ? AND FIELD(state, ${order}) < FIELD(?, ${order})`,
+      [state, new Date(), id, ...CALL_STATE_ORDER, state, ...CALL_STATE_ORDER],
+    );
+    return res.affectedRows > 0;
+  }
+
+  /** Marks the call completed with its outcome. The first completion wins; returns false when already completed. */
+  async markCompleted(id: string, c: CallCompletion): Promise<boolean> {
+    const [res] = await this.pool.execute<ResultSetHeader>(
+      `UPDATE calls SET state = 'completed', result = ?, hangup_cause = ?, hangup_side = ?, completed_at = ?, updated_at = ?
+        WHERE id = ? AND completed_at IS NULL`,
+      [c.result, c.hangupCause, c.hangupSide, toDate(c.completedAt), new Date(), id],
+    );
+    return res.affectedRows > 0;
+  }
+}

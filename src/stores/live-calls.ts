@@ -1,0 +1,93 @@
+import type { Redis } from 'ioredis';
+import type { CallResult, CallState, CdrRecord, HangupSide } from '../domain/call';
+
+/**
+ * The state of calls in progress, in Redis so any controller instance can follow, cancel or
+ * take over a call. MySQL is written once, at the end, through the CDR queue.
+ *
+ * Claims are the guard against ringing anyone twice: before a leg is dialled its step is
+ * claimed with SET NX; a redelivered job finds the claim taken and never dials that leg again.
+ */
+export interface LiveCall {
+  readonly state: CallState;
+  readonly attempt: number;
+  readonly aUuid: string | null;
+  readonly bUuid: string | null;
+  readonly aRingAt: number | null;
+  readonly aAnswerAt: number | null;
+  readonly bRingAt: number | null;
+  readonly bAnswerAt: number | null;
+  readonly endedAt: number | null;
+  readonly result: CallResult | null;
+  readonly hangupCause: string | null;
+  readonly hangupSide: HangupSide | null;
+  readonly cancelRequested: boolean;
+  /** The CDR as computed when the call ended, kept so a redelivered job can finish without the switch. */
+  readonly finalCdr: CdrRecord | null;
+}
+
+export type LiveCallPatch = Partial<Omit<LiveCall, 'cancelRequested'>>;
+
+export type ClaimStep = `a:${number}` | `b:${number}`;
+
+const TTL_SECONDS = 8 * 24 * 3600;
+
+const NUMERIC_FIELDS = ['attempt', 'aRingAt', 'aAnswerAt', 'bRingAt', 'bAnswerAt', 'endedAt'] as const;
+
+export class LiveCallStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  private key(callId: string): string {
+    return `${this.prefix}:call:${callId}`;
+  }
+
+  /** true when this caller is the first to take the step; false when someone already did. */
+  async claim(callId: string, step: ClaimStep): Promise<boolean> {
+    const ok = await this.redis.set(`${this.prefix}:claim:${callId}:${step}`, '1', 'EX', TTL_SECONDS, 'NX');
+    return ok === 'OK';
+  }
+
+  async update(callId: string, patch: LiveCallPatch): Promise<void> {
+    const fields: Record<string, string> = {};
+    for (const [k, v] of Object.entries(patch)) {
+      if (v === undefined) continue;
+      fields[k] = k === 'finalCdr' ? JSON.stringify(v) : v === null ? '' : String(v);
+    }
+    if (Object.keys(fields).length === 0) return;
+    await this.redis.multi().hset(this.key(callId), fields).expire(this.key(callId), TTL_SECONDS).exec();
+  }
+
+  async requestCancel(callId: string): Promise<void> {
+    await this.redis.multi().hset(this.key(callId), 'cancelRequested', '1').expire(this.key(callId), TTL_SECONDS).exec();
+  }
+
+  async isCancelRequested(callId: string): Promise<boolean> {
+    return (await this.redis.hget(this.key(callId), 'cancelRequested')) === '1';
+  }
+
+  async get(callId: string): Promise<LiveCall | null> {
+    const h = await this.redis.hgetall(this.key(callId));
+    if (!h || Object.keys(h).length === 0) return null;
+    const num = (k: (typeof NUMERIC_FIELDS)[number]): number | null => (h[k] ? Number(h[k]) : null);
+    const str = (k: string): string | null => (h[k] ? h[k]! : null);
+    return {
+      state: (str('state') as CallState | null) ?? 'queued',
+      attempt: num('attempt') ?? 1,
+      aUuid: str('aUuid'),
+      bUuid: str('bUuid'),
+      aRingAt: num('aRingAt'),
+      aAnswerAt: num('aAnswerAt'),
+      bRingAt: num('bRingAt'),
+      bAnswerAt: num('bAnswerAt'),
+      endedAt: num('endedAt'),
+      result: str('result') as CallResult | null,
+      hangupCause: str('hangupCause'),
+      hangupSide: str('hangupSide') as HangupSide | null,
+      cancelRequested: h.cancelRequested === '1',
+      finalCdr: h.finalCdr ? (JSON.parse(h.finalCdr) as CdrRecord) : null,
+    };
+  }
+}

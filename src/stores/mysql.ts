@@ -1,0 +1,75 @@
+import { createConnection, createPool, type Pool } from 'mysql2/promise';
+
+export type { Pool, PoolConnection } from 'mysql2/promise';
+
+/** Database name from a mysql:// URL; only [A-Za-z0-9_] so it can be quoted safely in DDL. */
+export function databaseName(url: string): string {
+  const name = decodeURIComponent(new URL(url).pathname.replace(/^\//, ''));
+  if (!/^[A-Za-z0-9_]{1,64}$/.test(name)) {
+    throw new Error(`MYSQL_URL must name a database of letters, digits and _ (got "${name}")`);
+  }
+  return name;
+}
+
+/**
+ * The one way the app talks to MySQL/MariaDB. Times are UTC both ways: mysql2 converts
+ * Dates with timezone 'Z', and every connection's session time zone is set to UTC so
+ * that CURRENT_TIMESTAMP and DATETIME values agree with the app.
+ */
+export function createMysqlPool(url: string, options: { connectionLimit?: number } = {}): Pool {
+  databaseName(url);
+  const pool = createPool({
+    uri: url,
+    timezone: 'Z',
+    dateStrings: false,
+    supportBigNumbers: true,
+    bigNumberStrings: false,
+    connectionLimit: options.connectionLimit ?? 20,
+    waitForConnections: true,
+    queueLimit: 0,
+    enableKeepAlive: true,
+    charset: 'utf8mb4_unicode_ci',
+  });
+  // The core pool emits the raw (callback) connection; a query queued here runs before any other.
+  pool.pool.on('connection', (conn) => {
+    conn.query("SET time_zone = '+00:00'");
+  });
+  return pool;
+}
+
+/** CREATE DATABASE IF NOT EXISTS for the database the URL names (utf8mb4). */
+export async function ensureDatabase(url: string): Promise<void> {
+  const name = databaseName(url);
+  const server = new URL(url);
+  server.pathname = '/';
+  const conn = await createConnection({ uri: server.toString() });
+  try {
+    await conn.query(
+      `CREATE DATABASE IF NOT EXISTS \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`,
+    );
+  } finally {
+    await conn.end();
+  }
+}
+
+/** Epoch ms -> Date for a DATETIME(3) column (null stays null). */
+export function toDate(ms: number | null | undefined): Date | null {
+  return ms === null || ms === undefined ? null : new Date(ms);
+}
+
+/** DATETIME(3) column value -> epoch ms (null stays null). */
+export function toMs(value: unknown): number | null {
+  if (value === null || value === undefined) return null;
+  if (value instanceof Date) return value.getTime();
+  return new Date(String(value)).getTime();
+}
+
+export function toMsStrict(value: unknown): number {
+  const ms = toMs(value);
+  if (ms === null || Number.isNaN(ms)) throw new Error(`expected a time, got ${String(value)}`);
+  return ms;
+}
+
+export function isDuplicateKey(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { errno?: number }).errno === 1062;
+}

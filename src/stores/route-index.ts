@@ -1,0 +1,135 @@
+import type { Redis } from 'ioredis';
+import type { Binding, CallRestriction } from '../domain/binding-rules';
+
+/**
+ * Where a call to X goes, keyed the way calls are routed: (X, caller). Lives in Redis so the
+ * routing decision never waits on MySQL; MySQL stays the source of truth and the index is
+ * rebuilt from it when Redis has lost it. Each entry expires with its binding (PEXPIREAT), and a
+ * lookup also checks the expiry itself, so a binding stops routing at its expiry to the
+ * millisecond, whatever Redis's expiry sweep or the MySQL cleanup is doing.
+ */
+export interface RouteTarget {
+  readonly bindingId: string;
+  readonly tenantId: string;
+  readonly kind: 'axb' | 'xb' | 'callback';
+  /** The real number to connect. */
+  readonly target: string;
+  /** The party the caller is, in the binding: 'a', 'b', or 'any' (an XB caller). */
+  readonly callerRole: 'a' | 'b' | 'any';
+  readonly restriction: CallRestriction;
+  readonly record: boolean;
+  readonly maxDurationSeconds: number | null;
+  readonly announcement: string | null;
+  readonly userData: string | null;
+  readonly expiresAt: number;
+  /** XB: callers allowed (empty: anyone). */
+  readonly allowList: readonly string[];
+}
+
+export type RouteDecision =
+  | { readonly route: RouteTarget }
+  | { readonly refused: 'unbound' | 'restricted'; readonly binding?: RouteTarget };
+
+/** What the index needs of a binding. */
+export type IndexableBinding = Omit<Binding, 'requestId' | 'state'>;
+
+const ANY_CALLER = '*';
+
+const PUT_CALLBACK_ROUTE = `
+local held = redis.call('GET', KEYS[1])
+if held then
+  local r = cjson.decode(held)
+  if r.kind ~= 'callback' or tonumber(r.expiresAt) > tonumber(ARGV[2]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+return 1`;
+
+export class RouteIndex {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  private key(x: string, caller: string): string {
+    return `${this.prefix}:route:${x}:${caller}`;
+  }
+
+  private get readyKey(): string {
+    return `${this.prefix}:route:ready`;
+  }
+
+  private entries(b: IndexableBinding): Array<[string, RouteTarget]> {
+    const base = {
+      bindingId: b.id,
+      tenantId: b.tenantId,
+      kind: b.kind,
+      restriction: b.restriction,
+      record: b.record,
+      maxDurationSeconds: b.maxDurationSeconds,
+      announcement: b.announcement,
+      userData: b.userData,
+      expiresAt: b.expiresAt,
+      allowList: b.allowList,
+    };
+    if (b.kind === 'xb') return [[this.key(b.x, ANY_CALLER), { ...base, target: b.b!, callerRole: 'any' }]];
+    const out: Array<[string, RouteTarget]> = [[this.key(b.x, b.b!), { ...base, target: b.a!, callerRole: 'b' }]];
+    // A callback binding only lets B reach A back; A calling X reaches nobody through it.
+    if (b.kind === 'axb') out.push([this.key(b.x, b.a!), { ...base, target: b.b!, callerRole: 'a' }]);
+    return out;
+  }
+
+  /**
+   * Adds a binding's routes. A callback binding replaces only an older callback route (B reaches
+   * whoever called last), never an AXB or XB route: the same rule MySQL applies.
+   */
+  async put(b: IndexableBinding): Promise<void> {
+    const multi = this.redis.multi();
+    for (const [key, route] of this.entries(b)) {
+      if (b.kind === 'callback') multi.eval(PUT_CALLBACK_ROUTE, 1, key, JSON.stringify(route), String(b.expiresAt));
+      else multi.set(key, JSON.stringify(route), 'PXAT', b.expiresAt);
+    }
+    await multi.exec();
+  }
+
+  /** Removes a binding's routes (only those still pointing at this binding). */
+  async remove(b: IndexableBinding): Promise<void> {
+    for (const [key] of this.entries(b)) {
+      await this.redis.eval(
+        "local v = redis.call('GET', KEYS[1]) if v and cjson.decode(v).bindingId == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+        1,
+        key,
+        b.id,
+      );
+    }
+  }
+
+  async lookup(x: string, caller: string, now: number = Date.now()): Promise<RouteDecision> {
+    const [own, xb] = await this.redis.mget(this.key(x, caller), this.key(x, ANY_CALLER));
+    const direct = own ? (JSON.parse(own) as RouteTarget) : null;
+    if (direct && direct.expiresAt > now) {
+      const allowed =
+        direct.restriction === 'both' ||
+        (direct.restriction === 'a_to_b' && direct.callerRole === 'a') ||
+        (direct.restriction === 'b_to_a' && direct.callerRole === 'b');
+      return allowed ? { route: direct } : { refused: 'restricted', binding: direct };
+    }
+    const exclusive = xb ? (JSON.parse(xb) as RouteTarget) : null;
+    if (exclusive && exclusive.expiresAt > now && exclusive.target !== caller) {
+      if (exclusive.allowList.length > 0 && !exclusive.allowList.includes(caller)) return { refused: 'restricted', binding: exclusive };
+      return { route: exclusive };
+    }
+    return { refused: 'unbound' };
+  }
+
+  /** true when the index is known complete (it was built, and Redis has not lost it since). */
+  async isReady(): Promise<boolean> {
+    return (await this.redis.exists(this.readyKey)) === 1;
+  }
+
+  /** Rebuilds every route from the bindings that route now (from MySQL), then marks the index complete. */
+  async rebuild(active: readonly IndexableBinding[], now: number = Date.now()): Promise<number> {
+    for (const b of active) await this.put(b);
+    await this.redis.set(this.readyKey, String(now));
+    return active.length;
+  }
+}
