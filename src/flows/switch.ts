@@ -1,0 +1,100 @@
+import type { EslEvent } from '../esl/event';
+
+/** The events the call flows consume. Nothing else is sent by the switch. */
+export const SUBSCRIBED_EVENTS = [
+  'CHANNEL_PROGRESS',
+  'CHANNEL_ANSWER',
+  'CHANNEL_BRIDGE',
+  'CHANNEL_HANGUP',
+  'CHANNEL_HANGUP_COMPLETE',
+  'CHANNEL_EXECUTE_COMPLETE',
+  'BACKGROUND_JOB',
+] as const;
+
+/**
+ * What a call flow needs from a FreeSWITCH connection. EslClient provides it; flows never see
+ * sockets, reconnects or reply correlation.
+ */
+export interface SwitchControl {
+  api(command: string, opts?: { timeoutMs?: number }): Promise<string>;
+  bgapi(command: string, opts?: { jobUuid?: string; timeoutMs?: number }): Promise<string>;
+  execute(
+    uuid: string,
+    app: string,
+    arg?: string,
+    opts?: { eventUuid?: string; awaitCompletion?: boolean; timeoutMs?: number },
+  ): Promise<EslEvent | undefined>;
+  onChannel(uuid: string, listener: (e: EslEvent) => void): () => void;
+  on(event: 'ready', listener: () => void): unknown;
+  off(event: 'ready', listener: () => void): unknown;
+}
+
+/** Epoch ms of an event, from FreeSWITCH's own clock (Event-Date-Timestamp is in µs). */
+export function eventTime(e: EslEvent): number {
+  const us = e.header('Event-Date-Timestamp');
+  return us ? Math.floor(Number(us) / 1000) : Date.now();
+}
+
+/**
+ * Everything one leg (one channel uuid) has done, and a way to wait for what it does next.
+ * Subscribed before the leg is dialled, so no event can be missed.
+ */
+export class LegWatch {
+  private readonly seen: EslEvent[] = [];
+  private readonly waiters = new Set<{ match: (e: EslEvent) => boolean; resolve: (e: EslEvent | undefined) => void }>();
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    switchControl: SwitchControl,
+    readonly uuid: string,
+  ) {
+    this.unsubscribe = switchControl.onChannel(uuid, (e) => this.push(e));
+  }
+
+  private push(e: EslEvent): void {
+    this.seen.push(e);
+    for (const w of [...this.waiters]) {
+      if (w.match(e)) {
+        this.waiters.delete(w);
+        w.resolve(e);
+      }
+    }
+  }
+
+  first(name: string): EslEvent | undefined {
+    return this.seen.find((e) => e.name === name);
+  }
+
+  /** Resolves with the first matching event (already seen or future), or undefined after timeoutMs. */
+  waitFor(name: string, timeoutMs: number, match: (e: EslEvent) => boolean = () => true): Promise<EslEvent | undefined> {
+    const already = this.seen.find((e) => e.name === name && match(e));
+    if (already) return Promise.resolve(already);
+    return new Promise((resolve) => {
+      const waiter = {
+        match: (e: EslEvent) => e.name === name && match(e),
+        resolve: (e: EslEvent | undefined) => {
+          clearTimeout(timer);
+          resolve(e);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(waiter);
+        resolve(undefined);
+      }, timeoutMs);
+      this.waiters.add(waiter);
+    });
+  }
+
+  /** Wakes every waiter with undefined (e.g. the channel is known to be gone). */
+  abandonWaits(): void {
+    for (const w of [...this.waiters]) {
+      this.waiters.delete(w);
+      w.resolve(undefined);
+    }
+  }
+
+  dispose(): void {
+    this.unsubscribe();
+    this.abandonWaits();
+  }
+}

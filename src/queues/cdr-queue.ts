@@ -1,0 +1,197 @@
+import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job, type JobsOptions } from 'bullmq';
+import type { Logger } from '../logger';
+import { persistCallOutcomes, type CallOutcome } from '../stores/call-outcome';
+import type { Pool } from '../stores/mysql';
+
+export type { CallOutcome, CallbackBindingInput } from '../stores/call-outcome';
+
+/**
+ * CDRs go through this queue into MySQL (SPEC §6): enqueueing is cheap and only needs Redis,
+ * so a call's end never waits on MySQL, and while MySQL is down the jobs wait and retry.
+ *
+ * Keys: the queue is named `${prefix}-cdr` and BullMQ's own key prefix is `prefix` too, so
+ * every key lives under `${prefix}:` (several deployments or test runs can share a Redis).
+ */
+export const cdrQueueName = (prefix: string): string => `${prefix}-cdr`;
+/** BullMQ (v6) refuses custom job ids containing ':', hence `cdr-<callId>` rather than `cdr:<callId>`. */
+export const cdrJobId = (callId: string): string => `cdr-${callId}`;
+
+/** A job is attempted "for ever": at the 30 s cap, a million attempts is about a year. */
+export const CDR_JOB_ATTEMPTS = 1_000_000;
+const BACKOFF_TYPE = 'cdr-capped-exponential';
+
+const JOB_OPTIONS: JobsOptions = {
+  attempts: CDR_JOB_ATTEMPTS,
+  backoff: { type: BACKOFF_TYPE },
+  removeOnComplete: { age: 3600, count: 100_000 },
+  removeOnFail: false,
+};
+
+export class CdrQueue {
+  readonly queue: Queue<CallOutcome>;
+
+  constructor(opts: { connection: ConnectionOptions; prefix: string }) {
+    this.queue = new Queue<CallOutcome>(cdrQueueName(opts.prefix), {
+      connection: opts.connection,
+      prefix: opts.prefix,
+      defaultJobOptions: JOB_OPTIONS,
+    });
+  }
+
+  /** Queues a call's outcome. jobId `cdr-<callId>`: enqueueing the same call again is a no-op while the job is kept. */
+  async enqueue(outcome: CallOutcome): Promise<void> {
+    await this.queue.add('cdr', outcome, { ...JOB_OPTIONS, jobId: cdrJobId(outcome.cdr.callId) });
+  }
+
+  async enqueueMany(outcomes: readonly CallOutcome[]): Promise<void> {
+    if (outcomes.length === 0) return;
+    await this.queue.addBulk(
+      outcomes.map((o) => ({ name: 'cdr', data: o, opts: { ...JOB_OPTIONS, jobId: cdrJobId(o.cdr.callId) } })),
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.queue.close();
+  }
+}
+
+export interface CdrWriterOptions {
+  readonly connection: ConnectionOptions;
+  readonly prefix: string;
+  readonly pool: Pool;
+  readonly logger: Logger;
+  /** Jobs in flight at once; they are written together in batches. Default 500. */
+  readonly concurrency?: number;
+  /** Most outcomes per MySQL transaction. Default 250 (half the concurrency: one batch fills while another commits). */
+  readonly maxBatch?: number;
+  /** How long a batch waits to fill before it is written. Default 5 ms. */
+  readonly batchWindowMs?: number;
+  /** Retry delay after the first failure, doubled each time. Default 1000 ms. */
+  readonly backoffBaseMs?: number;
+  /** Retry delay cap. Default 30000 ms. */
+  readonly backoffMaxMs?: number;
+}
+
+export function cappedExponentialBackoff(baseMs: number, maxMs: number): (attemptsMade: number) => number {
+  return (attemptsMade) => {
+    const exp = Math.min(Math.max(attemptsMade - 1, 0), 30);
+    const delay = Math.min(maxMs, baseMs * 2 ** exp);
+    return Math.round(delay * (0.8 + Math.random() * 0.2)); // jitter so many jobs do not retry in lockstep
+  };
+}
+
+/** MySQL errors caused by the data itself: retrying the same row can never succeed. */
+const DATA_ERRNOS = new Set([1048, 1264, 1265, 1292, 1366, 1406, 1452]);
+const isDataError = (err: unknown): boolean => DATA_ERRNOS.has((err as { errno?: number } | null)?.errno ?? -1);
+
+function validateOutcome(data: unknown): CallOutcome {
+  const o = data as Partial<CallOutcome> | null;
+  const c = o?.cdr;
+  if (
+    !c ||
+    typeof c.callId !== 'string' ||
+    typeof c.tenantId !== 'string' ||
+    typeof c.startedAt !== 'number' ||
+    typeof c.endedAt !== 'number' ||
+    typeof c.result !== 'string'
+  ) {
+    throw new UnrecoverableError('malformed CDR job: missing cdr.callId/tenantId/startedAt/endedAt/result');
+  }
+  return o as CallOutcome;
+}
+
+interface Pending {
+  readonly outcome: CallOutcome;
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
+/**
+ * Groups the outcomes of concurrently processed jobs into one transaction. A job completes only
+ * once its row is committed; when a batch fails on bad data, its rows are retried one by one so
+ * that only the bad job fails.
+ */
+class Batcher {
+  private pending: Pending[] = [];
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly maxBatch: number,
+    private readonly windowMs: number,
+  ) {}
+
+  write(outcome: CallOutcome): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ outcome, resolve, reject });
+      if (this.pending.length >= this.maxBatch) this.flush();
+      else if (!this.timer) this.timer = setTimeout(() => this.flush(), this.windowMs);
+    });
+  }
+
+  private flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length > 0) void this.writeBatch(batch);
+  }
+
+  private async writeBatch(batch: Pending[]): Promise<void> {
+    try {
+      await persistCallOutcomes(this.pool, batch.map((p) => p.outcome));
+      for (const p of batch) p.resolve();
+    } catch (err) {
+      if (batch.length > 1 && isDataError(err)) {
+        await Promise.all(
+          batch.map((p) =>
+            persistCallOutcomes(this.pool, [p.outcome]).then(p.resolve, (e: unknown) => p.reject(e)),
+          ),
+        );
+      } else {
+        for (const p of batch) p.reject(err);
+      }
+    }
+  }
+}
+
+/** Runs the worker that writes queued CDRs into MySQL. */
+export function startCdrWriter(opts: CdrWriterOptions): { worker: Worker<CallOutcome>; close(): Promise<void> } {
+  const batcher = new Batcher(opts.pool, opts.maxBatch ?? 250, opts.batchWindowMs ?? 5);
+  const log = opts.logger.child({ component: 'cdr-writer' });
+  const worker = new Worker<CallOutcome>(
+    cdrQueueName(opts.prefix),
+    async (job: Job<CallOutcome>) => {
+      const outcome = validateOutcome(job.data);
+      try {
+        await batcher.write(outcome);
+      } catch (err) {
+        if (isDataError(err)) {
+          throw new UnrecoverableError(`CDR rejected by MySQL: ${err instanceof Error ? err.message : String(err)}`);
+        }
+        throw err;
+      }
+    },
+    {
+      connection: opts.connection,
+      prefix: opts.prefix,
+      concurrency: opts.concurrency ?? 500,
+      // a worker crash mid-write must not send the job to "failed": the write is idempotent, redo it
+      maxStalledCount: 1_000_000,
+      settings: { backoffStrategy: cappedExponentialBackoff(opts.backoffBaseMs ?? 1000, opts.backoffMaxMs ?? 30_000) },
+    },
+  );
+  worker.on('failed', (job, err) => {
+    const callId = job?.data?.cdr?.callId;
+    if (err instanceof UnrecoverableError || err.name === 'UnrecoverableError') {
+      log.error({ callId, err }, 'CDR job failed permanently, kept in the failed set');
+    } else {
+      log.warn({ callId, attempt: job?.attemptsMade, err: { message: err.message } }, 'CDR write failed, will retry');
+    }
+  });
+  worker.on('error', (err) => log.error({ err }, 'CDR worker error'));
+  return {
+    worker,
+    close: () => worker.close(),
+  };
+}

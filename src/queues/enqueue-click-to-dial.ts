@@ -1,0 +1,43 @@
+import { Queue, type ConnectionOptions } from 'bullmq';
+import { callIdFor } from '../calls/click-to-dial-request';
+import { callbackQueueName } from './callback-queue';
+import {
+  CLICK_TO_DIAL_JOB_NAME,
+  CLICK_TO_DIAL_JOB_VERSION,
+  validateClickToDialJob,
+  type ClickToDialJobData,
+} from './click-to-dial-job';
+
+/** What a backend writes: the v1 job without the version and the worker's own fields. */
+export type ClickToDialPayload = Omit<ClickToDialJobData, 'v' | 'attempt'>;
+
+export interface CallbackQueueAddress {
+  /** The backend's own Redis connection (an ioredis instance or its options). */
+  readonly connection: ConnectionOptions;
+  /** The platform's REDIS_PREFIX (default `ng`). */
+  readonly prefix?: string;
+  /** The platform's CARRIER_GATEWAY (default `carrier`). */
+  readonly gateway?: string;
+}
+
+/**
+ * Queues a click-to-dial call straight onto the platform's callback queue, for backends that
+ * prefer that to the HTTP API. Validates the payload first (throws InvalidJobError naming the
+ * field); the job id is the call id derived from (tenantId, requestId), so queueing the same
+ * request again is a no-op. Returns the call id, to follow the call with `GET /v1/calls/{id}`.
+ */
+export async function enqueueClickToDial(target: Queue | CallbackQueueAddress, payload: ClickToDialPayload): Promise<string> {
+  const data = validateClickToDialJob({ ...payload, v: CLICK_TO_DIAL_JOB_VERSION });
+  const callId = callIdFor(data.tenantId, data.requestId);
+  if (target instanceof Queue) {
+    await target.add(CLICK_TO_DIAL_JOB_NAME, data, { jobId: callId });
+    return callId;
+  }
+  const queue = new Queue(callbackQueueName(target.gateway ?? 'carrier'), { connection: target.connection, prefix: target.prefix ?? 'ng' });
+  try {
+    await queue.add(CLICK_TO_DIAL_JOB_NAME, data, { jobId: callId });
+  } finally {
+    await queue.close();
+  }
+  return callId;
+}

@@ -1,0 +1,159 @@
+import type { EslEvent } from '../../src/esl/event';
+import { legUuid } from '../../src/flows/click-to-dial';
+import { startTestSystem, X, type TestSystem } from '../support/system';
+
+const A = '13800000001';
+const B = '13900000002';
+
+describe('click-to-dial against the switch simulator (real MariaDB and Redis)', () => {
+  let sys: TestSystem;
+  let seq = 0;
+  const requestId = () => `req-${Date.now()}-${++seq}`;
+
+  beforeAll(async () => {
+    sys = await startTestSystem();
+  });
+  afterAll(async () => {
+    await sys?.stop();
+  });
+
+  // Each test uses its own pair of numbers so the simulator's invite log is per test.
+  let a = A;
+  let b = B;
+  beforeEach(() => {
+    a = `1380000${String(1000 + seq).padStart(4, '0')}`;
+    b = `1390000${String(1000 + seq).padStart(4, '0')}`;
+  });
+
+  it('fixed display: A and B both see X in From, its display name and Remote-Party-ID; CDR connected', async () => {
+    sys.sim.setPhone(a, { answer: 'answer', ringMs: 200 });
+    sys.sim.setPhone(b, { answer: 'answer', ringMs: 400, hangupAfterMs: 3000 });
+    const call = await sys.placeCall({ requestId: requestId(), a, b, displayMode: 'fixed' });
+    expect(call.state).toBe('queued');
+    const done = await sys.waitForCall(call.id);
+
+    const [toA] = sys.sim.invitesTo(a);
+    const [toB] = sys.sim.invitesTo(b);
+    expect(toA).toMatchObject({ fromUser: X, fromDisplay: X });
+    expect(toB).toMatchObject({ fromUser: X, fromDisplay: X });
+    for (const invite of [toA!, toB!]) {
+      expect(invite.remotePartyId ?? '').not.toMatch(new RegExp(`${a}|${b}`));
+      expect(invite.pAssertedIdentity ?? '').not.toMatch(new RegExp(`${a}|${b}`));
+    }
+    expect(done.result).toBe('connected');
+    expect(done.cdr).toMatchObject({ result: 'connected', a, b, x: X, hangupSide: 'b', kind: 'click_to_dial' });
+    expect(done.cdr!.talkSeconds).toBeGreaterThanOrEqual(0);
+    expect(done.cdr!.aAnswerAt).not.toBeNull();
+    expect(done.cdr!.bAnswerAt).not.toBeNull();
+    expect(sys.sim.invitesTo(a)).toHaveLength(1);
+    expect(sys.sim.invitesTo(b)).toHaveLength(1);
+  });
+
+  it('passthrough display: A sees X, B sees A asserted in P-Asserted-Identity', async () => {
+    sys.sim.setPhone(a, { answer: 'answer' });
+    sys.sim.setPhone(b, { answer: 'answer', hangupAfterMs: 1000 });
+    const call = await sys.placeCall({ requestId: requestId(), a, b, displayMode: 'passthrough' });
+    const done = await sys.waitForCall(call.id);
+    expect(sys.sim.invitesTo(a)[0]).toMatchObject({ fromUser: X, fromDisplay: X });
+    const toB = sys.sim.invitesTo(b)[0]!;
+    expect(toB).toMatchObject({ fromUser: a, fromDisplay: a, remotePartyId: null });
+    expect(toB.pAssertedIdentity).toContain(a);
+    expect(done.result).toBe('connected');
+  });
+
+  it.each([
+    ['a_busy', { answer: 'busy' }, { answer: 'answer' }, 0],
+    ['a_rejected', { answer: 'decline' }, { answer: 'answer' }, 0],
+    ['a_no_answer', { answer: 'no-answer' }, { answer: 'answer' }, 0],
+    ['b_busy', { answer: 'answer' }, { answer: 'busy' }, 1],
+    ['b_rejected', { answer: 'answer' }, { answer: 'decline' }, 1],
+    ['b_no_answer', { answer: 'answer' }, { answer: 'no-answer' }, 1],
+  ] as const)('maps the hangup to %s', async (result, phoneA, phoneB, bInvites) => {
+    sys.sim.setPhone(a, phoneA);
+    sys.sim.setPhone(b, phoneB);
+    const call = await sys.placeCall({ requestId: requestId(), a, b, ringTimeoutASeconds: 5, ringTimeoutBSeconds: 5 });
+    const done = await sys.waitForCall(call.id);
+    expect(done.result).toBe(result);
+    expect(done.cdr).toMatchObject({ result, talkSeconds: 0 });
+    expect(sys.sim.invitesTo(a)).toHaveLength(1);
+    expect(sys.sim.invitesTo(b)).toHaveLength(bInvites);
+    if (bInvites === 0) expect(done.cdr!.aAnswerAt).toBeNull();
+  });
+
+  it('B busy: A hears the prompt, then is hung up with USER_BUSY', async () => {
+    sys.sim.setPhone(a, { answer: 'answer' });
+    sys.sim.setPhone(b, { answer: 'busy' });
+    const events: EslEvent[] = [];
+    const record = (e: EslEvent) => events.push(e);
+    sys.app.esl.on('event', record);
+    const call = await sys.placeCall({ requestId: requestId(), a, b });
+    const done = await sys.waitForCall(call.id);
+    sys.app.esl.off('event', record);
+    const onA = events.filter((e) => e.uuid === legUuid(call.id, 'a', 1));
+    const played = onA.find((e) => e.name === 'CHANNEL_EXECUTE_COMPLETE' && e.header('Application') === 'playback');
+    expect(played?.header('Application-Response')).toBe('FILE PLAYED');
+    const aEnd = onA.find((e) => e.name === 'CHANNEL_HANGUP_COMPLETE');
+    expect(aEnd?.header('Hangup-Cause')).toBe('USER_BUSY');
+    expect(onA.indexOf(played!)).toBeLessThan(onA.indexOf(aEnd!));
+    expect(done.cdr).toMatchObject({ result: 'b_busy', hangupCause: 'USER_BUSY', hangupSide: 'b' });
+  });
+
+  it('cancel while A is ringing ends the call as cancelled, and B is never rung', async () => {
+    sys.sim.setPhone(a, { answer: 'no-answer' });
+    sys.sim.setPhone(b, { answer: 'answer' });
+    const call = await sys.placeCall({ requestId: requestId(), a, b, ringTimeoutASeconds: 60 });
+    await sys.waitForCall(call.id, (c) => c.legs.a.state === 'ringing');
+    const cancel = await sys.api('POST', `/v1/calls/${call.id}/cancel`);
+    expect(cancel.status).toBe(200);
+    const done = await sys.waitForCall(call.id);
+    expect(done.result).toBe('cancelled');
+    expect(done.cdr).toMatchObject({ result: 'cancelled', hangupSide: 'platform' });
+    expect(sys.sim.invitesTo(b)).toHaveLength(0);
+    const again = await sys.api<{ error: { code: string } }>('POST', `/v1/calls/${call.id}/cancel`);
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe('call_already_ended');
+  });
+
+  it('A hanging up while B rings is an abandoned call: cancelled by A, not a B failure', async () => {
+    sys.sim.setPhone(a, { answer: 'answer', hangupAfterMs: 1000 });
+    sys.sim.setPhone(b, { answer: 'no-answer' });
+    const call = await sys.placeCall({ requestId: requestId(), a, b, ringTimeoutBSeconds: 60 });
+    const done = await sys.waitForCall(call.id);
+    expect(done.cdr).toMatchObject({ result: 'cancelled', hangupSide: 'a', talkSeconds: 0 });
+    expect(sys.sim.invitesTo(b)).toHaveLength(1);
+  });
+
+  it('max duration is enforced by the switch with sched_hangup', async () => {
+    sys.sim.setPhone(a, { answer: 'answer' });
+    sys.sim.setPhone(b, { answer: 'answer' });
+    const call = await sys.placeCall({ requestId: requestId(), a, b, maxDurationSeconds: 10 });
+    const done = await sys.waitForCall(call.id);
+    expect(sys.sim.received).toContain(`bgapi sched_hangup +10 ${legUuid(call.id, 'a', 1)} ALLOTTED_TIMEOUT`);
+    expect(done.cdr).toMatchObject({ result: 'connected', hangupCause: 'ALLOTTED_TIMEOUT', hangupSide: 'platform' });
+  });
+
+  it('the same requestId returns the first call and rings nobody again', async () => {
+    sys.sim.setPhone(a, { answer: 'answer' });
+    sys.sim.setPhone(b, { answer: 'answer', hangupAfterMs: 500 });
+    const rid = requestId();
+    const first = await sys.api<{ id: string }>('POST', '/v1/calls', { requestId: rid, a, b });
+    const second = await sys.api<{ id: string }>('POST', '/v1/calls', { requestId: rid, a, b });
+    expect(first.status).toBe(202);
+    expect(second.status).toBe(200);
+    expect(second.body.id).toBe(first.body.id);
+    await sys.waitForCall(first.body.id);
+    expect(sys.sim.invitesTo(a)).toHaveLength(1);
+  });
+
+  it('leaves no real number unmasked in the logs of a whole call', async () => {
+    sys.sim.setPhone(a, { answer: 'answer' });
+    sys.sim.setPhone(b, { answer: 'answer', hangupAfterMs: 500 });
+    const before = sys.logLines.length;
+    const call = await sys.placeCall({ requestId: requestId(), a, b, displayMode: 'passthrough' });
+    await sys.waitForCall(call.id);
+    const logs = sys.logLines.slice(before).join('');
+    expect(logs).toContain(call.id);
+    expect(logs).not.toContain(a);
+    expect(logs).not.toContain(b);
+  });
+});

@@ -1,0 +1,110 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { startApp, type App } from '../../src/app';
+import { loadConfig } from '../../src/config';
+import { legUuid } from '../../src/flows/click-to-dial';
+import { createLogger } from '../../src/logger';
+import { startTestSystem, type TestSystem } from '../support/system';
+
+const ROOT = path.resolve(__dirname, '../..');
+
+function spawnWorker(env: Record<string, string>): Promise<ChildProcess> {
+  // One process (no tsx CLI wrapper), so SIGKILL really kills the worker.
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/worker-process.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let err = '';
+    child.stderr!.on('data', (d) => (err += String(d)));
+    child.stdout!.on('data', (d) => String(d).includes('ready') && resolve(child));
+    child.on('exit', (code) => reject(new Error(`worker exited ${code}: ${err}`)));
+  });
+}
+
+async function until(cond: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('a job never rings anyone twice, even when its worker dies mid-call', () => {
+  let sys: TestSystem;
+  let takeover: App | undefined;
+  let child: ChildProcess | undefined;
+
+  beforeEach(async () => {
+    // The API runs here without workers; the first worker is a separate process we can kill.
+    sys = await startTestSystem({ workers: false, timeScale: 1 });
+  });
+  afterEach(async () => {
+    child?.kill('SIGKILL');
+    child?.stdout?.destroy();
+    child?.stderr?.destroy();
+    await takeover?.stop();
+    takeover = undefined;
+    await sys?.stop();
+  });
+
+  let takeoverLog: string[] = [];
+
+  async function kill(worker: ChildProcess): Promise<void> {
+    const exited = new Promise((r) => worker.once('exit', r));
+    worker.kill('SIGKILL');
+    await exited;
+  }
+
+  async function takeOver(): Promise<void> {
+    takeoverLog = [];
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        takeoverLog.push(String(chunk));
+        cb();
+      },
+    });
+    takeover = await startApp(loadConfig({ ...sys.env }), createLogger('info', sink), { lockDurationMs: 1000, stalledIntervalMs: 500 });
+  }
+
+  it('killed while A rings: the next worker follows the same A leg and rings B once', async () => {
+    const a = '13800002001';
+    const b = '13900002001';
+    sys.sim.setPhone(a, { answer: 'answer', ringMs: 3000 });
+    sys.sim.setPhone(b, { answer: 'answer', hangupAfterMs: 500 });
+    child = await spawnWorker(sys.env);
+    const call = await sys.placeCall({ requestId: 'crash-1', a, b });
+    await until(() => sys.sim.invitesTo(a).length === 1);
+    await kill(child);
+    await takeOver();
+
+    const done = await sys.waitForCall(call.id, (c) => c.cdr !== null, 30_000);
+    expect(sys.sim.originateCount(legUuid(call.id, 'a', 1))).toBe(1);
+    expect(sys.sim.invitesTo(a)).toHaveLength(1);
+    expect(sys.sim.invitesTo(b)).toHaveLength(1);
+    expect(done.result).toBe('connected');
+    expect(takeoverLog.join('')).toContain('resuming an attempt that was already started');
+    const [rows] = await sys.app.pool.query('SELECT COUNT(*) AS n FROM cdrs WHERE call_id = ?', [call.id]);
+    expect((rows as Array<{ n: number }>)[0]!.n).toBe(1);
+  });
+
+  it('killed while A and B talk: the next worker only waits for the end and writes one CDR', async () => {
+    const a = '13800002002';
+    const b = '13900002002';
+    sys.sim.setPhone(a, { answer: 'answer' });
+    sys.sim.setPhone(b, { answer: 'answer', hangupAfterMs: 4000 });
+    child = await spawnWorker(sys.env);
+    const call = await sys.placeCall({ requestId: 'crash-2', a, b });
+    await sys.waitForCall(call.id, (c) => c.state === 'bridged', 15_000);
+    await kill(child);
+    await takeOver();
+
+    const done = await sys.waitForCall(call.id, (c) => c.cdr !== null, 30_000);
+    expect(sys.sim.invitesTo(a)).toHaveLength(1);
+    expect(sys.sim.invitesTo(b)).toHaveLength(1);
+    expect(done.result).toBe('connected');
+    expect(takeoverLog.join('')).toContain('resuming an attempt that was already started');
+  });
+});
