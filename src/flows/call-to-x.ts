@@ -1,0 +1,180 @@
+import type { CallKind, CallResult, CdrRecord, HangupSide } from '../domain/call';
+import type { ReportEvent } from '../events/platform-events';
+import { formatChannelVars } from '../domain/caller-id';
+import { resultOfBFailure } from '../domain/call-result';
+import { deterministicUuid } from '../domain/ids';
+import { parsePhoneNumber } from '../domain/phone-number';
+import type { EslEvent } from '../esl/event';
+import type { OutboundSession } from '../esl/outbound-server';
+import type { Logger } from '../logger';
+import type { CallOutcome } from '../stores/call-outcome';
+import type { RouteIndex, RouteTarget } from '../stores/route-index';
+
+/**
+ * A call to a privacy number X (SPEC §5). The dialplan hands it to the controller's outbound
+ * socket; the route is decided from Redis by (caller, X), never by waiting on MySQL.
+ *  - bound: the other party is called with X as every caller and callee ID (trace 13e: setting
+ *    only the number leaks the caller's real number as display name, and the called party's
+ *    number back to the caller in 180/200), with ringback, announcement, recording and a
+ *    maximum duration enforced by the switch;
+ *  - not bound, past expiry, or restricted: the caller hears a "not in service" prompt as early
+ *    media and gets UNALLOCATED_NUMBER (trace 13c: never answered, so never billed); its number
+ *    is sent nowhere.
+ */
+/** Why abuse control refuses a caller a routed call to X. */
+export type CallerRefusal = 'rate_limited' | 'blacklisted';
+
+export interface CallToXDeps {
+  readonly routes: Pick<RouteIndex, 'lookup'>;
+  readonly dialString: (number: string) => string;
+  readonly ringbackTone: string;
+  readonly notInServicePrompt: string;
+  readonly bFailedPrompt: string;
+  readonly ringTimeoutSeconds: number;
+  readonly maxDurationSeconds: number;
+  readonly recordingPath: (callId: string) => string;
+  readonly finished: (outcome: CallOutcome) => Promise<void>;
+  /** Progress for webhooks; never awaited. */
+  readonly report?: ReportEvent;
+  /** Milliseconds from the switch's connection to the bridge command being sent (the routing decision). */
+  readonly routed?: (ms: number) => void;
+  /** Abuse control: a refusal ends a routed call like an unbound one, with that result. */
+  readonly admitCaller?: (tenantId: string, caller: string, target: string, now: number) => Promise<CallerRefusal | null>;
+  readonly logger: Logger;
+}
+
+const END_WAIT_MS = 10_000;
+
+/** The call id of the call to X the switch handed over on this outbound socket session. */
+export function callToXId(sessionUuid: string): string {
+  return deterministicUuid('call-to-x', sessionUuid);
+}
+
+export async function handleCallToX(deps: CallToXDeps, session: OutboundSession): Promise<CdrRecord> {
+  const startedAt = Date.now();
+  const callId = callToXId(session.uuid);
+  const x = digitsOf(session.channelData.header('Caller-Destination-Number'));
+  const caller = digitsOf(session.channelData.header('Caller-Caller-ID-Number'));
+  const log = deps.logger.child({ callId, x });
+  const seen: EslEvent[] = [];
+  session.on('event', (e: EslEvent) => seen.push(e));
+  const hungUp = new Promise<EslEvent | undefined>((resolve) => {
+    session.once('hangup', resolve);
+    session.once('end', () => resolve(undefined));
+  });
+
+  const looked = caller && x ? await deps.routes.lookup(x, caller, startedAt) : ({ refused: 'unbound' } as const);
+  const refusal = 'route' in looked && deps.admitCaller ? await deps.admitCaller(looked.route.tenantId, caller!, looked.route.target, startedAt) : null;
+  const decision = 'route' in looked && refusal ? ({ refused: refusal, binding: looked.route } as const) : looked;
+  let result: CallResult;
+  let route: RouteTarget | undefined;
+  let bAnswerAt: number | null = null;
+  try {
+    if ('refused' in decision) {
+      route = decision.binding;
+      result = decision.refused;
+      log.info({ caller, result }, 'call to X refused');
+      await session.execute('pre_answer', undefined, { awaitCompletion: true, timeoutMs: 10_000 });
+      await session.execute('playback', deps.notInServicePrompt, { awaitCompletion: true, timeoutMs: 60_000 });
+      await session.execute('hangup', 'UNALLOCATED_NUMBER');
+    } else {
+      route = decision.route;
+      log.info({ caller, target: route.target, kind: route.kind }, 'call to X routed');
+      const maxDuration = route.maxDurationSeconds ?? deps.maxDurationSeconds;
+      if (route.announcement) {
+        await session.execute('pre_answer', undefined, { awaitCompletion: true, timeoutMs: 10_000 });
+        await session.execute('playback', route.announcement, { awaitCompletion: true, timeoutMs: 60_000 });
+      }
+      // Not awaited: the switch runs an outbound socket's commands in the order they arrive, so the
+      // ringback is set before the bridge starts, without a round trip on the way to the bridge.
+      void session.execute('set', `ringback=${deps.ringbackTone}`).catch((err: unknown) => log.warn({ err }, 'could not set ringback'));
+      const vars = formatChannelVars({
+        origination_caller_id_number: x!,
+        origination_caller_id_name: x!,
+        origination_callee_id_number: x!,
+        origination_callee_id_name: x!,
+        originate_timeout: String(deps.ringTimeoutSeconds),
+        ng_call_id: callId,
+      });
+      const onBridge = (e: EslEvent): void => {
+        if (e.name !== 'CHANNEL_BRIDGE') return;
+        bAnswerAt = Date.now();
+        const bridged = { tenantId: route!.tenantId, callId, at: bAnswerAt, bindingId: route!.bindingId };
+        deps.report?.({ type: 'call.answered', leg: 'b', ...bridged });
+        deps.report?.({ type: 'call.bridged', ...bridged });
+        void session.api(`sched_hangup +${maxDuration} ${session.uuid} ALLOTTED_TIMEOUT`).catch(() => undefined);
+        if (route!.record) void session.execute('record_session', deps.recordingPath(callId)).catch(() => undefined);
+      };
+      session.on('event', onBridge);
+      const bridging = session.execute('bridge', `${vars}${deps.dialString(route.target)}`, {
+        awaitCompletion: true,
+        timeoutMs: (deps.ringTimeoutSeconds + maxDuration + 300) * 1000,
+      });
+      deps.routed?.(performance.now() - session.acceptedAt);
+      const done = await bridging;
+      if (bAnswerAt !== null) {
+        result = 'connected';
+      } else {
+        const cause = done?.variable('originate_disposition') ?? done?.variable('last_bridge_hangup_cause');
+        result = resultOfBFailure(cause);
+        log.info({ cause, result }, 'called party not reached');
+        if (!seen.some((e) => e.name === 'CHANNEL_HANGUP')) {
+          await session.execute('playback', deps.bFailedPrompt, { awaitCompletion: true, timeoutMs: 30_000 }).catch(() => undefined);
+        }
+      }
+      if (!seen.some((e) => e.name === 'CHANNEL_HANGUP')) await session.execute('hangup', 'NORMAL_CLEARING').catch(() => undefined);
+    }
+  } catch (err) {
+    // The caller hung up mid-way (commands to a gone channel fail): the call is over.
+    log.info({ err }, 'caller left');
+    result = bAnswerAt !== null ? 'connected' : 'refused' in decision ? decision.refused : 'failed';
+  }
+
+  const end = await Promise.race([hungUp, new Promise<undefined>((r) => setTimeout(() => r(undefined), END_WAIT_MS))]);
+  await session.close().catch(() => undefined);
+  const endedAt = Date.now();
+  const kind: CallKind = route?.kind ?? 'axb';
+  const billsec = end?.variable('billsec');
+  const firstHangup = seen.find((e) => e.name === 'CHANNEL_HANGUP');
+  const cause = firstHangup?.header('Hangup-Cause') ?? end?.header('Hangup-Cause') ?? null;
+  const cdr: CdrRecord = {
+    callId,
+    tenantId: route?.tenantId ?? '',
+    kind,
+    bindingId: route?.bindingId ?? null,
+    x: x ?? '',
+    a: caller ?? '',
+    b: route && 'route' in decision ? route.target : '',
+    startedAt,
+    aRingAt: null,
+    aAnswerAt: bAnswerAt,
+    bRingAt: null,
+    bAnswerAt,
+    endedAt,
+    talkSeconds: result === 'connected' ? (billsec !== undefined ? Number(billsec) : Math.round((endedAt - bAnswerAt!) / 1000)) : 0,
+    hangupCause: cause,
+    hangupSide: sideOf(end, cause),
+    result,
+    recordingRef: result === 'connected' && route?.record ? deps.recordingPath(callId) : null,
+    userData: route?.userData ?? null,
+  };
+  await deps.finished({ cdr });
+  log.info({ result, cause, talkSeconds: cdr.talkSeconds }, 'call to X ended');
+  return cdr;
+}
+
+function digitsOf(value: string | undefined): string | null {
+  if (!value) return null;
+  try {
+    return parsePhoneNumber(value, 'number').digits;
+  } catch {
+    return null;
+  }
+}
+
+function sideOf(end: EslEvent | undefined, cause: string | null): HangupSide {
+  if (cause === 'ALLOTTED_TIMEOUT' || cause === 'UNALLOCATED_NUMBER') return 'platform';
+  const d = end?.variable('sip_hangup_disposition');
+  if (!d) return 'unknown';
+  return d.startsWith('recv_') ? 'a' : 'b';
+}

@@ -1,0 +1,145 @@
+import type { Redis } from 'ioredis';
+import type { RowDataPacket } from 'mysql2/promise';
+import { BindingRegistry } from '../../src/stores/binding-registry';
+import { persistCallOutcomes, type CallbackBindingInput, type CallOutcome } from '../../src/stores/call-outcome';
+import { createRedis } from '../../src/stores/redis';
+import { RouteIndex } from '../../src/stores/route-index';
+import { TenantStore } from '../../src/stores/tenant-store';
+import { createTestDatabase } from '../support/mysql';
+import { testRedisPrefix } from '../support/redis';
+
+const X = '700100000009001';
+const HOUR = 3_600_000;
+
+describe('callback bindings go through the reuse invariant like every binding', () => {
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  let redis: Redis;
+  let routes: RouteIndex;
+  let registry: BindingRegistry;
+  let tenant: string;
+  let seq = 0;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    redis = createRedis('redis://127.0.0.1:6379');
+    routes = new RouteIndex(redis, testRedisPrefix());
+    registry = new BindingRegistry(db.pool, routes);
+    tenant = (await new TenantStore(db.pool).create({ name: 't' })).id;
+    await registry.importNumbers(tenant, [{ x: X, area: '010' }]);
+  });
+  afterAll(async () => {
+    await redis?.quit();
+    await db?.drop();
+  });
+
+  /** What the callback worker does when a click-to-dial call ends: the Redis route at once, MySQL through the CDR batch. */
+  async function callEnded(a: string, b: string, expiresAt: number, now: number): Promise<CallbackBindingInput> {
+    seq += 1;
+    const callId = `00000000-0000-4000-8000-${String(seq).padStart(12, '0')}`;
+    const callback: CallbackBindingInput = { id: `cb-${seq}`, tenantId: tenant, x: X, a, b, expiresAt, callId, userData: null };
+    const outcome: CallOutcome = {
+      cdr: {
+        callId, tenantId: tenant, kind: 'click_to_dial', bindingId: null, x: X, a, b, startedAt: now - 60_000, aRingAt: null,
+        aAnswerAt: null, bRingAt: null, bAnswerAt: null, endedAt: now, talkSeconds: 0, hangupCause: 'NORMAL_CLEARING',
+        hangupSide: 'b', result: 'b_no_answer', recordingRef: null, userData: null,
+      },
+      callbackBinding: callback,
+    };
+    await routes.put({ ...callback, kind: 'callback', restriction: 'both', record: false, maxDurationSeconds: null, announcement: null, allowList: [] });
+    await persistCallOutcomes(db.pool, [outcome]);
+    return callback;
+  }
+
+  const stateOf = async (id: string): Promise<string> => {
+    const [rows] = await db.pool.query<RowDataPacket[]>('SELECT state FROM bindings WHERE id = ?', [id]);
+    return String(rows[0]!.state);
+  };
+  const memberOf = async (number: string): Promise<string | null> => {
+    const [rows] = await db.pool.query<RowDataPacket[]>('SELECT binding_id FROM binding_members WHERE x = ? AND number = ?', [X, number]);
+    return rows[0] ? String(rows[0].binding_id) : null;
+  };
+
+  it('a newer callback for the same B on X replaces the older one: B reaches whoever called last', async () => {
+    const now = Date.now();
+    const b = '13900070001';
+    const first = await callEnded('13800070001', b, now + 24 * HOUR, now);
+    const second = await callEnded('13800070002', b, now + 24 * HOUR + 1000, now + 1000);
+    expect(await stateOf(first.id)).toBe('unbound');
+    expect(await stateOf(second.id)).toBe('active');
+    expect(await memberOf(b)).toBe(second.id);
+    expect(await routes.lookup(X, b)).toMatchObject({ route: { bindingId: second.id, target: '13800070002', kind: 'callback' } });
+  });
+
+  it('two calls to the same B in one CDR batch: the later callback holds (X, B), the other is history', async () => {
+    const now = Date.now();
+    const b = '13900070006';
+    const outcome = (n: number, expiresAt: number): CallOutcome => {
+      const callId = `00000000-0000-4000-9000-${String(n).padStart(12, '0')}`;
+      return {
+        cdr: {
+          callId, tenantId: tenant, kind: 'click_to_dial', bindingId: null, x: X, a: `1380007100${n}`, b, startedAt: now - 60_000, aRingAt: null,
+          aAnswerAt: null, bRingAt: null, bAnswerAt: null, endedAt: now, talkSeconds: 0, hangupCause: null, hangupSide: 'b',
+          result: 'b_no_answer', recordingRef: null, userData: null,
+        },
+        callbackBinding: { id: `batch-${n}`, tenantId: tenant, x: X, a: `1380007100${n}`, b, expiresAt, callId, userData: null },
+      };
+    };
+    await persistCallOutcomes(db.pool, [outcome(2, now + 24 * HOUR + 5000), outcome(1, now + 24 * HOUR)]);
+    expect(await memberOf(b)).toBe('batch-2');
+    expect(await stateOf('batch-2')).toBe('active');
+    expect(await stateOf('batch-1')).toBe('unbound');
+  });
+
+  it('a late, older callback never takes the route back from a newer one', async () => {
+    const now = Date.now();
+    const b = '13900070002';
+    const newer = await callEnded('13800070003', b, now + 24 * HOUR, now);
+    const older = await callEnded('13800070004', b, now + 23 * HOUR, now);
+    expect(await stateOf(older.id)).toBe('unbound');
+    expect(await memberOf(b)).toBe(newer.id);
+    expect(await routes.lookup(X, b)).toMatchObject({ route: { bindingId: newer.id } });
+  });
+
+  it('a callback never displaces an AXB binding that holds B on X; it is kept only as history', async () => {
+    const now = Date.now();
+    const b = '13900070003';
+    const { binding } = await registry.bind({ tenantId: tenant, mode: 'axb', a: '13600070003', b, x: X });
+    const callback = await callEnded('13800070005', b, now + 24 * HOUR, now);
+    expect(await stateOf(callback.id)).toBe('unbound');
+    expect(await memberOf(b)).toBe(binding.id);
+    expect(await routes.lookup(X, b)).toMatchObject({ route: { bindingId: binding.id, target: '13600070003' } });
+  });
+
+  it('an AXB cannot take B on an X where B has a live callback binding', async () => {
+    const now = Date.now();
+    const b = '13900070004';
+    await callEnded('13800070006', b, now + 24 * HOUR, now);
+    await expect(registry.bind({ tenantId: tenant, mode: 'axb', a: '13600070004', b, x: X })).rejects.toMatchObject({ code: 'binding_conflict' });
+  });
+
+  it('writing the same outcome again changes nothing; an expired callback frees B on X and is kept as history', async () => {
+    const now = Date.now();
+    const b = '13900070005';
+    const callback = await callEnded('13800070007', b, now + 1500, now);
+    const outcomeAgain: CallOutcome = {
+      cdr: {
+        callId: callback.callId, tenantId: tenant, kind: 'click_to_dial', bindingId: null, x: X, a: callback.a, b, startedAt: now, aRingAt: null,
+        aAnswerAt: null, bRingAt: null, bAnswerAt: null, endedAt: now, talkSeconds: 0, hangupCause: null, hangupSide: 'b',
+        result: 'b_no_answer', recordingRef: null, userData: null,
+      },
+      callbackBinding: callback,
+    };
+    await persistCallOutcomes(db.pool, [outcomeAgain]);
+    const [rows] = await db.pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM bindings WHERE call_id = ?', [callback.callId]);
+    expect(Number(rows[0]!.n)).toBe(1);
+
+    await new Promise((r) => setTimeout(r, 1600));
+    expect(await routes.lookup(X, b)).toEqual({ refused: 'unbound' });
+    const expired = await registry.expireDue();
+    expect(expired.map((e) => e.id)).toContain(callback.id);
+    expect(await stateOf(callback.id)).toBe('expired');
+    expect(await memberOf(b)).toBeNull();
+    const { binding } = await registry.bind({ tenantId: tenant, mode: 'axb', a: '13600070005', b, x: X });
+    expect(binding.state).toBe('active');
+  });
+});
