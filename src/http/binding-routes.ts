@@ -1,0 +1,323 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { NotFoundError, ValidationError } from '../domain/errors';
+import type { BindingRegistry } from '../stores/binding-registry';
+import { ErrorSchema } from './schemas';
+import { tenantOf } from './tenant-context';
+
+/**
+ * Bindings, their history, the blacklist and the number pool over HTTP (SPEC §3, §7).
+ * Registered by server.ts inside the authenticated /v1 scope: every handler reads the tenant
+ * from `request.tenant` and only throws; the central error handler maps AppErrors to HTTP.
+ */
+export interface BindingRouteDeps {
+  readonly registry: BindingRegistry;
+}
+
+const Number32 = Type.String({ minLength: 1, maxLength: 32 });
+const Restriction = Type.Union([Type.Literal('both'), Type.Literal('a_to_b'), Type.Literal('b_to_a')]);
+const Area = Type.String({ pattern: '^0?\\d{2,4}$' });
+
+export const CreateBindingBody = Type.Object(
+  {
+    requestId: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._:-]+$' })),
+    mode: Type.Union([Type.Literal('axb'), Type.Literal('xb')]),
+    a: Type.Optional(Number32),
+    b: Number32,
+    x: Type.Optional(Number32),
+    area: Type.Optional(Area),
+    strictArea: Type.Optional(Type.Boolean()),
+    // Range checked by the registry, so a bad value is `invalid_ttl`, not a generic schema error.
+    ttlSeconds: Type.Optional(Type.Integer()),
+    restriction: Type.Optional(Restriction),
+    record: Type.Optional(Type.Boolean()),
+    maxDurationSeconds: Type.Optional(Type.Integer({ minimum: 10, maximum: 86_400 })),
+    announcement: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+    // Length checked by the registry: `allow_list_too_long`.
+    allowList: Type.Optional(Type.Array(Number32, { maxItems: 1000 })),
+    userData: Type.Optional(Type.String({ maxLength: 256 })),
+  },
+  { additionalProperties: false },
+);
+export type CreateBindingBody = Static<typeof CreateBindingBody>;
+
+export const UpdateBindingBody = Type.Object(
+  {
+    a: Type.Optional(Number32),
+    b: Type.Optional(Number32),
+    ttlSeconds: Type.Optional(Type.Integer({ description: 'a new lifetime, counted from now' })),
+    restriction: Type.Optional(Restriction),
+    record: Type.Optional(Type.Boolean()),
+    maxDurationSeconds: Type.Optional(Type.Union([Type.Integer({ minimum: 10, maximum: 86_400 }), Type.Null()])),
+    announcement: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 255 }), Type.Null()])),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type UpdateBindingBody = Static<typeof UpdateBindingBody>;
+
+export const BindingSchema = Type.Object({
+  id: Type.String(),
+  requestId: Type.Union([Type.String(), Type.Null()]),
+  kind: Type.String(),
+  x: Type.String(),
+  a: Type.Union([Type.String(), Type.Null()]),
+  b: Type.Union([Type.String(), Type.Null()]),
+  state: Type.String(),
+  expiresAt: Type.Integer({ description: 'epoch ms' }),
+  restriction: Type.String(),
+  record: Type.Boolean(),
+  maxDurationSeconds: Type.Union([Type.Integer(), Type.Null()]),
+  announcement: Type.Union([Type.String(), Type.Null()]),
+  allowList: Type.Array(Type.String()),
+  userData: Type.Union([Type.String(), Type.Null()]),
+});
+
+const ListBindingsQuery = Type.Object(
+  {
+    number: Type.Optional(Number32),
+    x: Type.Optional(Number32),
+    state: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('expired'), Type.Literal('unbound')])),
+    userData: Type.Optional(Type.String({ maxLength: 256 })),
+    // Query strings are not coerced (strict ajv), so the limit arrives as digits.
+    limit: Type.Optional(Type.String({ pattern: '^\\d{1,3}$' })),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  },
+  { additionalProperties: false },
+);
+
+export const ImportNumbersBody = Type.Union([
+  Type.Object(
+    { numbers: Type.Array(Type.Object({ x: Number32, area: Type.String({ maxLength: 8 }) }, { additionalProperties: false }), { minItems: 1, maxItems: 10_000 }) },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      block: Type.String({ pattern: '^700\\d{8}$', description: 'an 11-digit 700 prefix: its 10,000 15-digit numbers' }),
+      area: Type.String({ maxLength: 8 }),
+    },
+    { additionalProperties: false },
+  ),
+]);
+export type ImportNumbersBody = Static<typeof ImportNumbersBody>;
+
+const HistoryItem = Type.Object({
+  at: Type.Integer({ description: 'epoch ms' }),
+  actor: Type.String(),
+  requestId: Type.Union([Type.String(), Type.Null()]),
+  change: Type.Record(Type.String(), Type.Array(Type.Unknown(), { minItems: 2, maxItems: 2 }), { description: '[old, new]; numbers masked' }),
+});
+
+const PoolStatsSchema = Type.Object({
+  areas: Type.Array(
+    Type.Object({
+      area: Type.String(),
+      numbers: Type.Integer(),
+      enabled: Type.Integer(),
+      inUse: Type.Integer({ description: 'numbers carrying at least one active binding' }),
+      activeBindings: Type.Integer(),
+      maxBindingsPerX: Type.Integer(),
+      disabled: Type.Integer(),
+      quarantined: Type.Integer(),
+      free: Type.Integer({ description: 'enabled numbers carrying no active binding' }),
+      avgBindingsPerX: Type.Number({ description: 'active bindings per number in use' }),
+    }),
+  ),
+});
+
+const PoolNumberState = Type.Union([Type.Literal('enabled'), Type.Literal('disabled'), Type.Literal('quarantined')]);
+const PoolNumberSchema = Type.Object({
+  x: Type.String(),
+  area: Type.String(),
+  state: PoolNumberState,
+  legacy: Type.Boolean(),
+  activeBindings: Type.Integer(),
+});
+const ListNumbersQuery = Type.Object(
+  {
+    area: Type.Optional(Area),
+    state: Type.Optional(PoolNumberState),
+    limit: Type.Optional(Type.String({ pattern: '^\\d{1,4}$' })),
+    cursor: Type.Optional(Number32),
+  },
+  { additionalProperties: false },
+);
+const XParams = Type.Object({ x: Number32 });
+const SetNumberStateBody = Type.Object({ state: PoolNumberState }, { additionalProperties: false });
+
+const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+const NumberParams = Type.Object({ number: Number32 });
+const BlacklistBody = Type.Object({ number: Number32 }, { additionalProperties: false });
+const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 429: ErrorSchema, 503: ErrorSchema };
+const security = [{ bearer: [] }];
+
+/** The 10,000 15-digit 700 numbers of an 11-digit block: `<block>0000` .. `<block>9999`. */
+export function blockNumbers(block: string, area: string): Array<{ x: string; area: string }> {
+  if (!/^700\d{8}$/.test(block)) throw new ValidationError('block', 'block must be 700 followed by 8 digits', 'invalid_block');
+  return Array.from({ length: 10_000 }, (_, i) => ({ x: `${block}${String(i).padStart(4, '0')}`, area }));
+}
+
+export function registerBindingRoutes(v1: FastifyInstance, deps: BindingRouteDeps): void {
+  const { registry } = deps;
+
+  v1.post<{ Body: CreateBindingBody }>(
+    '/bindings',
+    {
+      schema: {
+        summary: 'Bind A and B (AXB) or B alone (XB) to a privacy number; X is allocated when not named',
+        security,
+        body: CreateBindingBody,
+        response: { 200: BindingSchema, 201: BindingSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      if (body.mode === 'axb' && body.a === undefined) throw new ValidationError('a', 'a is required for an AXB binding', 'missing_field');
+      if (body.mode === 'xb' && body.a !== undefined) throw new ValidationError('a', 'an XB binding has no A', 'unknown_field');
+      if (body.mode === 'axb' && body.allowList !== undefined) throw new ValidationError('allowList', 'an allow-list is for XB bindings only', 'unknown_field');
+      const { binding, created } = await registry.bind({ ...body, tenantId: tenantOf(request).tenantId });
+      return reply.status(created ? 201 : 200).header('location', `/v1/bindings/${binding.id}`).send(binding);
+    },
+  );
+
+  v1.get<{ Querystring: Static<typeof ListBindingsQuery> }>(
+    '/bindings',
+    {
+      schema: {
+        summary: 'Bindings by number (as A or B), X, state or userData, newest first; page with nextCursor',
+        security,
+        querystring: ListBindingsQuery,
+        response: { 200: Type.Object({ items: Type.Array(BindingSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      return registry.listPage(tenantOf(request).tenantId, { ...q, limit: q.limit === undefined ? undefined : Number(q.limit) });
+    },
+  );
+
+  v1.get<{ Params: Static<typeof IdParams> }>(
+    '/bindings/:id',
+    { schema: { summary: 'A binding, active or ended', security, params: IdParams, response: { 200: BindingSchema, ...errors } } },
+    async (request) => {
+      const binding = await registry.get(tenantOf(request).tenantId, request.params.id);
+      if (!binding) throw new NotFoundError('binding');
+      return binding;
+    },
+  );
+
+  v1.patch<{ Params: Static<typeof IdParams>; Body: UpdateBindingBody }>(
+    '/bindings/:id',
+    {
+      schema: {
+        summary: 'Change A or B, the expiry, restriction, recording, max duration or announcement; the id and history stay',
+        security,
+        params: IdParams,
+        body: UpdateBindingBody,
+        response: { 200: BindingSchema, ...errors },
+      },
+    },
+    async (request) => {
+      const tenant = tenantOf(request);
+      return registry.update(tenant.tenantId, request.params.id, request.body, tenant.actor, Date.now(), request.id);
+    },
+  );
+
+  v1.delete<{ Params: Static<typeof IdParams> }>(
+    '/bindings/:id',
+    { schema: { summary: 'Unbind now; the binding is kept as history', security, params: IdParams, response: { 200: BindingSchema, ...errors } } },
+    async (request) => registry.unbind(tenantOf(request).tenantId, request.params.id),
+  );
+
+  v1.get<{ Params: Static<typeof IdParams> }>(
+    '/bindings/:id/history',
+    {
+      schema: {
+        summary: 'Every change of a binding, oldest first, numbers masked',
+        security,
+        params: IdParams,
+        response: { 200: Type.Object({ items: Type.Array(HistoryItem) }), ...errors },
+      },
+    },
+    async (request) => {
+      const tenantId = tenantOf(request).tenantId;
+      if (!(await registry.get(tenantId, request.params.id))) throw new NotFoundError('binding');
+      return { items: await registry.history(tenantId, request.params.id) };
+    },
+  );
+
+  v1.post<{ Body: Static<typeof BlacklistBody> }>(
+    '/blacklist',
+    { schema: { summary: 'Never bind this number for this tenant', security, body: BlacklistBody, response: { 400: ErrorSchema, 401: ErrorSchema } } },
+    async (request, reply) => {
+      await registry.blacklistAdd(tenantOf(request).tenantId, request.body.number);
+      return reply.status(204).send();
+    },
+  );
+
+  v1.delete<{ Params: Static<typeof NumberParams> }>(
+    '/blacklist/:number',
+    { schema: { summary: 'Take a number off the tenant’s blacklist', security, params: NumberParams, response: { 400: ErrorSchema, 401: ErrorSchema } } },
+    async (request, reply) => {
+      await registry.blacklistRemove(tenantOf(request).tenantId, request.params.number);
+      return reply.status(204).send();
+    },
+  );
+
+  v1.post<{ Body: ImportNumbersBody }>(
+    '/pool/numbers',
+    {
+      schema: {
+        summary: 'Add numbers to the tenant’s pool: a list, or a whole 11-digit 700 block (10,000 numbers)',
+        security,
+        body: ImportNumbersBody,
+        response: { 200: Type.Object({ imported: Type.Integer() }), ...errors },
+      },
+    },
+    async (request) => {
+      const body = request.body;
+      const numbers = 'block' in body ? blockNumbers(body.block, body.area) : body.numbers;
+      return { imported: await registry.importNumbers(tenantOf(request).tenantId, numbers) };
+    },
+  );
+
+  v1.get<{ Querystring: Static<typeof ListNumbersQuery> }>(
+    '/pool/numbers',
+    {
+      schema: {
+        summary: 'The tenant’s pool numbers with their state and active bindings; page with nextCursor',
+        security,
+        querystring: ListNumbersQuery,
+        response: { 200: Type.Object({ items: Type.Array(PoolNumberSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      return registry.listNumbers(tenantOf(request).tenantId, { ...q, limit: q.limit === undefined ? undefined : Number(q.limit) });
+    },
+  );
+
+  v1.patch<{ Params: Static<typeof XParams>; Body: Static<typeof SetNumberStateBody> }>(
+    '/pool/numbers/:x',
+    {
+      schema: {
+        summary: 'Enable, disable or quarantine a pool number; bindings already on it keep routing until they end',
+        security,
+        params: XParams,
+        body: SetNumberStateBody,
+        response: { 200: PoolNumberSchema, ...errors },
+      },
+    },
+    async (request) => registry.setNumberState(tenantOf(request).tenantId, request.params.x, request.body.state),
+  );
+
+  v1.get(
+    '/pool/stats',
+    { schema: { summary: 'Pool usage per area', security, response: { 200: PoolStatsSchema, ...errors } } },
+    async (request) => {
+      const areas = await registry.poolStats(tenantOf(request).tenantId);
+      return {
+        areas: areas.map((a) => ({ ...a, avgBindingsPerX: a.inUse === 0 ? 0 : Math.round((a.activeBindings / a.inUse) * 100) / 100 })),
+      };
+    },
+  );
+}

@@ -1,0 +1,21 @@
+/** What the package exports for business backends written in Node. */
+export { enqueueClickToDial, type CallbackQueueAddress, type ClickToDialPayload } from './queues/enqueue-click-to-dial';
+export {
+  CLICK_TO_DIAL_JOB_NAME,
+  CLICK_TO_DIAL_JOB_VERSION,
+  ClickToDialJobSchema,
+  InvalidJobError,
+  validateClickToDialJob,
+  type ClickToDialJobData,
+} from './queues/click-to-dial-job';
+export { callbackQueueName } from './queues/callback-queue';
+export { callIdFor } from './calls/click-to-dial-request';
+export {
+  EVENT_ID_HEADER,
+  SIGNATURE_HEADER,
+  TIMESTAMP_HEADER,
+  signWebhook,
+  verifyWebhook,
+  type WebhookVerification,
+} from './webhooks/signing';
+export type { WebhookEventType, WebhookPayload } from './webhooks/payload';
