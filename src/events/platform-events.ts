@@ -1,0 +1,133 @@
+import { EventEmitter } from 'node:events';
+import type { Redis } from 'ioredis';
+import type { CdrRecord } from '../domain/call';
+import { deterministicUuid } from '../domain/ids';
+
+/**
+ * What the platform tells the outside world about a call or a binding (SPEC §6): the feed of
+ * webhooks and of the agent console. Flows only report; they never wait on a listener, so a
+ * slow webhook endpoint or a gone browser can never delay a call.
+ */
+export type PlatformEventType =
+  | 'call.calling'
+  | 'call.ringing'
+  | 'call.answered'
+  | 'call.bridged'
+  | 'call.completed'
+  | 'recording.ready'
+  | 'binding.expired';
+
+export const PLATFORM_EVENT_TYPES: readonly PlatformEventType[] = [
+  'call.calling',
+  'call.ringing',
+  'call.answered',
+  'call.bridged',
+  'call.completed',
+  'recording.ready',
+  'binding.expired',
+];
+
+export type Leg = 'a' | 'b';
+
+export interface PlatformEvent {
+  /** Stable for the same fact: a redelivered job reports the same id, so receivers can de-duplicate. */
+  readonly id: string;
+  readonly type: PlatformEventType;
+  readonly tenantId: string;
+  /** epoch ms */
+  readonly at: number;
+  readonly callId?: string;
+  readonly leg?: Leg;
+  readonly bindingId?: string;
+  readonly cdr?: CdrRecord;
+  readonly recordingRef?: string;
+}
+
+export type PlatformEventInput = Omit<PlatformEvent, 'id'>;
+
+/** What flows and stores are given: fire and forget. */
+export type ReportEvent = (event: PlatformEventInput) => void;
+
+export function eventId(e: PlatformEventInput): string {
+  return deterministicUuid('platform-event', e.type, e.tenantId, e.callId ?? '', e.leg ?? '', e.bindingId ?? '');
+}
+
+export function withId(e: PlatformEventInput): PlatformEvent {
+  return { id: eventId(e), ...e };
+}
+
+/** The events a finished call reports: completed (carrying the CDR), then the recording when there is one. */
+export function completionEvents(cdr: CdrRecord): PlatformEventInput[] {
+  const events: PlatformEventInput[] = [
+    { type: 'call.completed', tenantId: cdr.tenantId, callId: cdr.callId, at: cdr.endedAt, cdr, ...(cdr.bindingId ? { bindingId: cdr.bindingId } : {}) },
+  ];
+  if (cdr.recordingRef) {
+    events.push({ type: 'recording.ready', tenantId: cdr.tenantId, callId: cdr.callId, at: cdr.endedAt, recordingRef: cdr.recordingRef });
+  }
+  return events;
+}
+
+type Listener = (event: PlatformEvent) => void | Promise<void>;
+
+/**
+ * In-process listeners (the webhook producer) plus a Redis pub/sub channel per tenant, so an
+ * agent console attached to any controller instance sees calls driven by any other.
+ */
+export class PlatformEventBus {
+  private readonly local = new EventEmitter();
+
+  constructor(
+    private readonly publisher: Redis,
+    private readonly prefix: string,
+    private readonly onError: (err: unknown, event: PlatformEvent) => void,
+  ) {
+    this.local.setMaxListeners(0);
+  }
+
+  channel(tenantId: string): string {
+    return `${this.prefix}:events:${tenantId}`;
+  }
+
+  readonly report: ReportEvent = (input) => {
+    if (!input.tenantId) return;
+    const event = withId(input);
+    this.local.emit('event', event);
+    this.publisher.publish(this.channel(event.tenantId), JSON.stringify(event)).catch((err: unknown) => this.onError(err, event));
+  };
+
+  /** Listeners run on this instance only, for events reported on this instance. */
+  onLocal(listener: Listener): () => void {
+    const wrapped = (event: PlatformEvent): void => {
+      try {
+        const r = listener(event);
+        if (r && typeof r.then === 'function') r.then(undefined, (err: unknown) => this.onError(err, event));
+      } catch (err) {
+        this.onError(err, event);
+      }
+    };
+    this.local.on('event', wrapped);
+    return () => this.local.off('event', wrapped);
+  }
+
+  /**
+   * Every event of one tenant, whichever instance reported it. `subscriber` must be a Redis
+   * connection of its own (a subscribed connection can do nothing else).
+   */
+  async subscribe(subscriber: Redis, tenantId: string, listener: (event: PlatformEvent) => void): Promise<() => Promise<void>> {
+    const channel = this.channel(tenantId);
+    const onMessage = (ch: string, message: string): void => {
+      if (ch !== channel) return;
+      try {
+        listener(JSON.parse(message) as PlatformEvent);
+      } catch {
+        // a malformed message on our channel is dropped; nothing else publishes there
+      }
+    };
+    subscriber.on('message', onMessage);
+    await subscriber.subscribe(channel);
+    return async () => {
+      subscriber.off('message', onMessage);
+      await subscriber.unsubscribe(channel).catch(() => undefined);
+    };
+  }
+}

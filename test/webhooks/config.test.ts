@@ -1,0 +1,20 @@
+import { ConfigError, loadConfig } from '../../src/config';
+
+const base = { ESL_PASSWORD: 'x' };
+
+describe('webhook configuration', () => {
+  it('defaults to a 5 s timeout and minute-long retry units', () => {
+    expect(loadConfig(base).webhooks).toEqual({ timeoutMs: 5000, retryUnitMs: 60_000, allowPrivateUrls: false });
+    expect(loadConfig({ ...base, WEBHOOK_TIMEOUT_MS: '2500', WEBHOOK_RETRY_UNIT_MS: '20' }).webhooks).toEqual({ timeoutMs: 2500, retryUnitMs: 20, allowPrivateUrls: false });
+  });
+
+  it.each([
+    ['WEBHOOK_TIMEOUT_MS', 'soon'],
+    ['WEBHOOK_TIMEOUT_MS', '10'],
+    ['WEBHOOK_RETRY_UNIT_MS', '0'],
+    ['WEBHOOK_RETRY_UNIT_MS', '1.5'],
+  ])('a bad %s (%s) stops the start with the variable named', (name, value) => {
+    expect(() => loadConfig({ ...base, [name]: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ ...base, [name]: value })).toThrow(name);
+  });
+});
