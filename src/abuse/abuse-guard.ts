@@ -1,0 +1,249 @@
+import type { Redis } from 'ioredis';
+import type { AppConfig } from '../config';
+import { AppError, ForbiddenError } from '../domain/errors';
+import { maskPhone } from '../domain/phone-number';
+import type { Logger } from '../logger';
+import type { Pool } from '../stores/mysql';
+import { BlacklistLookup } from './blacklist-lookup';
+import { AbuseFlagStore, type AbuseFlag } from './flag-store';
+import { numberHash } from './number-hash';
+import { RedisAbuseCounters } from './redis-counters';
+
+export type AbuseLimits = AppConfig['abuse'];
+
+/** Which limit refused a request: the label of the refusal metric. */
+export type AbuseLimitName = 'calls_per_caller' | 'bindings_per_number' | 'tenant_requests' | 'blacklist';
+
+/** What abuse control reports to the metrics registry. */
+export interface AbuseMetrics {
+  refused(limit: AbuseLimitName): void;
+  flagged(kind: string): void;
+}
+
+export const NO_ABUSE_METRICS: AbuseMetrics = { refused: () => undefined, flagged: () => undefined };
+
+/** A 429 that tells the client when to try again (the HTTP layer sends it as Retry-After). */
+export class RateLimitedError extends AppError {
+  constructor(
+    code: string,
+    message: string,
+    readonly retryAfterSeconds: number,
+    field?: string,
+  ) {
+    super(code, message, 429, field);
+    this.name = 'RateLimitedError';
+  }
+}
+
+export interface AbuseGuardDeps {
+  readonly redis: Redis;
+  /** The app's REDIS_PREFIX. */
+  readonly prefix: string;
+  readonly pool: Pool;
+  readonly limits: AbuseLimits;
+  readonly logger: Logger;
+  readonly metrics?: AbuseMetrics;
+  /** How long a blacklist answer is cached for the call paths (default 5 s). */
+  readonly blacklistCacheMs?: number;
+}
+
+const MINUTE_MS = 60_000;
+const HOUR_MS = 3_600_000;
+const SECOND_MS = 1_000;
+
+/**
+ * Abuse control (SPEC §7): the limits that refuse a request, and the fan-out flag that only
+ * signals. Counters live in Redis (shared by every controller) under `<prefix>:abuse:`, keyed by
+ * a per-tenant hash of the number, never the number itself; flags are kept in MySQL.
+ *  - calls per caller per minute: a click-to-dial request counts for A and for B; a call to X
+ *    for its caller. One counter per number, so both kinds of call add up.
+ *  - bindings per number per hour: a binding counts for A and for B.
+ *  - requests per tenant per second, on the whole /v1 API.
+ *  - fan-out: a number reaching more than FANOUT_DISTINCT_PARTIES distinct parties within
+ *    FANOUT_WINDOW_SECONDS raises one flag per window; the call or binding goes ahead.
+ */
+export class AbuseGuard {
+  readonly flags: AbuseFlagStore;
+  private readonly counters: RedisAbuseCounters;
+  private readonly blacklist: BlacklistLookup;
+  private readonly metrics: AbuseMetrics;
+  private readonly log: Logger;
+
+  constructor(private readonly deps: AbuseGuardDeps) {
+    this.flags = new AbuseFlagStore(deps.pool);
+    this.counters = new RedisAbuseCounters(deps.redis);
+    this.blacklist = new BlacklistLookup(deps.pool, deps.blacklistCacheMs ?? 5_000);
+    this.metrics = deps.metrics ?? NO_ABUSE_METRICS;
+    this.log = deps.logger.child({ component: 'abuse' });
+  }
+
+  /**
+   * Before a click-to-dial call is accepted (API) or first recorded (a job queued directly):
+   * a blacklisted A or B is refused (403 number_blacklisted), then A and B are counted against
+   * the calls limit (429 caller_rate_limited, field a or b), then A's contact with B is noted.
+   */
+  async admitClickToDial(request: { tenantId: string; a: string; b: string }, now: number = Date.now()): Promise<void> {
+    const { tenantId, a, b } = request;
+    const listed = await this.blacklist.listed(tenantId, [a, b], now);
+    for (const [field, n] of [['a', a], ['b', b]] as const) {
+      if (listed.has(n)) {
+        this.metrics.refused('blacklist');
+        throw new ForbiddenError('number_blacklisted', `${field} is on the blacklist`, field);
+      }
+    }
+    await this.takeOrRefuse(
+      'calls',
+      tenantId,
+      { a, b },
+      this.deps.limits.callsPerCallerPerMinute,
+      MINUTE_MS,
+      now,
+      'caller_rate_limited',
+      'calls_per_caller',
+      (field, limit) => `${field} has been in ${limit} calls within a minute; try later`,
+    );
+    await this.noteContactsSafely(tenantId, a, [b], now);
+  }
+
+  /** Numbers put into a binding, new or changed, count as bound (429 number_binding_rate_limited). */
+  async admitRebinding(tenantId: string, added: Readonly<{ a?: string; b?: string }>, now: number = Date.now()): Promise<void> {
+    await this.takeOrRefuse(
+      'bindings',
+      tenantId,
+      added as Readonly<Record<string, string>>,
+      this.deps.limits.bindingsPerNumberPerHour,
+      HOUR_MS,
+      now,
+      'number_binding_rate_limited',
+      'bindings_per_number',
+      (field, limit) => `${field} has been bound ${limit} times within an hour; try later`,
+    );
+  }
+
+  blacklistChanged(tenantId: string | null): void {
+    this.blacklist.forget(tenantId);
+  }
+
+  /** Before a binding is written: A and B are counted against the bindings limit (429 number_binding_rate_limited). */
+  async admitBinding(tenantId: string, numbers: { a: string | null; b: string }, now: number = Date.now()): Promise<void> {
+    const { a, b } = numbers;
+    await this.admitRebinding(tenantId, a === null ? { b } : { a, b }, now);
+    if (a !== null) {
+      await this.noteContactsSafely(tenantId, a, [b], now);
+      await this.noteContactsSafely(tenantId, b, [a], now);
+    }
+  }
+
+  /**
+   * A routed call to X: false when its caller is over the calls limit (the call is then refused
+   * like an unbound one, result rate_limited). Never throws and never waits on MySQL: a Redis
+   * failure lets the call through, and the fan-out note runs in the background.
+   */
+  async admitCallToX(tenantId: string, caller: string, target: string, now: number = Date.now()): Promise<'rate_limited' | 'blacklisted' | null> {
+    try {
+      if ((await this.blacklist.listedForRouting(tenantId, [caller], now)).size > 0) {
+        this.metrics.refused('blacklist');
+        this.log.warn({ tenantId, caller: maskPhone(caller) }, 'call to X refused: caller blacklisted');
+        return 'blacklisted';
+      }
+      const limit = this.deps.limits.callsPerCallerPerMinute;
+      if (limit > 0) {
+        const taken = await this.counters.takeSliding([{ key: this.key('calls', tenantId, caller), limit }], MINUTE_MS, now);
+        if (!taken.admitted) {
+          this.metrics.refused('calls_per_caller');
+          this.log.warn({ tenantId, caller: maskPhone(caller), limit }, 'call to X refused: caller over the calls limit');
+          return 'rate_limited';
+        }
+      }
+    } catch (err) {
+      this.log.error({ err }, 'abuse check failed; call to X let through');
+      return null;
+    }
+    void this.noteContactsSafely(tenantId, caller, [target], now);
+    return null;
+  }
+
+  /** Every /v1 request of a tenant: 429 tenant_rate_limited beyond TENANT_REQUESTS_PER_SECOND. */
+  async admitTenantRequest(tenantId: string, now: number = Date.now()): Promise<void> {
+    const limit = this.deps.limits.tenantRequestsPerSecond;
+    if (limit <= 0) return;
+    const second = Math.floor(now / SECOND_MS);
+    // The key outlives its second a little, so a late request on a slow clock still finds it.
+    const { count } = await this.counters.takeFixed(`${this.deps.prefix}:abuse:tenant:${tenantId}:${second}`, 2 * SECOND_MS);
+    if (count > limit) {
+      this.metrics.refused('tenant_requests');
+      throw new RateLimitedError('tenant_rate_limited', `more than ${limit} requests per second`, Math.ceil(((second + 1) * SECOND_MS - now) / SECOND_MS));
+    }
+  }
+
+  /** A tenant's flags, newest first; `number` narrows them to one real number. */
+  listFlags(tenantId: string, q: { number?: string; limit?: number } = {}): Promise<AbuseFlag[]> {
+    return this.flags.list(tenantId, {
+      numberHash: q.number === undefined ? undefined : numberHash(tenantId, q.number),
+      limit: q.limit,
+    });
+  }
+
+  private key(counter: 'calls' | 'bindings' | 'fanout' | 'fanout-flag', tenantId: string, number: string): string {
+    return `${this.deps.prefix}:abuse:${counter}:${numberHash(tenantId, number)}`;
+  }
+
+  private async takeOrRefuse(
+    counter: 'calls' | 'bindings',
+    tenantId: string,
+    numbers: Readonly<Record<string, string>>,
+    limit: number,
+    windowMs: number,
+    now: number,
+    code: string,
+    metric: AbuseLimitName,
+    message: (field: string, limit: number) => string,
+  ): Promise<void> {
+    if (limit <= 0) return;
+    const fields = Object.keys(numbers);
+    const taken = await this.counters.takeSliding(
+      fields.map((f) => ({ key: this.key(counter, tenantId, numbers[f]!), limit })),
+      windowMs,
+      now,
+    );
+    if (taken.admitted) return;
+    const field = fields[taken.index]!;
+    this.metrics.refused(metric);
+    this.log.info({ tenantId, code, field, number: maskPhone(numbers[field]!) }, 'refused by an abuse limit');
+    throw new RateLimitedError(code, message(field, limit), Math.max(1, Math.ceil(taken.retryAfterMs / SECOND_MS)), field);
+  }
+
+  /** Fan-out is a signal: a failure to note it is logged, never passed on to the call or binding. */
+  private async noteContactsSafely(tenantId: string, number: string, parties: readonly string[], now: number): Promise<void> {
+    try {
+      await this.noteContacts(tenantId, number, parties, now);
+    } catch (err) {
+      this.log.error({ err }, 'fan-out note failed');
+    }
+  }
+
+  private async noteContacts(tenantId: string, number: string, parties: readonly string[], now: number): Promise<void> {
+    const { fanoutDistinctParties: threshold, fanoutWindowSeconds } = this.deps.limits;
+    const { distinct, flagged } = await this.counters.noteParties(
+      this.key('fanout', tenantId, number),
+      this.key('fanout-flag', tenantId, number),
+      parties.map((p) => numberHash(tenantId, p)),
+      threshold,
+      fanoutWindowSeconds * 1000,
+      now,
+    );
+    if (!flagged) return;
+    const numberMasked = maskPhone(number);
+    await this.flags.insert({
+      tenantId,
+      kind: 'fanout',
+      numberHash: numberHash(tenantId, number),
+      numberMasked,
+      distinctCount: distinct,
+      windowSeconds: fanoutWindowSeconds,
+      createdAt: now,
+    });
+    this.metrics.flagged('fanout');
+    this.log.warn({ tenantId, number: numberMasked, distinctParties: distinct, windowSeconds: fanoutWindowSeconds }, 'abuse flag: one number reached many parties');
+  }
+}
