@@ -1,0 +1,464 @@
+#!/usr/bin/env node
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
+import { parseArgs } from 'node:util';
+import type { CdrRecord } from '../domain/call';
+import { AppError } from '../domain/errors';
+import { maskPhone, maskPhonesInText, parsePrivacyNumber, parseRealNumber } from '../domain/phone-number';
+import { auditDetails } from '../http/audit-hook';
+import { blockNumbers } from '../http/binding-routes';
+import { AgentTokenStore } from '../stores/agent-tokens';
+import { AuditStore } from '../stores/audit-store';
+import { BindingRegistry, type PoolNumberState } from '../stores/binding-registry';
+import { CdrStore } from '../stores/cdr-store';
+import { migrate } from '../stores/migrate';
+import { createMysqlPool, ensureDatabase, type Pool } from '../stores/mysql';
+import { TenantStore } from '../stores/tenant-store';
+
+/**
+ * numguard admin CLI: one executable, subcommands, `--help` everywhere. Talks to MySQL directly
+ * (MYSQL_URL), so it works while the controller is down. Every change is written to the audit
+ * log as `cli:<os user>` with a fresh request id per invocation. Output is one JSON object per
+ * line (CSV for `cdr export`), so it pipes into jq.
+ */
+
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  name: { type: 'string' },
+  'default-x': { type: 'string' },
+  'no-passthrough': { type: 'boolean' },
+  'max-attempts': { type: 'string' },
+  tenant: { type: 'string' },
+  key: { type: 'string' },
+  id: { type: 'string' },
+  number: { type: 'string' },
+  x: { type: 'string' },
+  state: { type: 'string' },
+  area: { type: 'string' },
+  block: { type: 'string' },
+  file: { type: 'string' },
+  'allow-legacy': { type: 'boolean' },
+  from: { type: 'string' },
+  to: { type: 'string' },
+  out: { type: 'string' },
+  mask: { type: 'boolean' },
+  action: { type: 'string' },
+  limit: { type: 'string' },
+  platform: { type: 'boolean' },
+} as const;
+
+type Flag = keyof typeof OPTIONS;
+type Values = Partial<Record<Flag, string | boolean>>;
+
+interface Context {
+  readonly pool: Pool;
+  readonly values: Values;
+  readonly out: (line: string) => void;
+  /** Records a change in the audit log as this CLI user. */
+  audit(tenantId: string | null, action: string, target: string | null, details?: Record<string, unknown>): Promise<void>;
+}
+
+interface Command {
+  readonly usage: string;
+  readonly summary: string;
+  run(ctx: Context): Promise<void>;
+}
+
+export class UsageError extends Error {}
+/** The command could not be carried out (exit 1); the message names the flag involved. */
+export class CliFailure extends Error {}
+
+/** Stores name the field of a refused value; the CLI names the flag it came from. */
+const FLAG_OF_FIELD: Record<string, string> = { agentNumber: 'number', defaultX: 'default-x' };
+
+function str(values: Values, flag: Flag): string | undefined {
+  const v = values[flag];
+  return typeof v === 'string' ? v : undefined;
+}
+
+function need(values: Values, flag: Flag): string {
+  const v = str(values, flag);
+  if (!v) throw new UsageError(`--${flag} is required`);
+  return v;
+}
+
+function timeFlag(values: Values, flag: Flag): number | undefined {
+  const v = str(values, flag);
+  if (v === undefined) return undefined;
+  const ms = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+  if (!Number.isFinite(ms)) throw new UsageError(`--${flag} must be an ISO time (2026-11-24T00:00:00Z) or epoch milliseconds`);
+  return ms;
+}
+
+function intFlag(values: Values, flag: Flag, min: number, max: number): number | undefined {
+  const v = str(values, flag);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${flag} must be an integer from ${min} to ${max}`);
+  return n;
+}
+
+async function tenantOf(ctx: Context): Promise<string> {
+  const id = need(ctx.values, 'tenant');
+  if (!(await new TenantStore(ctx.pool).get(id))) throw new UsageError(`--tenant: no tenant ${id}`);
+  return id;
+}
+
+const json = (ctx: Context, value: unknown): void => ctx.out(JSON.stringify(value));
+
+/** A file stream that is open (so a bad path is a clear error naming --out, not a crash later). */
+async function openForWriting(file: string): Promise<WriteStream> {
+  const stream = createWriteStream(file);
+  try {
+    await once(stream, 'open');
+  } catch (failure) {
+    throw new CliFailure(`--out: cannot write ${file} (${(failure as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  // A later write error (disk full) surfaces where the export waits: at 'drain' or at end().
+  stream.on('error', () => undefined);
+  return stream;
+}
+
+async function readTextFile(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (failure) {
+    throw new CliFailure(`--file: cannot read ${file} (${(failure as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+const CDR_COLUMNS: ReadonlyArray<keyof CdrRecord> = [
+  'callId', 'kind', 'bindingId', 'x', 'a', 'b', 'startedAt', 'aRingAt', 'aAnswerAt', 'bRingAt', 'bAnswerAt', 'endedAt',
+  'talkSeconds', 'result', 'hangupCause', 'hangupSide', 'recordingRef', 'userData',
+];
+const TIME_COLUMNS = new Set<keyof CdrRecord>(['startedAt', 'aRingAt', 'aAnswerAt', 'bRingAt', 'bAnswerAt', 'endedAt']);
+
+/** RFC 4180: quote a field holding a comma, quote, CR or LF; double inner quotes. */
+export function csvField(value: unknown): string {
+  const s = value === null || value === undefined ? '' : String(value);
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+function cdrRow(c: CdrRecord, mask: boolean): string {
+  return CDR_COLUMNS.map((k) => {
+    const v = c[k];
+    if (TIME_COLUMNS.has(k)) return csvField(v === null ? '' : new Date(v as number).toISOString());
+    if (mask && (k === 'a' || k === 'b') && typeof v === 'string' && v) return csvField(maskPhone(v));
+    return csvField(v);
+  }).join(',');
+}
+
+const COMMANDS: Record<string, Command> = {
+  migrate: {
+    usage: 'migrate',
+    summary: 'apply database migrations',
+    async run(ctx) {
+      const applied = await migrate(ctx.pool);
+      ctx.out(applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date');
+    },
+  },
+  'tenant create': {
+    usage: 'tenant create --name NAME [--default-x X] [--no-passthrough] [--max-attempts N]',
+    summary: 'create a tenant',
+    async run(ctx) {
+      const maxAttempts = intFlag(ctx.values, 'max-attempts', 1, 10);
+      const defaultX = str(ctx.values, 'default-x');
+      const t = await new TenantStore(ctx.pool).create({
+        name: need(ctx.values, 'name'),
+        defaultX: defaultX ? parsePrivacyNumber(defaultX, 'default-x', true) : null,
+        passthroughAllowed: !ctx.values['no-passthrough'],
+        maxAttempts,
+      });
+      await ctx.audit(t.id, 'tenant.create', t.id, { name: t.name });
+      json(ctx, { id: t.id, name: t.name, defaultX: t.defaultX, passthroughAllowed: t.passthroughAllowed, maxAttempts: t.maxAttempts });
+    },
+  },
+  'tenant list': {
+    usage: 'tenant list',
+    summary: 'list tenants',
+    async run(ctx) {
+      for (const t of await new TenantStore(ctx.pool).list()) json(ctx, { id: t.id, name: t.name, status: t.status, defaultX: t.defaultX });
+    },
+  },
+  'tenant show': {
+    usage: 'tenant show --tenant ID',
+    summary: 'one tenant with its settings (no secrets)',
+    async run(ctx) {
+      const t = (await new TenantStore(ctx.pool).get(await tenantOf(ctx)))!;
+      const { webhookSecret: _secret, ...shown } = t;
+      json(ctx, shown);
+    },
+  },
+  'key create': {
+    usage: 'key create --tenant ID [--name LABEL]',
+    summary: 'create an API key (printed once)',
+    async run(ctx) {
+      const tenantId = await tenantOf(ctx);
+      const k = await new TenantStore(ctx.pool).createApiKey(tenantId, str(ctx.values, 'name') ?? 'default');
+      await ctx.audit(tenantId, 'key.create', k.id);
+      json(ctx, k);
+    },
+  },
+  'key list': {
+    usage: 'key list --tenant ID',
+    summary: "a tenant's API keys (never the keys themselves)",
+    async run(ctx) {
+      for (const k of await new TenantStore(ctx.pool).listApiKeys(await tenantOf(ctx))) json(ctx, k);
+    },
+  },
+  'key revoke': {
+    usage: 'key revoke --tenant ID --key KEY_ID',
+    summary: 'revoke an API key (refused everywhere within 5 s)',
+    async run(ctx) {
+      const tenantId = await tenantOf(ctx);
+      const keyId = need(ctx.values, 'key');
+      await new TenantStore(ctx.pool).revokeApiKey(tenantId, keyId);
+      await ctx.audit(tenantId, 'key.revoke', keyId);
+      json(ctx, { revoked: keyId });
+    },
+  },
+  'agent-token create': {
+    usage: 'agent-token create --tenant ID --name NAME --number AGENT_PHONE',
+    summary: 'create an agent-console sign-in token (printed once)',
+    async run(ctx) {
+      const tenantId = await tenantOf(ctx);
+      const made = await new AgentTokenStore(ctx.pool).create(tenantId, { name: need(ctx.values, 'name'), agentNumber: need(ctx.values, 'number') });
+      await ctx.audit(tenantId, 'agent_token.create', made.id, { name: str(ctx.values, 'name') });
+      json(ctx, made);
+    },
+  },
+  'agent-token list': {
+    usage: 'agent-token list --tenant ID',
+    summary: "a tenant's agent tokens (agent numbers masked)",
+    async run(ctx) {
+      for (const t of await new AgentTokenStore(ctx.pool).list(await tenantOf(ctx))) json(ctx, { ...t, agentNumber: maskPhone(t.agentNumber) });
+    },
+  },
+  'agent-token revoke': {
+    usage: 'agent-token revoke --tenant ID --id TOKEN_ID',
+    summary: 'revoke an agent token',
+    async run(ctx) {
+      const tenantId = await tenantOf(ctx);
+      const id = need(ctx.values, 'id');
+      await new AgentTokenStore(ctx.pool).revoke(tenantId, id);
+      await ctx.audit(tenantId, 'agent_token.revoke', id);
+      json(ctx, { revoked: id });
+    },
+  },
+  'pool import': {
+    usage: 'pool import --tenant ID --area CODE (--block 700XXXXXXXX | --file numbers.txt) [--allow-legacy]',
+    summary: 'add numbers to a pool: a whole 11-digit 700 block (10,000 numbers) or a file, one per line',
+    async run(ctx) {
+      const tenantId = await tenantOf(ctx);
+      const area = need(ctx.values, 'area');
+      const block = str(ctx.values, 'block');
+      const file = str(ctx.values, 'file');
+      if ((block === undefined) === (file === undefined)) throw new UsageError('give exactly one of --block and --file');
+      const numbers = block !== undefined
+        ? blockNumbers(block, area)
+        : (await readTextFile(file!)).split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#')).map((x) => ({ x, area }));
+      const imported = await new BindingRegistry(ctx.pool).importNumbers(tenantId, numbers, { allowLegacy: Boolean(ctx.values['allow-legacy']) });
+      await ctx.audit(tenantId, 'pool.import', block ?? null, { area, offered: numbers.length, imported });
+      json(ctx, { offered: numbers.length, imported });
+    },
+  },
+  'pool stats': {
+    usage: 'pool stats --tenant ID',
+    summary: 'per area: numbers, enabled, disabled, quarantined, free, in use, bindings',
+    async run(ctx) {
+      for (const a of await new BindingRegistry(ctx.pool).poolStats(await tenantOf(ctx))) json(ctx, a);
+    },
+  },
+  'pool state': {
+    usage: 'pool state --tenant ID --x NUMBER --state enabled|disabled|quarantined',
+    summary: "change a number's state (live bindings keep routing until they end)",
+    async run(ctx) {
+      const tenantId = await tenantOf(ctx);
+      const state = need(ctx.values, 'state');
+      if (!['enabled', 'disabled', 'quarantined'].includes(state)) throw new UsageError('--state must be enabled, disabled or quarantined');
+      const n = await new BindingRegistry(ctx.pool).setNumberState(tenantId, need(ctx.values, 'x'), state as PoolNumberState);
+      await ctx.audit(tenantId, 'pool.number_state', n.x, { state });
+      json(ctx, n);
+    },
+  },
+  'binding lookup': {
+    usage: 'binding lookup --tenant ID (--id BINDING_ID | --number PHONE) [--limit N]',
+    summary: 'a binding by id, or the bindings of a number (as A or B), newest first',
+    async run(ctx) {
+      const tenantId = await tenantOf(ctx);
+      const registry = new BindingRegistry(ctx.pool);
+      const id = str(ctx.values, 'id');
+      const number = str(ctx.values, 'number');
+      if ((id === undefined) === (number === undefined)) throw new UsageError('give exactly one of --id and --number');
+      if (id !== undefined) {
+        const b = await registry.get(tenantId, id);
+        if (!b) throw new UsageError(`--id: no binding ${id} in this tenant`);
+        json(ctx, b);
+        return;
+      }
+      const page = await registry.listPage(tenantId, { number, limit: intFlag(ctx.values, 'limit', 1, 500) ?? 50 });
+      for (const b of page.items) json(ctx, b);
+    },
+  },
+  'cdr export': {
+    usage: 'cdr export --tenant ID [--from TIME] [--to TIME] [--out FILE.csv] [--mask]',
+    summary: "a tenant's call records as CSV (RFC 4180), newest first; --mask masks A and B",
+    async run(ctx) {
+      const tenantId = await tenantOf(ctx);
+      const from = timeFlag(ctx.values, 'from');
+      const to = timeFlag(ctx.values, 'to');
+      const mask = Boolean(ctx.values.mask);
+      const file = str(ctx.values, 'out');
+      const stream = file ? await openForWriting(file) : null;
+      const write = async (lines: string[]): Promise<void> => {
+        if (!stream) return lines.forEach((line) => ctx.out(line));
+        if (!stream.write(lines.map((line) => `${line}\r\n`).join(''))) await once(stream, 'drain');
+      };
+      const cdrs = new CdrStore(ctx.pool);
+      await write([CDR_COLUMNS.join(',')]);
+      let rows = 0;
+      for (let cursor: string | undefined; ; ) {
+        const page = await cdrs.list(tenantId, { from, to, limit: 500, cursor });
+        await write(page.items.map((c) => cdrRow(c, mask)));
+        rows += page.items.length;
+        if (!page.nextCursor) break;
+        cursor = page.nextCursor;
+      }
+      if (stream) {
+        await new Promise<void>((resolve, reject) => stream.end((failure?: Error | null) => (failure ? reject(failure) : resolve())));
+        json(ctx, { file, rows });
+      }
+    },
+  },
+  'blacklist add': {
+    usage: 'blacklist add (--tenant ID | --platform) --number PHONE',
+    summary: 'never bind or call this number (for one tenant, or the whole platform)',
+    async run(ctx) {
+      const tenantId = ctx.values.platform ? null : await tenantOf(ctx);
+      const number = parseRealNumber(need(ctx.values, 'number'), 'number');
+      await new BindingRegistry(ctx.pool).blacklistAdd(tenantId, number);
+      await ctx.audit(tenantId, 'blacklist.add', maskPhone(number));
+      json(ctx, { blacklisted: maskPhone(number) });
+    },
+  },
+  'blacklist remove': {
+    usage: 'blacklist remove (--tenant ID | --platform) --number PHONE',
+    summary: 'take a number off the blacklist',
+    async run(ctx) {
+      const tenantId = ctx.values.platform ? null : await tenantOf(ctx);
+      const number = parseRealNumber(need(ctx.values, 'number'), 'number');
+      await new BindingRegistry(ctx.pool).blacklistRemove(tenantId, number);
+      await ctx.audit(tenantId, 'blacklist.remove', maskPhone(number));
+      json(ctx, { removed: maskPhone(number) });
+    },
+  },
+  'blacklist list': {
+    usage: 'blacklist list (--tenant ID | --platform)',
+    summary: 'the blacklisted numbers (this is an operator tool: numbers are shown in full)',
+    async run(ctx) {
+      const tenantId = ctx.values.platform ? null : await tenantOf(ctx);
+      for (const number of await new BindingRegistry(ctx.pool).blacklistList(tenantId)) json(ctx, { number });
+    },
+  },
+  'audit list': {
+    usage: 'audit list (--tenant ID | --platform) [--action ACTION] [--limit N]',
+    summary: 'the audit log, newest first (numbers masked)',
+    async run(ctx) {
+      const tenantId = ctx.values.platform ? null : await tenantOf(ctx);
+      const page = await new AuditStore(ctx.pool).page(tenantId, { action: str(ctx.values, 'action'), limit: intFlag(ctx.values, 'limit', 1, 500) ?? 50 });
+      for (const e of page.items) json(ctx, e);
+    },
+  },
+};
+
+const isGroup = (word: string | undefined): word is string =>
+  word !== undefined && Object.keys(COMMANDS).some((n) => n === word || n.startsWith(`${word} `));
+
+function usage(prefix = ''): string {
+  const rows = Object.entries(COMMANDS)
+    .filter(([name]) => !prefix || name === prefix || name.startsWith(`${prefix} `))
+    .map(([, c]) => `  ${c.usage}\n      ${c.summary}`);
+  return `usage: numguard <command> [flags]   (npm run cli -- <command> ...)\n${rows.join('\n')}\nenvironment: MYSQL_URL (default mysql://root@127.0.0.1:3306/numguard)`;
+}
+
+/**
+ * Runs one CLI invocation; returns the exit code (0 ok, 64 usage, 65 bad data, 1 failed). Any other failure
+ * is thrown (the executable prints its message, numbers masked, and exits 1). Results go to `out`,
+ * errors and usage after an error to `err`, so `cdr export > file.csv` never holds an error.
+ */
+export async function runAdminCli(
+  argv: string[],
+  out: (line: string) => void,
+  env: NodeJS.ProcessEnv = process.env,
+  err: (line: string) => void = out,
+): Promise<number> {
+  let values: Values;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: OPTIONS, strict: true }) as { values: Values; positionals: string[] });
+  } catch (parseError) {
+    err(`${parseError instanceof Error ? parseError.message : String(parseError)}\n${usage(isGroup(argv[0]) ? argv[0] : '')}`);
+    return 64;
+  }
+  const name = positionals.slice(0, 2).join(' ');
+  const command = COMMANDS[name] ?? COMMANDS[positionals[0] ?? ''];
+  if (values.help || !command) {
+    const group = positionals[0] ?? '';
+    if (!values.help && positionals.length > 0) err(`unknown command: ${positionals.join(' ')}`);
+    (values.help ? out : err)(usage(isGroup(group) ? group : ''));
+    return values.help ? 0 : 64;
+  }
+  const url = env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/numguard';
+  await ensureDatabase(url);
+  const pool = createMysqlPool(url, { connectionLimit: 4 });
+  const requestId = randomUUID();
+  const actor = `cli:${userInfo().username}`;
+  const audit = new AuditStore(pool);
+  try {
+    if (command !== COMMANDS.migrate) await migrate(pool);
+    await command.run({
+      pool,
+      values,
+      out,
+      async audit(tenantId, action, target, details) {
+        await audit.append({ tenantId, actor, action, target, requestId, details: details ? (auditDetails(details) as Record<string, unknown>) : null });
+      },
+    });
+    return 0;
+  } catch (failure) {
+    if (failure instanceof UsageError) {
+      err(`${failure.message}\n${usage(positionals[0])}`);
+      return 64;
+    }
+    if (failure instanceof CliFailure) {
+      err(failure.message);
+      return 1;
+    }
+    if (failure instanceof AppError && failure.status < 500) {
+      const flag = failure.field ? (FLAG_OF_FIELD[failure.field] ?? failure.field) : undefined;
+      err(`${flag ? `invalid --${flag}: ` : ''}${failure.message} (${failure.code})`);
+      return 65;
+    }
+    throw failure;
+  } finally {
+    await pool.end();
+  }
+}
+
+if (require.main === module) {
+  runAdminCli(
+    process.argv.slice(2),
+    (l) => process.stdout.write(`${l}\n`),
+    process.env,
+    (l) => process.stderr.write(`${l}\n`),
+  ).then(
+    (code) => process.exit(code),
+    (failure: unknown) => {
+      process.stderr.write(`error: ${maskPhonesInText(failure instanceof Error ? failure.message : String(failure))}\n`);
+      process.exit(1);
+    },
+  );
+}

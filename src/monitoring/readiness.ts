@@ -1,0 +1,50 @@
+import type { Redis } from 'ioredis';
+import type { ReadinessProbe } from '../http/server';
+import type { Pool } from '../stores/mysql';
+
+/**
+ * What /readyz checks: the event socket to the switch, Redis and MySQL. Each answer is bounded by
+ * a timeout, so a dependency that hangs (a black-holed host, a saturated pool) reads as down
+ * instead of holding the probe open until the orchestrator gives up on it.
+ */
+export interface ReadinessSources {
+  readonly esl: { readonly state: string };
+  readonly redis: Pick<Redis, 'status' | 'ping'>;
+  readonly pool: Pick<Pool, 'query'>;
+  /** Longest wait for Redis or MySQL to answer (default 2000 ms). */
+  readonly timeoutMs?: number;
+}
+
+export const DEFAULT_READINESS_TIMEOUT_MS = 2000;
+
+async function answersWithin(timeoutMs: number, check: () => Promise<unknown>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+  });
+  try {
+    return await Promise.race([
+      check().then(
+        () => true,
+        () => false,
+      ),
+      timedOut,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function createReadinessProbe(sources: ReadinessSources): ReadinessProbe {
+  const timeoutMs = sources.timeoutMs ?? DEFAULT_READINESS_TIMEOUT_MS;
+  return {
+    async check() {
+      const [redis, mysql] = await Promise.all([
+        // Not connected: no ping (ioredis would queue it until a reconnect).
+        sources.redis.status === 'ready' ? answersWithin(timeoutMs, () => sources.redis.ping()) : Promise.resolve(false),
+        answersWithin(timeoutMs, () => sources.pool.query('SELECT 1')),
+      ]);
+      return { esl: sources.esl.state === 'ready', redis, mysql };
+    },
+  };
+}
