@@ -1,0 +1,19 @@
+# numguard controller. Build: docker build -t numguard .   Run: see docker-compose.yml.
+FROM node:20 AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+FROM node:20-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev && npm cache clean --force
+COPY --from=build /app/dist ./dist
+# tsc does not copy the SQL migrations; put them where dist/stores/migrate.js looks first.
+COPY src/stores/migrations ./dist/stores/migrations
+USER node
+CMD ["node", "dist/main.js"]
