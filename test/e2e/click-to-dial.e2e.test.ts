@@ -1,0 +1,192 @@
+/**
+ * Click-to-dial end to end: the app's HTTP API → BullMQ → ESL → a real FreeSWITCH → sipp
+ * phones, with real MariaDB and Redis. Checks what each phone really received on the wire.
+ *
+ * Skipped (with a warning) unless E2E_ESL_HOST is set; see test/e2e/README.md.
+ */
+import { startApp, type App } from '../../src/app';
+import type { CallView } from '../../src/calls/types';
+import { loadConfig } from '../../src/config';
+import { createLogger } from '../../src/logger';
+import { TenantStore } from '../../src/stores/tenant-store';
+import { createTestDatabase } from '../support/mysql';
+import { testRedisPrefix } from '../support/redis';
+import { eslAddressFromEnv, sippHostFromEnv, sippPortBaseFromEnv, startPhone, type Phone, type PhoneOptions } from './support/sipp';
+
+const X = '700100000000001';
+const esl = eslAddressFromEnv();
+if (!esl) console.warn('E2E skipped: set E2E_ESL_HOST (and E2E_ESL_PORT, E2E_ESL_PASSWORD) to run test/e2e (see test/e2e/README.md).');
+const describeE2e = esl ? describe : describe.skip;
+
+/** Each case has its own A and B, each on its own sipp port (offset from the harness's ports). */
+const CASES = ['fixed', 'passthrough', 'aBusy', 'bNoAnswer', 'cancel'] as const;
+type Case = (typeof CASES)[number];
+const base = sippPortBaseFromEnv() + 20;
+const numbers = (c: Case) => {
+  const i = CASES.indexOf(c);
+  return {
+    a: { number: `1380000${7000 + i}`, port: base + 2 * i },
+    b: { number: `1390000${7000 + i}`, port: base + 2 * i + 1 },
+  };
+};
+
+describeE2e('click-to-dial against a real FreeSWITCH with sipp phones', () => {
+  let app: App;
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  let key: string;
+  let baseUrl: string;
+  const phones: Phone[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const host = sippHostFromEnv();
+    const overrides: Record<string, string> = {};
+    for (const c of CASES) {
+      for (const p of Object.values(numbers(c))) overrides[p.number] = `sofia/internal/${p.number}@${host}:${p.port}`;
+    }
+    const config = loadConfig({
+      ESL_HOST: esl!.host,
+      ESL_PORT: String(esl!.port),
+      ESL_PASSWORD: esl!.password,
+      MYSQL_URL: db.url,
+      REDIS_PREFIX: testRedisPrefix(),
+      HTTP_HOST: '127.0.0.1',
+      HTTP_PORT: '0',
+      OUTBOUND_SOCKET_PORT: '0',
+      DIAL_STRING_OVERRIDES: JSON.stringify(overrides),
+      B_FAILED_PROMPT: 'tone_stream://%(500,500,480,620);loops=1',
+      LOG_LEVEL: 'warn',
+    });
+    app = await startApp(config, createLogger('warn'));
+    const tenants = new TenantStore(db.pool);
+    const tenant = await tenants.create({ name: 'e2e', defaultX: X });
+    key = (await tenants.createApiKey(tenant.id, 'e2e')).key;
+    const addr = app.http.server.address();
+    baseUrl = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  }, 60_000);
+
+  afterEach(async () => {
+    await Promise.all(phones.splice(0).map((p) => p.stop()));
+  });
+
+  afterAll(async () => {
+    await app?.stop();
+    await db?.drop();
+  });
+
+  async function phone(p: { number: string; port: number }, opts: Omit<PhoneOptions, 'number' | 'port'>): Promise<Phone> {
+    const started = await startPhone({ ...p, ...opts });
+    phones.push(started);
+    return started;
+  }
+
+  async function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+    const res = await fetch(`${baseUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as T };
+  }
+
+  async function waitForCall(id: string, until: (c: CallView) => boolean = (c) => c.cdr !== null, timeoutMs = 40_000): Promise<CallView> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const { body } = await api<CallView>('GET', `/v1/calls/${id}`);
+      if (until(body)) return body;
+      if (Date.now() > deadline) throw new Error(`call did not get there: ${JSON.stringify(body)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  async function cdrRows(callId: string): Promise<number> {
+    const [rows] = await db.pool.query('SELECT COUNT(*) AS n FROM cdrs WHERE call_id = ?', [callId]);
+    return (rows as Array<{ n: number }>)[0]!.n;
+  }
+
+  async function neverInvited(p: Phone): Promise<void> {
+    await expect(p.receivedInvite(1500)).rejects.toThrow();
+  }
+
+  it('fixed: both phones see only X, the call connects, one CDR with the talk time', async () => {
+    const { a, b } = numbers('fixed');
+    const phoneA = await phone(a, { behaviour: 'answer', ringMs: 300 });
+    const phoneB = await phone(b, { behaviour: 'answer-then-bye', ringMs: 500, talkMs: 3000 });
+    const { status, body } = await api<CallView>('POST', '/v1/calls', { requestId: 'e2e-fixed', a: a.number, b: b.number, displayMode: 'fixed' });
+    expect(status).toBe(202);
+
+    const toA = await phoneA.receivedInvite(15_000);
+    const toB = await phoneB.receivedInvite(15_000);
+    for (const invite of [toA, toB]) {
+      expect(invite.from).toContain(`"${X}" <sip:${X}@`);
+      expect(invite.remotePartyId ?? '').toContain(X);
+      for (const real of [a.number, b.number]) {
+        expect(invite.from).not.toContain(real);
+        expect(invite.remotePartyId ?? '').not.toContain(real);
+        expect(invite.pAssertedIdentity ?? '').not.toContain(real);
+      }
+    }
+    const done = await waitForCall(body.id);
+    expect(done.cdr).toMatchObject({ result: 'connected', hangupSide: 'b', x: X });
+    expect(Math.abs(done.cdr!.talkSeconds - 3)).toBeLessThanOrEqual(1);
+    expect(await cdrRows(body.id)).toBe(1);
+  }, 60_000);
+
+  it('passthrough: A sees X, B sees A asserted in P-Asserted-Identity', async () => {
+    const { a, b } = numbers('passthrough');
+    const phoneA = await phone(a, { behaviour: 'answer' });
+    const phoneB = await phone(b, { behaviour: 'answer-then-bye', talkMs: 1000 });
+    const { body } = await api<CallView>('POST', '/v1/calls', { requestId: 'e2e-pass', a: a.number, b: b.number, displayMode: 'passthrough' });
+    const toA = await phoneA.receivedInvite(15_000);
+    const toB = await phoneB.receivedInvite(15_000);
+    expect(toA.from).toContain(`"${X}" <sip:${X}@`);
+    expect(toA.from).not.toContain(b.number);
+    expect(toB.from).toContain(`<sip:${a.number}@`);
+    expect(toB.pAssertedIdentity).toContain(a.number);
+    expect(toB.remotePartyId).toBeUndefined();
+    const done = await waitForCall(body.id);
+    expect(done.result).toBe('connected');
+    expect(await cdrRows(body.id)).toBe(1);
+  }, 60_000);
+
+  it('A busy: a_busy, and B is never rung', async () => {
+    const { a, b } = numbers('aBusy');
+    await phone(a, { behaviour: 'busy' });
+    const phoneB = await phone(b, { behaviour: 'answer' });
+    const { body } = await api<CallView>('POST', '/v1/calls', { requestId: 'e2e-abusy', a: a.number, b: b.number });
+    const done = await waitForCall(body.id);
+    expect(done.cdr).toMatchObject({ result: 'a_busy', talkSeconds: 0, hangupCause: 'USER_BUSY' });
+    await neverInvited(phoneB);
+    expect(await cdrRows(body.id)).toBe(1);
+  }, 60_000);
+
+  it('B does not answer: b_no_answer after the ring timeout, A hears the prompt and is hung up', async () => {
+    const { a, b } = numbers('bNoAnswer');
+    const phoneA = await phone(a, { behaviour: 'answer' });
+    const phoneB = await phone(b, { behaviour: 'no-answer' });
+    const { body } = await api<CallView>('POST', '/v1/calls', { requestId: 'e2e-bnoans', a: a.number, b: b.number, ringTimeoutBSeconds: 5 });
+    await phoneB.receivedInvite(15_000);
+    const done = await waitForCall(body.id);
+    expect(done.cdr).toMatchObject({ result: 'b_no_answer', talkSeconds: 0 });
+    // A's scenario answers and then waits for the switch's BYE: exit 0 means it got it.
+    expect((await phoneA.waitForExit(20_000)).code).toBe(0);
+    expect((await phoneB.waitForExit(20_000)).code).toBe(0);
+    expect(await cdrRows(body.id)).toBe(1);
+  }, 60_000);
+
+  it('cancel while A rings: cancelled, A gets CANCEL, B is never rung', async () => {
+    const { a, b } = numbers('cancel');
+    const phoneA = await phone(a, { behaviour: 'no-answer' });
+    const phoneB = await phone(b, { behaviour: 'answer' });
+    const { body } = await api<CallView>('POST', '/v1/calls', { requestId: 'e2e-cancel', a: a.number, b: b.number, ringTimeoutASeconds: 60 });
+    await phoneA.receivedInvite(15_000);
+    await waitForCall(body.id, (c) => c.legs.a.state === 'ringing');
+    const cancel = await api('POST', `/v1/calls/${body.id}/cancel`);
+    expect(cancel.status).toBe(200);
+    const done = await waitForCall(body.id);
+    expect(done.cdr).toMatchObject({ result: 'cancelled', hangupSide: 'platform', talkSeconds: 0 });
+    expect((await phoneA.waitForExit(20_000)).code).toBe(0);
+    await neverInvited(phoneB);
+    expect(await cdrRows(body.id)).toBe(1);
+  }, 60_000);
+});
