@@ -1,0 +1,158 @@
+/**
+ * CDR persistence throughput: N call outcomes (each a CDR + callback binding) enqueued with
+ * addBulk, then written into MySQL by the CDR writer. Goal: >= 10,000 CDRs/s.
+ * Uses its own database (ng_bench_<hex>) and Redis prefix, and removes both afterwards.
+ *
+ *   npx tsx bench/cdr-persist.ts            (env: BENCH_N, BENCH_CONCURRENCY, BENCH_BATCH, BENCH_WORKERS)
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { RowDataPacket } from 'mysql2/promise';
+import os from 'node:os';
+import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { CdrQueue, startCdrWriter, type CallOutcome } from '../src/queues/cdr-queue';
+import { createLogger } from '../src/logger';
+import { migrate } from '../src/stores/migrate';
+import { createMysqlPool, ensureDatabase } from '../src/stores/mysql';
+import { dropDatabase, testDatabaseUrl } from '../test/support/mysql';
+import { deletePrefixKeys } from '../test/support/redis';
+
+const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export function outcome(i: number, tenantId: string): CallOutcome {
+  const callId = randomUUID();
+  const startedAt = Date.UTC(2026, 0, 1) + i * 10;
+  return {
+    cdr: {
+      callId, tenantId, kind: 'click_to_dial', bindingId: null, x: '700123456789012', a: '13800138000', b: '13900139000',
+      startedAt, aRingAt: startedAt + 1000, aAnswerAt: startedAt + 5000, bRingAt: startedAt + 6000, bAnswerAt: startedAt + 9000,
+      endedAt: startedAt + 69_000, talkSeconds: 60, hangupCause: 'NORMAL_CLEARING', hangupSide: 'a', result: 'connected',
+      recordingRef: null, userData: `order-${i}`,
+    },
+    callbackBinding: {
+      id: randomUUID(), tenantId, x: '700123456789012', a: '13800138000', b: '13900139000',
+      expiresAt: startedAt + 86_400_000, callId, userData: `order-${i}`,
+    },
+  };
+}
+
+export interface Scenario {
+  readonly n: number;
+  readonly concurrency: number;
+  readonly maxBatch: number;
+  readonly workers: number;
+}
+
+export async function runScenario(s: Scenario): Promise<Record<string, unknown>> {
+  const dbName = `ng_bench_${randomBytes(6).toString('hex')}`;
+  const url = testDatabaseUrl(dbName);
+  const prefix = `ngb${randomBytes(6).toString('hex')}`;
+  const logger = createLogger('silent');
+  await ensureDatabase(url);
+  const pool = createMysqlPool(url, { connectionLimit: 20 });
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  const queue = new CdrQueue({ connection: redis, prefix });
+  const writers: Array<{ close(): Promise<void> }> = [];
+  try {
+    await migrate(pool);
+    const outcomes = Array.from({ length: s.n }, (_, i) => outcome(i, `tenant-${i % 10}`));
+
+    const t0 = performance.now();
+    for (let i = 0; i < outcomes.length; i += 1000) await queue.enqueueMany(outcomes.slice(i, i + 1000));
+    const enqueueMs = performance.now() - t0;
+
+    const t1 = performance.now();
+    const cpu0 = process.cpuUsage();
+    for (let w = 0; w < s.workers; w++) {
+      // each worker its own Redis connection: a shared one serializes every worker's commands
+      const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+      const writer = startCdrWriter({ connection, prefix, pool, logger, concurrency: s.concurrency, maxBatch: s.maxBatch });
+      writers.push({ close: async () => { await writer.close(); connection.disconnect(); } });
+    }
+    for (;;) {
+      const c = await queue.queue.getJobCounts('completed', 'failed');
+      if ((c.completed ?? 0) + (c.failed ?? 0) >= s.n) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const persistMs = performance.now() - t1;
+    const cpu = process.cpuUsage(cpu0);
+
+    const [[row]] = await pool.query<RowDataPacket[]>('SELECT (SELECT COUNT(*) FROM cdrs) AS cdrs, (SELECT COUNT(*) FROM bindings) AS bindings');
+    const failed = (await queue.queue.getJobCounts('failed')).failed ?? 0;
+    return {
+      ...s,
+      enqueueMs: Math.round(enqueueMs),
+      enqueuePerSec: Math.round((s.n / enqueueMs) * 1000),
+      persistMs: Math.round(persistMs),
+      persistPerSec: Math.round((s.n / persistMs) * 1000),
+      writerProcessCpuPct: Math.round(((cpu.user + cpu.system) / 1000 / persistMs) * 100),
+      cdrRows: Number(row?.cdrs),
+      bindingRows: Number(row?.bindings),
+      failedJobs: failed,
+    };
+  } finally {
+    for (const w of writers) await w.close().catch(() => undefined);
+    await queue.close().catch(() => undefined);
+    await deletePrefixKeys(redis, prefix).catch(() => undefined);
+    redis.disconnect();
+    await pool.end().catch(() => undefined);
+    await dropDatabase(dbName).catch(() => undefined);
+  }
+}
+
+/** The queue's own ceiling on this machine: the same jobs through a BullMQ worker that writes nothing. */
+export async function noopQueueCeiling(n: number, concurrency: number): Promise<number> {
+  const prefix = `ngb${randomBytes(6).toString('hex')}`;
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  const queue = new CdrQueue({ connection: redis, prefix });
+  let worker: Worker | null = null;
+  try {
+    const outcomes = Array.from({ length: n }, (_, i) => outcome(i, `tenant-${i % 10}`));
+    for (let i = 0; i < n; i += 1000) await queue.enqueueMany(outcomes.slice(i, i + 1000));
+    const t = performance.now();
+    worker = new Worker(queue.queue.name, async () => undefined, { connection: redis, prefix, concurrency });
+    const q: Queue = queue.queue;
+    while (((await q.getJobCounts('completed')).completed ?? 0) < n) await new Promise((r) => setTimeout(r, 20));
+    return Math.round((n / (performance.now() - t)) * 1000);
+  } finally {
+    await worker?.close().catch(() => undefined);
+    await queue.close().catch(() => undefined);
+    await deletePrefixKeys(redis, prefix).catch(() => undefined);
+    redis.disconnect();
+  }
+}
+
+export async function run(): Promise<Record<string, unknown>> {
+  const n = Number(process.env.BENCH_N ?? 20_000);
+  const main: Scenario = {
+    n,
+    concurrency: Number(process.env.BENCH_CONCURRENCY ?? 500),
+    maxBatch: Number(process.env.BENCH_BATCH ?? 250),
+    workers: Number(process.env.BENCH_WORKERS ?? 1),
+  };
+  const result = await runScenario(main);
+  // for comparison: one row per transaction (no batching), a smaller N
+  const unbatched = await runScenario({ n: Math.min(n, 5000), concurrency: 50, maxBatch: 1, workers: 1 });
+  const noopCeiling = await noopQueueCeiling(n, main.concurrency);
+  return {
+    name: 'cdr-persist',
+    cpus: os.cpus().length,
+    note: 'Redis, MariaDB and the writer share this host; noopQueueCeilingPerSec is BullMQ alone with a processor that writes nothing',
+    goalPerSec: 10_000,
+    cdrsPerSec: result.persistPerSec,
+    meetsGoal: Number(result.persistPerSec) >= 10_000,
+    noopQueueCeilingPerSec: noopCeiling,
+    batched: result,
+    unbatched,
+  };
+}
+
+if (require.main === module) {
+  run().then(
+    (r) => console.log(JSON.stringify(r, null, 2)),
+    (err: unknown) => {
+      console.error(err);
+      process.exitCode = 1;
+    },
+  );
+}
