@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { LuaScript } from '../stores/redis';
 
 /**
  * Sliding-window limit over several keys at once (one sorted set of admission times per counted
@@ -9,7 +10,7 @@ import type { Redis } from 'ioredis';
  * KEYS: the counters. ARGV: now (ms), window (ms), a unique member, then one limit per key.
  * Returns {0, 0} when admitted, else {index of the key over its limit (1-based), ms until it frees}.
  */
-const TAKE_SLIDING = `
+const TAKE_SLIDING = new LuaScript(`
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 for i = 1, #KEYS do
@@ -23,13 +24,13 @@ for i = 1, #KEYS do
   redis.call('ZADD', KEYS[i], now, ARGV[3])
   redis.call('PEXPIRE', KEYS[i], window)
 end
-return {0, 0}`;
+return {0, 0}`);
 
 /** Fixed window: INCR, and the window's expiry set by the request that opened it. Returns the count. */
-const TAKE_FIXED = `
+const TAKE_FIXED = new LuaScript(`
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n`;
+return n`);
 
 /**
  * Distinct parties one number reached within a sliding window (sorted set: party -> last
@@ -38,7 +39,7 @@ return n`;
  * per number per window, however many controllers see the contacts.
  * KEYS: parties, marker. ARGV: now, window, threshold, party ids...  Returns {count, flagged 0|1}.
  */
-const NOTE_PARTIES = `
+const NOTE_PARTIES = new LuaScript(`
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local threshold = tonumber(ARGV[3])
@@ -48,7 +49,7 @@ redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(threshold + 2))
 redis.call('PEXPIRE', KEYS[1], window)
 local n = redis.call('ZCARD', KEYS[1])
 if n > threshold and redis.call('SET', KEYS[2], '1', 'NX', 'PX', window) then return {n, 1} end
-return {n, 0}`;
+return {n, 0}`);
 
 export interface CountedKey {
   readonly key: string;
@@ -63,14 +64,10 @@ export class RedisAbuseCounters {
   /** Counts one event on every key if all are under their limits within `windowMs`; otherwise counts nothing. */
   async takeSliding(keys: readonly CountedKey[], windowMs: number, now: number): Promise<TakeResult> {
     if (keys.length === 0) return { admitted: true };
-    const reply = (await this.redis.eval(
-      TAKE_SLIDING,
-      keys.length,
-      ...keys.map((k) => k.key),
-      String(now),
-      String(windowMs),
-      `${now}:${randomUUID()}`,
-      ...keys.map((k) => String(k.limit)),
+    const reply = (await TAKE_SLIDING.run(
+      this.redis,
+      keys.map((k) => k.key),
+      [String(now), String(windowMs), `${now}:${randomUUID()}`, ...keys.map((k) => String(k.limit))],
     )) as [number, number];
     const [index, retryAfterMs] = reply;
     return index === 0 ? { admitted: true } : { admitted: false, index: index - 1, retryAfterMs };
@@ -78,7 +75,7 @@ export class RedisAbuseCounters {
 
   /** One event in a fixed window (the key names the window; it expires `ttlMs` after its first event); `count` includes it. */
   async takeFixed(key: string, ttlMs: number): Promise<{ count: number }> {
-    const count = (await this.redis.eval(TAKE_FIXED, 1, key, String(ttlMs))) as number;
+    const count = (await TAKE_FIXED.run(this.redis, [key], [String(ttlMs)])) as number;
     return { count };
   }
 
@@ -91,15 +88,10 @@ export class RedisAbuseCounters {
     windowMs: number,
     now: number,
   ): Promise<{ distinct: number; flagged: boolean }> {
-    const [distinct, flagged] = (await this.redis.eval(
-      NOTE_PARTIES,
-      2,
-      partiesKey,
-      markerKey,
-      String(now),
-      String(windowMs),
-      String(threshold),
-      ...parties,
+    const [distinct, flagged] = (await NOTE_PARTIES.run(
+      this.redis,
+      [partiesKey, markerKey],
+      [String(now), String(windowMs), String(threshold), ...parties],
     )) as [number, number];
     return { distinct, flagged: flagged === 1 };
   }

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Binding, CallRestriction } from '../domain/binding-rules';
+import { LuaScript } from './redis';
 
 /**
  * Where a call to X goes, keyed the way calls are routed: (X, caller). Lives in Redis so the
@@ -43,6 +44,11 @@ if held then
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
 return 1`;
+
+/** Deletes a route only while it still points at the given binding (a newer binding may have replaced it). */
+const REMOVE_OWN_ROUTE = new LuaScript(
+  "local v = redis.call('GET', KEYS[1]) if v and cjson.decode(v).bindingId == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+);
 
 export class RouteIndex {
   constructor(
@@ -94,12 +100,7 @@ export class RouteIndex {
   /** Removes a binding's routes (only those still pointing at this binding). */
   async remove(b: IndexableBinding): Promise<void> {
     for (const [key] of this.entries(b)) {
-      await this.redis.eval(
-        "local v = redis.call('GET', KEYS[1]) if v and cjson.decode(v).bindingId == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
-        1,
-        key,
-        b.id,
-      );
+      await REMOVE_OWN_ROUTE.run(this.redis, [key], [b.id]);
     }
   }
 
