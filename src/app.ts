@@ -184,6 +184,15 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
         allowPrivateUrls: config.webhooks.allowPrivateUrls,
       })
     : null;
+  const pruneDeliveryLog = async (): Promise<void> => {
+    const deleted = await webhookStore.pruneDeliveries(Date.now() - config.webhooks.logRetentionDays * 86_400_000);
+    if (deleted > 0) logger.info({ deleted, retentionDays: config.webhooks.logRetentionDays }, 'webhook delivery log pruned');
+  };
+  const runDeliveryLogPrune = (): void => void pruneDeliveryLog().catch((err: unknown) => logger.error({ err }, 'webhook delivery log prune failed'));
+  // The instance that delivers webhooks also keeps their log to its retention.
+  const deliveryLogPrune = workers ? setInterval(runDeliveryLogPrune, 3_600_000) : null;
+  deliveryLogPrune?.unref();
+  if (workers) runDeliveryLogPrune();
   const stopWebhookDispatch = startWebhookDispatch({ events, store: webhookEndpoints, queue: webhookQueue, logger });
   const callbackWorker = startCallbackWorker({
     connection: redis,
@@ -288,6 +297,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     async stop() {
       clearInterval(routeCheck);
       clearInterval(expirySweep);
+      if (deliveryLogPrune) clearInterval(deliveryLogPrune);
       await outbound.close();
       await http.close();
       await callbackWorker.close();

@@ -76,6 +76,8 @@ export interface AppConfig {
     readonly retryUnitMs: number;
     /** Let webhook URLs point at private, loopback or link-local addresses (tests, closed networks). */
     readonly allowPrivateUrls: boolean;
+    /** Delivery attempts older than this many days leave the delivery log (pruned hourly). */
+    readonly logRetentionDays: number;
   };
 }
 
@@ -205,6 +207,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       timeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 5000, 100, 60_000),
       retryUnitMs: int(env, 'WEBHOOK_RETRY_UNIT_MS', 60_000, 1, 3_600_000),
       allowPrivateUrls: bool(env, 'WEBHOOK_ALLOW_PRIVATE_URLS', false),
+      logRetentionDays: int(env, 'WEBHOOK_LOG_RETENTION_DAYS', 30, 1, 3650),
     },
   };
   return Object.freeze(config);

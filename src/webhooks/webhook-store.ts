@@ -145,6 +145,22 @@ export class WebhookStore {
     );
   }
 
+  /**
+   * Deletes delivery attempts logged before `before`, every tenant's, a batch at a time so the
+   * table is never locked for long. Returns how many rows went.
+   */
+  async pruneDeliveries(before: number, batchSize = 5000): Promise<number> {
+    let deleted = 0;
+    for (;;) {
+      const [res] = await this.pool.query<ResultSetHeader>('DELETE FROM webhook_deliveries WHERE created_at < ? ORDER BY created_at LIMIT ?', [
+        toDate(before),
+        batchSize,
+      ]);
+      deleted += res.affectedRows;
+      if (res.affectedRows < batchSize) return deleted;
+    }
+  }
+
   /** The tenant's delivery attempts, newest first, keyset-paginated. */
   async listDeliveries(tenantId: string, q: DeliveryQuery = {}): Promise<{ items: Delivery[]; nextCursor: string | null }> {
     const limit = q.limit ?? 50;
