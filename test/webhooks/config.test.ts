@@ -3,9 +3,14 @@ import { ConfigError, loadConfig } from '../../src/config';
 const base = { ESL_PASSWORD: 'x' };
 
 describe('webhook configuration', () => {
-  it('defaults to a 5 s timeout and minute-long retry units', () => {
-    expect(loadConfig(base).webhooks).toEqual({ timeoutMs: 5000, retryUnitMs: 60_000, allowPrivateUrls: false });
-    expect(loadConfig({ ...base, WEBHOOK_TIMEOUT_MS: '2500', WEBHOOK_RETRY_UNIT_MS: '20' }).webhooks).toEqual({ timeoutMs: 2500, retryUnitMs: 20, allowPrivateUrls: false });
+  it('defaults to a 5 s timeout, minute-long retry units and a 30-day delivery log', () => {
+    expect(loadConfig(base).webhooks).toEqual({ timeoutMs: 5000, retryUnitMs: 60_000, allowPrivateUrls: false, logRetentionDays: 30 });
+    expect(loadConfig({ ...base, WEBHOOK_TIMEOUT_MS: '2500', WEBHOOK_RETRY_UNIT_MS: '20', WEBHOOK_LOG_RETENTION_DAYS: '7' }).webhooks).toEqual({
+      timeoutMs: 2500,
+      retryUnitMs: 20,
+      allowPrivateUrls: false,
+      logRetentionDays: 7,
+    });
   });
 
   it.each([
@@ -13,6 +18,8 @@ describe('webhook configuration', () => {
     ['WEBHOOK_TIMEOUT_MS', '10'],
     ['WEBHOOK_RETRY_UNIT_MS', '0'],
     ['WEBHOOK_RETRY_UNIT_MS', '1.5'],
+    ['WEBHOOK_LOG_RETENTION_DAYS', '0'],
+    ['WEBHOOK_LOG_RETENTION_DAYS', 'soon'],
   ])('a bad %s (%s) stops the start with the variable named', (name, value) => {
     expect(() => loadConfig({ ...base, [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ ...base, [name]: value })).toThrow(name);

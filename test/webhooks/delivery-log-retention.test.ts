@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { loadConfig } from '../../src/config';
 import { WebhookStore, type DeliveryInput } from '../../src/webhooks/webhook-store';
 import { createTestDatabase, type TestDatabase } from '../support/mysql';
 
@@ -32,13 +31,5 @@ describe('webhook delivery log retention (real MariaDB)', () => {
       expect(items.map((d) => d.eventId)).toContain(kept[tenant]);
     }
     expect(await store.pruneDeliveries(now - 30 * DAY, 3)).toBe(0);
-  });
-
-  it('reads the retention from WEBHOOK_LOG_RETENTION_DAYS (default 30) and refuses a bad value by name', () => {
-    const base = { ESL_PASSWORD: 'x' };
-    expect(loadConfig(base).webhooks.logRetentionDays).toBe(30);
-    expect(loadConfig({ ...base, WEBHOOK_LOG_RETENTION_DAYS: '7' }).webhooks.logRetentionDays).toBe(7);
-    expect(() => loadConfig({ ...base, WEBHOOK_LOG_RETENTION_DAYS: '0' })).toThrow(/WEBHOOK_LOG_RETENTION_DAYS/);
-    expect(() => loadConfig({ ...base, WEBHOOK_LOG_RETENTION_DAYS: 'soon' })).toThrow(/WEBHOOK_LOG_RETENTION_DAYS/);
   });
 });
