@@ -9,7 +9,7 @@ import { PlatformMetrics } from './monitoring/metrics';
 import { createReadinessProbe } from './monitoring/readiness';
 import { ConsoleHub } from './agent-console/console-hub';
 import { AgentTokenStore } from './stores/agent-tokens';
-import { completionEvents, PlatformEventBus } from './events/platform-events';
+import { completionEvents, PlatformEventBus, withId } from './events/platform-events';
 import { EslOutboundServer, type OutboundSession } from './esl/outbound-server';
 import { callToXId, handleCallToX, type CallToXDeps } from './flows/call-to-x';
 import type { ClickToDialDeps } from './flows/click-to-dial';
@@ -30,7 +30,7 @@ import { createRedis } from './stores/redis';
 import { RouteIndex } from './stores/route-index';
 import { TenantStore } from './stores/tenant-store';
 import { AuditStore } from './stores/audit-store';
-import { startWebhookDispatch } from './webhooks/dispatch';
+import { startWebhookDispatch, webhookQueuer } from './webhooks/dispatch';
 import { startWebhookWorker, WebhookQueue } from './webhooks/webhook-queue';
 import { CachedWebhookEndpoints, WebhookStore } from './webhooks/webhook-store';
 
@@ -167,10 +167,24 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const outboundAddress = await outbound.listen();
 
   const workers = options.workers ?? true;
-  const cdrWriter = workers ? startCdrWriter({ connection: redis, prefix: config.redisPrefix, pool, logger, concurrency: 50 }) : null;
   const webhookStore = new WebhookStore(pool);
   const webhookEndpoints = new CachedWebhookEndpoints(webhookStore, 5000);
   const webhookQueue = new WebhookQueue({ connection: redis, prefix: config.redisPrefix });
+  const queueWebhook = webhookQueuer({ store: webhookEndpoints, queue: webhookQueue });
+  // The completion webhooks are queued again from the durable CDR job: if this instance dies between
+  // the call ending and the webhook being queued, whichever instance writes the CDR queues it (same event id, sent once).
+  const cdrWriter = workers
+    ? startCdrWriter({
+        connection: redis,
+        prefix: config.redisPrefix,
+        pool,
+        logger,
+        concurrency: 50,
+        afterWrite: async (outcome) => {
+          for (const e of completionEvents(outcome.cdr)) await queueWebhook(withId(e));
+        },
+      })
+    : null;
   const webhookWorker = workers
     ? startWebhookWorker({
         connection: redis,

@@ -70,6 +70,12 @@ export interface CdrWriterOptions {
   readonly backoffBaseMs?: number;
   /** Retry delay cap. Default 30000 ms. */
   readonly backoffMaxMs?: number;
+  /**
+   * Runs once the outcome is committed (e.g. queueing the call.completed webhook, so that it survives
+   * the controller dying right after the call). A failure retries the job: the write is idempotent, so
+   * this must be too.
+   */
+  readonly afterWrite?: (outcome: CallOutcome) => Promise<void>;
 }
 
 export function cappedExponentialBackoff(baseMs: number, maxMs: number): (attemptsMade: number) => number {
@@ -171,6 +177,7 @@ export function startCdrWriter(opts: CdrWriterOptions): { worker: Worker<CallOut
         }
         throw err;
       }
+      await opts.afterWrite?.(outcome);
     },
     {
       connection: opts.connection,

@@ -13,23 +13,29 @@ export interface WebhookDispatchDeps {
 }
 
 /**
+ * Queues a webhook job for `event` when the tenant's enabled endpoint subscribes to its type.
+ * Throws when it cannot tell or cannot queue; queueing the same event again is a no-op (the job id is the event id).
+ */
+export function webhookQueuer(deps: Pick<WebhookDispatchDeps, 'store' | 'queue'>): (event: PlatformEvent) => Promise<void> {
+  return async (event) => {
+    const endpoint = await deps.store.get(event.tenantId);
+    if (!endpoint || !endpoint.enabled) return;
+    if (endpoint.events !== null && !endpoint.events.includes(event.type)) return;
+    await deps.queue.enqueue(toWebhookPayload(event));
+  };
+}
+
+/**
  * Turns this instance's platform events into webhook jobs for tenants whose enabled endpoint
  * subscribes to the event's type. Flows never wait on this: the bus does not await listeners.
  * Returns the function that stops it.
  */
 export function startWebhookDispatch(deps: WebhookDispatchDeps): () => void {
   const log = deps.logger.child({ component: 'webhook-dispatch' });
-  const dispatch = async (event: PlatformEvent): Promise<void> => {
-    try {
-      const endpoint = await deps.store.get(event.tenantId);
-      if (!endpoint || !endpoint.enabled) return;
-      if (endpoint.events !== null && !endpoint.events.includes(event.type)) return;
-      await deps.queue.enqueue(toWebhookPayload(event));
-    } catch (err) {
-      log.warn({ err, tenantId: event.tenantId, eventId: event.id, type: event.type }, 'webhook not queued');
-    }
-  };
+  const queueWebhook = webhookQueuer(deps);
   return deps.events.onLocal((event) => {
-    void dispatch(event);
+    queueWebhook(event).catch((err: unknown) => {
+      log.warn({ err, tenantId: event.tenantId, eventId: event.id, type: event.type }, 'webhook not queued');
+    });
   });
 }

@@ -1,7 +1,11 @@
+import { Redis } from 'ioredis';
 import type { CallView } from '../../src/calls/types';
+import { CdrQueue, cdrJobId } from '../../src/queues/cdr-queue';
 import { AuditStore } from '../../src/stores/audit-store';
 import type { Delivery } from '../../src/webhooks/webhook-store';
+import { TEST_REDIS_URL } from '../support/redis';
 import { startTestSystem, type TestSystem } from '../support/system';
+import { makeOutcome } from '../stores/fixtures';
 import { startReceiver, type Receiver } from './receiver';
 
 interface ErrorBody {
@@ -150,6 +154,29 @@ describe('webhooks end to end: API, signed deliveries, the delivery log', () => 
     expect(r.answered()).toBe(0);
     expect(r.pending()).toBeGreaterThan(0);
     expect(r.received.filter((w) => w.payload.data.callId === call.id).map((w) => w.payload.type)).toContain('call.bridged');
+  });
+
+  it('a finished call whose instance died before queueing call.completed still gets it, once, from the CDR job', async () => {
+    const r = await receiver();
+    expect((await sys.api('PUT', '/v1/webhook', { url: r.url, secret: SECRET, events: ['call.completed'] })).status).toBe(200);
+    // What the dying instance left behind: the CDR job only (it is queued first), no live event at all.
+    const connection = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+    const cdrQueue = new CdrQueue({ connection, prefix: sys.env.REDIS_PREFIX! });
+    try {
+      const outcome = makeOutcome(sys.tenantId, {}, false);
+      await cdrQueue.enqueue(outcome);
+      await r.waitFor((ws) => ws.some((w) => w.payload.data.callId === outcome.cdr.callId));
+      // the same CDR again (a redelivery, or the live path catching up): still one delivery
+      await cdrQueue.queue.add('cdr', outcome, { jobId: `${cdrJobId(outcome.cdr.callId)}-again` });
+      await new Promise((res) => setTimeout(res, 1500));
+      const mine = r.received.filter((w) => w.payload.data.callId === outcome.cdr.callId);
+      expect(mine.map((w) => w.payload.type)).toEqual(['call.completed']);
+      expect(mine[0]!.verification.ok).toBe(true);
+      expect(mine[0]!.payload.data.cdr).toMatchObject({ callId: outcome.cdr.callId, result: 'connected', a: outcome.cdr.a });
+    } finally {
+      await cdrQueue.close();
+      await connection.quit();
+    }
   });
 
   it('DELETE /v1/webhook removes the endpoint; changes are audited without the secret', async () => {
