@@ -26,24 +26,15 @@ export interface CallRecord {
   readonly completedAt: number | null;
 }
 
-export interface NewCall {
-  readonly id: string;
-  readonly tenantId: string;
-  readonly requestId: string;
-  readonly kind: CallKind;
+/** A call as accepted: the request's fields; state and creation time default to queued and now. */
+export type NewCall = Pick<
+  CallRecord,
+  | 'id' | 'tenantId' | 'requestId' | 'kind' | 'displayMode' | 'x' | 'a' | 'b'
+  | 'ringTimeoutASeconds' | 'ringTimeoutBSeconds' | 'maxDurationSeconds' | 'record' | 'userData'
+> & {
   readonly state?: CallState;
-  readonly displayMode: DisplayMode;
-  readonly x: string;
-  readonly a: string;
-  readonly b: string;
-  readonly ringTimeoutASeconds: number;
-  readonly ringTimeoutBSeconds: number;
-  readonly maxDurationSeconds: number;
-  readonly record: boolean;
-  readonly userData: string | null;
-  /** Defaults to now. */
   readonly createdAt?: number;
-}
+};
 
 export interface CallCompletion {
   readonly result: CallResult;
