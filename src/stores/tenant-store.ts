@@ -39,17 +39,8 @@ export interface NewTenant {
   readonly webhookSecret?: string | null;
 }
 
-export interface TenantPatch {
-  readonly name?: string;
-  readonly status?: TenantStatus;
-  readonly passthroughAllowed?: boolean;
-  readonly defaultDisplayMode?: DisplayMode;
-  readonly defaultX?: string | null;
-  readonly maxAttempts?: number;
-  readonly retryDelaySeconds?: number;
-  readonly webhookUrl?: string | null;
-  readonly webhookSecret?: string | null;
-}
+/** Any settings of a tenant, and its status. */
+export type TenantPatch = Partial<NewTenant> & { readonly status?: TenantStatus };
 
 export interface ApiKeyInfo {
   readonly id: string;
