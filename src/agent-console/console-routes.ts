@@ -11,29 +11,50 @@ import { registerAuditHook, type AuditSink } from '../http/audit-hook';
 import { ErrorSchema } from '../http/schemas';
 import type { AgentTokenInfo, AgentTokenStore } from '../stores/agent-tokens';
 import type { ConsoleHub } from './console-hub';
+import { sessionKey, type ConsoleSessionStore } from './console-sessions';
 import { CONSOLE_PAGE } from './page';
 
 /**
  * The agent console (SPEC §1): a page, and the small API it uses. An agent signs in with an
- * agent token (kept in an HttpOnly, SameSite=Strict cookie, never in a URL); calls are
- * click-to-dial calls with the agent's own phone as A, placed through the same service as
- * POST /v1/calls; progress is pushed over Server-Sent Events. An agent sees only its own calls.
+ * agent token, once: POST /console/api/session exchanges it for a server-side session
+ * (console-sessions.ts) whose random id is all the cookie holds; the token is never sent back,
+ * stored in the browser or logged. Sign-out (DELETE /console/api/session) revokes the session.
+ * Calls are click-to-dial calls with the agent's own phone as A, placed through the same service
+ * as POST /v1/calls; progress is pushed over Server-Sent Events. An agent sees only its own calls.
  */
 export interface ConsoleDeps {
+  /** Checks the token at sign-in (and only there). */
   readonly tokens: Pick<AgentTokenStore, 'authenticate'>;
+  readonly sessions: Pick<ConsoleSessionStore, 'open' | 'authenticate' | 'revoke'>;
+  readonly cookie?: ConsoleCookieOptions;
   readonly calls: ClickToDialService;
   readonly hub: ConsoleHub;
   readonly redis: Redis;
   readonly prefix: string;
   readonly audit?: AuditSink;
   readonly onAuditError?: (err: unknown) => void;
-  /** SSE keep-alive comment interval (default 15 s). */
+  /** SSE keep-alive comment interval (default 15 s); an open stream checks its session as often. */
   readonly keepAliveMs?: number;
+}
+
+/**
+ * The session cookie is always HttpOnly, SameSite=Strict, Path=/console. It is also `Secure`
+ * when the request came over TLS: to this server directly, or to a reverse proxy that says so in
+ * `X-Forwarded-Proto: https` — believed only with `trustProxy` (the proxy must set the header
+ * itself, replacing any the client sent). `alwaysSecure` sets it on every response.
+ */
+export interface ConsoleCookieOptions {
+  /** CONSOLE_COOKIE_SECURE=true. */
+  readonly alwaysSecure?: boolean;
+  /** CONSOLE_TRUST_PROXY=true. */
+  readonly trustProxy?: boolean;
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
     agent?: AgentTokenInfo;
+    /** The signed-in console session's key (the sha256 of its id). */
+    consoleSession?: string;
   }
 }
 
@@ -42,6 +63,10 @@ const RECENT_KEPT = 20;
 const OWNERSHIP_TTL_SECONDS = 8 * 24 * 3600;
 
 const SessionBody = Type.Object({ token: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false });
+const SessionReply = Type.Object({
+  agent: Type.Object({ name: Type.String(), agentNumber: Type.String() }),
+  session: Type.Object({ expiresAt: Type.String() }),
+});
 const CallBody = Type.Object(
   {
     customer: Type.String({ minLength: 1, maxLength: 32 }),
@@ -95,20 +120,23 @@ function pushed(e: PlatformEvent): Record<string, unknown> {
   };
 }
 
-function cookieToken(request: FastifyRequest): string | null {
+/** The session id the request's cookie carries (a session id is base64url: nothing to decode). */
+function cookieSession(request: FastifyRequest): string | null {
   const header = request.headers.cookie ?? '';
   for (const part of header.split(';')) {
     const [k, ...v] = part.trim().split('=');
-    if (k === COOKIE) return decodeURIComponent(v.join('='));
+    if (k === COOKIE) return v.join('=') || null;
   }
   return null;
 }
 
-function setCookie(reply: FastifyReply, value: string, maxAgeSeconds: number): void {
-  void reply.header(
-    'set-cookie',
-    `${COOKIE}=${encodeURIComponent(value)}; Path=/console; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSeconds}`,
-  );
+/** Whether the request reached us over TLS (see ConsoleCookieOptions). */
+export function cameOverTls(request: FastifyRequest, trustProxy: boolean): boolean {
+  if ((request.raw.socket as { encrypted?: boolean } | undefined)?.encrypted === true) return true;
+  if (!trustProxy) return false;
+  const header = request.headers['x-forwarded-proto'];
+  const first = (Array.isArray(header) ? header[0] : header)?.split(',')[0]?.trim().toLowerCase();
+  return first === 'https';
 }
 
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 429: ErrorSchema };
@@ -117,11 +145,25 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleDeps): 
   const ownerKey = (callId: string): string => `${deps.prefix}:console:call:${callId}`;
   const recentKey = (agentId: string): string => `${deps.prefix}:console:agent:${agentId}:recent`;
   const contextOf = (agent: AgentTokenInfo): TenantContext => ({ tenantId: agent.tenantId, actor: `agent:${agent.id}` });
-  // Open event streams are ended when the server closes; a stream never ends on its own.
+  // Open event streams are ended when the server closes, when their session signs out here, and
+  // when a periodic check finds their session over (expired, revoked elsewhere).
   const openStreams = new Set<() => void>();
+  const streamsOf = new Map<string, Set<() => void>>();
   app.addHook('preClose', async () => {
     for (const end of [...openStreams]) end();
   });
+  const endStreamsOf = (sessionKey: string): void => {
+    for (const end of [...(streamsOf.get(sessionKey) ?? [])]) end();
+  };
+
+  const setCookie = (request: FastifyRequest, reply: FastifyReply, value: string, maxAgeSeconds: number): void => {
+    const secure = deps.cookie?.alwaysSecure === true || cameOverTls(request, deps.cookie?.trustProxy === true);
+    void reply.header(
+      'set-cookie',
+      `${COOKIE}=${value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSeconds}${secure ? '; Secure' : ''}`,
+    );
+  };
+  const clearCookie = (request: FastifyRequest, reply: FastifyReply): void => setCookie(request, reply, '', 0);
 
   const placeCall = async (agent: AgentTokenInfo, customer: string, order: string | undefined): Promise<ConsoleCall> => {
     const requestId = `console-${randomUUID()}`;
@@ -160,26 +202,45 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleDeps): 
     async (api) => {
       api.post<{ Body: Static<typeof SessionBody> }>(
         '/session',
-        { schema: { hide: true, body: SessionBody, response: { 200: Type.Object({ agent: Type.Object({ name: Type.String(), agentNumber: Type.String() }) }), ...errors } } },
+        { schema: { hide: true, body: SessionBody, response: { 200: SessionReply, ...errors } } },
         async (request, reply) => {
           const agent = await deps.tokens.authenticate(request.body.token.trim());
-          if (!agent) throw new AppError('unauthorized', 'unknown or revoked agent token', 401, 'token');
-          setCookie(reply, request.body.token.trim(), 12 * 3600);
-          return { agent: { name: agent.name, agentNumber: maskPhone(agent.agentNumber) } };
+          if (!agent) throw new AppError('unauthorized', 'unknown, expired or revoked agent token', 401, 'token');
+          // A session this browser still had ends: one sign-in, one session.
+          const previous = cookieSession(request);
+          if (previous) await deps.sessions.revoke(previous);
+          const session = await deps.sessions.open(agent);
+          setCookie(request, reply, session.id, session.maxAgeSeconds);
+          void reply.header('cache-control', 'no-store');
+          return {
+            agent: { name: agent.name, agentNumber: maskPhone(agent.agentNumber) },
+            session: { expiresAt: new Date(session.expiresAt).toISOString() },
+          };
         },
       );
 
-      api.delete('/session', { schema: { hide: true } }, async (_request, reply) => {
-        setCookie(reply, '', 0);
+      // Sign-out: the session is revoked (its cookie, replayed, opens nothing) and the cookie cleared.
+      api.delete('/session', { schema: { hide: true } }, async (request, reply) => {
+        const id = cookieSession(request);
+        if (id) {
+          await deps.sessions.revoke(id);
+          endStreamsOf(sessionKey(id));
+        }
+        clearCookie(request, reply);
         return reply.status(204).send();
       });
 
       void api.register(async (signedIn) => {
-        signedIn.addHook('onRequest', async (request) => {
-          const token = cookieToken(request);
-          const agent = token ? await deps.tokens.authenticate(token) : null;
-          if (!agent) throw new AppError('unauthorized', 'sign in with your agent token', 401);
-          request.agent = agent;
+        signedIn.addHook('onRequest', async (request, reply) => {
+          const id = cookieSession(request);
+          if (!id) throw new AppError('unauthorized', 'sign in with your agent token', 401);
+          const session = await deps.sessions.authenticate(id);
+          if (!session) {
+            clearCookie(request, reply);
+            throw new AppError('session_ended', 'your console session has ended (signed out, expired or revoked): sign in again', 401);
+          }
+          request.agent = session.agent;
+          request.consoleSession = session.key;
         });
         if (deps.audit) {
           registerAuditHook(
@@ -235,19 +296,31 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleDeps): 
 
         signedIn.get('/events', { schema: { hide: true } }, async (request, reply) => {
           const agent = agentOf(request);
+          const sessionId = cookieSession(request)!;
+          const session = request.consoleSession!;
           reply.hijack();
           const res = reply.raw;
           let closed = false;
           let started = false;
           const backlog: string[] = [];
           let stopWatching: (() => void) | null = null;
-          const keepAlive = setInterval(() => started && send(': keep-alive\n\n'), deps.keepAliveMs ?? 15_000);
+          // Each beat also checks the session (without counting as use): an expired or revoked
+          // session's stream ends, and the page, reconnecting, is told to sign in again.
+          const keepAlive = setInterval(() => {
+            if (started) send(': keep-alive\n\n');
+            deps.sessions.authenticate(sessionId, { touch: false }).then(
+              (live) => live || end(),
+              (err: unknown) => request.log.warn({ err }, 'console session check failed'),
+            );
+          }, deps.keepAliveMs ?? 15_000);
           const end = (): void => {
             if (closed) return;
             closed = true;
             clearInterval(keepAlive);
             stopWatching?.();
             openStreams.delete(end);
+            streamsOf.get(session)?.delete(end);
+            if (streamsOf.get(session)?.size === 0) streamsOf.delete(session);
             if (!res.writableEnded) res.end();
           };
           const send = (chunk: string): void => {
@@ -256,6 +329,8 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleDeps): 
             else backlog.push(chunk);
           };
           openStreams.add(end);
+          if (!streamsOf.has(session)) streamsOf.set(session, new Set());
+          streamsOf.get(session)!.add(end);
           request.raw.on('close', end);
 
           const mine = new Set<string>();

@@ -137,6 +137,15 @@ export const CONSOLE_PAGE = `<!doctype html>
   const label = (r) => (LABELS[r] || [String(r).replace(/_/g, ' '), 'meh']);
   const clock = (iso) => new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 
+  // Signed out by the server (session expired, idle, revoked, or signed out elsewhere): say so.
+  function ended(err) {
+    if (err.status !== 401) return false;
+    const wasIn = signedIn;
+    show(false);
+    if (wasIn || err.code === 'session_ended') $('sign-in-error').textContent = 'Your session has ended. Sign in again.';
+    return true;
+  }
+
   function show(isSignedIn, agent) {
     signedIn = isSignedIn;
     $('sign-in-card').classList.toggle('hidden', isSignedIn);
@@ -223,7 +232,7 @@ export const CONSOLE_PAGE = `<!doctype html>
       if (source.readyState !== EventSource.CLOSED || events !== source) return;
       // Refused (signed out, or the server was restarting): try again unless the session is gone.
       events = null;
-      api('GET', '/me').then(() => { if (signedIn) setTimeout(listen, 3000); }, (err) => { if (err.status === 401) show(false); });
+      api('GET', '/me').then(() => { if (signedIn) setTimeout(listen, 3000); }, ended);
     };
   }
 
@@ -266,7 +275,7 @@ export const CONSOLE_PAGE = `<!doctype html>
         return li;
       }));
       $('recent-empty').classList.toggle('hidden', items.length > 0);
-    } catch (err) { if (err.status === 401) show(false); }
+    } catch (err) { ended(err); }
   }
 
   function callError(err) {
@@ -288,7 +297,7 @@ export const CONSOLE_PAGE = `<!doctype html>
       recent();
     } catch (err) {
       $('call').disabled = false;
-      if (err.status === 401) return show(false);
+      if (ended(err)) return;
       callError(err);
     }
   }
@@ -300,7 +309,7 @@ export const CONSOLE_PAGE = `<!doctype html>
       const { agent } = await api('POST', '/session', { token: $('token').value });
       $('token').value = '';
       show(true, agent);
-    } catch (err) { $('sign-in-error').textContent = err.status === 401 ? 'That token is not valid. Ask your admin for a new one.' : err.message; }
+    } catch (err) { $('sign-in-error').textContent = err.status === 401 ? 'That token is not valid (or has expired, or was revoked). Ask your admin for a new one.' : err.message; }
   });
   $('call-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
@@ -314,13 +323,14 @@ export const CONSOLE_PAGE = `<!doctype html>
     call.hungUp = true;
     try { adopt(await api('POST', '/calls/' + call.id + '/hangup')); } catch (err) {
       // Ended by itself in the meantime: the pushed end shows how.
-      if (err.code !== 'call_already_ended') { call.hungUp = false; $('call-error').textContent = err.message; }
+      if (err.code !== 'call_already_ended') { call.hungUp = false; if (!ended(err)) $('call-error').textContent = err.message; }
     }
     $('hang-up').disabled = false;
   });
-  $('sign-out').addEventListener('click', async () => { await api('DELETE', '/session').catch(() => undefined); show(false); });
+  // Sign-out revokes the session on the server, then forgets it here.
+  $('sign-out').addEventListener('click', async () => { await api('DELETE', '/session').catch(() => undefined); show(false); $('sign-in-error').textContent = ''; });
 
-  api('GET', '/me').then(({ agent }) => show(true, agent), () => show(false));
+  api('GET', '/me').then(({ agent }) => show(true, agent), (err) => { if (!ended(err)) show(false); });
 })();
 </script>
 </body>

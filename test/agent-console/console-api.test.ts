@@ -14,11 +14,14 @@ describe('agent console API', () => {
     if (!stopped) await sys?.stop();
   });
 
+  /** Signs in; the cookie carries a random session id, never the token (test/agent-console/console-sessions.test.ts has the rest). */
   async function signIn(token: string): Promise<string> {
     const res = await sys.app.http.inject({ method: 'POST', url: '/console/api/session', payload: { token } });
     expect(res.statusCode).toBe(200);
     const cookie = String(res.headers['set-cookie']);
-    expect(cookie).toMatch(/^ng_agent=.+; Path=\/console; HttpOnly; SameSite=Strict/);
+    expect(cookie).toMatch(/^ng_agent=[A-Za-z0-9_-]{43}; Path=\/console; HttpOnly; SameSite=Strict; Max-Age=43200$/);
+    expect(cookie).not.toContain(token.slice(4));
+    expect(res.body).not.toContain(token.slice(4));
     return cookie.split(';')[0]!;
   }
 
@@ -75,15 +78,39 @@ describe('agent console API', () => {
     expect(JSON.stringify(audit.body)).not.toContain('13900050001');
   });
 
-  it('a revoked token signs no one in and its cookie opens nothing', async () => {
+  it('sign-out revokes the session: its cookie, replayed, opens nothing', async () => {
+    const t = await tokens.create(sys.tenantId, { name: 'Agent Seven', agentNumber: '13800050007' });
+    const cookie = await signIn(t.token);
+    expect((await as(cookie, 'GET', '/console/api/me')).statusCode).toBe(200);
+    const out = await sys.app.http.inject({ method: 'DELETE', url: '/console/api/session', headers: { cookie } });
+    expect(out.statusCode).toBe(204);
+    expect(out.headers['set-cookie']).toMatch(/^ng_agent=; Path=\/console; HttpOnly; SameSite=Strict; Max-Age=0$/);
+    const replay = await as(cookie, 'GET', '/console/api/recent');
+    expect(replay.statusCode).toBe(401);
+    expect(replay.json()).toMatchObject({ error: { code: 'session_ended' } });
+    // Neither the token nor the session id was logged.
+    const logs = sys.logLines.join('');
+    expect(logs).not.toContain(t.token.slice(4));
+    expect(logs).not.toContain(cookie.slice('ng_agent='.length));
+  });
+
+  it('a revoked token signs no one in, its sessions end within seconds, and a cookie holding a token opens nothing', async () => {
     const t = await tokens.create(sys.tenantId, { name: 'Agent Three', agentNumber: '13800050003' });
-    await tokens.revoke(sys.tenantId, t.id);
-    const signIn = await sys.app.http.inject({ method: 'POST', url: '/console/api/session', payload: { token: t.token } });
-    expect(signIn.statusCode).toBe(401);
-    expect(signIn.headers['set-cookie']).toBeUndefined();
+    const cookie = await signIn(t.token);
+    expect((await as(cookie, 'GET', '/console/api/me')).statusCode).toBe(200);
+    await tokens.revoke(sys.tenantId, t.id); // as `agent-token revoke` does, from another process
+    const deadline = Date.now() + 10_000;
+    while ((await as(cookie, 'GET', '/console/api/me')).statusCode === 200) {
+      if (Date.now() > deadline) throw new Error('the session outlived its revoked token');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const again = await sys.app.http.inject({ method: 'POST', url: '/console/api/session', payload: { token: t.token } });
+    expect(again.statusCode).toBe(401);
+    expect(again.headers['set-cookie']).toBeUndefined();
+    // The cookie of an older console held the token itself: it is no session.
     const recent = await as(`ng_agent=${t.token}`, 'GET', '/console/api/recent');
     expect(recent.statusCode).toBe(401);
-    expect(recent.json()).toMatchObject({ error: { code: 'unauthorized' } });
+    expect(recent.json()).toMatchObject({ error: { code: 'session_ended' } });
   });
 
   it('pushes the progress of the agent\'s own calls, in order, and nothing of another agent\'s', async () => {

@@ -117,4 +117,19 @@ describe('agent console in Chromium', () => {
     await page.screenshot({ path: path.join(ARTIFACTS, 'console-phone.png'), fullPage: true });
     for (const shot of ['console-laptop.png', 'console-phone.png']) expect(statSync(path.join(ARTIFACTS, shot)).size).toBeGreaterThan(10_000);
   });
+
+  it('the browser holds only a session id; Sign out ends the session for good', async () => {
+    const session = (await page.context().cookies()).find((c) => c.name === 'ng_agent')!;
+    expect(session).toMatchObject({ httpOnly: true, sameSite: 'Strict', path: '/console', secure: false });
+    expect(session.value).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(session.value).not.toContain(token.slice(4));
+    await page.click('#sign-out');
+    await page.locator('#sign-in-card').waitFor({ state: 'visible' });
+    expect(await page.locator('#sign-in-error').textContent()).toBe('');
+    // The old session id, put back (a copied cookie): the page is told the session has ended.
+    await page.context().addCookies([session]);
+    await page.reload();
+    await page.locator('#sign-in-error').getByText('Your session has ended. Sign in again.').waitFor();
+    expect(await page.locator('#call-card').isVisible()).toBe(false);
+  });
 });
