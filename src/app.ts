@@ -196,6 +196,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
         retryUnitMs: config.webhooks.retryUnitMs,
         onFailedAttempt: (status) => metrics?.webhookFailure(status),
         allowPrivateUrls: config.webhooks.allowPrivateUrls,
+        tenantConcurrency: config.webhooks.tenantConcurrency,
       })
     : null;
   const pruneDeliveryLog = async (): Promise<void> => {

@@ -78,6 +78,8 @@ export interface AppConfig {
     readonly allowPrivateUrls: boolean;
     /** Delivery attempts older than this many days leave the delivery log (pruned hourly). */
     readonly logRetentionDays: number;
+    /** Deliveries of one tenant in flight at once (of the worker's 20), across controllers. */
+    readonly tenantConcurrency: number;
   };
 }
 
@@ -208,6 +210,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       retryUnitMs: int(env, 'WEBHOOK_RETRY_UNIT_MS', 60_000, 1, 3_600_000),
       allowPrivateUrls: bool(env, 'WEBHOOK_ALLOW_PRIVATE_URLS', false),
       logRetentionDays: int(env, 'WEBHOOK_LOG_RETENTION_DAYS', 30, 1, 3650),
+      tenantConcurrency: int(env, 'WEBHOOK_TENANT_CONCURRENCY', 5, 1, 20),
     },
   };
   return Object.freeze(config);

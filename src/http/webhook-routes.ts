@@ -7,6 +7,7 @@ import type { WebhookQueue } from '../webhooks/webhook-queue';
 import { MAX_DELIVERY_PAGE, type WebhookEndpoint, type WebhookStore } from '../webhooks/webhook-store';
 import { ErrorSchema } from './schemas';
 import { checkPublicHost } from '../webhooks/public-address';
+import { publicDeliveryError } from '../webhooks/delivery-errors';
 import { tenantOf } from './tenant-context';
 
 /**
@@ -56,7 +57,9 @@ const DeliverySchema = Type.Object({
     description: 'failed: will be retried; gave_up: the last attempt failed',
   }),
   httpStatus: Type.Union([Type.Integer(), Type.Null()]),
-  error: Type.Union([Type.String(), Type.Null()]),
+  error: Type.Union([Type.String(), Type.Null()], {
+    description: 'null when delivered, else one of not_public_address, unresolvable, connection_failed, tls_failed, timeout, http_<status>',
+  }),
   durationMs: Type.Integer(),
   createdAt: Type.Integer({ description: 'epoch ms' }),
 });
@@ -170,11 +173,13 @@ export function registerWebhookRoutes(v1: FastifyInstance, deps: WebhookRouteDep
     },
     async (request) => {
       const q = request.query;
-      return store.listDeliveries(tenantOf(request).tenantId, {
+      const page = await store.listDeliveries(tenantOf(request).tenantId, {
         limit: q.limit === undefined ? undefined : Number(q.limit),
         cursor: q.cursor,
         eventId: q.eventId,
       });
+      // Rows logged before the error categories may hold socket details: shown as their category.
+      return { ...page, items: page.items.map((d) => ({ ...d, error: publicDeliveryError(d.error) })) };
     },
   );
 

@@ -1,10 +1,12 @@
-import { performance } from 'node:perf_hooks';
-import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job, type JobsOptions } from 'bullmq';
+import { randomUUID } from 'node:crypto';
+import { DelayedError, Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job, type JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { maskPhonesInText } from '../domain/phone-number';
-import { checkPublicHost } from './public-address';
 import type { Logger } from '../logger';
 import type { WebhookPayload } from './payload';
-import { webhookHeaders } from './signing';
+import { postWebhook, type AttemptResult } from './pinned-post';
+import type { Resolver } from './public-address';
+import { RedisTenantSlots, type TenantSlots } from './tenant-slots';
 import type { DeliveryStatus, EndpointLookup, WebhookEndpoint, WebhookStore } from './webhook-store';
 
 /**
@@ -67,60 +69,40 @@ export class WebhookQueue {
   }
 }
 
-export interface AttemptResult {
-  readonly ok: boolean;
-  readonly httpStatus: number | null;
-  readonly error: string | null;
-  readonly durationMs: number;
-}
-
-function describeFailure(err: unknown, timeoutMs: number): string {
-  // Duck-typed: the abort is a DOMException, not an Error of every realm.
-  const e = (err ?? {}) as { name?: unknown; message?: unknown; cause?: { code?: unknown; message?: unknown } };
-  if (e.name === 'TimeoutError' || e.name === 'AbortError') return `no response within ${timeoutMs} ms`;
-  if (e.cause && typeof e.cause.code === 'string') return `${e.cause.code}${typeof e.cause.message === 'string' ? `: ${e.cause.message}` : ''}`;
-  return typeof e.message === 'string' ? e.message : String(err);
-}
-
-/** One signed POST. 2xx is delivered; any other status (redirects too), an error or the timeout is a failed attempt. */
-export async function postWebhook(endpoint: Pick<WebhookEndpoint, 'url' | 'secret'>, payload: WebhookPayload, timeoutMs: number): Promise<AttemptResult> {
-  const body = JSON.stringify(payload);
-  const started = performance.now();
-  try {
-    const res = await fetch(endpoint.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'user-agent': 'numguard-webhooks/1', ...webhookHeaders(endpoint.secret, payload.id, body) },
-      body,
-      redirect: 'manual',
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    // The reply body is of no interest; drop it so the connection can be reused.
-    await res.body?.cancel().catch(() => undefined);
-    const durationMs = performance.now() - started;
-    const ok = res.status >= 200 && res.status < 300;
-    return { ok, httpStatus: res.status, error: ok ? null : `HTTP ${res.status}`, durationMs };
-  } catch (err) {
-    return { ok: false, httpStatus: null, error: describeFailure(err, timeoutMs), durationMs: performance.now() - started };
-  }
-}
+export { postWebhook, type AttemptResult, type PostOptions } from './pinned-post';
 
 export interface WebhookWorkerOptions {
-  readonly connection: ConnectionOptions;
+  /** Also holds the per-tenant in-flight slots. */
+  readonly connection: Redis;
   readonly prefix: string;
   readonly store: Pick<WebhookStore, 'recordDelivery'>;
   readonly endpoints: EndpointLookup;
   readonly logger: Logger;
-  /** WEBHOOK_TIMEOUT_MS */
+  /** WEBHOOK_TIMEOUT_MS: one attempt, name resolution included. */
   readonly timeoutMs: number;
   /** WEBHOOK_RETRY_UNIT_MS: the length of one "minute" of the retry schedule. */
   readonly retryUnitMs: number;
   /** Deliveries in flight at once. Default 20. */
   readonly concurrency?: number;
-  /** WEBHOOK_ALLOW_PRIVATE_URLS: otherwise each delivery re-checks that the host resolves to public addresses only. */
+  /**
+   * WEBHOOK_TENANT_CONCURRENCY: deliveries of one tenant in flight at once, across every
+   * controller. Default max(1, floor(concurrency / 4)).
+   */
+  readonly tenantConcurrency?: number;
+  /** WEBHOOK_ALLOW_PRIVATE_URLS: otherwise every address the host resolves to must be public. */
   readonly allowPrivateUrls?: boolean;
+  /** Name resolution for deliveries (default: the system resolver); tests play DNS with it. */
+  readonly resolve?: Resolver;
+  /** The in-flight slots (default: leases in Redis under `prefix`). */
+  readonly tenantSlots?: TenantSlots;
   /** Called for each failed attempt (the failures metric). */
   readonly onFailedAttempt?: (status: 'failed' | 'gave_up') => void;
 }
+
+/** A slot is given back after each attempt; the lease only matters when a controller dies holding one. */
+const SLOT_LEASE_MARGIN_MS = 30_000;
+/** Remembered deferral counts (per job, this instance); beyond this the memory is simply cleared. */
+const MAX_DEFERRALS_TRACKED = 100_000;
 
 function validateJob(data: unknown): WebhookPayload {
   const p = (data as Partial<WebhookJobData> | null)?.payload;
@@ -136,25 +118,52 @@ function subscribed(endpoint: WebhookEndpoint, type: WebhookPayload['type']): bo
   return endpoint.events.includes(type);
 }
 
-/** Runs the worker that POSTs queued events, logs every attempt, and retries on the schedule. */
+/**
+ * Runs the worker that POSTs queued events, logs every attempt, and retries on the schedule.
+ * A job whose tenant already has its share of deliveries in flight goes back to the delayed set
+ * for a moment (not counted as an attempt), so one tenant's slow endpoint cannot take the whole pool.
+ */
 export function startWebhookWorker(opts: WebhookWorkerOptions): { worker: Worker<WebhookJobData>; close(): Promise<void> } {
   const log = opts.logger.child({ component: 'webhooks' });
+  const concurrency = opts.concurrency ?? 20;
+  const slots =
+    opts.tenantSlots ??
+    new RedisTenantSlots(opts.connection, opts.prefix, opts.tenantConcurrency ?? Math.max(1, Math.floor(concurrency / 4)), opts.timeoutMs + SLOT_LEASE_MARGIN_MS);
+  const deferrals = new Map<string, number>();
+  /** Grows from ~0.1 s while the tenant stays busy, up to about one timeout (at most 10 s), jittered. */
+  const deferralDelay = (jobId: string): number => {
+    const n = deferrals.get(jobId) ?? 0;
+    if (deferrals.size >= MAX_DEFERRALS_TRACKED) deferrals.clear();
+    deferrals.set(jobId, n + 1);
+    const ceiling = Math.min(Math.max(opts.timeoutMs, 1000), 10_000);
+    const delay = Math.min(ceiling, 100 * 2 ** Math.min(n, 20));
+    return Math.round(delay / 2 + (Math.random() * delay) / 2);
+  };
   const worker = new Worker<WebhookJobData>(
     WEBHOOK_QUEUE_NAME,
-    async (job: Job<WebhookJobData>) => {
+    async (job: Job<WebhookJobData>, token?: string) => {
       const payload = validateJob(job.data);
       const endpoint = await opts.endpoints.get(payload.tenantId);
       if (!endpoint || !subscribed(endpoint, payload.type)) {
         log.debug({ tenantId: payload.tenantId, eventId: payload.id, type: payload.type }, 'webhook dropped: endpoint gone, disabled or unsubscribed');
         return;
       }
+      const jobId = job.id ?? payload.id;
+      const holder = `${jobId}:${randomUUID()}`;
+      if (!(await slots.acquire(payload.tenantId, holder))) {
+        await job.moveToDelayed(Date.now() + deferralDelay(jobId), token);
+        throw new DelayedError();
+      }
+      deferrals.delete(jobId);
       const attempt = job.attemptsMade + 1;
       const lastAttempt = attempt >= (job.opts.attempts ?? 1);
-      // Checked again at delivery: a name may resolve differently than when it was configured.
-      const host = opts.allowPrivateUrls ? ({ ok: true } as const) : await checkPublicHost(new URL(endpoint.url).hostname);
-      const result = host.ok
-        ? await postWebhook(endpoint, payload, opts.timeoutMs)
-        : { ok: false, httpStatus: null, error: host.reason === 'not_public' ? 'host resolves to a non-public address' : 'host does not resolve', durationMs: 0 };
+      let result: AttemptResult;
+      try {
+        // Resolved and checked afresh on every attempt, and connected to exactly what was checked.
+        result = await postWebhook(endpoint, payload, { timeoutMs: opts.timeoutMs, resolve: opts.resolve, allowPrivate: opts.allowPrivateUrls });
+      } finally {
+        await slots.release(payload.tenantId, holder).catch((err: unknown) => log.warn({ err, tenantId: payload.tenantId }, 'webhook slot not released (its lease will expire)'));
+      }
       const status: DeliveryStatus = result.ok ? 'delivered' : lastAttempt ? 'gave_up' : 'failed';
       try {
         await opts.store.recordDelivery({
@@ -165,6 +174,7 @@ export function startWebhookWorker(opts: WebhookWorkerOptions): { worker: Worker
           attempt,
           status,
           httpStatus: result.httpStatus,
+          // Only the category: the details would let a tenant probe networks through its URL.
           error: result.error,
           durationMs: result.durationMs,
           at: Date.now(),
@@ -178,16 +188,18 @@ export function startWebhookWorker(opts: WebhookWorkerOptions): { worker: Worker
         log.debug(fields, 'webhook delivered');
         return;
       }
-      const error = maskPhonesInText(result.error ?? 'failed');
+      const error = result.error ?? 'connection_failed';
+      // The operator's log may say what happened exactly (numbers masked).
+      const detail = result.detail === null ? undefined : maskPhonesInText(result.detail);
       opts.onFailedAttempt?.(lastAttempt ? 'gave_up' : 'failed');
-      if (lastAttempt) log.warn({ ...fields, error }, 'webhook gave up after the last attempt');
-      else log.info({ ...fields, error }, 'webhook attempt failed, will retry');
+      if (lastAttempt) log.warn({ ...fields, error, detail }, 'webhook gave up after the last attempt');
+      else log.info({ ...fields, error, detail }, 'webhook attempt failed, will retry');
       throw new Error(error);
     },
     {
       connection: opts.connection,
       prefix: opts.prefix,
-      concurrency: opts.concurrency ?? 20,
+      concurrency,
       settings: { backoffStrategy: webhookBackoffStrategy(opts.retryUnitMs) },
     },
   );

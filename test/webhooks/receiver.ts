@@ -27,8 +27,12 @@ export interface Receiver {
   close(): Promise<void>;
 }
 
-/** A local webhook endpoint (node:http) that verifies every request's signature. */
-export async function startReceiver(secret: string, reply: (w: ReceivedWebhook, index: number) => Reply = () => 200): Promise<Receiver> {
+/** A local webhook endpoint (node:http) that verifies every request's signature; on 127.0.0.1 and a free port unless told. */
+export async function startReceiver(
+  secret: string,
+  reply: (w: ReceivedWebhook, index: number) => Reply = () => 200,
+  listen: { host?: string; port?: number } = {},
+): Promise<Receiver> {
   const received: ReceivedWebhook[] = [];
   const hanging = new Set<ServerResponse>();
   let answered = 0;
@@ -58,10 +62,17 @@ export async function startReceiver(secret: string, reply: (w: ReceivedWebhook, 
       for (const wake of waiters) wake();
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const host = listen.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}/hooks`,
+    url: `http://${host}:${port}/hooks`,
     received,
     pending: () => hanging.size,
     answered: () => answered,
