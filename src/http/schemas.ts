@@ -34,7 +34,19 @@ export const CreateCallBody = Type.Object(
 );
 export type CreateCallBody = Static<typeof CreateCallBody>;
 
-export const CallIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+/**
+ * Ids, numbers and cursors in paths and query strings: bounded, ASCII only. The columns they are
+ * compared with are ASCII (a non-ASCII value is a MySQL collation error, not a miss), and
+ * Fastify's router refuses a path segment over 100 characters on its own (414 uri_too_long).
+ */
+export const ResourceId = (description?: string) =>
+  Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._:~-]+$', ...(description ? { description } : {}) });
+/** A phone number as a client may write it: digits, +, spaces, dashes, dots, parentheses. */
+export const PhoneParam = () => Type.String({ minLength: 1, maxLength: 32, pattern: '^[0-9+() .-]+$' });
+/** An opaque paging cursor this API returned (base64url). */
+export const CursorParam = (maxLength = 200, minLength = 1) => Type.String({ minLength, maxLength, pattern: '^[A-Za-z0-9_=-]*$' });
+
+export const CallIdParams = Type.Object({ id: ResourceId('call id') });
 export type CallIdParams = Static<typeof CallIdParams>;
 
 export const CALL_RESULTS = [
@@ -62,7 +74,7 @@ export const ListCdrsQuery = Type.Object(
     result: Type.Optional(Type.Union(CALL_RESULTS.map((r) => Type.Literal(r)))),
     userData: Type.Optional(Type.String({ maxLength: 256 })),
     limit: Type.Optional(Type.String({ pattern: '^\\d{1,3}$' })),
-    cursor: Type.Optional(Type.String({ maxLength: 200 })),
+    cursor: Type.Optional(CursorParam(200, 0)),
   },
   { additionalProperties: false },
 );
