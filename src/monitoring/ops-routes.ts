@@ -1,14 +1,21 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { maskPhonesInText } from '../domain/phone-number';
+import { notFound, toHttpError } from '../http/errors';
+import { clientErrorHandler } from '../http/request-guards';
+import type { Logger } from '../logger';
 import { oldestWaitingSince, type PlatformMetrics } from './metrics';
 
 /**
  * Operator endpoints outside the tenant API: Prometheus metrics, liveness, and a read-only
- * queue dashboard. With ADMIN_TOKEN set, /metrics needs `Authorization: Bearer <token>` and the
- * dashboard needs that or HTTP Basic `admin:<token>`; without it the dashboard does not exist
- * (404) and /metrics is open, for a scrape from inside the cluster network.
+ * queue dashboard. On the API's port, /metrics always needs the admin token
+ * (`Authorization: Bearer <ADMIN_TOKEN>`) and the dashboard needs that or HTTP Basic
+ * `admin:<token>`; without ADMIN_TOKEN neither exists there (404). A scrape without credentials
+ * is only served by the separate metrics listener (METRICS_HOST/METRICS_PORT, startMetricsListener),
+ * which an operator binds to an address only the scraper reaches.
  */
 export interface OpsDeps {
   readonly metrics: PlatformMetrics;
@@ -69,7 +76,10 @@ export function registerOpsRoutes(app: FastifyInstance, deps: OpsDeps): void {
   app.get('/livez', { schema: { hide: true } }, async () => ({ status: 'ok' }));
 
   app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
-    if (deps.adminToken && !isAdmin(request, deps.adminToken)) return refuse(reply, false);
+    if (!deps.adminToken) {
+      return reply.status(404).send({ error: { code: 'metrics_disabled', message: 'set ADMIN_TOKEN to scrape /metrics here, or METRICS_PORT for a separate metrics listener' } });
+    }
+    if (!isAdmin(request, deps.adminToken)) return refuse(reply, false);
     return reply.header('content-type', deps.metrics.contentType).send(await deps.metrics.text());
   });
 
@@ -78,4 +88,62 @@ export function registerOpsRoutes(app: FastifyInstance, deps: OpsDeps): void {
     if (!isAdmin(request, deps.adminToken)) return refuse(reply, true);
     return reply.header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(await dashboard(deps.queues));
   });
+}
+
+export interface MetricsListener {
+  readonly address: { readonly host: string; readonly port: number };
+  close(): Promise<void>;
+}
+
+/**
+ * A listener of its own that serves only `GET /metrics`, without credentials: for a Prometheus
+ * that scrapes over a private interface (METRICS_HOST, default 127.0.0.1; METRICS_PORT). Anything
+ * else answers in the API's error shape.
+ */
+export async function startMetricsListener(
+  metrics: Pick<PlatformMetrics, 'contentType' | 'text'>,
+  listen: { readonly host: string; readonly port: number },
+  logger: Logger,
+): Promise<MetricsListener> {
+  const sendJson = (res: ServerResponse, status: number, body: unknown): void => {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+    res.end(text);
+  };
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '').split('?', 1)[0];
+    if (path !== '/metrics') return sendJson(res, 404, notFound().body);
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('allow', 'GET, HEAD');
+      return sendJson(res, 405, toHttpError({ statusCode: 405 }).body);
+    }
+    metrics.text().then(
+      (text) => {
+        res.writeHead(200, { 'content-type': metrics.contentType, 'cache-control': 'no-store' });
+        res.end(req.method === 'HEAD' ? undefined : text);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'metrics scrape failed');
+        sendJson(res, 500, toHttpError(err).body);
+      },
+    );
+  });
+  server.on('clientError', clientErrorHandler);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  logger.info({ host: address.address, port: address.port }, 'metrics listener started');
+  return {
+    address: { host: address.address, port: address.port },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
 }

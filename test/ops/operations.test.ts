@@ -55,7 +55,7 @@ describe('operations: metrics, liveness, readiness, queue dashboard', () => {
     const caller = '13800040010';
     const b = '13900040010';
     const x = '700600000000010';
-    await sys.api('POST', '/v1/pool/numbers', { numbers: [{ x, area: '0756' }] });
+    await sys.app.bindings.importNumbers(sys.tenantId, [{ x, area: '0756' }]);
     expect((await sys.api('POST', '/v1/bindings', { mode: 'axb', a: caller, b, x })).status).toBe(201);
     sys.sim.setPhone(b, { answer: 'no-answer' });
     expect(value(await scrape(), 'numguard_active_calls{kind="call_to_x"}')).toBe(0);
@@ -131,7 +131,7 @@ describe('operations: metrics, liveness, readiness, queue dashboard', () => {
   });
 
   it('reports pool numbers and active bindings per area', async () => {
-    await sys.api('POST', '/v1/pool/numbers', { numbers: [{ x: '700600000000001', area: '0755' }, { x: '700600000000002', area: '0755' }] });
+    await sys.app.bindings.importNumbers(sys.tenantId, [{ x: '700600000000001', area: '0755' }, { x: '700600000000002', area: '0755' }]);
     await sys.api('PATCH', '/v1/pool/numbers/700600000000002', { state: 'quarantined' });
     expect((await sys.api('POST', '/v1/bindings', { mode: 'axb', a: '13800040005', b: '13900040005', area: '0755' })).status).toBe(201);
     await new Promise((r) => setTimeout(r, 5100)); // pool figures are cached for 5 s between scrapes
@@ -143,6 +143,7 @@ describe('operations: metrics, liveness, readiness, queue dashboard', () => {
   });
 
   it('guards /metrics and the dashboard with the admin token; liveness needs nothing', async () => {
+    expect(sys.app.metricsAddress).toBeNull();
     expect((await sys.app.http.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(401);
     expect((await sys.app.http.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'Bearer wrong-token-0123456789' } })).statusCode).toBe(401);
     const noCreds = await sys.app.http.inject({ method: 'GET', url: '/admin/queues' });
@@ -188,19 +189,51 @@ describe('operations: metrics, liveness, readiness, queue dashboard', () => {
 describe('operations without an admin token', () => {
   let sys: TestSystem;
   beforeAll(async () => {
-    sys = await startTestSystem();
+    // The scrape address of its own: only there is /metrics served without credentials.
+    sys = await startTestSystem({ env: { METRICS_PORT: '0', METRICS_HOST: '127.0.0.1' } });
   });
   afterAll(async () => {
     await sys?.stop();
   });
 
-  it('has no queue dashboard at all, and an open /metrics for an in-cluster scrape', async () => {
+  it('has no queue dashboard and no /metrics on the API port, with or without a token', async () => {
     expect((await sys.app.http.inject({ method: 'GET', url: '/admin/queues' })).statusCode).toBe(404);
-    expect((await sys.app.http.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(200);
+    for (const headers of [{}, { authorization: 'Bearer anything-at-all-0123456789' }]) {
+      const res = await sys.app.http.inject({ method: 'GET', url: '/metrics', headers });
+      expect(res.statusCode).toBe(404);
+      expect(res.json()).toEqual({ error: { code: 'metrics_disabled', message: expect.any(String) } });
+    }
+  });
+
+  it('serves /metrics without credentials on the separate metrics listener, and nothing else there', async () => {
+    expect(sys.app.metricsAddress).toEqual({ host: '127.0.0.1', port: expect.any(Number) });
+    const base = `http://127.0.0.1:${sys.app.metricsAddress!.port}`;
+    const res = await fetch(`${base}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('text/plain');
+    expect(await res.text()).toContain('numguard_esl_connected');
+    const other = await fetch(`${base}/v1/cdrs`);
+    expect(other.status).toBe(404);
+    expect(await other.json()).toEqual({ error: { code: 'not_found', message: expect.any(String) } });
+    const post = await fetch(`${base}/metrics`, { method: 'POST' });
+    expect(post.status).toBe(405);
+    expect(((await post.json()) as { error: { code: string } }).error.code).toBe('method_not_allowed');
   });
 
   it('refuses a short ADMIN_TOKEN at start, naming the variable', async () => {
     const { loadConfig } = await import('../../src/config');
     expect(() => loadConfig({ ESL_PASSWORD: 'x', ADMIN_TOKEN: 'short' })).toThrow(/ADMIN_TOKEN/);
+  });
+
+  it('checks METRICS_HOST and METRICS_PORT at start, naming the variable', async () => {
+    const { loadConfig } = await import('../../src/config');
+    expect(loadConfig({ ESL_PASSWORD: 'x' }).metricsListen).toBeNull();
+    expect(loadConfig({ ESL_PASSWORD: 'x', METRICS_PORT: '9100' }).metricsListen).toEqual({ host: '127.0.0.1', port: 9100 });
+    expect(loadConfig({ ESL_PASSWORD: 'x', METRICS_PORT: '9100', METRICS_HOST: '10.0.0.5' }).metricsListen).toEqual({ host: '10.0.0.5', port: 9100 });
+    expect(() => loadConfig({ ESL_PASSWORD: 'x', METRICS_HOST: '10.0.0.5' })).toThrow(/METRICS_PORT/);
+    expect(() => loadConfig({ ESL_PASSWORD: 'x', METRICS_PORT: 'nine' })).toThrow(/METRICS_PORT/);
+    expect(() => loadConfig({ ESL_PASSWORD: 'x', METRICS_PORT: '70000' })).toThrow(/METRICS_PORT/);
+    expect(() => loadConfig({ ESL_PASSWORD: 'x', METRICS_PORT: '8080' })).toThrow(/METRICS_PORT.*HTTP_PORT/);
+    expect(() => loadConfig({ ESL_PASSWORD: 'x', METRICS_PORT: '9100', METRICS_HOST: 'a b' })).toThrow(/METRICS_HOST/);
   });
 });
