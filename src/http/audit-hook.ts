@@ -4,7 +4,8 @@ import type { AuditEntryInput } from '../stores/audit-store';
 
 /**
  * The audit log of every change made through the API (SPEC §7): who (tenant and key, or agent),
- * what, when, and the request id the client saw in `x-request-id`. Registered inside an
+ * what, when, and the request id the client saw in the `x-request-id` response header (the
+ * server's own UUID; an `x-request-id` the client sent is kept in details.clientRequestId). Registered inside an
  * authenticated scope; a request that changed nothing (a refusal, a read, an idempotent replay)
  * writes nothing. Numbers are masked and secrets dropped before anything is stored. Writing the
  * entry never fails or delays the request: it happens after the response is sent.
@@ -105,7 +106,11 @@ export function registerAuditHook(
           action,
           target: targetOf(request, request.auditCreatedId),
           requestId: request.id,
-          details: { status: reply.statusCode, ...(body !== null && typeof body === 'object' ? { body } : {}) },
+          details: {
+            status: reply.statusCode,
+            ...(request.clientRequestId ? { clientRequestId: request.clientRequestId } : {}),
+            ...(body !== null && typeof body === 'object' ? { body } : {}),
+          },
         })
         .catch(onError);
     } catch (err) {
