@@ -8,13 +8,16 @@ import { EslClient } from './esl/client';
 import { PlatformMetrics } from './monitoring/metrics';
 import { createReadinessProbe } from './monitoring/readiness';
 import { ConsoleHub } from './agent-console/console-hub';
+import { ConsoleSessionStore } from './agent-console/console-sessions';
 import { AgentTokenStore } from './stores/agent-tokens';
 import { completionEvents, PlatformEventBus, withId } from './events/platform-events';
 import { EslOutboundServer, type OutboundSession } from './esl/outbound-server';
 import { callToXId, handleCallToX, type CallToXDeps } from './flows/call-to-x';
 import type { ClickToDialDeps } from './flows/click-to-dial';
 import { SUBSCRIBED_EVENTS } from './flows/switch';
+import { RedisAuthThrottle } from './http/auth-throttle';
 import { buildHttpServer } from './http/server';
+import { startMetricsListener } from './monitoring/ops-routes';
 import type { Logger } from './logger';
 import { CallbackQueue, startCallbackWorker } from './queues/callback-queue';
 import type { CallOutcome } from './stores/call-outcome';
@@ -22,7 +25,7 @@ import { CdrQueue, startCdrWriter } from './queues/cdr-queue';
 import { BindingRegistry } from './stores/binding-registry';
 import { CallStore } from './stores/call-store';
 import { CdrStore } from './stores/cdr-store';
-import { cachedAgentTokenAuth, cachedApiKeyAuth, cachedTenantLookup } from './stores/cached-tenants';
+import { cachedApiKeyAuth, cachedTenantLookup } from './stores/cached-tenants';
 import { LiveCallStore } from './stores/live-calls';
 import { migrate } from './stores/migrate';
 import { createMysqlPool, ensureDatabase, type Pool } from './stores/mysql';
@@ -51,6 +54,8 @@ export interface App {
   readonly events: PlatformEventBus;
   /** Abuse control: rate limits, blacklist on the call paths, fan-out flags. */
   readonly abuse: AbuseGuard;
+  /** The separate /metrics listener (METRICS_HOST/METRICS_PORT), if configured. */
+  readonly metricsAddress: { readonly host: string; readonly port: number } | null;
   stop(): Promise<void>;
 }
 
@@ -284,9 +289,16 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     },
     audit,
     onAuditError: auditFailed,
+    authThrottle: new RedisAuthThrottle(redis, config.redisPrefix, config.authFailuresPerMinute),
     ops: { metrics, adminToken: config.adminToken, queues },
     agentConsole: {
-      tokens: cachedAgentTokenAuth(agentTokens, 5000),
+      // The token is checked at sign-in only (uncached: a revoked or expired one signs no one in).
+      tokens: agentTokens,
+      sessions: new ConsoleSessionStore(pool, {
+        lifetimeMs: config.agentConsole.sessionHours * 3_600_000,
+        idleMs: config.agentConsole.idleMinutes * 60_000,
+      }),
+      cookie: { alwaysSecure: config.agentConsole.cookieSecure, trustProxy: config.agentConsole.trustProxy },
       calls: service,
       hub: consoleHub,
       redis,
@@ -297,6 +309,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     readiness: createReadinessProbe({ esl, redis, pool }),
   });
   await http.listen({ host: config.http.host, port: config.http.port });
+  const metricsListener = config.metricsListen ? await startMetricsListener(metrics, config.metricsListen, logger) : null;
 
   return {
     http,
@@ -309,12 +322,14 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     callbackWorker,
     events,
     abuse,
+    metricsAddress: metricsListener?.address ?? null,
     async stop() {
       clearInterval(routeCheck);
       clearInterval(expirySweep);
       if (deliveryLogPrune) clearInterval(deliveryLogPrune);
       await outbound.close();
       await http.close();
+      await metricsListener?.close();
       await callbackWorker.close();
       await cdrWriter?.close();
       stopWebhookDispatch();

@@ -15,8 +15,12 @@ export interface AppConfig {
   readonly nodeId: string;
   readonly logLevel: string;
   readonly http: { readonly host: string; readonly port: number };
-  /** Guards /metrics and the queue dashboard; null: dashboard off, /metrics open. */
+  /** Guards /metrics and the queue dashboard; null: no dashboard, and /metrics only on metricsListen. */
   readonly adminToken: string | null;
+  /** METRICS_HOST/METRICS_PORT: a second listener serving only GET /metrics, without credentials; null: none. */
+  readonly metricsListen: { readonly host: string; readonly port: number } | null;
+  /** AUTH_FAILURES_PER_MINUTE: failed authentications per client address per minute before 429 (0: unlimited). */
+  readonly authFailuresPerMinute: number;
   readonly mysqlUrl: string;
   readonly redisUrl: string;
   /** Prefix for every Redis key and BullMQ queue, so several deployments (or test runs) can share a Redis. */
@@ -81,6 +85,17 @@ export interface AppConfig {
     /** Deliveries of one tenant in flight at once (of the worker's 20), across controllers. */
     readonly tenantConcurrency: number;
   };
+  /** Agent-console sign-in sessions and their cookie (README "Agent console"). */
+  readonly agentConsole: {
+    /** A session ends this long after sign-in, used or not. */
+    readonly sessionHours: number;
+    /** A session without a request for this long ends (at most sessionHours). */
+    readonly idleMinutes: number;
+    /** Believe `X-Forwarded-Proto: https` from the reverse proxy in front (the cookie is then Secure). */
+    readonly trustProxy: boolean;
+    /** Mark the session cookie Secure on every response, however the request came. */
+    readonly cookieSecure: boolean;
+  };
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -110,6 +125,18 @@ function adminToken(env: Env): string | null {
   if (v === undefined) return null;
   if (v.length < 16) throw new ConfigError('ADMIN_TOKEN', 'must be at least 16 characters');
   return v;
+}
+
+function metricsListen(env: Env): { host: string; port: number } | null {
+  const host = read(env, 'METRICS_HOST');
+  if (read(env, 'METRICS_PORT') === undefined) {
+    if (host !== undefined) throw new ConfigError('METRICS_PORT', 'is required when METRICS_HOST is set');
+    return null;
+  }
+  const port = int(env, 'METRICS_PORT', 0, 0, 65535);
+  if (port !== 0 && port === int(env, 'HTTP_PORT', 8080, 0, 65535)) throw new ConfigError('METRICS_PORT', 'must differ from HTTP_PORT');
+  if (host !== undefined && !/^[A-Za-z0-9.:%-]+$/.test(host)) throw new ConfigError('METRICS_HOST', 'must be a host name or IP address');
+  return { host: host ?? '127.0.0.1', port };
 }
 
 function bool(env: Env, name: string, fallback: boolean): boolean {
@@ -158,11 +185,14 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const template = str(env, 'DIAL_STRING_TEMPLATE', 'sofia/gateway/carrier/{number}');
   if (!template.includes('{number}')) throw new ConfigError('DIAL_STRING_TEMPLATE', 'must contain {number}');
   const reconnectMinMs = int(env, 'ESL_RECONNECT_MIN_MS', 500, 10, 60_000);
+  const consoleSessionHours = int(env, 'CONSOLE_SESSION_HOURS', 12, 1, 168);
   const config: AppConfig = {
     nodeId: str(env, 'NODE_ID', `controller-${process.pid}`),
     logLevel: str(env, 'LOG_LEVEL', 'info'),
     http: { host: str(env, 'HTTP_HOST', '0.0.0.0'), port: int(env, 'HTTP_PORT', 8080, 0, 65535) },
     adminToken: adminToken(env),
+    metricsListen: metricsListen(env),
+    authFailuresPerMinute: int(env, 'AUTH_FAILURES_PER_MINUTE', 20, 0, 100_000),
     mysqlUrl: url(env, 'MYSQL_URL', 'mysql://root@127.0.0.1:3306/numguard', ['mysql:']),
     redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
     redisPrefix: str(env, 'REDIS_PREFIX', 'ng'),
@@ -211,6 +241,12 @@ export function loadConfig(env: Env = process.env): AppConfig {
       allowPrivateUrls: bool(env, 'WEBHOOK_ALLOW_PRIVATE_URLS', false),
       logRetentionDays: int(env, 'WEBHOOK_LOG_RETENTION_DAYS', 30, 1, 3650),
       tenantConcurrency: int(env, 'WEBHOOK_TENANT_CONCURRENCY', 5, 1, 20),
+    },
+    agentConsole: {
+      sessionHours: consoleSessionHours,
+      idleMinutes: int(env, 'CONSOLE_IDLE_MINUTES', 30, 1, consoleSessionHours * 60),
+      trustProxy: bool(env, 'CONSOLE_TRUST_PROXY', false),
+      cookieSecure: bool(env, 'CONSOLE_COOKIE_SECURE', false),
     },
   };
   return Object.freeze(config);

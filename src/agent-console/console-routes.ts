@@ -74,7 +74,7 @@ const CallBody = Type.Object(
   },
   { additionalProperties: false },
 );
-const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._:~-]+$' }) });
 
 /** What the page shows of a call: the customer masked but for the last four digits. */
 export interface ConsoleCall {

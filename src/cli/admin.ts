@@ -48,6 +48,7 @@ const OPTIONS = {
   action: { type: 'string' },
   limit: { type: 'string' },
   platform: { type: 'boolean' },
+  'expires-days': { type: 'string' },
 } as const;
 
 type Flag = keyof typeof OPTIONS;
@@ -136,9 +137,16 @@ const CDR_COLUMNS: ReadonlyArray<keyof CdrRecord> = [
 ];
 const TIME_COLUMNS = new Set<keyof CdrRecord>(['startedAt', 'aRingAt', 'aAnswerAt', 'bRingAt', 'bAnswerAt', 'endedAt']);
 
-/** RFC 4180: quote a field holding a comma, quote, CR or LF; double inner quotes. */
+/**
+ * RFC 4180: quote a field holding a comma, quote, CR or LF; double inner quotes. And no formulas
+ * (OWASP CSV injection): a text cell a spreadsheet would evaluate (starting with = + - @, tab or
+ * CR; userData is the tenant's own text) gets a leading '. Numbers (JSON numbers) are never
+ * formulas, and neither is a number in a phone column: `+` and digits (a +E.164 A or B), or its
+ * masked form (`+442*****0958`), stays as it is — nothing but arithmetic could come of it.
+ */
 export function csvField(value: unknown): string {
-  const s = value === null || value === undefined ? '' : String(value);
+  let s = value === null || value === undefined ? '' : String(value);
+  if (typeof value === 'string' && /^[=+\-@\t\r]/.test(s) && !/^\+[0-9*]{1,20}$/.test(s)) s = `'${s}`;
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
@@ -221,12 +229,17 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   'agent-token create': {
-    usage: 'agent-token create --tenant ID --name NAME --number AGENT_PHONE',
-    summary: 'create an agent-console sign-in token (printed once)',
+    usage: 'agent-token create --tenant ID --name NAME --number AGENT_PHONE [--expires-days N]',
+    summary: 'create an agent-console sign-in token (printed once); it signs no one in after --expires-days (1-3650, default 90)',
     async run(ctx) {
       const tenantId = await tenantOf(ctx);
-      const made = await new AgentTokenStore(ctx.pool).create(tenantId, { name: need(ctx.values, 'name'), agentNumber: need(ctx.values, 'number') });
-      await ctx.audit(tenantId, 'agent_token.create', made.id, { name: str(ctx.values, 'name') });
+      const days = intFlag(ctx.values, 'expires-days', 1, 3650) ?? 90;
+      const made = await new AgentTokenStore(ctx.pool).create(tenantId, {
+        name: need(ctx.values, 'name'),
+        agentNumber: need(ctx.values, 'number'),
+        expiresAt: Date.now() + days * 86_400_000,
+      });
+      await ctx.audit(tenantId, 'agent_token.create', made.id, { name: str(ctx.values, 'name'), expiresAt: made.expiresAt });
       json(ctx, made);
     },
   },
@@ -239,7 +252,7 @@ const COMMANDS: Record<string, Command> = {
   },
   'agent-token revoke': {
     usage: 'agent-token revoke --tenant ID --id TOKEN_ID',
-    summary: 'revoke an agent token',
+    summary: 'revoke an agent token and end its console sessions (at once in MySQL, everywhere within seconds)',
     async run(ctx) {
       const tenantId = await tenantOf(ctx);
       const id = need(ctx.values, 'id');

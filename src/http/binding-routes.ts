@@ -2,7 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { NotFoundError, ValidationError } from '../domain/errors';
 import type { BindingRegistry } from '../stores/binding-registry';
-import { ErrorSchema } from './schemas';
+import { CursorParam, ErrorSchema, PhoneParam, ResourceId } from './schemas';
 import { tenantOf } from './tenant-context';
 
 /**
@@ -74,13 +74,13 @@ export const BindingSchema = Type.Object({
 
 const ListBindingsQuery = Type.Object(
   {
-    number: Type.Optional(Number32),
-    x: Type.Optional(Number32),
+    number: Type.Optional(PhoneParam()),
+    x: Type.Optional(PhoneParam()),
     state: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('expired'), Type.Literal('unbound')])),
     userData: Type.Optional(Type.String({ maxLength: 256 })),
     // Query strings are not coerced (strict ajv), so the limit arrives as digits.
     limit: Type.Optional(Type.String({ pattern: '^\\d{1,3}$' })),
-    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    cursor: Type.Optional(CursorParam(128)),
   },
   { additionalProperties: false },
 );
@@ -137,15 +137,15 @@ const ListNumbersQuery = Type.Object(
     area: Type.Optional(Area),
     state: Type.Optional(PoolNumberState),
     limit: Type.Optional(Type.String({ pattern: '^\\d{1,4}$' })),
-    cursor: Type.Optional(Number32),
+    cursor: Type.Optional(PhoneParam()),
   },
   { additionalProperties: false },
 );
-const XParams = Type.Object({ x: Number32 });
+const XParams = Type.Object({ x: PhoneParam() });
 const SetNumberStateBody = Type.Object({ state: PoolNumberState }, { additionalProperties: false });
 
-const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
-const NumberParams = Type.Object({ number: Number32 });
+const IdParams = Type.Object({ id: ResourceId('binding id') });
+const NumberParams = Type.Object({ number: PhoneParam() });
 const BlacklistBody = Type.Object({ number: Number32 }, { additionalProperties: false });
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 429: ErrorSchema, 503: ErrorSchema };
 const security = [{ bearer: [] }];

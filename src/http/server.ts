@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { CallView, ClickToDialService, TenantContext } from '../calls/types';
@@ -15,7 +14,9 @@ import { registerOpsRoutes, type OpsDeps } from '../monitoring/ops-routes';
 import { registerConsoleRoutes, type ConsoleDeps } from '../agent-console/console-routes';
 import { registerBindingRoutes } from './binding-routes';
 import { registerWebhookRoutes, type WebhookRouteDeps } from './webhook-routes';
-import { toHttpError } from './errors';
+import { MemoryAuthThrottle, type AuthFailureThrottle } from './auth-throttle';
+import { notFound, toHttpError } from './errors';
+import { guardedServerOptions, registerRequestGuards } from './request-guards';
 import { tenantOf } from './tenant-context';
 import {
   CallIdParams,
@@ -62,6 +63,11 @@ export interface HttpDeps {
   readonly onAuditError?: (err: unknown) => void;
   /** The tenant's webhook endpoint and delivery log (/v1/webhook). */
   readonly webhooks?: WebhookRouteDeps;
+  /**
+   * Failed authentications per client address (auth-throttle.ts): the app passes one kept in
+   * Redis; without it, this process counts them itself, 20 per minute.
+   */
+  readonly authThrottle?: AuthFailureThrottle;
 }
 
 declare module 'fastify' {
@@ -79,21 +85,28 @@ export function buildHttpServer(deps: HttpDeps): FastifyInstance {
     // One line per request, written in onResponse with the route pattern (never the raw URL or body).
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // Request ids are ours (UUIDs); Fastify's own refusals answer in the error shape (request-guards.ts).
+    ...guardedServerOptions(),
     // Strict input: no type coercion, unknown properties are errors rather than silently dropped.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
   app.decorateRequest('tenant', null);
   // JSON only: a text/plain body is a 415, not a string that fails validation.
   app.removeContentTypeParser('text/plain');
+  registerRequestGuards(app, { throttle: deps.authThrottle ?? new MemoryAuthThrottle(20) });
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
   app.addHook('onResponse', async (request, reply) => {
     request.log.info(
-      { method: request.method, route: request.routeOptions.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      {
+        method: request.method,
+        route: request.routeOptions.url,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+        clientRequestId: request.clientRequestId,
+      },
       'request',
     );
   });
@@ -104,7 +117,8 @@ export function buildHttpServer(deps: HttpDeps): FastifyInstance {
     void reply.status(status).send(body);
   });
   app.setNotFoundHandler((_request, reply) => {
-    void reply.status(404).send({ error: { code: 'not_found', message: 'no such resource' } });
+    const { status, body } = notFound();
+    void reply.status(status).send(body);
   });
 
   void app.register(swagger, {

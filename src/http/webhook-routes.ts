@@ -5,7 +5,7 @@ import type { PlatformEventType } from '../events/platform-events';
 import { isSubscribableEventType, testPayload, WEBHOOK_EVENT_TYPES } from '../webhooks/payload';
 import type { WebhookQueue } from '../webhooks/webhook-queue';
 import { MAX_DELIVERY_PAGE, type WebhookEndpoint, type WebhookStore } from '../webhooks/webhook-store';
-import { ErrorSchema } from './schemas';
+import { CursorParam, ErrorSchema } from './schemas';
 import { checkPublicHost } from '../webhooks/public-address';
 import { publicDeliveryError } from '../webhooks/delivery-errors';
 import { tenantOf } from './tenant-context';
@@ -67,7 +67,7 @@ const DeliverySchema = Type.Object({
 const ListDeliveriesQuery = Type.Object(
   {
     limit: Type.Optional(Type.String({ pattern: '^\\d{1,3}$' })),
-    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    cursor: Type.Optional(CursorParam(128)),
     eventId: Type.Optional(Type.String({ minLength: 1, maxLength: 36, pattern: '^[A-Za-z0-9-]+$' })),
   },
   { additionalProperties: false },

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import type { AgentTokenStore } from './agent-tokens';
 import type { Tenant, TenantStore } from './tenant-store';
 
 /**
@@ -22,7 +21,7 @@ export function cachedTenantLookup(tenants: Pick<TenantStore, 'get'>, ttlMs: num
 }
 
 /**
- * A secret (API key, agent token) checked against MySQL once per `ttlMs`, keyed by its hash (the
+ * A secret (an API key) checked against MySQL once per `ttlMs`, keyed by its hash (the
  * secret itself is never kept). A revoked secret stops working on every instance within `ttlMs`;
  * a refused one is not cached, so a secret created a moment ago works at once.
  */
@@ -47,9 +46,4 @@ function cachedWhileValid<T>(check: (secret: string) => Promise<T | null>, ttlMs
 /** API keys: every API request authenticates, and a MySQL read per request is most of a cheap request's cost. */
 export function cachedApiKeyAuth(tenants: Pick<TenantStore, 'authenticate'>, ttlMs: number): Pick<TenantStore, 'authenticate'> {
   return { authenticate: cachedWhileValid((key) => tenants.authenticate(key), ttlMs) };
-}
-
-/** Agent-console sign-ins: every console request carries the token. */
-export function cachedAgentTokenAuth(tokens: Pick<AgentTokenStore, 'authenticate'>, ttlMs: number): Pick<AgentTokenStore, 'authenticate'> {
-  return { authenticate: cachedWhileValid((token) => tokens.authenticate(token), ttlMs) };
 }

@@ -2,7 +2,10 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { RowDataPacket } from 'mysql2/promise';
+import { ConsoleSessionStore } from '../../src/agent-console/console-sessions';
 import { runAdminCli } from '../../src/cli/admin';
+import { AgentTokenStore } from '../../src/stores/agent-tokens';
 import { persistCallOutcomes } from '../../src/stores/call-outcome';
 import { BindingRegistry } from '../../src/stores/binding-registry';
 import { TenantStore } from '../../src/stores/tenant-store';
@@ -75,6 +78,35 @@ describe('admin CLI against a real MariaDB', () => {
     const bad = await cli('agent-token', 'create', '--tenant', tenantId, '--name', 'x', '--number', '12');
     expect(bad.code).toBe(65);
     expect(bad.lines[0]).toMatch(/^invalid --number: /);
+  });
+
+  it('agent tokens expire after --expires-days (default 90); revoking one ends its console sessions', async () => {
+    const DAY = 86_400_000;
+    const tenantId = String((await cli('tenant', 'create', '--name', 'expiring')).json[0]!.id);
+    const before = Date.now();
+    const byDefault = (await cli('agent-token', 'create', '--tenant', tenantId, '--name', 'Han', '--number', '13800070002')).json[0]!;
+    const week = (await cli('agent-token', 'create', '--tenant', tenantId, '--name', 'Lin', '--number', '13800070003', '--expires-days', '7')).json[0]!;
+    const after = Date.now();
+    expect(Number(byDefault.expiresAt)).toBeGreaterThanOrEqual(before + 90 * DAY);
+    expect(Number(byDefault.expiresAt)).toBeLessThanOrEqual(after + 90 * DAY);
+    expect(Number(week.expiresAt)).toBeGreaterThanOrEqual(before + 7 * DAY);
+    expect(Number(week.expiresAt)).toBeLessThanOrEqual(after + 7 * DAY);
+    const listed = (await cli('agent-token', 'list', '--tenant', tenantId)).json;
+    expect(listed.map((t) => t.expiresAt)).toEqual([byDefault.expiresAt, week.expiresAt]);
+    for (const days of ['0', '3651', 'soon']) {
+      const refused = await cli('agent-token', 'create', '--tenant', tenantId, '--name', 'x', '--number', '13800070004', '--expires-days', days);
+      expect(refused.code).toBe(64);
+      expect(refused.lines[0]).toContain('--expires-days');
+    }
+
+    const agent = await new AgentTokenStore(db.pool).authenticate(String(week.token));
+    const sessions = new ConsoleSessionStore(db.pool, { lifetimeMs: 3_600_000, idleMs: 1_800_000, cacheMs: 0 });
+    const session = await sessions.open(agent!);
+    expect(await sessions.authenticate(session.id)).toMatchObject({ agent: { id: week.id } });
+    expect((await cli('agent-token', 'revoke', '--tenant', tenantId, '--id', String(week.id))).code).toBe(0);
+    expect(await sessions.authenticate(session.id)).toBeNull();
+    const [rows] = await db.pool.query<RowDataPacket[]>('SELECT revoked_at FROM console_sessions WHERE agent_token_id = ?', [week.id]);
+    expect(rows).toEqual([{ revoked_at: expect.any(Date) }]);
   });
 
   it('pool import (block and file), stats, state; binding lookup by id and by number', async () => {
