@@ -85,7 +85,7 @@ export async function run(): Promise<Record<string, unknown>> {
     void handleCallToX(
       {
         routes, dialString: (n) => `sofia/gateway/carrier/${n}`, ringbackTone: '%(2000,4000,440,480)', notInServicePrompt: 'tone_stream://x',
-        bFailedPrompt: 'tone_stream://x', ringTimeoutSeconds: 30, maxDurationSeconds: 600, recordingPath: () => '/tmp/r.wav',
+        bFailedPrompt: 'tone_stream://x', announcementOf: async () => null, ringTimeoutSeconds: 30, maxDurationSeconds: 600, recordingPath: () => '/tmp/r.wav',
         finished: async () => undefined, logger, routed: (ms) => void controllerSide.push(ms),
       },
       s,

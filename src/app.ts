@@ -27,6 +27,7 @@ import { CallStore } from './stores/call-store';
 import { CdrStore } from './stores/cdr-store';
 import { cachedApiKeyAuth, cachedTenantLookup } from './stores/cached-tenants';
 import { LiveCallStore } from './stores/live-calls';
+import { MediaCatalogue, MediaPlayback } from './stores/media-catalogue';
 import { migrate } from './stores/migrate';
 import { createMysqlPool, ensureDatabase, type Pool } from './stores/mysql';
 import { createRedis } from './stores/redis';
@@ -142,6 +143,8 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     maxDurationSeconds: config.callbacks.maxDurationSeconds,
     passthroughAllowed: config.callbacks.passthroughAllowed,
   };
+  const media = new MediaCatalogue(pool);
+  const mediaPlayback = new MediaPlayback(media, config.callsToX.soundsDir);
   const outbound = new EslOutboundServer({
     host: config.outboundSocket.host,
     port: config.outboundSocket.port,
@@ -153,6 +156,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     dialString: flow.dialString,
     ringbackTone: config.callbacks.ringbackTone,
     notInServicePrompt: config.callsToX.notInServicePrompt,
+    announcementOf: (mediaId) => mediaPlayback.argumentFor(mediaId),
     bFailedPrompt: config.callbacks.bFailedPrompt,
     ringTimeoutSeconds: config.callbacks.ringTimeoutBSeconds,
     maxDurationSeconds: config.callbacks.maxDurationSeconds,
@@ -280,6 +284,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     calls: service,
     cdrs,
     bindings,
+    media,
     abuse,
     webhooks: {
       store: webhookStore,

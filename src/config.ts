@@ -1,3 +1,5 @@
+import { isInertSwitchArgument, isSafeAbsoluteDir } from './domain/media';
+
 /**
  * All configuration comes from the environment, is read once at start, validated, and frozen.
  * A bad or missing variable stops the process with a message naming it.
@@ -59,6 +61,8 @@ export interface AppConfig {
   readonly callsToX: {
     /** What a caller without a binding (or past expiry, or restricted) hears before the hangup. */
     readonly notInServicePrompt: string;
+    /** The switch's sounds directory: media catalogue files are played from under it. */
+    readonly soundsDir: string;
   };
   /** Abuse control (SPEC §7): limits counted per tenant; 0 turns a limit off. */
   readonly abuse: {
@@ -161,6 +165,19 @@ function url(env: Env, name: string, fallback: string, protocols: string[]): str
   return v;
 }
 
+/** A prompt, tone or path the switch receives as an application argument: nothing in it may expand. */
+function switchArgument(env: Env, name: string, fallback: string): string {
+  const v = str(env, name, fallback);
+  if (!isInertSwitchArgument(v)) throw new ConfigError(name, 'must not contain $, {, } or a line break (the switch would expand them)');
+  return v;
+}
+
+function switchDir(env: Env, name: string, fallback: string): string {
+  const v = str(env, name, fallback).replace(/\/+$/, '');
+  if (!isSafeAbsoluteDir(v)) throw new ConfigError(name, 'must be an absolute path of letters, digits, _ - . and /');
+  return v;
+}
+
 function dialOverrides(env: Env, name: string): Record<string, string> {
   const raw = read(env, name);
   if (raw === undefined) return {};
@@ -221,12 +238,13 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxDurationSeconds: int(env, 'MAX_CALL_DURATION_SECONDS', 1800, 10, 86_400),
       passthroughAllowed: bool(env, 'PASSTHROUGH_ALLOWED', true),
       callbackBindingTtlSeconds: int(env, 'CALLBACK_BINDING_TTL_SECONDS', 86_400, 60, 604_800),
-      ringbackTone: str(env, 'RINGBACK_TONE', '%(2000,4000,440,480)'),
-      bFailedPrompt: str(env, 'B_FAILED_PROMPT', 'tone_stream://%(500,500,480,620);loops=2'),
-      recordingsDir: str(env, 'RECORDINGS_DIR', '/var/lib/freeswitch/recordings').replace(/\/+$/, ''),
+      ringbackTone: switchArgument(env, 'RINGBACK_TONE', '%(2000,4000,440,480)'),
+      bFailedPrompt: switchArgument(env, 'B_FAILED_PROMPT', 'tone_stream://%(500,500,480,620);loops=2'),
+      recordingsDir: switchDir(env, 'RECORDINGS_DIR', '/var/lib/freeswitch/recordings'),
     },
     callsToX: {
-      notInServicePrompt: str(env, 'NOT_IN_SERVICE_PROMPT', 'tone_stream://%(500,500,480,620);loops=2'),
+      notInServicePrompt: switchArgument(env, 'NOT_IN_SERVICE_PROMPT', 'tone_stream://%(500,500,480,620);loops=2'),
+      soundsDir: switchDir(env, 'SWITCH_SOUNDS_DIR', '/usr/share/freeswitch/sounds'),
     },
     abuse: {
       callsPerCallerPerMinute: int(env, 'CALLS_PER_CALLER_PER_MINUTE', 10, 0, 100_000),

@@ -14,6 +14,7 @@ import { AgentTokenStore } from '../stores/agent-tokens';
 import { AuditStore } from '../stores/audit-store';
 import { BindingRegistry, type PoolNumberState } from '../stores/binding-registry';
 import { CdrStore } from '../stores/cdr-store';
+import { MediaCatalogue } from '../stores/media-catalogue';
 import { migrate } from '../stores/migrate';
 import { createMysqlPool, ensureDatabase, type Pool } from '../stores/mysql';
 import { TenantStore } from '../stores/tenant-store';
@@ -49,6 +50,9 @@ const OPTIONS = {
   limit: { type: 'string' },
   platform: { type: 'boolean' },
   'expires-days': { type: 'string' },
+  sound: { type: 'string' },
+  tone: { type: 'string' },
+  description: { type: 'string' },
 } as const;
 
 type Flag = keyof typeof OPTIONS;
@@ -73,7 +77,7 @@ export class UsageError extends Error {}
 export class CliFailure extends Error {}
 
 /** Stores name the field of a refused value; the CLI names the flag it came from. */
-const FLAG_OF_FIELD: Record<string, string> = { agentNumber: 'number', defaultX: 'default-x' };
+const FLAG_OF_FIELD: Record<string, string> = { agentNumber: 'number', defaultX: 'default-x', source: 'sound or --tone' };
 
 function str(values: Values, flag: Flag): string | undefined {
   const v = values[flag];
@@ -295,6 +299,40 @@ const COMMANDS: Record<string, Command> = {
       const n = await new BindingRegistry(ctx.pool).setNumberState(tenantId, need(ctx.values, 'x'), state as PoolNumberState);
       await ctx.audit(tenantId, 'pool.number_state', n.x, { state });
       json(ctx, n);
+    },
+  },
+  'media add': {
+    usage: 'media add --id ID (--sound PATH | --tone SPEC) [--description TEXT]',
+    summary: 'register a prompt or announcement: a file relative to the switch\'s sounds directory, or a TGML tone',
+    async run(ctx) {
+      const sound = str(ctx.values, 'sound');
+      const tone = str(ctx.values, 'tone');
+      if ((sound === undefined) === (tone === undefined)) throw new UsageError('give exactly one of --sound and --tone');
+      const entry = await new MediaCatalogue(ctx.pool).add({
+        id: need(ctx.values, 'id'),
+        kind: sound !== undefined ? 'file' : 'tone',
+        source: (sound ?? tone)!,
+        description: str(ctx.values, 'description') ?? '',
+      });
+      await ctx.audit(null, 'media.add', entry.id, { kind: entry.kind, source: entry.source });
+      json(ctx, entry);
+    },
+  },
+  'media list': {
+    usage: 'media list',
+    summary: 'the media catalogue: what tenants may name as an announcement',
+    async run(ctx) {
+      for (const e of await new MediaCatalogue(ctx.pool).list()) json(ctx, e);
+    },
+  },
+  'media remove': {
+    usage: 'media remove --id ID',
+    summary: 'remove a catalogue entry (refused while an active binding announces it)',
+    async run(ctx) {
+      const id = need(ctx.values, 'id');
+      await new MediaCatalogue(ctx.pool).remove(id);
+      await ctx.audit(null, 'media.remove', id);
+      json(ctx, { removed: id });
     },
   },
   'binding lookup': {

@@ -73,10 +73,15 @@ export function resolveDisplayMode(requested: DisplayMode | undefined, policy: D
   return mode;
 }
 
-/** `{k=v,k2=v2}` as FreeSWITCH dial strings take them. Values must not contain separators. */
+/**
+ * `{k=v,k2=v2}` as FreeSWITCH dial strings take them. Names and values are held to characters in
+ * which the switch has nothing to separate, quote or expand (`$`, braces, commas, spaces, quotes):
+ * numbers, uuids, durations and flags are all these variables ever carry.
+ */
 export function formatChannelVars(vars: ChannelVars): string {
   const parts = Object.entries(vars).map(([k, v]) => {
-    if (/[,{}\s']/.test(v)) throw new Error(`channel variable ${k} has a character a dial string cannot carry`);
+    if (!/^[a-z_][a-z0-9_]*$/.test(k)) throw new Error(`channel variable name ${k} is not a plain name`);
+    if (!/^[A-Za-z0-9_.:+@-]*$/.test(v)) throw new Error(`channel variable ${k} has a character a dial string cannot carry`);
     return `${k}=${v}`;
   });
   return `{${parts.join(',')}}`;

@@ -8,7 +8,7 @@ import type { EslEvent } from '../esl/event';
 import type { OutboundSession } from '../esl/outbound-server';
 import type { Logger } from '../logger';
 import type { CallOutcome } from '../stores/call-outcome';
-import type { RouteIndex, RouteTarget } from '../stores/route-index';
+import type { RouteDecision, RouteIndex, RouteTarget } from '../stores/route-index';
 
 /**
  * A call to a privacy number X (SPEC §5). The dialplan hands it to the controller's outbound
@@ -30,6 +30,8 @@ export interface CallToXDeps {
   readonly ringbackTone: string;
   readonly notInServicePrompt: string;
   readonly bFailedPrompt: string;
+  /** The `playback` argument of a media catalogue entry by id; null when the catalogue has no such entry. */
+  readonly announcementOf: (mediaId: string) => Promise<string | null>;
   readonly ringTimeoutSeconds: number;
   readonly maxDurationSeconds: number;
   readonly recordingPath: (callId: string) => string;
@@ -63,7 +65,7 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession)
     session.once('end', () => resolve(undefined));
   });
 
-  const looked = caller && x ? await deps.routes.lookup(x, caller, startedAt) : ({ refused: 'unbound' } as const);
+  const looked = caller && x ? checkedRoute(await deps.routes.lookup(x, caller, startedAt)) : ({ refused: 'unbound' } as const);
   const refusal = 'route' in looked && deps.admitCaller ? await deps.admitCaller(looked.route.tenantId, caller!, looked.route.target, startedAt) : null;
   const decision = 'route' in looked && refusal ? ({ refused: refusal, binding: looked.route } as const) : looked;
   let result: CallResult;
@@ -81,9 +83,11 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession)
       route = decision.route;
       log.info({ caller, target: route.target, kind: route.kind }, 'call to X routed');
       const maxDuration = route.maxDurationSeconds ?? deps.maxDurationSeconds;
-      if (route.announcement) {
+      const announcement = route.announcement ? await deps.announcementOf(route.announcement) : null;
+      if (route.announcement && !announcement) log.warn({ mediaId: route.announcement }, 'announcement is not in the media catalogue; connecting without it');
+      if (announcement) {
         await session.execute('pre_answer', undefined, { awaitCompletion: true, timeoutMs: 10_000 });
-        await session.execute('playback', route.announcement, { awaitCompletion: true, timeoutMs: 60_000 });
+        await session.execute('playback', announcement, { awaitCompletion: true, timeoutMs: 60_000 });
       }
       // Not awaited: the switch runs an outbound socket's commands in the order they arrive, so the
       // ringback is set before the bridge starts, without a round trip on the way to the bridge.
@@ -161,6 +165,16 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession)
   await deps.finished({ cdr });
   log.info({ result, cause, talkSeconds: cdr.talkSeconds }, 'call to X ended');
   return cdr;
+}
+
+/**
+ * The index lives in Redis, which is not where trust lives: a route whose number to dial is not a
+ * real number is no route (nothing of it reaches a dial string).
+ */
+function checkedRoute(decision: RouteDecision): RouteDecision {
+  if (!('route' in decision)) return decision;
+  const target = digitsOf(decision.route.target);
+  return target === decision.route.target ? decision : { refused: 'unbound' };
 }
 
 function digitsOf(value: string | undefined): string | null {

@@ -32,7 +32,8 @@ export const CreateBindingBody = Type.Object(
     restriction: Type.Optional(Restriction),
     record: Type.Optional(Type.Boolean()),
     maxDurationSeconds: Type.Optional(Type.Integer({ minimum: 10, maximum: 86_400 })),
-    announcement: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+    // The id of an entry of the operator's media catalogue (GET /v1/media); checked by the registry: `unknown_media`.
+    announcement: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
     // Length checked by the registry: `allow_list_too_long`.
     allowList: Type.Optional(Type.Array(Number32, { maxItems: 1000 })),
     userData: Type.Optional(Type.String({ maxLength: 256 })),
@@ -49,7 +50,7 @@ export const UpdateBindingBody = Type.Object(
     restriction: Type.Optional(Restriction),
     record: Type.Optional(Type.Boolean()),
     maxDurationSeconds: Type.Optional(Type.Union([Type.Integer({ minimum: 10, maximum: 86_400 }), Type.Null()])),
-    announcement: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 255 }), Type.Null()])),
+    announcement: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 64 }), Type.Null()])),
   },
   { additionalProperties: false, minProperties: 1 },
 );
@@ -67,7 +68,7 @@ export const BindingSchema = Type.Object({
   restriction: Type.String(),
   record: Type.Boolean(),
   maxDurationSeconds: Type.Union([Type.Integer(), Type.Null()]),
-  announcement: Type.Union([Type.String(), Type.Null()]),
+  announcement: Type.Union([Type.String({ description: 'media catalogue id' }), Type.Null()]),
   allowList: Type.Array(Type.String()),
   userData: Type.Union([Type.String(), Type.Null()]),
 });

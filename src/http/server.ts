@@ -13,6 +13,8 @@ import { registerAuditRoutes } from './audit-routes';
 import { registerOpsRoutes, type OpsDeps } from '../monitoring/ops-routes';
 import { registerConsoleRoutes, type ConsoleDeps } from '../agent-console/console-routes';
 import { registerBindingRoutes } from './binding-routes';
+import { registerMediaRoutes } from './media-routes';
+import type { MediaCatalogue } from '../stores/media-catalogue';
 import { registerWebhookRoutes, type WebhookRouteDeps } from './webhook-routes';
 import { MemoryAuthThrottle, type AuthFailureThrottle } from './auth-throttle';
 import { notFound, toHttpError } from './errors';
@@ -51,6 +53,8 @@ export interface HttpDeps {
   readonly readiness: ReadinessProbe;
   /** Bindings and pool routes; absent in a deployment that only does click-to-dial. */
   readonly bindings?: BindingRegistry;
+  /** The operator's prompts and announcements, listed for tenants (GET /v1/media). */
+  readonly media?: Pick<MediaCatalogue, 'list'>;
   /** Abuse control: the tenant request rate and GET /v1/abuse/flags. */
   readonly abuse?: AbuseGuard;
   /** The agent console page (/console) and its API (/console/api). */
@@ -204,6 +208,7 @@ export function buildHttpServer(deps: HttpDeps): FastifyInstance {
       );
 
       if (deps.bindings) registerBindingRoutes(v1, { registry: deps.bindings });
+      if (deps.media) registerMediaRoutes(v1, deps.media);
       if (deps.webhooks) registerWebhookRoutes(v1, deps.webhooks);
 
       v1.get<{ Querystring: ListCdrsQuery }>(

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { ALLOW_LIST_MAX, bindingTtlSeconds, membersOf, XB_HOLD, type Binding, type BindingMode, type BindingState, type CallRestriction } from '../domain/binding-rules';
 import { AppError, ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../domain/errors';
+import { parseMediaId } from '../domain/media';
 import { maskPhone, parsePrivacyNumber, parseRealNumber } from '../domain/phone-number';
 import { isDuplicateKey, toDate, toMsStrict, type Pool } from './mysql';
 import type { RouteIndex } from './route-index';
@@ -214,6 +215,7 @@ export class BindingRegistry {
       throw new ValidationError('allowList', `an allow-list holds at most ${ALLOW_LIST_MAX} numbers`, 'allow_list_too_long');
     }
     if (input.userData && input.userData.length > 256) throw new ValidationError('userData', 'userData is longer than 256 characters', 'too_long');
+    if (input.announcement !== undefined) await this.requireMedia(input.announcement);
 
     if (input.requestId) {
       const existing = await this.findByRequest(input.tenantId, input.requestId);
@@ -250,6 +252,13 @@ export class BindingRegistry {
       }
     }
     throw new AppError('allocation_contended', 'no free number could be taken after several tries; retry', 503);
+  }
+
+  /** An announcement is the id of an entry of the operator's catalogue, never text to play. */
+  private async requireMedia(id: string): Promise<void> {
+    parseMediaId(id, 'announcement');
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT 1 FROM media_catalogue WHERE id = ?', [id]);
+    if (!rows[0]) throw new ValidationError('announcement', 'announcement is not an entry of the media catalogue (GET /v1/media)', 'unknown_media');
   }
 
   /** Ends a binding at once; its row stays as history. */
@@ -306,6 +315,7 @@ export class BindingRegistry {
     const b = patch.b === undefined ? before.b! : parseRealNumber(patch.b, 'b');
     if (before.kind === 'xb' && patch.a !== undefined) throw new ValidationError('a', 'an XB binding has no A', 'unknown_field');
     if (a === b) throw new ValidationError('b', 'a and b must be different numbers', 'same_number');
+    if (typeof patch.announcement === 'string') await this.requireMedia(patch.announcement);
     await this.refuseBlacklisted(tenantId, { a, b });
     // A number newly put into a binding counts against its bindings-per-hour limit, as on bind.
     const added = { ...(a !== before.a && a !== null ? { a } : {}), ...(b !== before.b ? { b } : {}) };

@@ -200,6 +200,8 @@ class Conn {
 
 export class FreeSwitchSimulator {
   readonly received: string[] = [];
+  /** Every message received on any socket (inbound and outbound), whole: headers and body. */
+  readonly receivedRaw: string[] = [];
   private server?: net.Server;
   private conns = new Set<Conn>();
   private chans = new Map<string, Channel>();
@@ -339,6 +341,7 @@ export class FreeSwitchSimulator {
       const hdrs: Header[] = [];
       for (const l of lines.slice(1)) { const k = l.indexOf(':'); if (k > 0) hdrs.push([l.slice(0, k).trim(), l.slice(k + 1).trim()]); }
       this.received.push(cmd);
+      this.receivedRaw.push(body ? `${head}\n\n${body}` : head);
       c.queue = c.queue.then(() => this.command(c, cmd, hdrs, body)).catch(() => undefined);
     }
   }
