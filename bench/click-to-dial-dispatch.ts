@@ -16,6 +16,7 @@ import { legUuid } from '../src/flows/click-to-dial';
 import { createLogger } from '../src/logger';
 import { CallbackQueue, startCallbackWorker } from '../src/queues/callback-queue';
 import { CLICK_TO_DIAL_JOB_NAME, CLICK_TO_DIAL_JOB_VERSION, type ClickToDialJobData } from '../src/queues/click-to-dial-job';
+import { BindingRegistry } from '../src/stores/binding-registry';
 import { LiveCallStore } from '../src/stores/live-calls';
 import { cachedTenantLookup } from '../src/stores/cached-tenants';
 import { CallStore } from '../src/stores/call-store';
@@ -53,6 +54,8 @@ async function runScenario(opts: { callsRecordedFirst: boolean; calls?: number }
   await migrate(pool);
   const tenants = new TenantStore(pool);
   const tenant = await tenants.create({ name: 'bench', defaultX: X });
+  const numbers = new BindingRegistry(pool);
+  await numbers.importNumbers(tenant.id, [{ x: X, area: '010' }]);
   const redis = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
   const esl = new EslClient({
     host: sim.address.host,
@@ -114,6 +117,7 @@ async function runScenario(opts: { callsRecordedFirst: boolean; calls?: number }
     callsPerSecond: 100_000,
     tenants: cachedTenantLookup(tenants, 5000),
     calls: callStore,
+    numbers,
     defaults: { ringTimeoutASeconds: 30, ringTimeoutBSeconds: 30, maxDurationSeconds: 1800, passthroughAllowed: true },
     flow: {
       switch: esl,

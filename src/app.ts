@@ -229,6 +229,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     tenants: cachedTenantLookup(tenants, 5000),
     calls,
     defaults,
+    numbers: bindings,
     admission: abuse,
     callbackBindingTtlSeconds: config.callbacks.callbackBindingTtlSeconds,
     routes,
@@ -247,6 +248,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     switchApi: (cmd) => esl.api(cmd),
     finished,
     defaults,
+    numbers: bindings,
     admission: abuse,
     logger,
   });

@@ -1,6 +1,6 @@
 import type { ClickToDialRequest } from '../domain/call';
 import { resolveDisplayMode } from '../domain/caller-id';
-import { AppError, ValidationError } from '../domain/errors';
+import { AppError, ConflictError, ValidationError } from '../domain/errors';
 import { deterministicUuid } from '../domain/ids';
 import { parsePrivacyNumber, parseRealNumber } from '../domain/phone-number';
 import type { CallRecord } from '../stores/call-store';
@@ -23,6 +23,23 @@ export const USER_DATA_MAX = 256;
  */
 export interface ClickToDialAdmission {
   admitClickToDial(request: Pick<ClickToDialRequest, 'tenantId' | 'a' | 'b'>, now?: number): Promise<void>;
+}
+
+/** Where a tenant's own privacy numbers are looked up (its pool). */
+export interface PrivacyNumberLookup {
+  /** The number's state in the tenant's pool; null when it is not the tenant's. */
+  numberState(tenantId: string, x: string): Promise<'enabled' | 'disabled' | 'quarantined' | null>;
+}
+
+/**
+ * A tenant presents only its own numbers (SPEC §4): the X of a call, named or the tenant's
+ * default, must be an enabled number of the tenant's pool. Another tenant's number, or one the
+ * operator never assigned, is refused like a binding on it would be.
+ */
+export async function requireOwnPrivacyNumber(numbers: PrivacyNumberLookup, request: Pick<ClickToDialRequest, 'tenantId' | 'x'>): Promise<void> {
+  const state = await numbers.numberState(request.tenantId, request.x);
+  if (state === null) throw new ConflictError('x_not_in_pool', 'x is not a number of this tenant’s pool', 'x');
+  if (state !== 'enabled') throw new ConflictError('x_unavailable', `x is ${state}`, 'x');
 }
 
 /**

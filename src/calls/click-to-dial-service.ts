@@ -9,7 +9,15 @@ import type { Logger } from '../logger';
 import type { CallRecord, CallStore } from '../stores/call-store';
 import type { LiveCall, LiveCallStore } from '../stores/live-calls';
 import type { TenantStore } from '../stores/tenant-store';
-import { callIdFor, requestOfCall, resolveClickToDialRequest, type ClickToDialAdmission, type ClickToDialDefaults } from './click-to-dial-request';
+import {
+  callIdFor,
+  requestOfCall,
+  requireOwnPrivacyNumber,
+  resolveClickToDialRequest,
+  type ClickToDialAdmission,
+  type ClickToDialDefaults,
+  type PrivacyNumberLookup,
+} from './click-to-dial-request';
 import type { CallView, ClickToDialService, CreateClickToDialInput, LegView, TenantContext } from './types';
 
 export interface ClickToDialServiceDeps {
@@ -22,6 +30,8 @@ export interface ClickToDialServiceDeps {
   readonly switchApi: (command: string) => Promise<string>;
   readonly finished: (call: CallOutcome) => Promise<void>;
   readonly defaults: ClickToDialDefaults;
+  /** The tenant's pool: X must be one of its enabled numbers. */
+  readonly numbers: PrivacyNumberLookup;
   /** Blacklist and rate limits; an idempotent retry of an accepted request is not checked again. */
   readonly admission?: ClickToDialAdmission;
   readonly logger: Logger;
@@ -36,7 +46,10 @@ export class DefaultClickToDialService implements ClickToDialService {
     if (!tenant) throw new AppError('tenant_disabled', 'tenant is not active', 403);
     const request = resolveClickToDialRequest(tenant, input, this.deps.defaults);
     const callId = callIdFor(tenant.id, request.requestId);
-    if (this.deps.admission && !(await this.deps.calls.get(tenant.id, callId))) await this.deps.admission.admitClickToDial(request);
+    if (!(await this.deps.calls.get(tenant.id, callId))) {
+      await requireOwnPrivacyNumber(this.deps.numbers, request);
+      await this.deps.admission?.admitClickToDial(request);
+    }
     const { call, created } = await this.deps.calls.insert({
       id: callId,
       kind: 'click_to_dial',

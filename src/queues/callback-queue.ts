@@ -1,6 +1,14 @@
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { callIdFor, requestOfCall, resolveClickToDialRequest, type ClickToDialAdmission, type ClickToDialDefaults } from '../calls/click-to-dial-request';
+import {
+  callIdFor,
+  requestOfCall,
+  requireOwnPrivacyNumber,
+  resolveClickToDialRequest,
+  type ClickToDialAdmission,
+  type ClickToDialDefaults,
+  type PrivacyNumberLookup,
+} from '../calls/click-to-dial-request';
 import type { CallResult, ClickToDialRequest } from '../domain/call';
 import { AppError } from '../domain/errors';
 import { isRetryable } from '../domain/call-result';
@@ -68,6 +76,8 @@ export interface CallbackWorkerDeps {
   readonly tenants: Pick<TenantStore, 'get'>;
   readonly calls: Pick<CallStore, 'insert' | 'getById'>;
   readonly defaults: ClickToDialDefaults;
+  /** The tenant's pool: a job queued directly presents only the tenant's own numbers too. */
+  readonly numbers: PrivacyNumberLookup;
   /** Blacklist and rate limits for a job queued directly (calls made through the API passed them already). */
   readonly admission?: ClickToDialAdmission;
   readonly prefix: string;
@@ -121,6 +131,7 @@ export function startCallbackWorker(deps: CallbackWorkerDeps): Worker<ClickToDia
     let call = await deps.calls.getById(callId);
     if (!call) {
       try {
+        await requireOwnPrivacyNumber(deps.numbers, request);
         await deps.admission?.admitClickToDial(request);
       } catch (err) {
         if (err instanceof AppError) return refuse(err.code, err.field ?? '(job)', err.message, job.id);

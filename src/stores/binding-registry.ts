@@ -533,6 +533,12 @@ export class BindingRegistry {
     return (await this.getNumber(tenantId, number))!;
   }
 
+  /** The state of one of the tenant's pool numbers; null when the number is not in the tenant's pool. */
+  async numberState(tenantId: string, x: string): Promise<PoolNumberState | null> {
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT state FROM pool_numbers WHERE x = ? AND tenant_id = ?', [x, tenantId]);
+    return rows[0] ? (String(rows[0].state) as PoolNumberState) : null;
+  }
+
   async getNumber(tenantId: string, x: string, now: number = Date.now()): Promise<PoolNumber | null> {
     const page = await this.listNumbers(tenantId, { x, limit: 1 }, now);
     return page.items[0] ?? null;

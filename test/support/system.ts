@@ -76,6 +76,8 @@ export async function startTestSystem(opts: TestSystemOptions = {}): Promise<Tes
   });
   const tenants = new TenantStore(db.pool);
   const tenant = await tenants.create({ name: 'acme', defaultX: X, ...opts.tenant });
+  // The operator assigns the tenant its numbers; X, its default, is one of them.
+  await app.bindings.importNumbers(tenant.id, [{ x: X, area: '010' }]);
   const { key } = await tenants.createApiKey(tenant.id, 'test');
   const address = app.http.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
