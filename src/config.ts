@@ -236,7 +236,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       ringTimeoutASeconds: int(env, 'RING_TIMEOUT_A_SECONDS', 30, 5, 120),
       ringTimeoutBSeconds: int(env, 'RING_TIMEOUT_B_SECONDS', 30, 5, 120),
       maxDurationSeconds: int(env, 'MAX_CALL_DURATION_SECONDS', 1800, 10, 86_400),
-      passthroughAllowed: bool(env, 'PASSTHROUGH_ALLOWED', true),
+      passthroughAllowed: bool(env, 'PASSTHROUGH_ALLOWED', false),
       callbackBindingTtlSeconds: int(env, 'CALLBACK_BINDING_TTL_SECONDS', 86_400, 60, 604_800),
       ringbackTone: switchArgument(env, 'RINGBACK_TONE', '%(2000,4000,440,480)'),
       bFailedPrompt: switchArgument(env, 'B_FAILED_PROMPT', 'tone_stream://%(500,500,480,620);loops=2'),

@@ -30,7 +30,9 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
   name: { type: 'string' },
   'default-x': { type: 'string' },
+  'allow-passthrough': { type: 'boolean' },
   'no-passthrough': { type: 'boolean' },
+  'pool-quota': { type: 'string' },
   'max-attempts': { type: 'string' },
   tenant: { type: 'string' },
   key: { type: 'string' },
@@ -173,19 +175,40 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   'tenant create': {
-    usage: 'tenant create --name NAME [--default-x X] [--no-passthrough] [--max-attempts N]',
-    summary: 'create a tenant',
+    usage: 'tenant create --name NAME [--default-x X] [--allow-passthrough] [--pool-quota N] [--max-attempts N]',
+    summary: 'create a tenant (pass-through display off unless --allow-passthrough; pool quota 10000 unless given)',
     async run(ctx) {
       const maxAttempts = intFlag(ctx.values, 'max-attempts', 1, 10);
       const defaultX = str(ctx.values, 'default-x');
       const t = await new TenantStore(ctx.pool).create({
         name: need(ctx.values, 'name'),
         defaultX: defaultX ? parsePrivacyNumber(defaultX, 'default-x', true) : null,
-        passthroughAllowed: !ctx.values['no-passthrough'],
+        passthroughAllowed: Boolean(ctx.values['allow-passthrough']),
+        poolQuota: intFlag(ctx.values, 'pool-quota', 0, 10_000_000),
         maxAttempts,
       });
-      await ctx.audit(t.id, 'tenant.create', t.id, { name: t.name });
-      json(ctx, { id: t.id, name: t.name, defaultX: t.defaultX, passthroughAllowed: t.passthroughAllowed, maxAttempts: t.maxAttempts });
+      await ctx.audit(t.id, 'tenant.create', t.id, { name: t.name, passthroughAllowed: t.passthroughAllowed, poolQuota: t.poolQuota });
+      json(ctx, { id: t.id, name: t.name, defaultX: t.defaultX, passthroughAllowed: t.passthroughAllowed, poolQuota: t.poolQuota, maxAttempts: t.maxAttempts });
+    },
+  },
+  'tenant set': {
+    usage: 'tenant set --tenant ID [--pool-quota N] [--allow-passthrough | --no-passthrough] [--default-x X]',
+    summary: "change a tenant's pool quota, pass-through permission or default X",
+    async run(ctx) {
+      const tenantId = await tenantOf(ctx);
+      if (ctx.values['allow-passthrough'] && ctx.values['no-passthrough']) throw new UsageError('give at most one of --allow-passthrough and --no-passthrough');
+      const defaultX = str(ctx.values, 'default-x');
+      const patch = {
+        ...(str(ctx.values, 'pool-quota') !== undefined ? { poolQuota: intFlag(ctx.values, 'pool-quota', 0, 10_000_000) } : {}),
+        ...(ctx.values['allow-passthrough'] ? { passthroughAllowed: true } : ctx.values['no-passthrough'] ? { passthroughAllowed: false } : {}),
+        ...(defaultX !== undefined ? { defaultX: parsePrivacyNumber(defaultX, 'default-x', true) } : {}),
+      };
+      if (Object.keys(patch).length === 0) throw new UsageError('give --pool-quota, --allow-passthrough, --no-passthrough or --default-x');
+      const tenants = new TenantStore(ctx.pool);
+      await tenants.update(tenantId, patch);
+      await ctx.audit(tenantId, 'tenant.update', tenantId, patch);
+      const t = (await tenants.get(tenantId))!;
+      json(ctx, { id: t.id, name: t.name, defaultX: t.defaultX, passthroughAllowed: t.passthroughAllowed, poolQuota: t.poolQuota });
     },
   },
   'tenant list': {
@@ -267,7 +290,7 @@ const COMMANDS: Record<string, Command> = {
   },
   'pool import': {
     usage: 'pool import --tenant ID --area CODE (--block 700XXXXXXXX | --file numbers.txt) [--allow-legacy]',
-    summary: 'add numbers to a pool: a whole 11-digit 700 block (10,000 numbers) or a file, one per line',
+    summary: "assign numbers to a tenant's pool: a whole 11-digit 700 block (10,000 numbers) or a file, one per line (refused past the tenant's quota or for a number another tenant holds)",
     async run(ctx) {
       const tenantId = await tenantOf(ctx);
       const area = need(ctx.values, 'area');

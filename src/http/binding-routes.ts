@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { NotFoundError, ValidationError } from '../domain/errors';
+import { ForbiddenError, NotFoundError, ValidationError } from '../domain/errors';
 import type { BindingRegistry } from '../stores/binding-registry';
 import { CursorParam, ErrorSchema, PhoneParam, ResourceId } from './schemas';
 import { tenantOf } from './tenant-context';
@@ -85,21 +85,6 @@ const ListBindingsQuery = Type.Object(
   },
   { additionalProperties: false },
 );
-
-export const ImportNumbersBody = Type.Union([
-  Type.Object(
-    { numbers: Type.Array(Type.Object({ x: Number32, area: Type.String({ maxLength: 8 }) }, { additionalProperties: false }), { minItems: 1, maxItems: 10_000 }) },
-    { additionalProperties: false },
-  ),
-  Type.Object(
-    {
-      block: Type.String({ pattern: '^700\\d{8}$', description: 'an 11-digit 700 prefix: its 10,000 15-digit numbers' }),
-      area: Type.String({ maxLength: 8 }),
-    },
-    { additionalProperties: false },
-  ),
-]);
-export type ImportNumbersBody = Static<typeof ImportNumbersBody>;
 
 const HistoryItem = Type.Object({
   at: Type.Integer({ description: 'epoch ms' }),
@@ -264,20 +249,12 @@ export function registerBindingRoutes(v1: FastifyInstance, deps: BindingRouteDep
     },
   );
 
-  v1.post<{ Body: ImportNumbersBody }>(
+  // Pools belong to the operator (SPEC §7): numbers are assigned with `numguard pool import`, never claimed by a tenant.
+  v1.post(
     '/pool/numbers',
-    {
-      schema: {
-        summary: 'Add numbers to the tenant’s pool: a list, or a whole 11-digit 700 block (10,000 numbers)',
-        security,
-        body: ImportNumbersBody,
-        response: { 200: Type.Object({ imported: Type.Integer() }), ...errors },
-      },
-    },
-    async (request) => {
-      const body = request.body;
-      const numbers = 'block' in body ? blockNumbers(body.block, body.area) : body.numbers;
-      return { imported: await registry.importNumbers(tenantOf(request).tenantId, numbers) };
+    { schema: { hide: true } },
+    async () => {
+      throw new ForbiddenError('operator_only', 'numbers are assigned to tenants by the operator (numguard pool import); ask your operator');
     },
   );
 

@@ -185,22 +185,50 @@ export class BindingRegistry {
     private readonly admission?: BindingAdmission,
   ) {}
 
-  /** Adds numbers to a tenant's pool. 700 numbers only, unless the pool allows legacy numbers. */
+  /**
+   * Assigns numbers to a tenant's pool: an operator action (CLI), never a tenant's. 700 numbers
+   * only, unless the operator allows legacy numbers. Numbers already in this tenant's pool are
+   * skipped (an import can be run again); a number held by another tenant, or more numbers than
+   * the tenant's quota, refuses the whole import. Returns how many numbers were added.
+   */
   async importNumbers(tenantId: string, numbers: readonly PoolNumberInput[], opts: { allowLegacy?: boolean } = {}): Promise<number> {
     const rows = numbers.map((n, i) => {
       const x = parsePrivacyNumber(n.x, `numbers[${i}].x`, opts.allowLegacy ?? false);
       if (!/^0?\d{2,4}$/.test(n.area)) throw new ValidationError(`numbers[${i}].area`, 'area must be an area code such as 010', 'invalid_area');
-      return [x, tenantId, n.area, !x.startsWith('700')];
+      return [x, tenantId, n.area, !x.startsWith('700')] as const;
     });
     let inserted = 0;
-    for (let i = 0; i < rows.length; i += 1000) {
-      const chunk = rows.slice(i, i + 1000);
-      const [res] = await this.pool.query<ResultSetHeader>(
-        'INSERT IGNORE INTO pool_numbers (x, tenant_id, area, legacy) VALUES ?',
-        [chunk],
-      );
-      inserted += res.affectedRows;
-    }
+    await this.transaction(async (conn) => {
+      inserted = 0;
+      // Imports for one tenant queue behind each other here, so two cannot both fit under the quota.
+      const [tenant] = await conn.query<RowDataPacket[]>('SELECT pool_quota FROM tenants WHERE id = ? FOR UPDATE', [tenantId]);
+      if (!tenant[0]) throw new NotFoundError('tenant');
+      const quota = Number(tenant[0].pool_quota);
+      const fresh: Array<readonly [string, string, string, boolean]> = [];
+      let heldByOthers = 0;
+      for (let i = 0; i < rows.length; i += 1000) {
+        const chunk = rows.slice(i, i + 1000);
+        const [held] = await conn.query<RowDataPacket[]>('SELECT x, tenant_id FROM pool_numbers WHERE x IN (?)', [chunk.map((r) => r[0])]);
+        const owner = new Map(held.map((r) => [String(r.x), String(r.tenant_id)]));
+        for (const r of chunk) {
+          const o = owner.get(r[0]);
+          if (o === undefined) fresh.push(r);
+          else if (o !== tenantId) heldByOthers++;
+        }
+      }
+      if (heldByOthers > 0) {
+        throw new ConflictError('number_held_by_other_tenant', `${heldByOthers} of these numbers belong to another tenant's pool; nothing was imported`, 'numbers');
+      }
+      const [count] = await conn.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM pool_numbers WHERE tenant_id = ?', [tenantId]);
+      const have = Number(count[0]?.n ?? 0);
+      if (have + fresh.length > quota) {
+        throw new ConflictError('pool_quota_exceeded', `the tenant holds ${have} numbers; ${fresh.length} more would pass its quota of ${quota}`, 'numbers');
+      }
+      for (let i = 0; i < fresh.length; i += 1000) {
+        const [res] = await conn.query<ResultSetHeader>('INSERT IGNORE INTO pool_numbers (x, tenant_id, area, legacy) VALUES ?', [fresh.slice(i, i + 1000)]);
+        inserted += res.affectedRows;
+      }
+    });
     return inserted;
   }
 

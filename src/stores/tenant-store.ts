@@ -14,6 +14,8 @@ export interface Tenant {
   readonly defaultDisplayMode: DisplayMode;
   /** Privacy number used for click-to-dial when the request names none. */
   readonly defaultX: string | null;
+  /** How many pool numbers the operator may assign to the tenant. */
+  readonly poolQuota: number;
   /** How many times a click-to-dial may try A when A was never reached. */
   readonly maxAttempts: number;
   readonly retryDelaySeconds: number;
@@ -33,6 +35,7 @@ export interface NewTenant {
   readonly passthroughAllowed?: boolean;
   readonly defaultDisplayMode?: DisplayMode;
   readonly defaultX?: string | null;
+  readonly poolQuota?: number;
   readonly maxAttempts?: number;
   readonly retryDelaySeconds?: number;
   readonly webhookUrl?: string | null;
@@ -51,6 +54,9 @@ export interface ApiKeyInfo {
   readonly createdAt: number;
   readonly revokedAt: number | null;
 }
+
+/** One 700 block: what a new tenant may be assigned unless the operator sets another quota. */
+export const DEFAULT_POOL_QUOTA = 10_000;
 
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const KEY_RE = /^ngk_[0-9A-Za-z]{32}$/;
@@ -77,6 +83,7 @@ const COLUMNS: Record<keyof TenantPatch, string> = {
   passthroughAllowed: 'passthrough_allowed',
   defaultDisplayMode: 'default_display_mode',
   defaultX: 'default_x',
+  poolQuota: 'pool_quota',
   maxAttempts: 'max_attempts',
   retryDelaySeconds: 'retry_delay_seconds',
   webhookUrl: 'webhook_url',
@@ -91,6 +98,7 @@ function rowToTenant(r: RowDataPacket): Tenant {
     passthroughAllowed: Boolean(r.passthrough_allowed),
     defaultDisplayMode: r.default_display_mode as DisplayMode,
     defaultX: r.default_x === null ? null : String(r.default_x),
+    poolQuota: Number(r.pool_quota),
     maxAttempts: Number(r.max_attempts),
     retryDelaySeconds: Number(r.retry_delay_seconds),
     webhookUrl: r.webhook_url === null ? null : String(r.webhook_url),
@@ -107,15 +115,17 @@ export class TenantStore {
     const id = randomUUID();
     const now = new Date();
     await this.pool.execute(
-      `INSERT INTO tenants (id, name, status, passthrough_allowed, default_display_mode, default_x,
+      `INSERT INTO tenants (id, name, status, passthrough_allowed, default_display_mode, default_x, pool_quota,
          max_attempts, retry_delay_seconds, webhook_url, webhook_secret, created_at, updated_at)
-       VALUES (?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       VALUES (?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       [
         id,
         input.name,
-        input.passthroughAllowed ?? true,
+        // Pass-through shows A's real number to B: a tenant has it only when the operator says so.
+        input.passthroughAllowed ?? false,
         input.defaultDisplayMode ?? 'fixed',
         input.defaultX ?? null,
+        input.poolQuota ?? DEFAULT_POOL_QUOTA,
         input.maxAttempts ?? 1,
         input.retryDelaySeconds ?? 60,
         input.webhookUrl ?? null,

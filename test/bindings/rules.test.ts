@@ -2,7 +2,7 @@ import { ALLOW_LIST_MAX, BINDING_TTL_SECONDS, bindingTtlSeconds, membersOf, XB_H
 import { AppError } from '../../src/domain/errors';
 import { blockNumbers } from '../../src/http/binding-routes';
 import { BindingRegistry } from '../../src/stores/binding-registry';
-import { createTestDatabase, type TestDatabase } from '../support/mysql';
+import { createTestDatabase, ensureTenants, type TestDatabase } from '../support/mysql';
 
 /** The binding rules of SPEC §3 and §7: pure ones first, then the ones the registry enforces over time. */
 async function codeOf(p: Promise<unknown>): Promise<{ code: string; status: number; field?: string }> {
@@ -52,6 +52,7 @@ describe('binding rules the registry enforces', () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     reg = new BindingRegistry(db.pool);
+    await ensureTenants(db.pool, T, 'rules-list');
     await reg.importNumbers(T, Array.from({ length: 5 }, (_, i) => ({ x: `70020000000000${i}`, area: '010' })));
   });
   afterAll(async () => {

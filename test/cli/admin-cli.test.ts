@@ -110,7 +110,7 @@ describe('admin CLI against a real MariaDB', () => {
   });
 
   it('pool import (block and file), stats, state; binding lookup by id and by number', async () => {
-    const tenantId = String((await cli('tenant', 'create', '--name', 'pool')).json[0]!.id);
+    const tenantId = String((await cli('tenant', 'create', '--name', 'pool', '--pool-quota', '10002')).json[0]!.id);
     expect((await cli('pool', 'import', '--tenant', tenantId, '--area', '010', '--block', '70090000000')).json[0]).toEqual({ offered: 10_000, imported: 10_000 });
     const file = path.join(dir, 'numbers.txt');
     writeFileSync(file, '# extra numbers\n700910000000001\n700910000000002\n\n');

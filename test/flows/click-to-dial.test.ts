@@ -11,7 +11,8 @@ describe('click-to-dial against the switch simulator (real MariaDB and Redis)', 
   const requestId = () => `req-${Date.now()}-${++seq}`;
 
   beforeAll(async () => {
-    sys = await startTestSystem();
+    // Pass-through is off unless the operator allows it, for the platform and the tenant: here both do.
+    sys = await startTestSystem({ env: { PASSTHROUGH_ALLOWED: 'true' }, tenant: { passthroughAllowed: true } });
   });
   afterAll(async () => {
     await sys?.stop();

@@ -1,9 +1,9 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Binding } from '../../src/domain/binding-rules';
-import { registerBindingRoutes } from '../../src/http/binding-routes';
+import { blockNumbers, registerBindingRoutes } from '../../src/http/binding-routes';
 import { toHttpError } from '../../src/http/errors';
 import { BindingRegistry } from '../../src/stores/binding-registry';
-import { createTestDatabase, type TestDatabase } from '../support/mysql';
+import { createTestDatabase, ensureTenants, type TestDatabase } from '../support/mysql';
 
 /**
  * The binding and pool routes of binding-routes.ts on a bare Fastify app, over a real MariaDB:
@@ -45,6 +45,7 @@ describe('binding routes (binding-routes.ts)', () => {
     void app.register(async (v1) => registerBindingRoutes(v1, { registry }), { prefix: '/v1' });
     await app.ready();
 
+    await ensureTenants(db.pool, T1, T2, 'tenant-stats');
     await registry.importNumbers(T1, [
       { x: '700100000000001', area: '010' },
       { x: '700100000000002', area: '010' },
@@ -58,24 +59,22 @@ describe('binding routes (binding-routes.ts)', () => {
   });
 
   describe('POST /pool/numbers', () => {
-    it('imports the whole 10,000-number block of an 11-digit prefix, once', async () => {
-      const res = await call<{ imported: number }>('POST', '/v1/pool/numbers', { block: '70050000000', area: '021' });
-      expect(res).toEqual({ status: 200, body: { imported: 10_000 } });
-      const [rows] = await db.pool.query<any[]>("SELECT COUNT(*) AS n, MIN(x) AS lo, MAX(x) AS hi FROM pool_numbers WHERE tenant_id = ? AND area = '021'", [T1]);
-      expect(rows[0]).toMatchObject({ n: 10_000, lo: '700500000000000', hi: '700500000009999' });
-      expect((await call<{ imported: number }>('POST', '/v1/pool/numbers', { block: '70050000000', area: '021' })).body.imported).toBe(0);
+    it("is the operator's: a tenant is refused with operator_only and nothing is added", async () => {
+      expect(await refused('POST', '/v1/pool/numbers', { block: '70050000000', area: '021' })).toMatchObject({ status: 403, code: 'operator_only' });
+      const [rows] = await db.pool.query<any[]>("SELECT COUNT(*) AS n FROM pool_numbers WHERE area = '021'");
+      expect(rows[0].n).toBe(0);
     });
 
-    it('imports a list, and refuses bad numbers, bad areas and bad blocks', async () => {
-      expect((await call<{ imported: number }>('POST', '/v1/pool/numbers', { numbers: [{ x: '700100000000009', area: '020' }] })).body).toEqual({ imported: 1 });
-      expect(await refused('POST', '/v1/pool/numbers', { numbers: [{ x: '13800000001', area: '010' }] })).toEqual({
-        status: 400, code: 'invalid_privacy_number', field: 'numbers[0].x',
-      });
-      expect(await refused('POST', '/v1/pool/numbers', { numbers: [{ x: '700100000000010', area: 'beijing' }] })).toMatchObject({
-        status: 400, code: 'invalid_area', field: 'numbers[0].area',
-      });
-      expect((await refused('POST', '/v1/pool/numbers', { block: '7005000', area: '021' })).status).toBe(400);
-      expect((await refused('POST', '/v1/pool/numbers', { numbers: [] })).status).toBe(400);
+    it('the operator imports a whole 11-digit block once, and refuses bad numbers, areas and blocks', async () => {
+      await db.pool.query('UPDATE tenants SET pool_quota = 20000 WHERE id = ?', [T1]);
+      expect(await registry.importNumbers(T1, blockNumbers('70050000000', '021'))).toBe(10_000);
+      const [rows] = await db.pool.query<any[]>("SELECT COUNT(*) AS n, MIN(x) AS lo, MAX(x) AS hi FROM pool_numbers WHERE tenant_id = ? AND area = '021'", [T1]);
+      expect(rows[0]).toMatchObject({ n: 10_000, lo: '700500000000000', hi: '700500000009999' });
+      expect(await registry.importNumbers(T1, blockNumbers('70050000000', '021'))).toBe(0);
+      expect(await registry.importNumbers(T1, [{ x: '700100000000009', area: '020' }])).toBe(1);
+      await expect(registry.importNumbers(T1, [{ x: '13800000001', area: '010' }])).rejects.toMatchObject({ code: 'invalid_privacy_number', field: 'numbers[0].x' });
+      await expect(registry.importNumbers(T1, [{ x: '700100000000010', area: 'beijing' }])).rejects.toMatchObject({ code: 'invalid_area', field: 'numbers[0].area' });
+      expect(() => blockNumbers('7005000', '021')).toThrow(expect.objectContaining({ code: 'invalid_block' }));
     });
   });
 

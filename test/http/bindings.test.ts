@@ -1,4 +1,5 @@
 import type { Binding } from '../../src/stores/binding-registry';
+import { blockNumbers } from '../../src/http/binding-routes';
 import { startTestSystem, type TestSystem } from '../support/system';
 
 type ErrorBody = { error: { code: string; field?: string } };
@@ -16,14 +17,16 @@ describe('bindings and pool over HTTP', () => {
     await sys?.stop();
   });
 
-  it('imports a whole 11-digit 700 block, and a list; refuses a non-700 number', async () => {
-    const block = await sys.api<{ imported: number }>('POST', '/v1/pool/numbers', { block: '70020000000', area: '010' });
-    expect(block).toEqual({ status: 200, body: { imported: 10_000 } });
-    const list = await sys.api<{ imported: number }>('POST', '/v1/pool/numbers', { numbers: [{ x: '700300000000001', area: '0755' }] });
-    expect(list.body.imported).toBe(1);
-    const bad = await sys.api<ErrorBody>('POST', '/v1/pool/numbers', { numbers: [{ x: '13800000001', area: '010' }] });
-    expect(bad.status).toBe(400);
-    expect(bad.body.error).toMatchObject({ code: 'invalid_privacy_number', field: 'numbers[0].x' });
+  it('the operator assigns a whole 11-digit 700 block and a list; a non-700 number is refused; the tenant cannot import', async () => {
+    await sys.tenants.update(sys.tenantId, { poolQuota: 20_000 });
+    expect(await sys.app.bindings.importNumbers(sys.tenantId, blockNumbers('70020000000', '010'))).toBe(10_000);
+    expect(await sys.app.bindings.importNumbers(sys.tenantId, [{ x: '700300000000001', area: '0755' }])).toBe(1);
+    await expect(sys.app.bindings.importNumbers(sys.tenantId, [{ x: '13800000001', area: '010' }])).rejects.toMatchObject({
+      code: 'invalid_privacy_number',
+      field: 'numbers[0].x',
+    });
+    const byTenant = await sys.api<ErrorBody>('POST', '/v1/pool/numbers', { numbers: [{ x: '700300000000002', area: '0755' }] });
+    expect(byTenant).toMatchObject({ status: 403, body: { error: { code: 'operator_only' } } });
   });
 
   it('creates an AXB binding with an allocated X (201), idempotent by requestId (200)', async () => {
@@ -114,7 +117,8 @@ describe('bindings and pool over HTTP', () => {
   it('reports pool usage per area', async () => {
     const { body } = await sys.api<{ areas: Array<Record<string, unknown>> }>('GET', '/v1/pool/stats');
     const byArea = Object.fromEntries(body.areas.map((a) => [a.area, a]));
-    expect(byArea['010']).toMatchObject({ numbers: 10_000, enabled: 10_000 });
+    // The block, and the tenant's default X (also area 010).
+    expect(byArea['010']).toMatchObject({ numbers: 10_001, enabled: 10_001 });
     expect(Number(byArea['010']!.inUse)).toBeGreaterThan(0);
     expect(byArea['0755']).toMatchObject({ numbers: 1, inUse: 1, activeBindings: 1, maxBindingsPerX: 1 });
   });

@@ -17,7 +17,8 @@ describe('TenantStore', () => {
     expect(t).toMatchObject({
       name: 'Acme',
       status: 'active',
-      passthroughAllowed: true,
+      passthroughAllowed: false,
+      poolQuota: 10_000,
       defaultDisplayMode: 'fixed',
       defaultX: null,
       maxAttempts: 1,

@@ -53,3 +53,8 @@ export async function dropDatabase(name: string): Promise<void> {
     await conn.end();
   }
 }
+
+/** Tenant rows with ids of the test's choosing, for store-level tests that name tenants by hand. */
+export async function ensureTenants(pool: Pool, ...ids: string[]): Promise<void> {
+  for (const id of ids) await pool.query('INSERT IGNORE INTO tenants (id, name) VALUES (?, ?)', [id, id]);
+}
