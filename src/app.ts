@@ -11,7 +11,8 @@ import { ConsoleHub } from './agent-console/console-hub';
 import { ConsoleSessionStore } from './agent-console/console-sessions';
 import { AgentTokenStore } from './stores/agent-tokens';
 import { completionEvents, PlatformEventBus, withId } from './events/platform-events';
-import { EslOutboundServer, type OutboundSession } from './esl/outbound-server';
+import { EslOutboundServer, peerMatcher, type OutboundSession } from './esl/outbound-server';
+import { SwitchIdentity } from './esl/switch-identity';
 import { callToXId, handleCallToX, type CallToXDeps } from './flows/call-to-x';
 import type { ClickToDialDeps } from './flows/click-to-dial';
 import { SUBSCRIBED_EVENTS } from './flows/switch';
@@ -145,9 +146,12 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   };
   const media = new MediaCatalogue(pool);
   const mediaPlayback = new MediaPlayback(media, config.callsToX.soundsDir);
+  const switches = new SwitchIdentity([esl]);
   const outbound = new EslOutboundServer({
     host: config.outboundSocket.host,
     port: config.outboundSocket.port,
+    allowedPeers: peerMatcher(config.outboundSocket.allowedPeers),
+    fromKnownSwitch: (channelData) => switches.isKnown(channelData.header('Core-UUID')),
     logger: logger.child({ component: 'outbound-socket' }),
     commandTimeoutMs: config.esl.commandTimeoutMs,
   });

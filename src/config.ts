@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { isInertSwitchArgument, isSafeAbsoluteDir } from './domain/media';
 
 /**
@@ -35,7 +36,12 @@ export interface AppConfig {
     readonly reconnectMinMs: number;
     readonly reconnectMaxMs: number;
   };
-  readonly outboundSocket: { readonly host: string; readonly port: number };
+  readonly outboundSocket: {
+    readonly host: string;
+    readonly port: number;
+    /** Addresses (IPs or CIDRs) of the switches that may connect; every other peer is dropped unread. */
+    readonly allowedPeers: readonly string[];
+  };
   readonly dial: {
     /** FreeSWITCH dial string for a real number; `{number}` is replaced. */
     readonly template: string;
@@ -165,6 +171,24 @@ function url(env: Env, name: string, fallback: string, protocols: string[]): str
   return v;
 }
 
+/**
+ * IPs and CIDRs, comma-separated. Default: loopback, and the switch's ESL address when that is an IP
+ * (the switch connects to the outbound socket from the address it serves ESL on, as a rule).
+ */
+function peerList(env: Env, name: string, eslHost: string): string[] {
+  const raw = read(env, name);
+  const list = raw === undefined ? ['127.0.0.0/8', '::1', ...(isIP(eslHost) ? [eslHost] : [])] : raw.split(',').map((p) => p.trim()).filter(Boolean);
+  for (const entry of list) {
+    const [address, bits, extra] = entry.split('/');
+    const family = isIP(address ?? '');
+    const max = family === 4 ? 32 : 128;
+    const okBits = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= max);
+    if (family === 0 || !okBits || extra !== undefined) throw new ConfigError(name, `"${entry}" is not an IP address or CIDR`);
+  }
+  if (list.length === 0) throw new ConfigError(name, 'must name at least one address');
+  return list;
+}
+
 /** A prompt, tone or path the switch receives as an application argument: nothing in it may expand. */
 function switchArgument(env: Env, name: string, fallback: string): string {
   const v = str(env, name, fallback);
@@ -202,6 +226,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const template = str(env, 'DIAL_STRING_TEMPLATE', 'sofia/gateway/carrier/{number}');
   if (!template.includes('{number}')) throw new ConfigError('DIAL_STRING_TEMPLATE', 'must contain {number}');
   const reconnectMinMs = int(env, 'ESL_RECONNECT_MIN_MS', 500, 10, 60_000);
+  const eslHost = str(env, 'ESL_HOST', '127.0.0.1');
   const consoleSessionHours = int(env, 'CONSOLE_SESSION_HOURS', 12, 1, 168);
   const config: AppConfig = {
     nodeId: str(env, 'NODE_ID', `controller-${process.pid}`),
@@ -214,7 +239,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
     redisPrefix: str(env, 'REDIS_PREFIX', 'ng'),
     esl: {
-      host: str(env, 'ESL_HOST', '127.0.0.1'),
+      host: eslHost,
       port: int(env, 'ESL_PORT', 8021, 1, 65535),
       password: str(env, 'ESL_PASSWORD'),
       commandTimeoutMs: int(env, 'ESL_COMMAND_TIMEOUT_MS', 5000, 100, 120_000),
@@ -222,8 +247,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
       reconnectMaxMs: int(env, 'ESL_RECONNECT_MAX_MS', 15_000, reconnectMinMs, 600_000),
     },
     outboundSocket: {
-      host: str(env, 'OUTBOUND_SOCKET_HOST', '0.0.0.0'),
+      host: str(env, 'OUTBOUND_SOCKET_HOST', '127.0.0.1'),
       port: int(env, 'OUTBOUND_SOCKET_PORT', 8084, 0, 65535),
+      allowedPeers: peerList(env, 'OUTBOUND_SOCKET_ALLOW', eslHost),
     },
     dial: {
       template,

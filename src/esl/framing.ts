@@ -6,6 +6,19 @@ export type FrameHandler = (headers: Record<string, string>, body: string | unde
 const EMPTY = Buffer.alloc(0);
 
 /**
+ * What one peer may make us hold: an unterminated header block, or a Content-Length beyond these,
+ * stops the reader and reports through onOverflow (the connection then drops the socket).
+ */
+export interface FrameLimits {
+  readonly maxHeaderBytes: number;
+  readonly maxBodyBytes: number;
+  readonly onOverflow?: (err: Error) => void;
+}
+
+/** A CHANNEL_DATA header block with every variable is tens of KB; `show channels` of a busy switch a few MB. */
+export const DEFAULT_FRAME_LIMITS: FrameLimits = { maxHeaderBytes: 1 << 20, maxBodyBytes: 64 << 20 };
+
+/**
  * ESL framing: a header block ending in a blank line, then exactly Content-Length bytes.
  *
  * Replaces modesl's Parser, which concatenates the whole buffer on every chunk and scans for the
@@ -20,10 +33,16 @@ export class FrameReader {
   /** Headers of a message whose body is still incomplete. */
   private head: Record<string, string> | undefined;
   private need = 0;
+  private failed = false;
 
-  constructor(private readonly onFrame: FrameHandler) {}
+  constructor(
+    private readonly onFrame: FrameHandler,
+    /** Set right after construction (before any data can arrive) by a connection with its own limits. */
+    public limits: FrameLimits = DEFAULT_FRAME_LIMITS,
+  ) {}
 
   push(chunk: Buffer): void {
+    if (this.failed) return;
     if (this.head !== undefined) {
       // Waiting for a body: collect without copying until it is all there.
       this.chunks.push(chunk);
@@ -36,6 +55,17 @@ export class FrameReader {
       this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     }
     this.drain();
+    if (this.head === undefined && this.buf.length > this.limits.maxHeaderBytes) {
+      this.fail(`a header block longer than ${this.limits.maxHeaderBytes} bytes`);
+    }
+  }
+
+  private fail(what: string): void {
+    this.failed = true;
+    this.buf = EMPTY;
+    this.chunks = [];
+    this.head = undefined;
+    this.limits.onOverflow?.(new Error(`esl: the peer sent ${what}`));
   }
 
   private drain(): void {
@@ -51,6 +81,10 @@ export class FrameReader {
         pos = end + 2;
         const len = headers['Content-Length'];
         const n = len === undefined ? 0 : Number(len);
+        if (!(n >= 0) || n > this.limits.maxBodyBytes) {
+          this.fail(`a body of ${len ?? '?'} bytes (at most ${this.limits.maxBodyBytes})`);
+          return;
+        }
         if (n > 0) {
           this.head = headers;
           this.need = n;

@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
+import net, { BlockList } from 'node:net';
 import type { Logger } from '../logger';
 import { executeHeaders } from './client';
 import { FastConnection, type ModeslEvent } from './connection';
@@ -23,6 +23,10 @@ export interface EslOutboundServerOptions {
   port: number;
   logger: Logger;
   commandTimeoutMs: number;
+  /** Peers that may connect (the switches' addresses); any other is dropped before a byte is read. Default: loopback only. */
+  allowedPeers?: BlockList;
+  /** Whether a connection's channel data comes from a switch of the fleet (its Core-UUID); others are dropped. */
+  fromKnownSwitch?: (channelData: EslEvent) => Promise<boolean>;
   /** Delay between the linger notice and our `exit` (default 1000 ms, as in trace 13a), so late events still arrive. */
   lingerExitMs?: number;
 }
@@ -212,10 +216,16 @@ export class EslOutboundServer extends EventEmitter {
   private accept(socket: net.Socket): void {
     const acceptedAt = performance.now();
     const log = this.opts.logger;
+    if (!isAllowedPeer(this.opts.allowedPeers ?? LOOPBACK_ONLY, socket.remoteAddress)) {
+      log.warn({ peer: socket.remoteAddress }, 'outbound socket connection from an address that is not a switch: dropped');
+      socket.destroy();
+      return;
+    }
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     socket.setNoDelay(true);
     const conn = new FastConnection(socket); // modesl sends `connect` at once
+    conn.reader.limits = { ...OUTBOUND_FRAME_LIMITS, onOverflow: (err) => fail(err) };
     conn.on('error', (err: Error) => log.debug({ err }, 'outbound socket error'));
     const fail = (err: Error): void => {
       log.warn({ err }, 'outbound socket handshake failed');
@@ -240,13 +250,50 @@ export class EslOutboundServer extends EventEmitter {
       const headers = conn.channelDataHeaders;
       if (!headers) return fail(new EslError('connect reply without CHANNEL_DATA'));
       const channelData = new RecordEvent(headers, undefined);
-      const slog = log.child({ uuid: channelData.uuid ?? '' });
-      const session = new Session(conn, socket, channelData, this.opts, slog, acceptedAt);
-      this.sessions.add(session);
-      session.once('end', () => this.sessions.delete(session));
-      slog.info('outbound session ready');
-      this.emit('session', session);
-      session.replay(early);
+      const verified = this.opts.fromKnownSwitch ? this.opts.fromKnownSwitch(channelData) : Promise.resolve(true);
+      void verified.then(
+        (known) => {
+          if (known) return this.ready(conn, socket, channelData, acceptedAt, early);
+          log.warn({ peer: socket.remoteAddress }, 'outbound socket connection whose channel data names no switch of the fleet: dropped');
+          socket.destroy();
+        },
+        (err: unknown) => fail(err instanceof Error ? err : new EslError(String(err))),
+      );
     });
   }
+
+  private ready(conn: FastConnection, socket: net.Socket, channelData: EslEvent, acceptedAt: number, early: EslEvent[]): void {
+    if (socket.destroyed) return;
+    const slog = this.opts.logger.child({ uuid: channelData.uuid ?? '' });
+    const session = new Session(conn, socket, channelData, this.opts, slog, acceptedAt);
+    this.sessions.add(session);
+    session.once('end', () => this.sessions.delete(session));
+    slog.info('outbound session ready');
+    this.emit('session', session);
+    session.replay(early);
+  }
+}
+
+/** A matcher for IPs and CIDRs such as `10.0.0.5`, `10.0.0.0/24`, `::1` (validated by the config). */
+export function peerMatcher(entries: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const entry of entries) {
+    const [address, bits] = entry.split('/') as [string, string | undefined];
+    const type = net.isIPv6(address) ? 'ipv6' : 'ipv4';
+    if (bits === undefined) list.addAddress(address, type);
+    else list.addSubnet(address, Number(bits), type);
+  }
+  return list;
+}
+
+const LOOPBACK_ONLY = peerMatcher(['127.0.0.0/8', '::1']);
+
+/** Frames a switch sends on a call's socket: its CHANNEL_DATA and events are tens of KB at most. */
+const OUTBOUND_FRAME_LIMITS = { maxHeaderBytes: 256 << 10, maxBodyBytes: 1 << 20 };
+
+function isAllowedPeer(allowed: BlockList, address: string | undefined): boolean {
+  if (!address) return false;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return allowed.check(mapped[1]!, 'ipv4');
+  return allowed.check(address, net.isIPv6(address) ? 'ipv6' : 'ipv4');
 }

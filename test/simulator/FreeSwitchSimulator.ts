@@ -217,7 +217,8 @@ export class FreeSwitchSimulator {
   private readonly port: number;
   private readonly scale: number;
   private readonly startedAt = Date.now();
-  private readonly coreUuid = randomUUID();
+  /** This switch's identity, as every event's Core-UUID and `global_getvar core_uuid` give it. */
+  readonly coreUuid = randomUUID();
   private stopping = false;
 
   constructor(opts: SimulatorOptions = {}) {
@@ -470,6 +471,7 @@ export class FreeSwitchSimulator {
     switch (name) {
       case 'status': return this.statusText();
       case 'create_uuid': return randomUUID();
+      case 'global_getvar': return args[0] === 'core_uuid' ? this.coreUuid : '';
       case 'uuid_exists': { const ch = this.chans.get(args[0] ?? ''); return ch && !ch.destroyed ? 'true' : 'false'; }
       case 'uuid_kill': {
         const ch = this.chans.get(args[0] ?? '');
@@ -635,6 +637,7 @@ export class FreeSwitchSimulator {
         case 'Event-Sequence': push(String(++this.seq)); continue;
         case 'Channel-Name': case 'Caller-Channel-Name': push(ch.ep.channelName); continue;
         case 'Unique-ID': case 'Caller-Unique-ID': push(ch.uuid); continue;
+        case 'Core-UUID': push(this.coreUuid); continue;
         case 'Channel-Call-UUID': push(ch.role === 'A' ? ch.uuid : ch.peer?.uuid ?? ch.uuid); continue;
         case 'Caller-ANI': push(ch.ani); continue;
         case 'Caller-Destination-Number': push(ch.ep.number); continue;
