@@ -15,7 +15,7 @@ import { EslClient } from '../src/esl/client';
 import { legUuid } from '../src/flows/click-to-dial';
 import { createLogger } from '../src/logger';
 import { CallbackQueue, startCallbackWorker } from '../src/queues/callback-queue';
-import { CLICK_TO_DIAL_JOB_NAME, CLICK_TO_DIAL_JOB_VERSION, type ClickToDialJobData } from '../src/queues/click-to-dial-job';
+import { CLICK_TO_DIAL_JOB_NAME, CLICK_TO_DIAL_JOB_VERSION, signClickToDialJob, type ClickToDialJobData } from '../src/queues/click-to-dial-job';
 import { BindingRegistry } from '../src/stores/binding-registry';
 import { LiveCallStore } from '../src/stores/live-calls';
 import { cachedTenantLookup } from '../src/stores/cached-tenants';
@@ -73,13 +73,14 @@ async function runScenario(opts: { callsRecordedFirst: boolean; calls?: number }
   let resolveAll!: () => void;
   const allDone = new Promise<void>((r) => (resolveAll = r));
 
-  const jobs: ClickToDialJobData[] = Array.from({ length: calls }, (_, i) => ({
-    v: CLICK_TO_DIAL_JOB_VERSION,
-    tenantId: tenant.id,
-    requestId: `r${i}`,
-    a: `138${String(i).padStart(8, '0')}`,
-    b: `139${String(i).padStart(8, '0')}`,
-  }));
+  // Jobs queued straight into BullMQ are signed with one of the tenant's API keys, as a backend's are.
+  const key = await tenants.createApiKey(tenant.id, 'bench');
+  const jobs: ClickToDialJobData[] = Array.from({ length: calls }, (_, i) =>
+    signClickToDialJob(
+      { v: CLICK_TO_DIAL_JOB_VERSION, tenantId: tenant.id, requestId: `r${i}`, a: `138${String(i).padStart(8, '0')}`, b: `139${String(i).padStart(8, '0')}` },
+      { keyId: key.id, apiKey: key.key },
+    ),
+  );
   await sim.setPhones(
     jobs.map((j) => j.a),
     { answer: 'busy' },
@@ -117,6 +118,7 @@ async function runScenario(opts: { callsRecordedFirst: boolean; calls?: number }
     callsPerSecond: 100_000,
     tenants: cachedTenantLookup(tenants, 5000),
     calls: callStore,
+    keys: tenants,
     numbers,
     defaults: { ringTimeoutASeconds: 30, ringTimeoutBSeconds: 30, maxDurationSeconds: 1800, passthroughAllowed: true },
     flow: {

@@ -231,6 +231,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     flow,
     finished,
     tenants: cachedTenantLookup(tenants, 5000),
+    keys: tenants,
     calls,
     defaults,
     numbers: bindings,

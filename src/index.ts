@@ -1,10 +1,12 @@
 /** What the package exports for business backends written in Node. */
-export { enqueueClickToDial, type CallbackQueueAddress, type ClickToDialPayload } from './queues/enqueue-click-to-dial';
+export { enqueueClickToDial, type CallbackQueueAddress, type ClickToDialPayload, type JobSigningKey } from './queues/enqueue-click-to-dial';
 export {
   CLICK_TO_DIAL_JOB_NAME,
   CLICK_TO_DIAL_JOB_VERSION,
   ClickToDialJobSchema,
   InvalidJobError,
+  canonicalJob,
+  signClickToDialJob,
   validateClickToDialJob,
   type ClickToDialJobData,
 } from './queues/click-to-dial-job';

@@ -20,6 +20,7 @@ import type { RouteIndex } from '../stores/route-index';
 import type { TenantStore } from '../stores/tenant-store';
 import {
   CLICK_TO_DIAL_JOB_NAME,
+  hasValidSignature,
   InvalidJobError,
   validateClickToDialJob,
   type ClickToDialJobData,
@@ -74,6 +75,8 @@ export class CallbackQueue {
 export interface CallbackWorkerDeps {
   readonly connection: Redis;
   readonly tenants: Pick<TenantStore, 'get'>;
+  /** The API keys that sign jobs queued directly. */
+  readonly keys: Pick<TenantStore, 'signingKey'>;
   readonly calls: Pick<CallStore, 'insert' | 'getById'>;
   readonly defaults: ClickToDialDefaults;
   /** The tenant's pool: a job queued directly presents only the tenant's own numbers too. */
@@ -117,6 +120,17 @@ export function startCallbackWorker(deps: CallbackWorkerDeps): Worker<ClickToDia
       if (err instanceof InvalidJobError) return refuse(err.code, err.field, err.message, job.id);
       throw err;
     }
+    // A job queued directly has no call yet: it must be signed by its tenant, and is then recorded, so it
+    // shows in the call API like any other. A job for a recorded call runs the recorded request.
+    const callId = callIdFor(payload.tenantId, payload.requestId);
+    let call = await deps.calls.getById(callId);
+    if (!call) {
+      if (!payload.auth) return refuse('unsigned_job', 'auth', 'a job that starts a call must be signed with one of its tenant’s API keys', job.id);
+      const signer = await deps.keys.signingKey(payload.auth.keyId);
+      if (!signer || signer.tenantId !== payload.tenantId || !hasValidSignature(payload, signer.keyHash)) {
+        return refuse('bad_signature', 'auth', 'the signature is not that of an active API key of this tenant', job.id);
+      }
+    }
     const tenant = await deps.tenants.get(payload.tenantId);
     if (!tenant) return refuse('unknown_tenant', 'tenantId', 'no such tenant', job.id);
     let request: ClickToDialRequest;
@@ -126,9 +140,6 @@ export function startCallbackWorker(deps: CallbackWorkerDeps): Worker<ClickToDia
       if (err instanceof AppError) return refuse(err.code, err.field ?? '(job)', err.message, job.id);
       throw err;
     }
-    // A job queued directly has no call yet: record it, so it shows in the call API like any other.
-    const callId = callIdFor(tenant.id, payload.requestId);
-    let call = await deps.calls.getById(callId);
     if (!call) {
       try {
         await requireOwnPrivacyNumber(deps.numbers, request);

@@ -4,12 +4,19 @@ import { callbackQueueName } from './callback-queue';
 import {
   CLICK_TO_DIAL_JOB_NAME,
   CLICK_TO_DIAL_JOB_VERSION,
+  signClickToDialJob,
   validateClickToDialJob,
   type ClickToDialJobData,
 } from './click-to-dial-job';
 
-/** What a backend writes: the v1 job without the version and the worker's own fields. */
-export type ClickToDialPayload = Omit<ClickToDialJobData, 'v' | 'attempt'>;
+/** What a backend writes: the v1 job without the version, the signature and the worker's own fields. */
+export type ClickToDialPayload = Omit<ClickToDialJobData, 'v' | 'attempt' | 'auth'>;
+
+/** One of the tenant's API keys: its id and the key (which signs the job and is never sent). */
+export interface JobSigningKey {
+  readonly keyId: string;
+  readonly apiKey: string;
+}
 
 export interface CallbackQueueAddress {
   /** The backend's own Redis connection (an ioredis instance or its options). */
@@ -23,11 +30,15 @@ export interface CallbackQueueAddress {
 /**
  * Queues a click-to-dial call straight onto the platform's callback queue, for backends that
  * prefer that to the HTTP API. Validates the payload first (throws InvalidJobError naming the
- * field); the job id is the call id derived from (tenantId, requestId), so queueing the same
+ * field) and signs it with the tenant's API key (the worker refuses an unsigned job); the job id is the call id derived from (tenantId, requestId), so queueing the same
  * request again is a no-op. Returns the call id, to follow the call with `GET /v1/calls/{id}`.
  */
-export async function enqueueClickToDial(target: Queue | CallbackQueueAddress, payload: ClickToDialPayload): Promise<string> {
-  const data = validateClickToDialJob({ ...payload, v: CLICK_TO_DIAL_JOB_VERSION });
+export async function enqueueClickToDial(
+  target: Queue | CallbackQueueAddress,
+  payload: ClickToDialPayload,
+  key: JobSigningKey,
+): Promise<string> {
+  const data = signClickToDialJob(validateClickToDialJob({ ...payload, v: CLICK_TO_DIAL_JOB_VERSION }), key);
   const callId = callIdFor(data.tenantId, data.requestId);
   if (target instanceof Queue) {
     await target.add(CLICK_TO_DIAL_JOB_NAME, data, { jobId: callId });

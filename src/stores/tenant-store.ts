@@ -208,6 +208,17 @@ export class TenantStore {
     return r ? { ...rowToTenant(r), apiKeyId: String(r.api_key_id) } : null;
   }
 
+  /** What checks a job signed with this key: its tenant and the stored hash. Null for an unknown or revoked key, or a disabled tenant. */
+  async signingKey(keyId: string): Promise<{ tenantId: string; keyHash: string } | null> {
+    const [rows] = await this.pool.execute<RowDataPacket[]>(
+      `SELECT k.tenant_id, k.key_hash FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+        WHERE k.id = ? AND k.revoked_at IS NULL AND t.status = 'active'`,
+      [keyId],
+    );
+    const r = rows[0];
+    return r ? { tenantId: String(r.tenant_id), keyHash: String(r.key_hash) } : null;
+  }
+
   /** Revokes a key of this tenant (no-op when already revoked). NotFoundError when the tenant has no such key. */
   async revokeApiKey(tenantId: string, keyId: string): Promise<void> {
     const [res] = await this.pool.execute<ResultSetHeader>(

@@ -14,6 +14,8 @@ export interface TestSystem {
   readonly app: App;
   readonly sim: FreeSwitchSimulator;
   readonly apiKey: string;
+  /** The id of apiKey: with it, jobs queued straight into BullMQ are signed. */
+  readonly apiKeyId: string;
   readonly tenantId: string;
   readonly logLines: string[];
   readonly env: Record<string, string>;
@@ -78,7 +80,7 @@ export async function startTestSystem(opts: TestSystemOptions = {}): Promise<Tes
   const tenant = await tenants.create({ name: 'acme', defaultX: X, ...opts.tenant });
   // The operator assigns the tenant its numbers; X, its default, is one of them.
   await app.bindings.importNumbers(tenant.id, [{ x: X, area: '010' }]);
-  const { key } = await tenants.createApiKey(tenant.id, 'test');
+  const { id: apiKeyId, key } = await tenants.createApiKey(tenant.id, 'test');
   const address = app.http.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   const base = `http://127.0.0.1:${port}`;
@@ -108,6 +110,7 @@ export async function startTestSystem(opts: TestSystemOptions = {}): Promise<Tes
     app,
     sim,
     apiKey: key,
+    apiKeyId,
     tenantId: tenant.id,
     logLines,
     env,
