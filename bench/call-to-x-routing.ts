@@ -5,6 +5,7 @@
  * myevents/linger/sendmsg, and stamps the time when `execute-app-name: bridge` arrives.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { numberHasher } from '../src/domain/number-hash';
 import { Worker } from 'node:worker_threads';
 import { EslOutboundServer } from '../src/esl/outbound-server';
 import { handleCallToX } from '../src/flows/call-to-x';
@@ -70,7 +71,7 @@ function fakeCall(caller) {
 export async function run(): Promise<Record<string, unknown>> {
   const prefix = `ngbench${randomBytes(4).toString('hex')}`;
   const redis = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-  const routes = new RouteIndex(redis, prefix);
+  const routes = new RouteIndex(redis, prefix, numberHasher('bench-number-hash-key-0123456789abcdef'));
   const callers = 1000;
   for (let i = 0; i < callers; i++) {
     await routes.put({

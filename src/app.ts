@@ -29,6 +29,8 @@ import { CdrStore } from './stores/cdr-store';
 import { cachedApiKeyAuth, cachedTenantLookup } from './stores/cached-tenants';
 import { LiveCallStore } from './stores/live-calls';
 import { MediaCatalogue, MediaPlayback } from './stores/media-catalogue';
+import { platformSecret } from './stores/platform-secrets';
+import { numberHasher } from './domain/number-hash';
 import { migrate } from './stores/migrate';
 import { createMysqlPool, ensureDatabase, type Pool } from './stores/mysql';
 import { createRedis } from './stores/redis';
@@ -82,12 +84,14 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const calls = new CallStore(pool);
   const cdrs = new CdrStore(pool);
   const live = new LiveCallStore(redis, config.redisPrefix);
-  const routes = new RouteIndex(redis, config.redisPrefix);
+  const numberHash = numberHasher(config.numberHashKey ?? (await platformSecret(pool, 'number_hash_key')));
+  const routes = new RouteIndex(redis, config.redisPrefix, numberHash);
   // Created once the queues exist (below); abuse control reports through it from then on.
   let metrics: PlatformMetrics | undefined;
   const abuse = new AbuseGuard({
     redis,
     prefix: config.redisPrefix,
+    numberHash,
     pool,
     limits: config.abuse,
     logger,

@@ -18,6 +18,11 @@ export interface AppConfig {
   readonly nodeId: string;
   readonly logLevel: string;
   readonly http: { readonly host: string; readonly port: number };
+  /**
+   * Keys the hash under which real numbers appear in Redis key names and abuse flags. null: the
+   * platform makes one on its first start and keeps it in MySQL.
+   */
+  readonly numberHashKey: string | null;
   /** Guards /metrics and the queue dashboard; null: no dashboard, and /metrics only on metricsListen. */
   readonly adminToken: string | null;
   /** METRICS_HOST/METRICS_PORT: a second listener serving only GET /metrics, without credentials; null: none. */
@@ -149,6 +154,13 @@ function metricsListen(env: Env): { host: string; port: number } | null {
   return { host: host ?? '127.0.0.1', port };
 }
 
+function secretOrNull(env: Env, name: string, minLength: number): string | null {
+  const v = read(env, name);
+  if (v === undefined) return null;
+  if (v.length < minLength) throw new ConfigError(name, `must be at least ${minLength} characters`);
+  return v;
+}
+
 function bool(env: Env, name: string, fallback: boolean): boolean {
   const raw = read(env, name);
   if (raw === undefined) return fallback;
@@ -233,6 +245,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     logLevel: str(env, 'LOG_LEVEL', 'info'),
     http: { host: str(env, 'HTTP_HOST', '0.0.0.0'), port: int(env, 'HTTP_PORT', 8080, 0, 65535) },
     adminToken: adminToken(env),
+    numberHashKey: secretOrNull(env, 'NUMBER_HASH_KEY', 32),
     metricsListen: metricsListen(env),
     authFailuresPerMinute: int(env, 'AUTH_FAILURES_PER_MINUTE', 20, 0, 100_000),
     mysqlUrl: url(env, 'MYSQL_URL', 'mysql://root@127.0.0.1:3306/numguard', ['mysql:']),

@@ -6,7 +6,7 @@ import type { Logger } from '../logger';
 import type { Pool } from '../stores/mysql';
 import { BlacklistLookup } from './blacklist-lookup';
 import { AbuseFlagStore, type AbuseFlag } from './flag-store';
-import { numberHash } from './number-hash';
+import { tenantNumberHash, type NumberHasher } from '../domain/number-hash';
 import { RedisAbuseCounters } from './redis-counters';
 
 export type AbuseLimits = AppConfig['abuse'];
@@ -39,6 +39,8 @@ export interface AbuseGuardDeps {
   readonly redis: Redis;
   /** The app's REDIS_PREFIX. */
   readonly prefix: string;
+  /** Keyed hash: how numbers appear in counter keys and flags. */
+  readonly numberHash: NumberHasher;
   readonly pool: Pool;
   readonly limits: AbuseLimits;
   readonly logger: Logger;
@@ -179,13 +181,13 @@ export class AbuseGuard {
   /** A tenant's flags, newest first; `number` narrows them to one real number. */
   listFlags(tenantId: string, q: { number?: string; limit?: number } = {}): Promise<AbuseFlag[]> {
     return this.flags.list(tenantId, {
-      numberHash: q.number === undefined ? undefined : numberHash(tenantId, q.number),
+      numberHash: q.number === undefined ? undefined : tenantNumberHash(this.deps.numberHash, tenantId, q.number),
       limit: q.limit,
     });
   }
 
   private key(counter: 'calls' | 'bindings' | 'fanout' | 'fanout-flag', tenantId: string, number: string): string {
-    return `${this.deps.prefix}:abuse:${counter}:${numberHash(tenantId, number)}`;
+    return `${this.deps.prefix}:abuse:${counter}:${tenantNumberHash(this.deps.numberHash, tenantId, number)}`;
   }
 
   private async takeOrRefuse(
@@ -227,7 +229,7 @@ export class AbuseGuard {
     const { distinct, flagged } = await this.counters.noteParties(
       this.key('fanout', tenantId, number),
       this.key('fanout-flag', tenantId, number),
-      parties.map((p) => numberHash(tenantId, p)),
+      parties.map((p) => tenantNumberHash(this.deps.numberHash, tenantId, p)),
       threshold,
       fanoutWindowSeconds * 1000,
       now,
@@ -237,7 +239,7 @@ export class AbuseGuard {
     await this.flags.insert({
       tenantId,
       kind: 'fanout',
-      numberHash: numberHash(tenantId, number),
+      numberHash: tenantNumberHash(this.deps.numberHash, tenantId, number),
       numberMasked,
       distinctCount: distinct,
       windowSeconds: fanoutWindowSeconds,

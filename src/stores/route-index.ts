@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Binding, CallRestriction } from '../domain/binding-rules';
+import type { NumberHasher } from '../domain/number-hash';
 import { LuaScript } from './redis';
 
 /**
@@ -23,7 +24,7 @@ export interface RouteTarget {
   readonly announcement: string | null;
   readonly userData: string | null;
   readonly expiresAt: number;
-  /** XB: callers allowed (empty: anyone). */
+  /** XB: callers allowed (empty: anyone), as keyed hashes of their numbers. */
   readonly allowList: readonly string[];
 }
 
@@ -54,10 +55,12 @@ export class RouteIndex {
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
+    /** Callers appear in key names (and XB allow-lists) only as this keyed hash. */
+    private readonly hash: NumberHasher,
   ) {}
 
   private key(x: string, caller: string): string {
-    return `${this.prefix}:route:${x}:${caller}`;
+    return `${this.prefix}:route:${x}:${caller === ANY_CALLER ? ANY_CALLER : this.hash(caller)}`;
   }
 
   private get readyKey(): string {
@@ -75,7 +78,7 @@ export class RouteIndex {
       announcement: b.announcement,
       userData: b.userData,
       expiresAt: b.expiresAt,
-      allowList: b.allowList,
+      allowList: b.allowList.map(this.hash),
     };
     if (b.kind === 'xb') return [[this.key(b.x, ANY_CALLER), { ...base, target: b.b!, callerRole: 'any' }]];
     const out: Array<[string, RouteTarget]> = [[this.key(b.x, b.b!), { ...base, target: b.a!, callerRole: 'b' }]];
@@ -116,7 +119,7 @@ export class RouteIndex {
     }
     const exclusive = xb ? (JSON.parse(xb) as RouteTarget) : null;
     if (exclusive && exclusive.expiresAt > now && exclusive.target !== caller) {
-      if (exclusive.allowList.length > 0 && !exclusive.allowList.includes(caller)) return { refused: 'restricted', binding: exclusive };
+      if (exclusive.allowList.length > 0 && !exclusive.allowList.includes(this.hash(caller))) return { refused: 'restricted', binding: exclusive };
       return { route: exclusive };
     }
     return { refused: 'unbound' };

@@ -1,4 +1,6 @@
 import { Queue, QueueEvents } from 'bullmq';
+import { signClickToDialJob } from '../../src/queues/click-to-dial-job';
+import { numberHasher } from '../../src/domain/number-hash';
 import type { RowDataPacket } from 'mysql2/promise';
 import type { Redis } from 'ioredis';
 import { AbuseGuard, type AbuseLimitName } from '../../src/abuse/abuse-guard';
@@ -9,7 +11,7 @@ import { createLogger } from '../../src/logger';
 import { callbackQueueName } from '../../src/queues/callback-queue';
 import { CLICK_TO_DIAL_JOB_NAME } from '../../src/queues/click-to-dial-job';
 import { createRedis } from '../../src/stores/redis';
-import { startTestSystem, X, type TestSystem } from '../support/system';
+import { startTestSystem, type TestSystem } from '../support/system';
 
 interface ErrorBody {
   error: { code: string; message: string; field?: string };
@@ -29,7 +31,9 @@ async function request<T = ErrorBody & Record<string, unknown>>(sys: TestSystem,
 }
 
 async function otherTenant(sys: TestSystem): Promise<{ id: string; key: string }> {
-  const other = await sys.tenants.create({ name: 'other', defaultX: X });
+  const otherX = '700190000000001';
+  const other = await sys.tenants.create({ name: 'other', defaultX: otherX });
+  await sys.app.bindings.importNumbers(other.id, [{ x: otherX, area: '010' }]);
   return { id: other.id, key: (await sys.tenants.createApiKey(other.id, 'test')).key };
 }
 
@@ -148,7 +152,8 @@ describe('abuse limits: calls per caller, bindings per number, blacklist, calls 
       const b = num('13900015001');
       await sys.app.bindings.blacklistAdd(sys.tenantId, b);
       const before = sys.sim.originateCount();
-      const job = await queue.add(CLICK_TO_DIAL_JOB_NAME, { v: 1, tenantId: sys.tenantId, requestId: 'queued-bl', a, b }, { attempts: 3 });
+      const data = signClickToDialJob({ v: 1, tenantId: sys.tenantId, requestId: 'queued-bl', a, b }, { keyId: sys.apiKeyId, apiKey: sys.apiKey });
+      const job = await queue.add(CLICK_TO_DIAL_JOB_NAME, data, { attempts: 3 });
       await expect(job.waitUntilFinished(events, 10_000)).rejects.toThrow('number_blacklisted: b');
       expect(sys.sim.originateCount()).toBe(before);
       const [rows] = await sys.app.pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM calls WHERE request_id = ?', ['queued-bl']);
@@ -228,6 +233,7 @@ describe('abuse limits: calls per caller, bindings per number, blacklist, calls 
     const guard = new AbuseGuard({
       redis,
       prefix: `${sys.env.REDIS_PREFIX}`,
+      numberHash: numberHasher('test-number-hash-key-0123456789abcdef'),
       pool: sys.app.pool,
       limits: { callsPerCallerPerMinute: 1, bindingsPerNumberPerHour: 1, tenantRequestsPerSecond: 1, fanoutDistinctParties: 1, fanoutWindowSeconds: 60 },
       logger: createLogger('silent'),

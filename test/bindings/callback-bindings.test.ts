@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { numberHasher } from '../../src/domain/number-hash';
 import type { RowDataPacket } from 'mysql2/promise';
 import { BindingRegistry } from '../../src/stores/binding-registry';
 import { persistCallOutcomes, type CallbackBindingInput, type CallOutcome } from '../../src/stores/call-outcome';
@@ -22,7 +23,7 @@ describe('callback bindings go through the reuse invariant like every binding', 
   beforeAll(async () => {
     db = await createTestDatabase();
     redis = createRedis('redis://127.0.0.1:6379');
-    routes = new RouteIndex(redis, testRedisPrefix());
+    routes = new RouteIndex(redis, testRedisPrefix(), numberHasher('test-number-hash-key-0123456789abcdef'));
     registry = new BindingRegistry(db.pool, routes);
     tenant = (await new TenantStore(db.pool).create({ name: 't' })).id;
     await registry.importNumbers(tenant, [{ x: X, area: '010' }]);
