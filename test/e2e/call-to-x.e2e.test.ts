@@ -6,14 +6,16 @@
  * Skipped (with a warning) unless E2E_ESL_HOST is set; see test/e2e/README.md.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { RowDataPacket } from 'mysql2/promise';
 import { startApp, type App } from '../../src/app';
 import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
+import { MediaCatalogue } from '../../src/stores/media-catalogue';
 import { TenantStore } from '../../src/stores/tenant-store';
+import { RawEsl } from './support/raw-esl';
 import { createTestDatabase } from '../support/mysql';
 import { testRedisPrefix } from '../support/redis';
 import { SCENARIO_DIR, eslAddressFromEnv, sippHostFromEnv, sippPortBaseFromEnv, startPhone, type Phone } from './support/sipp';
@@ -89,6 +91,7 @@ describeE2e('calls to X against a real FreeSWITCH with sipp phones', () => {
     );
     tenantId = (await new TenantStore(db.pool).create({ name: 'e2e-x' })).id;
     await app.bindings.importNumbers(tenantId, [{ x: X, area: '010' }]);
+    await new MediaCatalogue(db.pool).add({ id: 'e2e-beep', kind: 'tone', source: '%(300,0,440);loops=1', description: 'e2e announcement' });
   }, 60_000);
 
   afterEach(async () => {
@@ -165,6 +168,7 @@ describeE2e('calls to X against a real FreeSWITCH with sipp phones', () => {
 
   it('after a click-to-dial call, the customer redials X from the call log and reaches the agent (callback binding)', async () => {
     const tenant = await new TenantStore(db.pool).create({ name: 'e2e-callback', defaultX: CALLBACK_X });
+    await app.bindings.importNumbers(tenant.id, [{ x: CALLBACK_X, area: '010' }]);
     const agentAnswers = await startPhone({ ...AGENT, behaviour: 'answer' });
     const customerAnswers = await startPhone({ ...CUSTOMER, behaviour: 'answer-then-bye', talkMs: 1000 });
     phones.push(agentAnswers, customerAnswers);
@@ -195,7 +199,7 @@ describeE2e('calls to X against a real FreeSWITCH with sipp phones', () => {
     const b = B2;
     await app.bindings.bind({
       tenantId, mode: 'axb', a, b: b.number, x: X, record: true, maxDurationSeconds: 3,
-      announcement: 'tone_stream://%(300,0,440);loops=1',
+      announcement: 'e2e-beep',
     });
     const phoneB = await startPhone({ ...b, behaviour: 'answer' }); // B would stay: the switch ends the call
     phones.push(phoneB);
@@ -213,4 +217,45 @@ describeE2e('calls to X against a real FreeSWITCH with sipp phones', () => {
     expect(String(cdr.recording_ref)).toContain(recordingsDir);
     expect(readFileSync(String(cdr.recording_ref)).length).toBeGreaterThan(44); // a WAV header and more
   }, 60_000);
+
+  it('a hostile announcement runs nothing on the switch and plays nothing the operator did not register', async () => {
+    const marker = path.join(mkdtempSync(path.join(tmpdir(), 'e2e-rce-')), 'marker');
+    const hostile = `\${system(touch ${marker})}`;
+    // Through the API: refused with a code, nothing stored.
+    await expect(app.bindings.bind({ tenantId, mode: 'axb', a: '13800009010', b: B2.number, x: X, announcement: hostile })).rejects.toMatchObject({
+      code: 'invalid_media_id',
+    });
+    // Planted straight into the route index (whoever can write Redis): the controller plays nothing of it.
+    const caller = '13800009011';
+    await app.routes.put({
+      id: '00000000-0000-4000-8000-00000000e2e1', tenantId, kind: 'axb', x: X, a: caller, b: B2.number, expiresAt: Date.now() + 60_000,
+      restriction: 'both', record: false, maxDurationSeconds: 3, announcement: hostile, allowList: [], userData: null,
+    });
+    const phoneB = await startPhone({ ...B2, behaviour: 'answer' });
+    phones.push(phoneB);
+    const call = await dialX(caller, base + 17);
+    expect(call.code).toBe(0);
+    expect(await lastCdr(caller)).toMatchObject({ result: 'connected' });
+    // And the switch itself no longer runs API calls from inside variables (api-expansion off).
+    const raw = await RawEsl.connect(esl!);
+    try {
+      await raw.api(`eval ${hostile}`);
+    } finally {
+      raw.close();
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    expect(existsSync(marker)).toBe(false);
+  }, 60_000);
+
+  it("a click-to-dial presenting another tenant's X is refused before the switch is asked for anything", async () => {
+    const other = await new TenantStore(db.pool).create({ name: 'e2e-other' });
+    const phoneA = await startPhone({ ...AGENT, behaviour: 'answer' });
+    phones.push(phoneA);
+    await expect(
+      app.service.create({ tenantId: other.id, actor: 'e2e' }, { requestId: 'e2e-foreign-x', a: AGENT.number, b: CUSTOMER.number, x: X }),
+    ).rejects.toMatchObject({ code: 'x_not_in_pool', field: 'x' });
+    await expect(phoneA.receivedInvite(3000)).rejects.toThrow();
+    const [calls] = await db.pool.query<RowDataPacket[]>('SELECT id FROM calls WHERE tenant_id = ?', [other.id]);
+    expect(calls).toHaveLength(0);
+  }, 30_000);
 });

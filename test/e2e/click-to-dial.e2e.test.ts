@@ -55,11 +55,14 @@ describeE2e('click-to-dial against a real FreeSWITCH with sipp phones', () => {
       OUTBOUND_SOCKET_PORT: '0',
       DIAL_STRING_OVERRIDES: JSON.stringify(overrides),
       B_FAILED_PROMPT: 'tone_stream://%(500,500,480,620);loops=1',
+      // The passthrough case: the operator allows it for the platform and for this tenant.
+      PASSTHROUGH_ALLOWED: 'true',
       LOG_LEVEL: 'warn',
     });
     app = await startApp(config, createLogger('warn'));
     const tenants = new TenantStore(db.pool);
-    const tenant = await tenants.create({ name: 'e2e', defaultX: X });
+    const tenant = await tenants.create({ name: 'e2e', defaultX: X, passthroughAllowed: true });
+    await app.bindings.importNumbers(tenant.id, [{ x: X, area: '010' }]);
     key = (await tenants.createApiKey(tenant.id, 'e2e')).key;
     const addr = app.http.server.address();
     baseUrl = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
