@@ -17,7 +17,7 @@ export class RemoteSimulator {
   ) {
     child.on('message', (msg: { id?: number }) => {
       if (msg.id === undefined) return;
-      this.pending.get(msg.id)?.(msg as Record<string, unknown>);
+      this.pending.get(msg.id)?.(msg);
       this.pending.delete(msg.id);
     });
   }

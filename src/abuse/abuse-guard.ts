@@ -112,7 +112,7 @@ export class AbuseGuard {
     await this.takeOrRefuse(
       'bindings',
       tenantId,
-      added as Readonly<Record<string, string>>,
+      added,
       this.deps.limits.bindingsPerNumberPerHour,
       HOUR_MS,
       now,

@@ -159,7 +159,7 @@ export function csvField(value: unknown): string {
 function cdrRow(c: CdrRecord, mask: boolean): string {
   return CDR_COLUMNS.map((k) => {
     const v = c[k];
-    if (TIME_COLUMNS.has(k)) return csvField(v === null ? '' : new Date(v as number).toISOString());
+    if (TIME_COLUMNS.has(k)) return csvField(v === null ? '' : new Date(v).toISOString());
     if (mask && (k === 'a' || k === 'b') && typeof v === 'string' && v) return csvField(maskPhone(v));
     return csvField(v);
   }).join(',');
@@ -388,7 +388,7 @@ const COMMANDS: Record<string, Command> = {
       const file = str(ctx.values, 'out');
       const stream = file ? await openForWriting(file) : null;
       const write = async (lines: string[]): Promise<void> => {
-        if (!stream) return lines.forEach((line) => ctx.out(line));
+        if (!stream) return void lines.forEach((line) => ctx.out(line));
         if (!stream.write(lines.map((line) => `${line}\r\n`).join(''))) await once(stream, 'drain');
       };
       const cdrs = new CdrStore(ctx.pool);
@@ -472,7 +472,7 @@ export async function runAdminCli(
   let values: Values;
   let positionals: string[];
   try {
-    ({ values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: OPTIONS, strict: true }) as { values: Values; positionals: string[] });
+    ({ values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: OPTIONS, strict: true }));
   } catch (parseError) {
     err(`${parseError instanceof Error ? parseError.message : String(parseError)}\n${usage(isGroup(argv[0]) ? argv[0] : '')}`);
     return 64;

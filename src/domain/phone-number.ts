@@ -115,7 +115,7 @@ function formattedNumber(plus: boolean, groups: readonly string[]): Masking {
 }
 
 function maskFormatted(candidate: string): string {
-  const groups = [...candidate.matchAll(/\d+/g)].map((m) => ({ text: m[0], start: m.index!, end: m.index! + m[0].length }));
+  const groups = [...candidate.matchAll(/\d+/g)].map((m) => ({ text: m[0], start: m.index, end: m.index + m[0].length }));
   let out = '';
   let copied = 0;
   let s = 0;

@@ -64,7 +64,7 @@ export function toModeslEvent(headers: Record<string, string>, body: string | un
   return event;
 }
 
-const Base = modesl.Connection as unknown as new (...args: unknown[]) => ModeslConnection;
+const Base = modesl.Connection;
 
 export class FastConnection extends Base {
   /** Receives every text/event-plain and text/event-json message, parsed. Set right after construction. */
@@ -92,7 +92,7 @@ export class FastConnection extends Base {
     const ct = headers['Content-Type'];
     const sink = this.eventSink;
     if (sink !== undefined && body !== undefined) {
-      if (ct === 'text/event-plain') return sink(parsePlainEvent(body));
+      if (ct === 'text/event-plain') return void sink(parsePlainEvent(body));
       if (ct === 'text/event-json') {
         let e: EslEvent;
         try {
@@ -101,7 +101,7 @@ export class FastConnection extends Base {
           this._onError(err as Error);
           return;
         }
-        return sink(e);
+        return void sink(e);
       }
     }
     if (ct === 'command/reply' && headers['Event-Name'] === 'CHANNEL_DATA') this.channelDataHeaders = headers;

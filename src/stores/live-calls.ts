@@ -72,7 +72,7 @@ export class LiveCallStore {
     const h = await this.redis.hgetall(this.key(callId));
     if (!h || Object.keys(h).length === 0) return null;
     const num = (k: (typeof NUMERIC_FIELDS)[number]): number | null => (h[k] ? Number(h[k]) : null);
-    const str = (k: string): string | null => (h[k] ? h[k]! : null);
+    const str = (k: string): string | null => (h[k] ? h[k] : null);
     return {
       state: (str('state') as CallState | null) ?? 'queued',
       attempt: num('attempt') ?? 1,

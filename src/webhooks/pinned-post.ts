@@ -101,7 +101,7 @@ export async function postWebhook(endpoint: Pick<WebhookEndpoint, 'url' | 'secre
         agent: false,
         lookup: pinnedLookup(addresses),
       });
-      const to = `${addresses.map((a) => a.address).join(',')}`;
+      const to = addresses.map((a) => a.address).join(',');
       req.on('response', (res) => {
         // The reply body is of no interest.
         res.on('error', () => undefined);

@@ -27,7 +27,7 @@ describe('audit log: every change through the API, numbers masked', () => {
       headers: { authorization: `Bearer ${key}`, 'x-request-id': requestId, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       payload: body === undefined ? undefined : JSON.stringify(body),
     });
-    return { status: res.statusCode, body: (res.body ? res.json() : {}) as Record<string, unknown>, requestId: String(res.headers['x-request-id']) };
+    return { status: res.statusCode, body: (res.body ? res.json() : {}), requestId: String(res.headers['x-request-id']) };
   }
 
   /** Entries are written just after each response is sent: wait until `atLeast` are there. */

@@ -18,8 +18,8 @@ function spawnWorker(env: Record<string, string>): Promise<ChildProcess> {
   });
   return new Promise((resolve, reject) => {
     let err = '';
-    child.stderr!.on('data', (d) => (err += String(d)));
-    child.stdout!.on('data', (d) => String(d).includes('ready') && resolve(child));
+    child.stderr.on('data', (d) => (err += String(d)));
+    child.stdout.on('data', (d) => String(d).includes('ready') && resolve(child));
     child.on('exit', (code) => reject(new Error(`worker exited ${code}: ${err}`)));
   });
 }

@@ -175,7 +175,7 @@ function bodyText(rng: Rng, route: RouteSpec): string | undefined {
 function fillPath(rng: Rng, route: RouteSpec): string {
   return route.path.replace(/:(\w+)/g, (_m, name: string) => {
     const r = rng();
-    if (r < 0.3 && route.params?.[name]) return encodeURIComponent(route.params[name]!());
+    if (r < 0.3 && route.params?.[name]) return encodeURIComponent(route.params[name]());
     const hostile = pick(rng, HOSTILE_STRINGS);
     // Raw: '../', '%00' and friends as they are; encoded: what a well-behaved client would send.
     if (r < 0.65) return hostile;
@@ -332,7 +332,7 @@ describe('HTTP fuzz: malformed requests never answer 5xx, and every 4xx has an e
     const remoteAddress = pick(rng, ['127.0.0.1', '10.0.0.7', '2001:db8::1', '192.0.2.55']);
     return {
       route: `${route.method} ${route.path}`,
-      opts: { method: method as InjectOptions['method'], url, headers, remoteAddress, ...(text === undefined ? {} : { payload: text }) },
+      opts: { method: method, url, headers, remoteAddress, ...(text === undefined ? {} : { payload: text }) },
     };
   }
 

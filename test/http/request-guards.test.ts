@@ -138,7 +138,7 @@ describe('Fastify\'s and Node\'s own refusals answer in the error shape', () => 
 });
 
 describe('ids are validated before any store sees them', () => {
-  it.each(['ид', '中文号码', 'a%00b', `${'a'.repeat(65)}`, "x'%20OR%20'1'%3D'1", '%24%7Bsystem(ls)%7D'])(
+  it.each(['ид', '中文号码', 'a%00b', 'a'.repeat(65), "x'%20OR%20'1'%3D'1", '%24%7Bsystem(ls)%7D'])(
     'GET and cancel /v1/calls/%s: 400 invalid_field id, and no lookup',
     async (id) => {
       const { app, calls } = build();

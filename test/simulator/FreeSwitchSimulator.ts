@@ -290,7 +290,7 @@ export class FreeSwitchSimulator {
 
   // ---------------------------------------------------------------- plumbing
   private closeServer(): Promise<void> {
-    return new Promise((resolve) => { if (!this.server || !this.server.listening) return resolve(); this.server.close(() => resolve()); });
+    return new Promise((resolve) => { if (!this.server || !this.server.listening) return void resolve(); this.server.close(() => resolve()); });
   }
   private now(): number { return this.dueUs ?? nowUs(); }
   private sleep(ms: number): Promise<void> { const t = ms * this.scale; return new Promise((r) => (t < 1 ? setImmediate(r) : setTimeout(r, t))); }
@@ -661,7 +661,7 @@ export class FreeSwitchSimulator {
         default: push(tv.includes('-') ? subUuid(tv) : tv);
       }
     }
-    void hadAppData;
+    hadAppData;
     if (extra) out.push(...extra);
     return new SimEvent(te.n, out, te.body);
   }
@@ -1060,7 +1060,7 @@ export class FreeSwitchSimulator {
     if (a.recording) this.emit(a, 'RECORD_STOP');
     this.emit(a, 'CHANNEL_HANGUP_COMPLETE');
     this.finishJob(a, `-ERR ${cause}\n`);
-    void sched;
+    sched;
     if (a.inbound) this.outboundHungup(a);
     // a lingering outbound socket holds the session: CHANNEL_DESTROY comes once it is released (13a observer)
     if (!a.inbound || !a.outConn || a.outConn.closed) this.destroy(a);

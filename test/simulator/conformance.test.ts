@@ -52,7 +52,7 @@ const available = fs.existsSync(TRACE_DIR);
   for (const key of INBOUND) {
     const sc = scenarios.find((s) => s.transcripts.some((t) => t.file.startsWith(key + '-')))!;
     const t = sc.transcripts.find((x) => x.file.startsWith(key + '-'))!;
-    it(`${t.file}`, async () => {
+    it(t.file, async () => {
       const sim = new FreeSwitchSimulator({ timeScale: SCALE });
       for (const p of sc.phones) sim.setPhone(p.number, behaviourFromText(p.behaviour));
       const { port } = await sim.start();

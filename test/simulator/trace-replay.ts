@@ -95,7 +95,7 @@ export interface ReplayOptions { onRecv?: (p: Parsed) => void; maxWaitMs?: numbe
  * arrived before it in the recording, then waits the recorded gap (scaled).
  */
 export async function replay(sim: FreeSwitchSimulator, port: number, trace: TraceMsg[], scale: number, opts: ReplayOptions = {}): Promise<ReplayResult> {
-  void sim;
+  sim;
   return drive(net.connect(port, '127.0.0.1'), trace, scale, opts);
 }
 
