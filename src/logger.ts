@@ -30,7 +30,7 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       hooks: {
         logMethod(args, method) {
           const masked = args.map((a) => (typeof a === 'string' ? maskPhonesInText(a) : a));
-          return method.apply(this, masked as Parameters<typeof method>);
+          method.apply(this, masked as Parameters<typeof method>);
         },
       },
       serializers: { err: (e: Error) => maskDeep(e) },
@@ -39,7 +39,7 @@ export function createLogger(level: string, destination?: pino.DestinationStream
   );
   // Child bindings (e.g. a call's numbers) skip the formatters; mask them on the way in.
   // Every descendant inherits this through pino's prototype chain.
-  const pinoChild = Object.getPrototypeOf(root).child as Logger['child'];
+  const pinoChild = (Object.getPrototypeOf(root) as Pick<Logger, 'child'>).child;
   root.child = function maskedChild(this: Logger, bindings, options) {
     return pinoChild.call(this, maskDeep(bindings) as pino.Bindings, options);
   } as Logger['child'];

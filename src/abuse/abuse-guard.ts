@@ -202,16 +202,16 @@ export class AbuseGuard {
     message: (field: string, limit: number) => string,
   ): Promise<void> {
     if (limit <= 0) return;
-    const fields = Object.keys(numbers);
+    const entries = Object.entries(numbers);
     const taken = await this.counters.takeSliding(
-      fields.map((f) => ({ key: this.key(counter, tenantId, numbers[f]!), limit })),
+      entries.map(([, number]) => ({ key: this.key(counter, tenantId, number), limit })),
       windowMs,
       now,
     );
     if (taken.admitted) return;
-    const field = fields[taken.index]!;
+    const [field, number] = entries[taken.index] ?? ['(number)', ''];
     this.metrics.refused(metric);
-    this.log.info({ tenantId, code, field, number: maskPhone(numbers[field]!) }, 'refused by an abuse limit');
+    this.log.info({ tenantId, code, field, number: maskPhone(number) }, 'refused by an abuse limit');
     throw new RateLimitedError(code, message(field, limit), Math.max(1, Math.ceil(taken.retryAfterMs / SECOND_MS)), field);
   }
 

@@ -250,7 +250,10 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleDeps): 
             deps.onAuditError ?? (() => undefined),
           );
         }
-        const agentOf = (request: FastifyRequest): AgentTokenInfo => request.agent!;
+        const agentOf = (request: FastifyRequest): AgentTokenInfo => {
+          if (!request.agent) throw new AppError('unauthorized', 'sign in first', 401);
+          return request.agent;
+        };
 
         signedIn.get('/me', { schema: { hide: true } }, async (request) => {
           const agent = agentOf(request);
@@ -296,11 +299,14 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleDeps): 
 
         signedIn.get('/events', { schema: { hide: true } }, async (request, reply) => {
           const agent = agentOf(request);
-          const sessionId = cookieSession(request)!;
-          const session = request.consoleSession!;
+          const sessionId = cookieSession(request);
+          const session = request.consoleSession;
+          if (!sessionId || !session) throw new AppError('unauthorized', 'sign in first', 401);
           reply.hijack();
           const res = reply.raw;
           let closed = false;
+          // Read through a function: `closed` changes in callbacks, which narrowing cannot see.
+          const isClosed = (): boolean => closed;
           let started = false;
           const backlog: string[] = [];
           let stopWatching: (() => void) | null = null;
@@ -329,8 +335,9 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleDeps): 
             else backlog.push(chunk);
           };
           openStreams.add(end);
-          if (!streamsOf.has(session)) streamsOf.set(session, new Set());
-          streamsOf.get(session)!.add(end);
+          const streams = streamsOf.get(session) ?? new Set<() => void>();
+          streamsOf.set(session, streams);
+          streams.add(end);
           request.raw.on('close', end);
 
           const mine = new Set<string>();
@@ -361,12 +368,16 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleDeps): 
           try {
             for (const id of await deps.redis.lrange(recentKey(agent.id), 0, RECENT_KEPT - 1)) mine.add(id);
             const stop = await deps.hub.watch(agent.tenantId, onEvent);
-            if (closed) return stop();
+            if (isClosed()) {
+              stop();
+              return;
+            }
             stopWatching = stop;
           } catch (err) {
             request.log.warn({ err }, 'console event stream not started');
-            if (!closed) res.writeHead(503, { 'content-type': 'text/plain' });
-            return end();
+            if (!isClosed()) res.writeHead(503, { 'content-type': 'text/plain' });
+            end();
+            return;
           }
           // Only now that events flow: the page reads the call again when the stream opens, so
           // nothing between that read and the first pushed event is lost.

@@ -151,7 +151,8 @@ const TIME_COLUMNS = new Set<keyof CdrRecord>(['startedAt', 'aRingAt', 'aAnswerA
  * masked form (`+442*****0958`), stays as it is — nothing but arithmetic could come of it.
  */
 export function csvField(value: unknown): string {
-  let s = value === null || value === undefined ? '' : String(value);
+  let s =
+    value === null || value === undefined ? '' : typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? String(value) : JSON.stringify(value);
   if (typeof value === 'string' && /^[=+\-@\t\r]/.test(s) && !/^\+[0-9*]{1,20}$/.test(s)) s = `'${s}`;
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
@@ -204,10 +205,8 @@ const COMMANDS: Record<string, Command> = {
         ...(defaultX !== undefined ? { defaultX: parsePrivacyNumber(defaultX, 'default-x', true) } : {}),
       };
       if (Object.keys(patch).length === 0) throw new UsageError('give --pool-quota, --allow-passthrough, --no-passthrough or --default-x');
-      const tenants = new TenantStore(ctx.pool);
-      await tenants.update(tenantId, patch);
+      const t = await new TenantStore(ctx.pool).update(tenantId, patch);
       await ctx.audit(tenantId, 'tenant.update', tenantId, patch);
-      const t = (await tenants.get(tenantId))!;
       json(ctx, { id: t.id, name: t.name, defaultX: t.defaultX, passthroughAllowed: t.passthroughAllowed, poolQuota: t.poolQuota });
     },
   },
@@ -222,9 +221,9 @@ const COMMANDS: Record<string, Command> = {
     usage: 'tenant show --tenant ID',
     summary: 'one tenant with its settings (no secrets)',
     async run(ctx) {
-      const t = (await new TenantStore(ctx.pool).get(await tenantOf(ctx)))!;
-      const { webhookSecret: _secret, ...shown } = t;
-      json(ctx, shown);
+      const t = await new TenantStore(ctx.pool).get(await tenantOf(ctx));
+      if (!t) throw new CliFailure('--tenant: the tenant is gone');
+      json(ctx, { ...t, webhookSecret: undefined });
     },
   },
   'key create': {
@@ -299,7 +298,7 @@ const COMMANDS: Record<string, Command> = {
       if ((block === undefined) === (file === undefined)) throw new UsageError('give exactly one of --block and --file');
       const numbers = block !== undefined
         ? blockNumbers(block, area)
-        : (await readTextFile(file!)).split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#')).map((x) => ({ x, area }));
+        : (await readTextFile(need(ctx.values, 'file'))).split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#')).map((x) => ({ x, area }));
       const imported = await new BindingRegistry(ctx.pool).importNumbers(tenantId, numbers, { allowLegacy: Boolean(ctx.values['allow-legacy']) });
       await ctx.audit(tenantId, 'pool.import', block ?? null, { area, offered: numbers.length, imported });
       json(ctx, { offered: numbers.length, imported });
@@ -330,11 +329,12 @@ const COMMANDS: Record<string, Command> = {
     async run(ctx) {
       const sound = str(ctx.values, 'sound');
       const tone = str(ctx.values, 'tone');
-      if ((sound === undefined) === (tone === undefined)) throw new UsageError('give exactly one of --sound and --tone');
+      const source = sound ?? tone;
+      if (source === undefined || (sound !== undefined && tone !== undefined)) throw new UsageError('give exactly one of --sound and --tone');
       const entry = await new MediaCatalogue(ctx.pool).add({
         id: need(ctx.values, 'id'),
         kind: sound !== undefined ? 'file' : 'tone',
-        source: (sound ?? tone)!,
+        source,
         description: str(ctx.values, 'description') ?? '',
       });
       await ctx.audit(null, 'media.add', entry.id, { kind: entry.kind, source: entry.source });
@@ -388,7 +388,10 @@ const COMMANDS: Record<string, Command> = {
       const file = str(ctx.values, 'out');
       const stream = file ? await openForWriting(file) : null;
       const write = async (lines: string[]): Promise<void> => {
-        if (!stream) return void lines.forEach((line) => ctx.out(line));
+        if (!stream) {
+          for (const line of lines) ctx.out(line);
+          return;
+        }
         if (!stream.write(lines.map((line) => `${line}\r\n`).join(''))) await once(stream, 'drain');
       };
       const cdrs = new CdrStore(ctx.pool);

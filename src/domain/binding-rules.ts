@@ -46,7 +46,7 @@ export interface Binding {
   readonly kind: BindingKind;
   readonly x: string;
   readonly a: string | null;
-  readonly b: string | null;
+  readonly b: string;
   readonly state: BindingState;
   readonly expiresAt: number;
   readonly restriction: CallRestriction;

@@ -53,12 +53,11 @@ export function validateMediaEntry(entry: MediaEntry): MediaEntry {
         'invalid_media_source',
       );
     }
-  } else if (entry.kind === 'tone') {
-    if (!TONE.test(entry.source)) {
-      throw new ValidationError('source', 'a tone must be TGML such as %(400,200,440);loops=2', 'invalid_media_source');
-    }
-  } else {
+  } else if ((entry.kind as string) !== 'tone') {
+    // The type says file or tone; a row or a CLI argument may say otherwise.
     throw new ValidationError('kind', 'kind must be file or tone', 'invalid_media_kind');
+  } else if (!TONE.test(entry.source)) {
+    throw new ValidationError('source', 'a tone must be TGML such as %(400,200,440);loops=2', 'invalid_media_source');
   }
   if (entry.description.length > 255) throw new ValidationError('description', 'description is longer than 255 characters', 'too_long');
   return entry;

@@ -110,19 +110,25 @@ function formattedNumber(plus: boolean, groups: readonly string[]): Masking {
   if (n?.kind === 'x700') return 'keep';
   if (n && (n.kind === 'mobile' || n.kind === 'fixed' || n.kind === 'e164')) return 'mask';
   if (groups.length === 1) return null;
-  if (!plus && groups.length === 2 && /^\d{3,4}$/.test(groups[0]!) && /^\d{4}$/.test(groups[1]!)) return 'mask';
+  const [local, subscriber] = groups;
+  if (!plus && groups.length === 2 && /^\d{3,4}$/.test(local ?? '') && /^\d{4}$/.test(subscriber ?? '')) return 'mask';
   return null;
 }
 
 function maskFormatted(candidate: string): string {
   const groups = [...candidate.matchAll(/\d+/g)].map((m) => ({ text: m[0], start: m.index, end: m.index + m[0].length }));
+  const group = (i: number): { text: string; start: number; end: number } => {
+    const g = groups[i];
+    if (!g) throw new RangeError(`no digit group ${i}`);
+    return g;
+  };
   let out = '';
   let copied = 0;
   let s = 0;
   while (s < groups.length) {
     // The longest run of groups from s whose gaps are all separators, then shorter ones.
     let last = s;
-    while (last + 1 < groups.length && GAP.test(candidate.slice(groups[last]!.end, groups[last + 1]!.start))) last++;
+    while (last + 1 < groups.length && GAP.test(candidate.slice(group(last).end, group(last + 1).start))) last++;
     let matched = -1;
     let verdict: Masking = null;
     const plus = s === 0 && candidate.startsWith('+');
@@ -135,9 +141,9 @@ function maskFormatted(candidate: string): string {
       continue;
     }
     if (verdict === 'mask') {
-      const start = plus ? 0 : s === 0 && candidate.startsWith('(') ? 0 : groups[s]!.start;
-      let end = groups[matched]!.end;
-      if (candidate[end] === ')' && candidate.lastIndexOf('(', groups[matched]!.start) >= start) end++;
+      const start = plus ? 0 : s === 0 && candidate.startsWith('(') ? 0 : group(s).start;
+      let end = group(matched).end;
+      if (candidate[end] === ')' && candidate.lastIndexOf('(', group(matched).start) >= start) end++;
       const digits = groups.slice(s, matched + 1).map((g) => g.text).join('');
       out += candidate.slice(copied, start) + maskPhone(`${plus ? '+' : ''}${digits}`);
       copied = end;

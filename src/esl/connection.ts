@@ -73,7 +73,8 @@ export class FastConnection extends Base {
   declare channelDataHeaders: Record<string, string> | undefined;
   declare reader: FrameReader;
 
-  /** Inbound: (host, port, password). Outbound: (socket). */
+  /** Inbound: (host, port, password). Outbound: (socket). Declared for its types: modesl's own constructor takes anything. */
+  // eslint-disable-next-line @typescript-eslint/no-useless-constructor -- it narrows the untyped base constructor's arguments
   constructor(...args: [string, number, string] | [Socket]) {
     super(...args);
   }
@@ -92,7 +93,10 @@ export class FastConnection extends Base {
     const ct = headers['Content-Type'];
     const sink = this.eventSink;
     if (sink !== undefined && body !== undefined) {
-      if (ct === 'text/event-plain') return void sink(parsePlainEvent(body));
+      if (ct === 'text/event-plain') {
+        sink(parsePlainEvent(body));
+        return;
+      }
       if (ct === 'text/event-json') {
         let e: EslEvent;
         try {
@@ -101,7 +105,8 @@ export class FastConnection extends Base {
           this._onError(err as Error);
           return;
         }
-        return void sink(e);
+        sink(e);
+        return;
       }
     }
     if (ct === 'command/reply' && headers['Event-Name'] === 'CHANNEL_DATA') this.channelDataHeaders = headers;
@@ -124,7 +129,7 @@ export class FastConnection extends Base {
   /** One write per command (modesl writes every line separately). */
   override send(command: string, args?: Record<string, string> | null): void {
     let out = command + '\n';
-    if (args) for (const key of Object.keys(args)) out += key + ': ' + args[key] + '\n';
+    if (args) for (const [key, value] of Object.entries(args)) out += `${key}: ${value}\n`;
     const socket = this.socket;
     if (socket === null || socket.destroyed) {
       this.emit('error', new Error('esl socket is not connected'));

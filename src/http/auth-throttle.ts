@@ -27,8 +27,8 @@ export const AUTH_FAILURE_WINDOW_MS = 60_000;
  */
 export function clientKey(address: string | undefined): string {
   if (!address) return 'unknown';
-  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
-  if (mapped) return mapped[1]!;
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address)?.[1];
+  if (mapped) return mapped;
   if (!isIPv6(address)) return address;
   const [head = '', tail = ''] = address.toLowerCase().split('::');
   const left = head ? head.split(':') : [];
@@ -106,7 +106,8 @@ export class MemoryAuthThrottle implements AuthFailureThrottle {
     if (this.windows.size >= this.maxAddresses) {
       for (const [k, v] of this.windows) if (v.endsAt <= now) this.windows.delete(k);
       // Still full: the oldest window (first inserted) goes.
-      if (this.windows.size >= this.maxAddresses) this.windows.delete(this.windows.keys().next().value!);
+      const oldest = this.windows.keys().next();
+      if (this.windows.size >= this.maxAddresses && !oldest.done) this.windows.delete(oldest.value);
     }
     this.windows.set(key, { count: 1, endsAt: now + this.windowMs });
   }

@@ -23,9 +23,8 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody; un
     return { status: err.status, body: { error: { code: err.code, message: err.message, field: err.field } }, unexpected: false };
   }
   const fe = err as Partial<FastifyError> & { validation?: AjvIssue[]; validationContext?: string };
-  if (Array.isArray(fe.validation) && fe.validation.length > 0) {
-    return { status: 400, body: { error: fromValidation(fe.validation[0]!, fe.validationContext) }, unexpected: false };
-  }
+  const firstIssue = Array.isArray(fe.validation) ? fe.validation[0] : undefined;
+  if (firstIssue) return { status: 400, body: { error: fromValidation(firstIssue, fe.validationContext) }, unexpected: false };
   // The router and the HTTP parser.
   if (fe.code === 'FST_ERR_MAX_PARAM_LENGTH') return simple(414, 'uri_too_long', 'a path segment is too long');
   if (fe.code === 'FST_ERR_BAD_URL') return simple(400, 'invalid_url', 'the URL is not validly percent-encoded');

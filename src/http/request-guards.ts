@@ -75,7 +75,7 @@ export function guardedServerOptions(): Pick<FastifyServerOptions, 'requestIdHea
 
 /** Where a credential is checked: the tenant API, the console API, the operator endpoints. */
 function isAuthenticatedSurface(url: string): boolean {
-  const path = url.split('?', 1)[0]!;
+  const path = url.split('?', 1)[0] ?? '';
   return path.startsWith('/v1/') || path === '/v1' || path.startsWith('/console/api/') || path === '/metrics' || path === '/admin/queues';
 }
 

@@ -111,6 +111,8 @@ export class PlatformMetrics {
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
       registers,
     });
+    // prom-client calls collect() with `this` bound to the metric; the collectors read this instance through `metrics`.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const metrics = this;
     new Gauge({
       name: 'numguard_active_calls',
@@ -234,7 +236,8 @@ export class PlatformMetrics {
     const now = Date.now();
     if (this.active.size >= this.maxTrackedCalls) this.forgetStaleCalls(now);
     // Still full: the longest-tracked call goes (a Map iterates in insertion order).
-    if (this.active.size >= this.maxTrackedCalls) this.active.delete(this.active.keys().next().value!);
+    const longest = this.active.keys().next();
+    if (this.active.size >= this.maxTrackedCalls && !longest.done) this.active.delete(longest.value);
     this.active.set(callId, { kind, since: now });
   }
 

@@ -31,11 +31,11 @@ function sameSecret(given: string, expected: string): boolean {
 
 export function isAdmin(request: FastifyRequest, token: string): boolean {
   const header = request.headers.authorization ?? '';
-  const bearer = /^Bearer\s+(\S+)$/i.exec(header);
-  if (bearer) return sameSecret(bearer[1]!, token);
-  const basic = /^Basic\s+(\S+)$/i.exec(header);
+  const bearer = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
+  if (bearer) return sameSecret(bearer, token);
+  const basic = /^Basic\s+(\S+)$/i.exec(header)?.[1];
   if (basic) {
-    const [user, ...rest] = Buffer.from(basic[1]!, 'base64').toString('utf8').split(':');
+    const [user, ...rest] = Buffer.from(basic, 'base64').toString('utf8').split(':');
     return user === 'admin' && sameSecret(rest.join(':'), token);
   }
   return false;
@@ -56,7 +56,7 @@ async function dashboard(queues: OpsDeps['queues']): Promise<string> {
     const oldestSince = await oldestWaitingSince(queue);
     const failed = await queue.getFailed(0, 9);
     const rows = failed
-      .map((j) => `<tr><td>${escapeHtml(String(j.id))}</td><td>${escapeHtml(j.name)}</td><td>${j.attemptsMade}</td><td>${escapeHtml(maskPhonesInText(j.failedReason ?? ''))}</td><td>${new Date(j.finishedOn ?? j.timestamp).toISOString()}</td></tr>`)
+      .map((j) => `<tr><td>${escapeHtml(String(j.id))}</td><td>${escapeHtml(j.name)}</td><td>${j.attemptsMade}</td><td>${escapeHtml(maskPhonesInText(j.failedReason))}</td><td>${new Date(j.finishedOn ?? j.timestamp).toISOString()}</td></tr>`)
       .join('');
     sections.push(`<section><h2>${escapeHtml(name)}</h2>
 <p class="counts">${Object.entries(counts).map(([k, v]) => `<span><b>${v}</b> ${k}</span>`).join('')}</p>
@@ -112,10 +112,14 @@ export async function startMetricsListener(
   };
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '').split('?', 1)[0];
-    if (path !== '/metrics') return sendJson(res, 404, notFound().body);
+    if (path !== '/metrics') {
+      sendJson(res, 404, notFound().body);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD');
-      return sendJson(res, 405, toHttpError({ statusCode: 405 }).body);
+      sendJson(res, 405, toHttpError({ statusCode: 405 }).body);
+      return;
     }
     metrics.text().then(
       (text) => {

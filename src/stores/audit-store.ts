@@ -59,17 +59,22 @@ export class AuditStore {
     const limit = Math.max(1, Math.min(500, Math.floor(q.limit ?? 100)));
     const where = [tenantId === null ? 'tenant_id IS NULL' : 'tenant_id = ?'];
     const params: unknown[] = tenantId === null ? [] : [tenantId];
-    if (q.action !== undefined) (where.push('action = ?'), params.push(q.action));
-    if (q.actor !== undefined) (where.push('actor = ?'), params.push(q.actor));
-    if (q.since !== undefined) (where.push('created_at >= ?'), params.push(new Date(q.since)));
-    if (q.until !== undefined) (where.push('created_at < ?'), params.push(new Date(q.until)));
-    if (q.cursor !== undefined && /^\d+$/.test(q.cursor)) (where.push('id < ?'), params.push(Number(q.cursor)));
+    const and = (clause: string, value: unknown): void => {
+      where.push(clause);
+      params.push(value);
+    };
+    if (q.action !== undefined) and('action = ?', q.action);
+    if (q.actor !== undefined) and('actor = ?', q.actor);
+    if (q.since !== undefined) and('created_at >= ?', new Date(q.since));
+    if (q.until !== undefined) and('created_at < ?', new Date(q.until));
+    if (q.cursor !== undefined && /^\d+$/.test(q.cursor)) and('id < ?', Number(q.cursor));
     const [rows] = await this.pool.query<RowDataPacket[]>(
       `SELECT * FROM audit_log WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ${limit + 1}`,
       params,
     );
     const items = rows.slice(0, limit).map(rowToEntry);
-    return { items, nextCursor: rows.length > limit ? String(items[items.length - 1]!.id) : null };
+    const last = items.at(-1);
+    return { items, nextCursor: rows.length > limit && last ? String(last.id) : null };
   }
 }
 

@@ -272,7 +272,8 @@ export class BindingRegistry {
       const candidates = await this.allocate(input.tenantId, input.mode, members, input.area, input.strictArea ?? false, now);
       // First fit; after a clash (a concurrent bind took that X) a random one of the first few
       // free numbers, so that binds racing for the same lowest X spread out instead of queueing.
-      const x = attempt === 0 ? candidates[0]! : candidates[Math.floor(Math.random() * candidates.length)]!;
+      const x = attempt === 0 ? candidates[0] : candidates[Math.floor(Math.random() * candidates.length)];
+      if (x === undefined) throw new ConflictError('no_number_available', 'no number is free in the pool for these numbers', 'x');
       try {
         return { binding: await this.indexed(await this.bindOn(x, draft, members, now, false)), created: true };
       } catch (err) {
@@ -300,7 +301,14 @@ export class BindingRegistry {
       });
       await this.index?.remove(binding);
     }
-    return (await this.get(tenantId, id))!;
+    return this.mustGet(tenantId, id);
+  }
+
+  /** A binding just written or read in this request: gone now only if deleted underneath, which nothing does. */
+  private async mustGet(tenantId: string, id: string): Promise<Binding> {
+    const binding = await this.get(tenantId, id);
+    if (!binding) throw new NotFoundError('binding');
+    return binding;
   }
 
   private async indexed(binding: Binding): Promise<Binding> {
@@ -319,7 +327,7 @@ export class BindingRegistry {
     );
     const expired: ExpiredBinding[] = [];
     for (const row of due) {
-      let ended = false;
+      let ended = false as boolean;
       await this.transaction(async (conn) => {
         await conn.query('SELECT x FROM pool_numbers WHERE x = ? FOR UPDATE', [row.x]);
         ended = await this.end(conn, String(row.id), 'expired', now);
@@ -340,7 +348,7 @@ export class BindingRegistry {
     if (before.state !== 'active' || before.expiresAt <= now) throw new ConflictError('binding_ended', 'the binding has ended', 'id');
     if (before.kind === 'callback') throw new ConflictError('binding_not_updatable', 'a callback binding cannot be changed', 'id');
     const a = patch.a === undefined ? before.a : parseRealNumber(patch.a, 'a');
-    const b = patch.b === undefined ? before.b! : parseRealNumber(patch.b, 'b');
+    const b = patch.b === undefined ? before.b : parseRealNumber(patch.b, 'b');
     if (before.kind === 'xb' && patch.a !== undefined) throw new ValidationError('a', 'an XB binding has no A', 'unknown_field');
     if (a === b) throw new ValidationError('b', 'a and b must be different numbers', 'same_number');
     if (typeof patch.announcement === 'string') await this.requireMedia(patch.announcement);
@@ -390,7 +398,7 @@ export class BindingRegistry {
       throw err;
     }
     await this.index?.remove(before);
-    return this.indexed((await this.get(tenantId, id))!);
+    return this.indexed(await this.mustGet(tenantId, id));
   }
 
   /** What changed in a binding, oldest first (numbers masked). */
@@ -406,7 +414,7 @@ export class BindingRegistry {
       at: toMsStrict(r.created_at),
       actor: String(r.actor),
       requestId: r.request_id === null ? null : String(r.request_id),
-      change: typeof r.change_json === 'string' ? JSON.parse(r.change_json) : r.change_json,
+      change: (typeof r.change_json === 'string' ? JSON.parse(r.change_json) : r.change_json) as Record<string, [unknown, unknown]>,
     }));
   }
 
@@ -510,7 +518,7 @@ export class BindingRegistry {
     const [rows] = await this.pool.query<RowDataPacket[]>(parts.join(' UNION ALL '), params);
     const listed = new Set(rows.filter((r) => r.k === 'listed').map((r) => String(r.v)));
     if (listed.size > 0) {
-      const [field] = entries.find(([, n]) => listed.has(n))!;
+      const [field] = entries.find(([, n]) => listed.has(n)) ?? ['number'];
       throw new ForbiddenError('number_blacklisted', `${field} is on the blacklist`, field);
     }
     if (Number(rows.find((r) => r.k === 'pair')?.v ?? 0) >= PAIR_BINDINGS_PER_HOUR) {
@@ -557,8 +565,9 @@ export class BindingRegistry {
   async setNumberState(tenantId: string, x: string, state: PoolNumberState): Promise<PoolNumber> {
     const number = parsePrivacyNumber(x, 'x', true);
     const [res] = await this.pool.query<ResultSetHeader>('UPDATE pool_numbers SET state = ? WHERE x = ? AND tenant_id = ?', [state, number, tenantId]);
-    if (res.affectedRows === 0) throw new NotFoundError('pool number');
-    return (await this.getNumber(tenantId, number))!;
+    const changed = res.affectedRows === 0 ? null : await this.getNumber(tenantId, number);
+    if (!changed) throw new NotFoundError('pool number');
+    return changed;
   }
 
   /** The state of one of the tenant's pool numbers; null when the number is not in the tenant's pool. */
@@ -581,10 +590,14 @@ export class BindingRegistry {
     const limit = Math.max(1, Math.min(1000, Math.floor(q.limit ?? 100)));
     const where = ['p.tenant_id = ?'];
     const params: unknown[] = [toDate(now), tenantId];
-    if (q.area !== undefined) (where.push('p.area = ?'), params.push(q.area));
-    if (q.state !== undefined) (where.push('p.state = ?'), params.push(q.state));
-    if (q.x !== undefined) (where.push('p.x = ?'), params.push(q.x));
-    if (q.cursor !== undefined) (where.push('p.x > ?'), params.push(q.cursor));
+    const and = (clause: string, value: unknown): void => {
+      where.push(clause);
+      params.push(value);
+    };
+    if (q.area !== undefined) and('p.area = ?', q.area);
+    if (q.state !== undefined) and('p.state = ?', q.state);
+    if (q.x !== undefined) and('p.x = ?', q.x);
+    if (q.cursor !== undefined) and('p.x > ?', q.cursor);
     const [rows] = await this.pool.query<RowDataPacket[]>(
       `SELECT p.x, p.area, p.state, p.legacy,
               (SELECT COUNT(DISTINCT m.binding_id) FROM binding_members m WHERE m.x = p.x AND m.expires_at > ?) AS bindings
@@ -598,7 +611,8 @@ export class BindingRegistry {
       legacy: Boolean(r.legacy),
       activeBindings: Number(r.bindings),
     }));
-    return { items, nextCursor: rows.length > limit ? items[items.length - 1]!.x : null };
+    const last = items.at(-1);
+    return { items, nextCursor: rows.length > limit && last ? last.x : null };
   }
 
   /** Every binding that routes now (all tenants): what the routing index is rebuilt from. */
@@ -749,9 +763,9 @@ function encodeCursor(at: number, id: string): string {
 }
 
 function decodeCursor(cursor: string): { at: number; id: string } {
-  const m = /^(\d{1,15})\|([0-9a-f-]{36})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
-  if (!m) throw new ValidationError('cursor', 'cursor is not one this API returned', 'invalid_cursor');
-  return { at: Number(m[1]), id: m[2]! };
+  const [, at, id] = /^(\d{1,15})\|([0-9a-f-]{36})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8')) ?? [];
+  if (at === undefined || id === undefined) throw new ValidationError('cursor', 'cursor is not one this API returned', 'invalid_cursor');
+  return { at: Number(at), id };
 }
 
 function isConstraintClash(err: unknown): boolean {
@@ -759,22 +773,22 @@ function isConstraintClash(err: unknown): boolean {
 }
 
 function rowToBinding(r: RowDataPacket): Binding {
-  const allow = r.allow_list === null ? [] : typeof r.allow_list === 'string' ? JSON.parse(r.allow_list) : r.allow_list;
+  const allow = (r.allow_list === null ? [] : typeof r.allow_list === 'string' ? JSON.parse(r.allow_list) : r.allow_list) as string[];
   return {
     id: String(r.id),
     tenantId: String(r.tenant_id),
     requestId: r.request_id === null ? null : String(r.request_id),
-    kind: r.kind,
+    kind: r.kind as Binding['kind'],
     x: String(r.x),
     a: r.a === null ? null : String(r.a),
-    b: r.b === null ? null : String(r.b),
-    state: r.state,
+    b: String(r.b),
+    state: r.state as Binding['state'],
     expiresAt: toMsStrict(r.expires_at),
-    restriction: r.restriction,
+    restriction: r.restriction as Binding['restriction'],
     record: Boolean(r.record_call),
     maxDurationSeconds: r.max_duration === null ? null : Number(r.max_duration),
     announcement: r.announcement === null ? null : String(r.announcement),
-    allowList: allow as string[],
+    allowList: allow,
     userData: r.user_data === null ? null : String(r.user_data),
   };
 }

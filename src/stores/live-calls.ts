@@ -32,7 +32,7 @@ export type ClaimStep = `a:${number}` | `b:${number}`;
 
 const TTL_SECONDS = 8 * 24 * 3600;
 
-const NUMERIC_FIELDS = ['attempt', 'aRingAt', 'aAnswerAt', 'bRingAt', 'bAnswerAt', 'endedAt'] as const;
+type NumericField = 'attempt' | 'aRingAt' | 'aAnswerAt' | 'bRingAt' | 'bAnswerAt' | 'endedAt';
 
 export class LiveCallStore {
   constructor(
@@ -52,9 +52,9 @@ export class LiveCallStore {
 
   async update(callId: string, patch: LiveCallPatch): Promise<void> {
     const fields: Record<string, string> = {};
-    for (const [k, v] of Object.entries(patch)) {
+    for (const [k, v] of Object.entries(patch) as Array<[string, unknown]>) {
       if (v === undefined) continue;
-      fields[k] = k === 'finalCdr' ? JSON.stringify(v) : v === null ? '' : String(v);
+      fields[k] = v === null ? '' : typeof v === 'string' || typeof v === 'number' ? String(v) : JSON.stringify(v);
     }
     if (Object.keys(fields).length === 0) return;
     await this.redis.multi().hset(this.key(callId), fields).expire(this.key(callId), TTL_SECONDS).exec();
@@ -70,8 +70,8 @@ export class LiveCallStore {
 
   async get(callId: string): Promise<LiveCall | null> {
     const h = await this.redis.hgetall(this.key(callId));
-    if (!h || Object.keys(h).length === 0) return null;
-    const num = (k: (typeof NUMERIC_FIELDS)[number]): number | null => (h[k] ? Number(h[k]) : null);
+    if (Object.keys(h).length === 0) return null;
+    const num = (k: NumericField): number | null => (h[k] ? Number(h[k]) : null);
     const str = (k: string): string | null => (h[k] ? h[k] : null);
     return {
       state: (str('state') as CallState | null) ?? 'queued',

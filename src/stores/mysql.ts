@@ -61,7 +61,7 @@ export function toDate(ms: number | null | undefined): Date | null {
 export function toMs(value: unknown): number | null {
   if (value === null || value === undefined) return null;
   if (value instanceof Date) return value.getTime();
-  return new Date(String(value)).getTime();
+  return new Date(typeof value === 'string' || typeof value === 'number' ? value : Number.NaN).getTime();
 }
 
 export function toMsStrict(value: unknown): number {

@@ -80,10 +80,12 @@ export class RouteIndex {
       expiresAt: b.expiresAt,
       allowList: b.allowList.map(this.hash),
     };
-    if (b.kind === 'xb') return [[this.key(b.x, ANY_CALLER), { ...base, target: b.b!, callerRole: 'any' }]];
-    const out: Array<[string, RouteTarget]> = [[this.key(b.x, b.b!), { ...base, target: b.a!, callerRole: 'b' }]];
+    if (b.kind === 'xb') return [[this.key(b.x, ANY_CALLER), { ...base, target: b.b, callerRole: 'any' }]];
+    // An AXB or callback binding always has A; one without it routes nowhere.
+    if (b.a === null) return [];
+    const out: Array<[string, RouteTarget]> = [[this.key(b.x, b.b), { ...base, target: b.a, callerRole: 'b' }]];
     // A callback binding only lets B reach A back; A calling X reaches nobody through it.
-    if (b.kind === 'axb') out.push([this.key(b.x, b.a!), { ...base, target: b.b!, callerRole: 'a' }]);
+    if (b.kind === 'axb') out.push([this.key(b.x, b.a), { ...base, target: b.b, callerRole: 'a' }]);
     return out;
   }
 

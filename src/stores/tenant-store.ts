@@ -66,7 +66,7 @@ function randomBase62(length: number): string {
   let out = '';
   while (out.length < length) {
     for (const byte of randomBytes(length * 2)) {
-      if (byte < 248) out += BASE62[byte % 62];
+      if (byte < 248) out += BASE62.charAt(byte % 62);
       if (out.length === length) break;
     }
   }
@@ -154,8 +154,8 @@ export class TenantStore {
   async update(id: string, patch: TenantPatch): Promise<Tenant> {
     const sets: string[] = [];
     const values: unknown[] = [];
-    for (const [k, v] of Object.entries(patch)) {
-      const col = COLUMNS[k as keyof TenantPatch];
+    for (const [k, v] of Object.entries(patch) as Array<[string, unknown]>) {
+      const col = COLUMNS[k as keyof TenantPatch] as string | undefined;
       if (col === undefined || v === undefined) continue;
       sets.push(`${col} = ?`);
       values.push(v);

@@ -73,12 +73,12 @@ function toBigInt(address: string, family: 4 | 6): bigint | null {
   }
   let text = address.toLowerCase();
   let tail: bigint[] = [];
-  const dotted = /^(.*:)(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (dotted) {
-    const v4 = toBigInt(dotted[2]!, 4);
+  const [, prefix, dottedQuad] = /^(.*:)(\d+\.\d+\.\d+\.\d+)$/.exec(text) ?? [];
+  if (prefix !== undefined && dottedQuad !== undefined) {
+    const v4 = toBigInt(dottedQuad, 4);
     if (v4 === null) return null;
     tail = [v4 >> 16n, v4 & 0xffffn];
-    text = dotted[1]!.endsWith('::') ? dotted[1]! : dotted[1]!.slice(0, -1);
+    text = prefix.endsWith('::') ? prefix : prefix.slice(0, -1);
   }
   const halves = text.split('::');
   if (halves.length > 2) return null;
@@ -91,8 +91,8 @@ function toBigInt(address: string, family: 4 | 6): bigint | null {
     }
     return out;
   };
-  const head = groups(halves[0]!);
-  const rest = halves.length === 2 ? groups(halves[1]!) : [];
+  const head = groups(halves[0] ?? '');
+  const rest = halves.length === 2 ? groups(halves[1] ?? '') : [];
   if (!head || !rest) return null;
   const known = head.length + rest.length + tail.length;
   if (halves.length === 1 ? known !== 8 : known > 7) return null;
@@ -179,7 +179,7 @@ export async function resolveWebhookHost(hostname: string, opts: ResolveOptions 
     try {
       addresses = await (opts.resolve ?? systemResolver)(bare);
     } catch (err) {
-      const e = err as { code?: unknown; message?: unknown };
+      const e = err as { code?: unknown; message?: unknown } | null;
       return { ok: false, reason: 'unresolvable', detail: String(e?.code ?? e?.message ?? err) };
     }
     if (addresses.length === 0) return { ok: false, reason: 'unresolvable', detail: 'no addresses' };

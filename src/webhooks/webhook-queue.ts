@@ -26,7 +26,7 @@ const BACKOFF_TYPE = 'webhook-schedule';
 export function webhookBackoffStrategy(unitMs: number = DEFAULT_WEBHOOK_RETRY_UNIT_MS): (attemptsMade: number) => number {
   return (attemptsMade) => {
     const step = Math.min(Math.max(attemptsMade, 1), WEBHOOK_RETRY_SCHEDULE_MINUTES.length) - 1;
-    return WEBHOOK_RETRY_SCHEDULE_MINUTES[step]! * unitMs;
+    return (WEBHOOK_RETRY_SCHEDULE_MINUTES[step] ?? WEBHOOK_RETRY_SCHEDULE_MINUTES[WEBHOOK_RETRY_SCHEDULE_MINUTES.length - 1] ?? 1) * unitMs;
   };
 }
 
