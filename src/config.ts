@@ -12,8 +12,6 @@ export class ConfigError extends Error {
   }
 }
 
-export type DisplayMode = 'fixed' | 'passthrough';
-
 export interface AppConfig {
   readonly nodeId: string;
   readonly logLevel: string;

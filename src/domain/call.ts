@@ -1,6 +1,5 @@
-import type { DisplayMode } from '../config';
-
-export type { DisplayMode } from '../config';
+/** What B sees: X (fixed), or A's real number (passthrough, where the operator allows it). */
+export type DisplayMode = 'fixed' | 'passthrough';
 
 export type CallKind = 'click_to_dial' | 'axb' | 'xb' | 'callback';
 

@@ -1,4 +1,4 @@
-import type { DisplayMode } from '../config';
+import type { DisplayMode } from './call';
 import { ForbiddenError } from './errors';
 
 /**
