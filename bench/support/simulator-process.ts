@@ -9,7 +9,7 @@ export type SimulatorRequest =
 
 const sim = new FreeSwitchSimulator({ timeScale: Number(process.env.SIM_TIME_SCALE ?? 0) });
 
-sim.start().then((addr) => process.send!({ type: 'ready', ...addr }));
+void sim.start().then((addr) => process.send!({ type: 'ready', ...addr }));
 
 process.on('message', (msg: SimulatorRequest) => {
   switch (msg.type) {

@@ -18,6 +18,7 @@ interface ErrorBody {
 }
 
 /** A request that also returns the headers (sys.api returns status and body only). */
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- T names the JSON body the caller expects, as sys.api<T> and res.json<T>() do
 async function request<T = ErrorBody & Record<string, unknown>>(sys: TestSystem, method: string, path: string, body?: unknown, key = sys.apiKey) {
   const address = sys.app.http.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
@@ -67,6 +68,7 @@ describe('abuse limits: calls per caller, bindings per number, blacklist, calls 
     await sys.app.bindings.importNumbers(other.id, [{ x: xs(10), area: '010' }]);
   });
   afterAll(async () => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await sys?.stop();
   });
 
@@ -273,6 +275,7 @@ describe('fan-out flags', () => {
     await sys.app.bindings.importNumbers(sys.tenantId, Array.from({ length: 10 }, (_, i) => ({ x: xs(i), area: '010' })));
   });
   afterAll(async () => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await sys?.stop();
   });
 
@@ -326,6 +329,7 @@ describe('tenant request rate', () => {
     otherKey = (await otherTenant(sys)).key;
   });
   afterAll(async () => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await sys?.stop();
   });
 

@@ -11,6 +11,7 @@ describe('agent console API', () => {
   });
   let stopped = false;
   afterAll(async () => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     if (!stopped) await sys?.stop();
   });
 
@@ -51,7 +52,7 @@ describe('agent console API', () => {
 
     const placed = await as(me, 'POST', '/console/api/calls', { customer: '139 0005 0001', order: 'A-1001' });
     expect(placed.statusCode).toBe(202);
-    const call = placed.json() as { id: string; customer: string; order: string };
+    const call = placed.json<{ id: string; customer: string; order: string }>();
     expect(call).toMatchObject({ customer: '139****0001', order: 'A-1001' });
     expect(placed.body).not.toContain('13900050001');
     const done = await sys.waitForCall(call.id);
@@ -62,7 +63,7 @@ describe('agent console API', () => {
     expect((await as(them, 'GET', `/console/api/calls/${call.id}`)).statusCode).toBe(404);
     expect((await as(them, 'POST', `/console/api/calls/${call.id}/hangup`)).statusCode).toBe(404);
     expect((await as(them, 'GET', '/console/api/recent')).json()).toEqual({ items: [] });
-    expect(((await as(me, 'GET', '/console/api/recent')).json() as { items: Array<{ id: string }> }).items.map((c) => c.id)).toEqual([call.id]);
+    expect((await as(me, 'GET', '/console/api/recent')).json<{ items: Array<{ id: string }> }>().items.map((c) => c.id)).toEqual([call.id]);
 
     const bad = await as(me, 'POST', '/console/api/calls', { customer: '12' });
     expect(bad.statusCode).toBe(400);
@@ -70,7 +71,7 @@ describe('agent console API', () => {
 
     const again = await as(me, 'POST', `/console/api/calls/${call.id}/again`);
     expect(again.statusCode).toBe(202);
-    expect(await sys.waitForCall((again.json() as { id: string }).id)).toMatchObject({ b: '13900050001', userData: 'A-1001' });
+    expect(await sys.waitForCall(again.json<{ id: string }>().id)).toMatchObject({ b: '13900050001', userData: 'A-1001' });
 
     // Both calls are in the tenant's audit log as this agent's, with the customer masked.
     const audit = await sys.api<{ items: Array<{ actor: string; action: string; details: unknown }> }>('GET', '/v1/audit?action=call.create');
@@ -124,7 +125,7 @@ describe('agent console API', () => {
     const streamOne = await openEvents(cookieOne);
     const streamTwo = await openEvents(cookieTwo);
 
-    const callOne = (await as(cookieOne, 'POST', '/console/api/calls', { customer: '13900050004' })).json() as { id: string };
+    const callOne = (await as(cookieOne, 'POST', '/console/api/calls', { customer: '13900050004' })).json<{ id: string }>();
     const seenByOne = await streamOne.until((e) => e.type === 'call.completed');
     expect(seenByOne.map((e) => [e.type, e.leg])).toEqual([
       ['call.calling', 'a'],
@@ -141,7 +142,7 @@ describe('agent console API', () => {
     expect(JSON.stringify(seenByOne)).not.toMatch(/1[38]\d{9}/);
 
     // Agent two's stream got its events in the same order: its own call's are all it saw.
-    const callTwo = (await as(cookieTwo, 'POST', '/console/api/calls', { customer: '13900050005' })).json() as { id: string };
+    const callTwo = (await as(cookieTwo, 'POST', '/console/api/calls', { customer: '13900050005' })).json<{ id: string }>();
     const seenByTwo = await streamTwo.until((e) => e.type === 'call.completed');
     expect(new Set(seenByTwo.map((e) => e.callId))).toEqual(new Set([callTwo.id]));
     expect(seenByTwo.at(-1)).toMatchObject({ result: 'b_busy' });

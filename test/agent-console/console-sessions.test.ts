@@ -82,7 +82,9 @@ describe('agent console sessions', () => {
   });
   afterAll(async () => {
     for (const s of servers) await s.close();
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await redis?.cleanup();
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await db?.drop();
   });
 
@@ -418,6 +420,6 @@ describe('console session settings', () => {
     }
     expect(thrown).toBeInstanceOf(ConfigError);
     expect(thrown).toMatchObject({ variable: name });
-    expect(String((thrown as Error).message)).toContain(name);
+    expect((thrown as Error).message).toContain(name);
   });
 });

@@ -17,6 +17,7 @@ describe('audit log: every change through the API, numbers masked', () => {
     await sys.app.bindings.importNumbers(sys.tenantId, [{ x: '700500000000001', area: '010' }]);
   });
   afterAll(async () => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await sys?.stop();
   });
 
@@ -34,7 +35,7 @@ describe('audit log: every change through the API, numbers masked', () => {
   async function entries(key = sys.apiKey, query = '', atLeast = 0): Promise<Entry[]> {
     for (let i = 0; i < 50; i++) {
       const res = await sys.app.http.inject({ method: 'GET', url: `/v1/audit${query}`, headers: { authorization: `Bearer ${key}` } });
-      const items = (res.json() as { items: Entry[] }).items;
+      const items = res.json<{ items: Entry[] }>().items;
       if (items.length >= atLeast) return items;
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -79,17 +80,17 @@ describe('audit log: every change through the API, numbers masked', () => {
 
     expect((await entries(sys.apiKey, '?action=binding.update')).map((e) => e.requestId)).toEqual([updated.requestId]);
     const page1 = await sys.app.http.inject({ method: 'GET', url: '/v1/audit?limit=2', headers: { authorization: `Bearer ${sys.apiKey}` } });
-    const { items, nextCursor } = page1.json() as { items: Entry[]; nextCursor: string };
+    const { items, nextCursor } = page1.json<{ items: Entry[]; nextCursor: string }>();
     expect(items).toHaveLength(2);
     const page2 = await sys.app.http.inject({ method: 'GET', url: `/v1/audit?limit=10&cursor=${nextCursor}`, headers: { authorization: `Bearer ${sys.apiKey}` } });
-    expect((page2.json() as { items: Entry[] }).items.map((e) => e.action)).toEqual(['binding.unbind', 'binding.update', 'binding.create']);
+    expect(page2.json<{ items: Entry[] }>().items.map((e) => e.action)).toEqual(['binding.unbind', 'binding.update', 'binding.create']);
   });
 
   it('another tenant sees none of it; bad filters are refused with the field', async () => {
     expect(await entries(otherKey)).toEqual([]);
     const bad = await sys.app.http.inject({ method: 'GET', url: '/v1/audit?since=yesterday', headers: { authorization: `Bearer ${sys.apiKey}` } });
     expect(bad.statusCode).toBe(400);
-    expect((bad.json() as { error: { field: string } }).error.field).toBe('since');
+    expect(bad.json<{ error: { field: string } }>().error.field).toBe('since');
   });
 
   it('an audit entry that cannot be written does not fail the change: it is logged and counted', async () => {

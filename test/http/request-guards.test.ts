@@ -78,6 +78,7 @@ describe('Fastify\'s and Node\'s own refusals answer in the error shape', () => 
     port = (app.server.address() as { port: number }).port;
   });
   afterAll(async () => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await app?.close();
   });
 
@@ -110,7 +111,7 @@ describe('Fastify\'s and Node\'s own refusals answer in the error shape', () => 
   ])('a %s body (%s) is %i %s', async (contentType, payload, status, code) => {
     const res = await app.inject({ method: 'POST', url: '/v1/calls', headers: { ...bearer, 'content-type': contentType }, payload });
     expect(res.statusCode).toBe(status);
-    expect((res.json() as ErrorBody).error.code).toBe(code);
+    expect(res.json<ErrorBody>().error.code).toBe(code);
   });
 
   it('an unknown method, a malformed request and an over-long URL are answered by the HTTP parser in the error shape', async () => {
@@ -237,6 +238,7 @@ describe('failed authentications are throttled per client address', () => {
       redis = await createTestRedis();
     });
     afterAll(async () => {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
       await redis?.cleanup();
     });
 

@@ -25,6 +25,7 @@ describe('operations: metrics, liveness, readiness, queue dashboard', () => {
     sys = await startTestSystem({ env: { ADMIN_TOKEN, RING_TIMEOUT_B_SECONDS: '120' } });
   });
   afterAll(async () => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await sys?.stop();
   });
 
@@ -103,7 +104,7 @@ describe('operations: metrics, liveness, readiness, queue dashboard', () => {
       await queue.add('click-to-dial', {}, { jobId: 'dashboard-failure' });
       await failed;
     } finally {
-      sys.app.callbackWorker.resume();
+      void sys.app.callbackWorker.resume();
       await queue.close();
       connection.disconnect();
     }
@@ -126,7 +127,7 @@ describe('operations: metrics, liveness, readiness, queue dashboard', () => {
       expect(value(text, 'numguard_queue_oldest_waiting_seconds{queue="click-to-dial"}')).toBeGreaterThanOrEqual(1);
       expect(value(text, 'numguard_queue_jobs{queue="cdr",state="failed"}')).toBe(0);
     } finally {
-      sys.app.callbackWorker.resume();
+      void sys.app.callbackWorker.resume();
     }
   });
 
@@ -193,6 +194,7 @@ describe('operations without an admin token', () => {
     sys = await startTestSystem({ env: { METRICS_PORT: '0', METRICS_HOST: '127.0.0.1' } });
   });
   afterAll(async () => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await sys?.stop();
   });
 

@@ -74,7 +74,7 @@ export interface PeerCommand {
   raw: string;
 }
 
-export type CommandHandler = (cmd: PeerCommand, conn: PeerConnection) => boolean | void;
+export type CommandHandler = (cmd: PeerCommand, conn: PeerConnection) => boolean | undefined;
 
 export class PeerConnection {
   readonly commands: PeerCommand[] = [];
