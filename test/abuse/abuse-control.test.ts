@@ -68,7 +68,6 @@ describe('abuse limits: calls per caller, bindings per number, blacklist, calls 
     await sys.app.bindings.importNumbers(other.id, [{ x: xs(10), area: '010' }]);
   });
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await sys?.stop();
   });
 
@@ -275,7 +274,6 @@ describe('fan-out flags', () => {
     await sys.app.bindings.importNumbers(sys.tenantId, Array.from({ length: 10 }, (_, i) => ({ x: xs(i), area: '010' })));
   });
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await sys?.stop();
   });
 
@@ -329,7 +327,6 @@ describe('tenant request rate', () => {
     otherKey = (await otherTenant(sys)).key;
   });
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await sys?.stop();
   });
 

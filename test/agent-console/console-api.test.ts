@@ -11,7 +11,6 @@ describe('agent console API', () => {
   });
   let stopped = false;
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     if (!stopped) await sys?.stop();
   });
 

@@ -82,9 +82,7 @@ describe('agent console sessions', () => {
   });
   afterAll(async () => {
     for (const s of servers) await s.close();
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await redis?.cleanup();
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await db?.drop();
   });
 

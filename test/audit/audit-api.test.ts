@@ -17,7 +17,6 @@ describe('audit log: every change through the API, numbers masked', () => {
     await sys.app.bindings.importNumbers(sys.tenantId, [{ x: '700500000000001', area: '010' }]);
   });
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await sys?.stop();
   });
 

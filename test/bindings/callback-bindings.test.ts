@@ -29,9 +29,7 @@ describe('callback bindings go through the reuse invariant like every binding', 
     await registry.importNumbers(tenant, [{ x: X, area: '010' }]);
   });
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await redis?.quit();
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await db?.drop();
   });
 

@@ -22,7 +22,6 @@ describe('bindings: the reuse invariant, held by MySQL', () => {
     await registry.importNumbers(other, xs(500, 5).map((x) => ({ x, area: '010' })));
   });
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await db?.drop();
   });
 
@@ -140,7 +139,6 @@ describe('allocation: first fit keeps the pool near the bound set by the busiest
     await registry.importNumbers(tenant, xs(0, 400).map((x) => ({ x, area: '010' })));
   });
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await db?.drop();
   });
 

@@ -56,7 +56,6 @@ describe('binding rules the registry enforces', () => {
     await reg.importNumbers(T, Array.from({ length: 5 }, (_, i) => ({ x: `70020000000000${i}`, area: '010' })));
   });
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await db?.drop();
   });
 

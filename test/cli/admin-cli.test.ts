@@ -19,7 +19,6 @@ describe('admin CLI against a real MariaDB', () => {
     db = await createTestDatabase();
   });
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await db?.drop();
   });
 

@@ -10,7 +10,6 @@ describe('admin CLI: the media catalogue (operator only)', () => {
     db = await createTestDatabase();
   });
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await db?.drop();
   });
 

@@ -8,7 +8,6 @@ describe('platform events: what webhooks and the agent console are fed', () => {
     sys = await startTestSystem();
   });
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await sys?.stop();
   });
 

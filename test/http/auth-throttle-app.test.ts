@@ -16,7 +16,6 @@ describe('failed authentications in the app (Redis, AUTH_FAILURES_PER_MINUTE)', 
     agentToken = (await new AgentTokenStore(sys.app.pool).create(sys.tenantId, { name: 'throttled', agentNumber: '13800080001' })).token;
   });
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await sys?.stop();
   });
 

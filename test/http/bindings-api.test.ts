@@ -55,9 +55,7 @@ describe('binding routes (binding-routes.ts)', () => {
     await registry.importNumbers(T2, [{ x: '700900000000001', area: '010' }]);
   });
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await app?.close();
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await db?.drop();
   });
 

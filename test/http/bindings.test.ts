@@ -14,7 +14,6 @@ describe('bindings and pool over HTTP', () => {
     otherKey = (await sys.tenants.createApiKey(other.id, 'k')).key;
   });
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await sys?.stop();
   });
 

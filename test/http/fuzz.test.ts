@@ -301,7 +301,6 @@ describe('HTTP fuzz: malformed requests never answer 5xx, and every 4xx has an e
   }, 60_000);
 
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await sys?.stop();
   });
 

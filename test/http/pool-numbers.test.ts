@@ -16,7 +16,6 @@ describe('pool number states over HTTP', () => {
     await sys.app.bindings.importNumbers(sys.tenantId, [X1, X2, X3].map((x) => ({ x, area: '021' })));
   });
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await sys?.stop();
   });
 

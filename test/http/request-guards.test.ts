@@ -78,7 +78,6 @@ describe('Fastify\'s and Node\'s own refusals answer in the error shape', () => 
     port = (app.server.address() as { port: number }).port;
   });
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await app?.close();
   });
 
@@ -238,7 +237,6 @@ describe('failed authentications are throttled per client address', () => {
       redis = await createTestRedis();
     });
     afterAll(async () => {
-      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
       await redis?.cleanup();
     });
 

@@ -25,7 +25,6 @@ describe('operations: metrics, liveness, readiness, queue dashboard', () => {
     sys = await startTestSystem({ env: { ADMIN_TOKEN, RING_TIMEOUT_B_SECONDS: '120' } });
   });
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await sys?.stop();
   });
 
@@ -194,7 +193,6 @@ describe('operations without an admin token', () => {
     sys = await startTestSystem({ env: { METRICS_PORT: '0', METRICS_HOST: '127.0.0.1' } });
   });
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await sys?.stop();
   });
 

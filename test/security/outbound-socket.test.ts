@@ -105,7 +105,6 @@ describe('the outbound socket trusts only the switches it drives', () => {
       await sys.app.bindings.bind({ tenantId: sys.tenantId, mode: 'axb', a: '13800006001', b: '13900006001', x: '700100000006001' });
     });
     afterAll(async () => {
-      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
       await sys?.stop();
     });
 

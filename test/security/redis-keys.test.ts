@@ -24,9 +24,7 @@ describe('real numbers at rest in Redis', () => {
     await sys.app.bindings.importNumbers(sys.tenantId, [{ x: X1, area: '010' }, { x: X2, area: '010' }]);
   });
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await redis?.quit();
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await sys?.stop();
   });
 

@@ -34,7 +34,6 @@ describe('hostile input in every tenant field never reaches a switch command', (
     await new MediaCatalogue(sys.app.pool).add({ id: 'welcome', kind: 'tone', source: '%(200,0,440);loops=1', description: 'a short beep' });
   });
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await sys?.stop();
   });
 

@@ -21,7 +21,6 @@ describe('tenant boundaries: numbers, pools and pass-through', () => {
     await sys.app.bindings.importNumbers(other.id, [{ x: OTHER_X, area: '020' }, { x: '700200000000002', area: '020' }]);
   });
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await sys?.stop();
   });
 

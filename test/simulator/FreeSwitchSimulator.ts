@@ -8,10 +8,36 @@ import { urlEncode } from './encoding';
 import { findTemplate, templates, TemplateEvent, TemplateKey } from './templates';
 
 export interface PhoneBehaviour {
-  answer?: 'answer' | 'busy' | 'decline' | 'no-answer' | 'unreachable';
+  /**
+   * `refused`: the switch cannot create this phone's channel (no SIP is sent): an originate to it ends with
+   * `-ERR <refuseCause>`; a bridge to it completes at once with that cause, B's channel only shows
+   * CHANNEL_DESTROY (recording 16b, `sofia/<unknown profile>/…`). A bridge to the endpoint
+   * `error/<CAUSE>` behaves the same without any B event (recording 16a).
+   */
+  answer?: 'answer' | 'busy' | 'decline' | 'no-answer' | 'unreachable' | 'refused';
   ringMs?: number;
   hangupAfterMs?: number;
+  /** With `answer: 'refused'`: the cause (default DESTINATION_OUT_OF_ORDER). */
+  refuseCause?: string;
+  /** A leg only: the phone's BYE reaches the switch at exactly this point of the controller's call (see ByeRace). */
+  byeRacing?: ByeRace;
 }
+/**
+ * Where an A phone's BYE lands relative to the controller's steps, for replaying races deterministically:
+ * - `originate-reply-before`: A answers, then hangs up before the originate's BACKGROUND_JOB (which still says +OK);
+ * - `originate-reply-after`: right after the BACKGROUND_JOB `+OK`, before anything the controller sends next;
+ * - `bridge-before`: just before the switch takes the controller's `sendmsg … bridge` (→ `-ERR invalid session id`);
+ * - `bridge-accepted`: the switch has answered that sendmsg `+OK` but A's BYE is handled before the queued app
+ *   starts: the bridge never runs, no CHANNEL_EXECUTE / EXECUTE_COMPLETE for it (what real FreeSWITCH does when
+ *   the private event is still queued at hangup);
+ * - `bridge-started`: right after B's channel is created (B is cancelled with ORIGINATOR_CANCEL);
+ * - `b-answer-before` / `b-answer-after`: just before B's 200 OK (B is cancelled) / just after CHANNEL_BRIDGE;
+ * - `bridge-failed`: just after the EXECUTE_COMPLETE of a bridge that failed (busy, no answer, refused): the
+ *   carrier ends A instead of letting it hear the controller's prompt.
+ */
+export type ByeRace =
+  | 'originate-reply-before' | 'originate-reply-after' | 'bridge-before' | 'bridge-accepted' | 'bridge-started'
+  | 'b-answer-before' | 'b-answer-after' | 'bridge-failed';
 export interface SeenInvite {
   uuid: string; number: string; fromDisplay: string | null; fromUser: string; remotePartyId: string | null; pAssertedIdentity: string | null; at: number;
 }
@@ -39,7 +65,9 @@ const Q850: Record<string, string> = {
   UNALLOCATED_NUMBER: '1', NO_ROUTE_DESTINATION: '3', NORMAL_CLEARING: '16', USER_BUSY: '17', NO_USER_RESPONSE: '18',
   NO_ANSWER: '19', CALL_REJECTED: '21', ORIGINATOR_CANCEL: '487', ALLOTTED_TIMEOUT: '602', SYSTEM_SHUTDOWN: '503',
 };
-const DIALSTATUS: Record<string, string> = { USER_BUSY: 'BUSY', NO_ANSWER: 'NOANSWER', CALL_REJECTED: 'CALL_REJECTED', ALLOTTED_TIMEOUT: 'ALLOTTED_TIMEOUT', NO_ROUTE_DESTINATION: 'INVALIDARGS', ORIGINATOR_CANCEL: 'CANCEL' };
+const DIALSTATUS: Record<string, string> = { USER_BUSY: 'BUSY', NO_ANSWER: 'NOANSWER', CALL_REJECTED: 'CALL_REJECTED', ALLOTTED_TIMEOUT: 'ALLOTTED_TIMEOUT', NO_ROUTE_DESTINATION: 'INVALIDARGS', ORIGINATOR_CANCEL: 'CANCEL',
+  // switch_ivr_originate.c: a channel that could not be created (16a, 16b)
+  DESTINATION_OUT_OF_ORDER: 'INVALIDARGS', INVALID_PROFILE: 'INVALIDARGS' };
 /** Variables that come from `{...}` originate/bridge blocks; rendered from the real call, in its order. */
 const ORIG_KEYS = new Set(['origination_uuid', 'origination_caller_id_number', 'origination_caller_id_name', 'origination_callee_id_number', 'origination_callee_id_name', 'originate_timeout', 'hangup_after_bridge', 'continue_on_fail', 'leg_timeout', 'sip_cid_type']);
 const NAME_HEADERS = new Set(['Caller-Caller-ID-Name', 'Caller-Orig-Caller-ID-Name', 'Caller-Callee-ID-Name', 'Other-Leg-Caller-ID-Name', 'Other-Leg-Orig-Caller-ID-Name', 'Other-Leg-Callee-ID-Name']);
@@ -105,6 +133,8 @@ class Channel {
   bridgeApp?: AppRun;
   bridgeOk = false;
   bridgeFailCause = '';
+  /** The last bridge failed because B's channel could not be created (16a/16b): no B-leg variables. */
+  bridgeRefused = false;
   recording?: string;
   timers: NodeJS.Timeout[] = [];
   behaviour: PhoneBehaviour;
@@ -117,6 +147,9 @@ class Channel {
   inbound?: boolean;
   outConn?: Conn;
   socketParked = false;          // CHANNEL_PARK of the `socket` app has been emitted
+  /** The controller's socket went away while an app (bridge, playback) ran: the call goes on until that app ends. */
+  socketReleased = false;
+  reported = false;              // api_reporting_hook has run
   constructor(role: 'A' | 'B', uuid: string, ep: Endpoint, vars: Array<[string, string]>, behaviour: PhoneBehaviour, tpl: TemplateKey) {
     this.role = role; this.uuid = uuid; this.ep = ep; this.vars = vars; this.behaviour = behaviour; this.tpl = tpl;
     this.createdUs = nowUs();
@@ -217,6 +250,8 @@ export class FreeSwitchSimulator {
   private readonly port: number;
   private readonly scale: number;
   private readonly startedAt = Date.now();
+  /** mod_hash: `hash insert|select|delete/<realm>/<key>[/<value>]`. */
+  private readonly hashes = new Map<string, string>();
   /** This switch's identity, as every event's Core-UUID and `global_getvar core_uuid` give it. */
   readonly coreUuid = randomUUID();
   private stopping = false;
@@ -431,15 +466,19 @@ export class FreeSwitchSimulator {
         const h = new Map(hdrs.map(([k, v]) => [k.toLowerCase(), v]));
         const uuid = rest.trim() || c.outboundCh?.uuid || '';
         const ch = this.chans.get(uuid);
+        const cc = h.get('call-command');
+        const race = ch && !ch.hungup && cc === 'execute' && h.get('execute-app-name') === 'bridge' ? ch.behaviour.byeRacing : undefined;
+        if (race === 'bridge-before') this.phoneBye(ch!);
         if (!ch || ch.hungup) { this.reply(c, `-ERR invalid session id [${uuid}]`); return; }
         this.reply(c, '+OK');
-        const cc = h.get('call-command');
         if (cc === 'execute') {
           const name = h.get('execute-app-name') ?? '';
           const arg = h.get('execute-app-arg') ?? (body || '');
           const appUuid = h.get('event-uuid') ?? randomUUID();
           const delay = ch.bridgeApp && ch.bridgeOk && !ch.hungup ? 220 : 20;
           this.timer(ch, delay, () => { ch.appQueue = ch.appQueue.then(() => this.runApp(ch, { name, arg, uuid: appUuid })); });
+          // the app is queued on the channel; the BYE is handled first, and hangup drops what is queued
+          if (race === 'bridge-accepted') this.phoneBye(ch);
         } else if (cc === 'hangup') {
           void this.hangup(ch, h.get('hangup-cause') ?? 'NORMAL_CLEARING', 'local');
         }
@@ -494,10 +533,22 @@ export class FreeSwitchSimulator {
         ch.setVars.set(args[1] ?? '', args.slice(2).join(' '));
         return '+OK\n';
       }
+      case 'hash': {
+        const [op, realm, key, ...value] = arg.split('/');
+        const k = `${realm}/${key}`;
+        if (op === 'insert') { this.hashes.set(k, value.join('/')); return '+OK\n'; }
+        if (op === 'select') return this.hashes.get(k) ?? '-ERR no reply\n';
+        if (op === 'delete') return this.hashes.delete(k) ? '+OK\n' : '-ERR Not found\n';
+        return '-ERR Usage: hash [insert|delete|select]/<realm>/<key>/<value>\n';
+      }
       case 'uuid_getvar': {
         const ch = this.chans.get(args[0] ?? '');
         if (!ch || ch.hungup) return '-ERR No such channel!\n';
-        return ch.v(args[1] ?? '') ?? '_undef_';
+        const name = args[1] ?? '';
+        // what the last bridge left on the channel (04: SUCCESS; 09b/10b/16a: the failure cause)
+        if ((name === 'originate_disposition' || name === 'originate_failed_cause') && ch.bridgeFailCause) return ch.bridgeFailCause;
+        if (name === 'originate_disposition' && ch.bridgeOk) return 'SUCCESS';
+        return ch.v(name) ?? '_undef_';
       }
       case 'hupall': {
         const cause = args[0] ?? 'MANAGER_REQUEST';
@@ -565,6 +616,7 @@ export class FreeSwitchSimulator {
 
   // ---------------------------------------------------------------- event rendering
   private emit(ch: Channel, name: string, app?: AppRun & { response?: string }, extra?: Header[]): void {
+    if (name === 'CHANNEL_HANGUP_COMPLETE') this.reportingHook(ch);
     const leg = ch.role;
     const appName = name === 'CHANNEL_EXECUTE' || name === 'CHANNEL_EXECUTE_COMPLETE' ? app?.name : undefined;
     let found = findTemplate(ch.tpl, leg, name, appName, ch.cursor);
@@ -701,6 +753,7 @@ export class FreeSwitchSimulator {
       case 'hangup_cause_q850': return sameCause ? tv : Q850[ch.cause] ?? tv;
       case 'sip_hangup_disposition': return ch.disposition || tv;
       case 'originate_disposition': case 'originate_failed_cause': case 'last_bridge_hangup_cause':
+        if (vn === 'last_bridge_hangup_cause' && ch.role === 'A' && ch.bridgeRefused) return null;
         if (ch.role === 'A' && ch.bridgeFailCause) return ch.bridgeFailCause;
         if (vn === 'last_bridge_hangup_cause' && ch.role === 'B' && a) return a.cause || tv;
         if (vn === 'last_bridge_hangup_cause' && ch.role === 'A' && b) return b.cause || tv;
@@ -796,9 +849,16 @@ export class FreeSwitchSimulator {
   }
 
   private async runA(ch: Channel, firstApp: AppRun): Promise<void> {
-    this.emit(ch, 'CHANNEL_CREATE');
     const beh = ch.behaviour;
     const mode = beh.answer ?? 'answer';
+    const refused = refusedCause(ch.ep, beh);
+    if (refused) {
+      // no channel was created: no events, only the job's result (16a: the same for a bridge)
+      ch.hungup = true; ch.destroyed = true; this.chans.delete(ch.uuid);
+      this.finishJob(ch, `-ERR ${refused}\n`);
+      return;
+    }
+    this.emit(ch, 'CHANNEL_CREATE');
     if (mode === 'unreachable') { ch.tpl = '06'; await this.failOriginate(ch, 'NO_ROUTE_DESTINATION', 'recv_refuse', 0); return; }
     await this.sleep(20);
     if (ch.hungup) return;
@@ -823,7 +883,16 @@ export class FreeSwitchSimulator {
     this.answer(ch);
     await this.sleep(20);
     if (ch.hungup) return;
+    if (beh.byeRacing === 'originate-reply-before') {
+      // answered, so the originate succeeded; its reply comes after the hangup's events
+      const job = ch.job; ch.job = undefined;
+      await this.hangup(ch, 'NORMAL_CLEARING', 'remote');
+      ch.job = job;
+      this.finishJob(ch, `+OK ${ch.uuid}\n`);
+      return;
+    }
     this.finishJob(ch, `+OK ${ch.uuid}\n`);
+    if (beh.byeRacing === 'originate-reply-after') { this.phoneBye(ch); return; }
     ch.appQueue = ch.appQueue.then(() => this.runApp(ch, firstApp, true));
   }
 
@@ -869,8 +938,9 @@ export class FreeSwitchSimulator {
       ch.tpl = socketTemplate(ch.tpl, app);
     } else {
       if (app.name === 'bridge' && !isOriginateApp && ch.tpl === '03') ch.tpl = ch.setVars.has('ringback') ? '05' : '09';
+      if (app.name === 'bridge' && !isOriginateApp) { const t = refusedTemplate(app.arg, this.behaviourOf(parseEndpoint(parseVarBlock(app.arg).rest.trim()).number)); if (t) ch.tpl = t; }
       if (app.name === 'record_session') ch.tpl = '14';
-      if (app.name === 'playback' || app.name === 'hangup') { if (!['09b', '10b', '10c'].includes(ch.tpl)) ch.tpl = '09b'; }
+      if (app.name === 'playback' || app.name === 'hangup') { if (!['09b', '10b', '10c', '16a', '16b'].includes(ch.tpl)) ch.tpl = '09b'; }
     }
     ch.apps.push(app);
     ch.curApp = app;
@@ -879,6 +949,7 @@ export class FreeSwitchSimulator {
       ch.apps = ch.apps.filter((x) => x !== app);
       ch.lastApp = app;
       if (!ch.hungup) this.emit(ch, 'CHANNEL_EXECUTE_COMPLETE', { ...app, response });
+      if (ch.socketReleased && !ch.hungup) this.releaseOutbound(ch);
     };
     switch (app.name) {
       case 'park':
@@ -931,6 +1002,8 @@ export class FreeSwitchSimulator {
     const uuid = vmap.get('origination_uuid') ?? randomUUID();
     this.originateTotal++;
     this.originates.set(uuid, (this.originates.get(uuid) ?? 0) + 1);
+    const refused = refusedCause(ep, this.behaviourOf(ep.number));
+    if (refused) { await this.refusedBridge(a, app, ep, uuid, refused, oneShot); return; }
     const b = new Channel('B', uuid, ep, vars, this.behaviourOf(ep.number), a.inbound ? a.tpl : a.tpl === '04' ? '04' : '05');
     b.callerNum = vmap.get('origination_caller_id_number') ?? a.callerNum;
     b.callerName = vmap.get('origination_caller_id_name') ?? a.callerName;
@@ -948,6 +1021,7 @@ export class FreeSwitchSimulator {
     const beh = b.behaviour;
     const mode = beh.answer ?? 'answer';
     if (mode !== 'unreachable') this.recordInvite(b);
+    if (a.behaviour.byeRacing === 'bridge-started') { this.phoneBye(a); return; }
     const cof = a.v('continue_on_fail') === 'true';
     const failB = async (cause: string, disp: string, tpl: TemplateKey) => {
       b.tpl = tpl; a.tpl = tpl === '09' ? (cof ? '09b' : '09') : tpl;
@@ -965,6 +1039,7 @@ export class FreeSwitchSimulator {
         a.apps = a.apps.filter((x) => x !== app); a.lastApp = app;
         this.emit(a, 'CHANNEL_EXECUTE_COMPLETE', { ...app, response: '_none_' });
         if (oneShot) await this.hangup(a, 'NORMAL_CLEARING', 'local');
+        else if (a.behaviour.byeRacing === 'bridge-failed') this.phoneBye(a);
       } else {
         await this.hangup(a, cause, 'local', undefined, false, undefined, true);
       }
@@ -988,12 +1063,14 @@ export class FreeSwitchSimulator {
       return;
     }
     if (ring) { await new Promise<void>((r) => this.timer(b, ring, r)); if (a.hungup || b.hungup) return; }
+    if (a.behaviour.byeRacing === 'b-answer-before') { this.phoneBye(a); return; }
     this.answer(b);
     // ... and B's 200 OK: the caller's leg is answered now (13a: PROGRESS_MEDIA, ANSWER, then BRIDGE)
     if (a.inbound && !a.answered) { this.emit(a, 'CHANNEL_PROGRESS_MEDIA'); this.answer(a); }
     a.bridgeOk = true; a.bridgedUs = b.bridgedUs = nowUs();
     if (a.tpl === '09') a.tpl = '05';
     this.emit(a, 'CHANNEL_BRIDGE');
+    if (a.behaviour.byeRacing === 'b-answer-after') this.phoneBye(a);
     // the bridge ends through hangup() of either leg
   }
 
@@ -1037,7 +1114,8 @@ export class FreeSwitchSimulator {
       await this.sleep(by === 'local' ? 20 : 1);
       this.emit(a, 'CHANNEL_UNBRIDGE');
     } else if (b) {
-      // B still ringing: cancel it
+      // B still ringing: cancel it (the bridge then fails with ORIGINATOR_CANCEL)
+      a.bridgeFailCause = 'ORIGINATOR_CANCEL';
       b.hungup = true; b.cause = 'ORIGINATOR_CANCEL'; b.hangupUs = this.now(); b.disposition = 'send_cancel';
       for (const t of b.timers) clearTimeout(t);
       this.emit(b, 'CHANNEL_HANGUP');
@@ -1064,6 +1142,34 @@ export class FreeSwitchSimulator {
     if (a.inbound) this.outboundHungup(a);
     // a lingering outbound socket holds the session: CHANNEL_DESTROY comes once it is released (13a observer)
     if (!a.inbound || !a.outConn || a.outConn.closed) this.destroy(a);
+  }
+
+  /** The phone of an A leg sends BYE now. */
+  private phoneBye(ch: Channel): void { void this.hangup(ch, 'NORMAL_CLEARING', 'remote'); }
+
+  /**
+   * A bridge whose B channel cannot be created (recordings 16a/16b): nothing reaches B's phone; with a sofia
+   * endpoint the half-made session only shows CHANNEL_DESTROY; the bridge completes at once with the cause in
+   * originate_disposition / originate_failed_cause / DIALSTATUS, and without continue_on_fail A is hung up with it.
+   */
+  private async refusedBridge(a: Channel, app: AppRun, ep: Endpoint, uuid: string, cause: string, oneShot: boolean): Promise<void> {
+    if (!ep.channelName.startsWith('error/')) {
+      // the session was never named nor attached to A (16b: Channel-Name N/A, its own Channel-Call-UUID)
+      const b = new Channel('B', uuid, { ...ep, channelName: 'N/A' }, parseVarBlock(app.arg).vars, this.behaviourOf(ep.number), '16b');
+      b.hungup = true;
+      this.emit(b, 'CHANNEL_DESTROY');
+      b.destroyed = true;
+    }
+    a.bridgeFailCause = cause; a.bridgeRefused = true; a.bridgeApp = undefined;
+    if (a.hungup) return;
+    if (a.v('continue_on_fail') === 'true') {
+      a.apps = a.apps.filter((x) => x !== app); a.lastApp = app;
+      this.emit(a, 'CHANNEL_EXECUTE_COMPLETE', { ...app, response: '_none_' });
+      if (oneShot) await this.hangup(a, 'NORMAL_CLEARING', 'local');
+      else if (a.behaviour.byeRacing === 'bridge-failed') this.phoneBye(a);
+    } else {
+      await this.hangup(a, cause, 'local', undefined, false, undefined, true);
+    }
   }
 
   /** B leg hangs up (its phone sent BYE) while bridged. */
@@ -1097,6 +1203,7 @@ export class FreeSwitchSimulator {
       a.apps = a.apps.filter((x) => x !== app); a.lastApp = app;
       this.emit(a, 'CHANNEL_EXECUTE_COMPLETE', { ...app, response: '_none_' });
       this.destroy(b);
+      if (a.socketReleased) this.releaseOutbound(a);
     }
   }
 
@@ -1194,9 +1301,25 @@ export class FreeSwitchSimulator {
     }
   }
 
+  /**
+   * The controller's socket is gone. As FreeSWITCH does, an app the controller started (a bridge, ringing
+   * or bridged; a playback) runs to its end, then the `socket` app returns and the dialplan, which has
+   * nothing after it in the recordings' setup, ends the call (NORMAL_CLEARING); an idle call ends now.
+   */
   private releaseOutbound(ch: Channel): void {
-    if (!ch.hungup) void this.hangup(ch, 'NORMAL_CLEARING', 'local');
-    else this.destroy(ch);
+    if (ch.hungup) { this.destroy(ch); return; }
+    if (ch.bridgeApp || ch.apps.some((x) => x !== ch.parkApp)) { ch.socketReleased = true; return; }
+    void this.hangup(ch, 'NORMAL_CLEARING', 'local');
+  }
+
+  /** `api_reporting_hook`: the API command it names runs, its `${variables}` expanded, in the channel's reporting state. */
+  private reportingHook(ch: Channel): void {
+    const hook = ch.v('api_reporting_hook');
+    if (!hook || ch.reported) return;
+    ch.reported = true;
+    const te: TemplateEvent = { n: 'CHANNEL_HANGUP_COMPLETE', app: '', h: [] };
+    const expanded = hook.replace(/\$\{([A-Za-z0-9_]+)\}/g, (_m, name: string) => this.varValue(ch, name, '', te) ?? '');
+    void this.api(expanded, null);
   }
 
   /**
@@ -1214,6 +1337,20 @@ export class FreeSwitchSimulator {
     ch.socketParked = true;
     this.emit(ch, 'CHANNEL_PARK');
   }
+}
+
+/** The cause with which the switch refuses to create a channel to `ep` (`error/<CAUSE>`, or a phone set to `refused`), or undefined. */
+function refusedCause(ep: Endpoint, beh: PhoneBehaviour): string | undefined {
+  if (ep.channelName.startsWith('error/')) return ep.channelName.slice(6) || 'USER_BUSY';
+  if (beh.answer === 'refused') return beh.refuseCause ?? 'DESTINATION_OUT_OF_ORDER';
+  return undefined;
+}
+
+/** The recording a bridge to a channel that cannot be created renders: 16a (error/ endpoint, no B event) or 16b (sofia). */
+function refusedTemplate(arg: string, beh: PhoneBehaviour): TemplateKey | undefined {
+  const ep = parseEndpoint(parseVarBlock(arg).rest.trim());
+  if (!refusedCause(ep, beh)) return undefined;
+  return ep.channelName.startsWith('error/') ? '16a' : '16b';
 }
 
 /** The outbound-socket recording whose events a call to X renders, chosen by what the controller runs. */

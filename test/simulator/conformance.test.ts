@@ -7,13 +7,18 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { FreeSwitchSimulator, type OutboundCall } from './FreeSwitchSimulator';
 import { compareStreams } from './compare';
-import { behaviourFromText, loadTrace, manifest, outboundCall, outboundCompareOptions, replay, replayOutbound, TRACE_DIR, parseMsg, type ManifestScenario, type ReplayResult, type TraceMsg } from './trace-replay';
+import { behaviourFromText, loadTrace, LOCAL_TRACE_DIR, manifest, outboundCall, outboundCompareOptions, replay, replayOutbound, TRACE_DIR, parseMsg, type ManifestScenario, type ReplayResult, type TraceMsg } from './trace-replay';
 
 const SCALE = 0.1;
 /** Outbound-socket transcripts (FreeSWITCH's `socket ... async full` connecting to the controller); the test plays the controller. */
 const OUTBOUND = ['13a', '13b', '13c', '13d', '13e'];
 
 const INBOUND = ['01a', '01b', '01c', '02', '03', '04', '04b', '05', '05b', '06', '07', '08', '09', '09b', '10', '10b', '10c', '11', '11b', '12', '14'];
+/**
+ * Recordings of the same switch kept in this repository (recordings/, tools/record-b-refused.ts): a bridge whose
+ * B channel cannot be created, to the `error/` endpoint (16a) and to an unknown sofia profile (16b).
+ */
+const LOCAL = ['16a', '16b'];
 
 interface Invite { fromDisplay: string | null; fromUser: string; remotePartyId: string | null; pAssertedIdentity: string | null }
 /** First INVITE each phone received, from the sipp trace. */
@@ -46,18 +51,19 @@ function receivedBy(file: string, number: string): Array<{ message: string; remo
   return out;
 }
 
-const scenarios = manifest();
 const available = fs.existsSync(TRACE_DIR);
+const scenarios = available ? manifest() : [];
+const localScenarios = manifest(LOCAL_TRACE_DIR);
 (available ? describe : describe.skip)('simulator conformance with FreeSWITCH 1.10.12 traces', () => {
-  for (const key of INBOUND) {
-    const sc = scenarios.find((s) => s.transcripts.some((t) => t.file.startsWith(key + '-')))!;
+  for (const [key, dir] of [...INBOUND.map((k) => [k, TRACE_DIR] as const), ...LOCAL.map((k) => [k, LOCAL_TRACE_DIR] as const)]) {
+    const sc = (dir === TRACE_DIR ? scenarios : localScenarios).find((s) => s.transcripts.some((t) => t.file.startsWith(key + '-')))!;
     const t = sc.transcripts.find((x) => x.file.startsWith(key + '-'))!;
     it(t.file, async () => {
       const sim = new FreeSwitchSimulator({ timeScale: SCALE });
       for (const p of sc.phones) sim.setPhone(p.number, behaviourFromText(p.behaviour));
       const { port } = await sim.start();
       try {
-        const trace = loadTrace(t.file);
+        const trace = loadTrace(t.file, dir);
         const res = await replay(sim, port, trace, SCALE);
         const uuids: Record<string, string> = {};
         if (sc.ids.uA) uuids[sc.ids.uA] = 'A';

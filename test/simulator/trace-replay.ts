@@ -8,12 +8,14 @@ import { FreeSwitchSimulator, OutboundCall, PhoneBehaviour } from './FreeSwitchS
 import type { CompareOptions } from './compare';
 
 export const TRACE_DIR = path.resolve(__dirname, '../../../shared/fs-traces');
+/** Recordings of the same real switch made for this repository (tools/record-b-refused.ts), same format. */
+export const LOCAL_TRACE_DIR = path.resolve(__dirname, 'recordings');
 
 export interface TraceMsg { dir: 'send' | 'recv'; t_ms: number; raw: string }
 export interface Parsed { ct: string; headers: Array<[string, string]>; body: string; raw: string }
 
-export function loadTrace(file: string): TraceMsg[] {
-  return fs.readFileSync(path.join(TRACE_DIR, file), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as TraceMsg);
+export function loadTrace(file: string, dir = TRACE_DIR): TraceMsg[] {
+  return fs.readFileSync(path.join(dir, file), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as TraceMsg);
 }
 export interface ManifestScenario {
   scenario: string; ids: Record<string, string>;
@@ -21,12 +23,14 @@ export interface ManifestScenario {
   phones: Array<{ label: string; number: string; address?: string; behaviour: string }>;
   sip?: string;
 }
-export function manifest(): ManifestScenario[] {
-  return JSON.parse(fs.readFileSync(path.join(TRACE_DIR, 'manifest.json'), 'utf8')) as ManifestScenario[];
+export function manifest(dir = TRACE_DIR): ManifestScenario[] {
+  return JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as ManifestScenario[];
 }
 
 /** Phone behaviour from the manifest's prose ("UAS: 180 Ringing, 200 OK after 1 s, sends BYE 3 s after the ACK"). */
 export function behaviourFromText(t: string): PhoneBehaviour {
+  const refused = /refused by the switch: ([A-Z_]+)/.exec(t);
+  if (refused) return { answer: 'refused', refuseCause: refused[1]! };
   if (/486/.test(t)) return { answer: 'busy' };
   if (/603/.test(t)) return { answer: 'decline' };
   if (/never answers/.test(t)) return { answer: 'no-answer' };

@@ -13,7 +13,6 @@ describe('agent tokens', () => {
     tenants = new TenantStore(db.pool);
   });
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await db?.drop();
   });
 

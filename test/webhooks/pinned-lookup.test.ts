@@ -48,9 +48,7 @@ describe('webhook delivery connects to exactly the address it checked (no DNS re
     }
   });
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await outside?.close();
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await inside?.close();
   });
 

@@ -27,9 +27,7 @@ describe('per-tenant delivery slots in Redis', () => {
     other = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
   });
   afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     other?.disconnect();
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await redis?.cleanup();
   });
 
@@ -83,13 +81,9 @@ describe('one tenant\'s hanging endpoint delays only that tenant (real Redis and
     // Closing the receivers first lets the hanging requests fail at once, so the workers stop promptly.
     for (const r of receivers) await r.close();
     for (const w of workers) await w.close();
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await queue?.close();
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     second?.disconnect();
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await redis?.cleanup();
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await db?.drop();
   });
 

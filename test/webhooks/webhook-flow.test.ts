@@ -30,7 +30,6 @@ describe('webhooks end to end: API, signed deliveries, the delivery log', () => 
   afterAll(async () => {
     // Closing the receivers first lets hanging deliveries fail at once, so the worker stops promptly.
     for (const r of receivers) await r.close();
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
     await sys?.stop();
   });
 

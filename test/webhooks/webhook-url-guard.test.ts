@@ -92,7 +92,6 @@ describe('webhook URLs must reach public addresses (no SSRF into the operator ne
       sys = await startTestSystem({ env: { WEBHOOK_ALLOW_PRIVATE_URLS: 'false' } });
     });
     afterAll(async () => {
-      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if beforeAll failed before assigning it (Jest still runs afterAll)
       await sys?.stop();
     });
 

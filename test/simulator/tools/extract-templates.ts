@@ -8,8 +8,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { urlEncode } from '../encoding';
 
-const dir = process.argv[2] ?? path.resolve(__dirname, '../../../../shared/fs-traces');
+const sharedDir = process.argv[2] ?? path.resolve(__dirname, '../../../../shared/fs-traces');
+/** Recordings made for this repository (tools/record-b-refused.ts), in the same format as the shared traces. */
+const localDir = path.resolve(__dirname, '../recordings');
 const FILES = ['03', '04', '05', '06', '07', '08', '09', '09b', '10', '10b', '10c', '11', '11b', '12', '14', '15a', '13a', '13b', '13c', '13d', '13e'];
+const LOCAL_FILES = ['16a', '16b'];
 
 interface Ev { n: string; app: string; h: Array<[string, string]>; body?: string }
 
@@ -37,14 +40,17 @@ function parsePlain(raw: string): Ev | null {
   return ev;
 }
 
-const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Array<{ scenario: string; ids: Record<string, string>; transcripts: Array<{ file: string }> }>;
-const recvMessages = (file: string): string[] => fs.readFileSync(path.join(dir, file), 'utf8').split('\n').filter(Boolean)
-  .map((l) => JSON.parse(l) as { dir: string; raw: string }).filter((m) => m.dir === 'recv').map((m) => m.raw);
+type Scenario = { scenario: string; ids: Record<string, string>; transcripts: Array<{ file: string }>; dir: string };
+const manifestOf = (dir: string): Scenario[] =>
+  (JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Scenario[]).map((s) => ({ ...s, dir }));
+const manifest = [...manifestOf(sharedDir), ...manifestOf(localDir)];
 const seqOf = (ev: Ev) => Number(ev.h.find((x) => x[0] === 'Event-Sequence')?.[1] ?? 0);
 const out: Record<string, unknown> = {};
-for (const key of FILES) {
+for (const key of [...FILES, ...LOCAL_FILES]) {
   const sc = manifest.find((s) => s.transcripts.some((t) => t.file.startsWith(key + '-')));
   if (!sc) throw new Error('no scenario ' + key);
+  const recvMessages = (file: string): string[] => fs.readFileSync(path.join(sc.dir, file), 'utf8').split('\n').filter(Boolean)
+    .map((l) => JSON.parse(l) as { dir: string; raw: string }).filter((m) => m.dir === 'recv').map((m) => m.raw);
   const t = sc.transcripts.find((x) => x.file.startsWith(key + '-') && !x.file.includes('-observer.'))!;
   // Outbound socket (13x): the controller's socket sees only its channel (myevents), the observer also
   // the dialplan apps before `socket`, the B leg and CHANNEL_DESTROY. The same event has the same
