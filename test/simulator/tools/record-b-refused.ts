@@ -1,0 +1,150 @@
+/**
+ * Records, from a real FreeSWITCH, what the switch sends when the B leg of a two-step click-to-dial cannot
+ * be created (the bridge's endpoint refuses before any SIP is sent), in the format of shared/fs-traces
+ * (`{"dir","t_ms","raw"}` per ESL message), into test/simulator/recordings/.
+ *
+ *   npx tsx test/simulator/tools/record-b-refused.ts <name> <bridge endpoint> [A's sipp port]
+ *   npx tsx test/simulator/tools/record-b-refused.ts 16a-b-refused-error-endpoint error/DESTINATION_OUT_OF_ORDER 6200
+ *   npx tsx test/simulator/tools/record-b-refused.ts 16b-b-refused-unknown-profile sofia/nosuchprofile/13900000002@127.0.0.1:6201 6200
+ *
+ * The scenario follows 09b: the 03 originate (continue_on_fail=true) to A (a sipp phone that answers and
+ * waits for BYE), then `sendmsg <uA>` bridge with Event-UUID; after its EXECUTE_COMPLETE a playback and
+ * `hangup NORMAL_CLEARING`. The connection is filtered to this call's uuids and Job-UUID, so the traffic of
+ * other users of the same switch is not recorded. Needs E2E_ESL_HOST/PORT/PASSWORD (default 127.0.0.1:8021,
+ * ClueCon) and sipp. Sanitized as the shared traces: hostname → fs-node-1, non-loopback IPv4/IPv6 →
+ * 127.0.0.1 / ::1, Content-Length recomputed.
+ */
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { startPhone } from '../../e2e/support/sipp';
+import { Framer } from '../trace-replay';
+
+const BASE_EVENTS =
+  'CHANNEL_CREATE CHANNEL_PROGRESS CHANNEL_PROGRESS_MEDIA CHANNEL_ANSWER CHANNEL_BRIDGE CHANNEL_UNBRIDGE CHANNEL_PARK CHANNEL_HANGUP CHANNEL_HANGUP_COMPLETE CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE BACKGROUND_JOB CHANNEL_DESTROY';
+const X = '700100000000001';
+const A = '13800000001';
+const OUT_DIR = path.resolve(__dirname, '../recordings');
+
+async function main(): Promise<void> {
+  const [name, endpoint, portArg] = process.argv.slice(2);
+  if (!name || !endpoint) throw new Error('usage: record-b-refused.ts <name> <bridge endpoint> [A port]');
+  const host = process.env.E2E_ESL_HOST ?? '127.0.0.1';
+  const eslPort = Number(process.env.E2E_ESL_PORT ?? 8021);
+  const password = process.env.E2E_ESL_PASSWORD ?? 'ClueCon';
+  const aPort = Number(portArg ?? 6200);
+  const phone = await startPhone({ number: A, port: aPort, behaviour: 'answer' });
+  const uA = randomUUID();
+  const uB = randomUUID();
+  const job = randomUUID();
+  const bridgeEvent = randomUUID();
+  const playbackEvent = randomUUID();
+  const started = Date.now();
+  const log: Array<{ dir: 'send' | 'recv'; t_ms: number; raw: string }> = [];
+  const sock = net.connect(eslPort, host);
+  sock.setEncoding('utf8');
+  let closedBy: 'freeswitch' | null = null;
+  let wake: (() => void) | undefined;
+  const framer = new Framer((raw) => {
+    log.push({ dir: 'recv', t_ms: Date.now() - started, raw });
+    wake?.();
+  });
+  sock.on('data', (d: string) => framer.push(d));
+  sock.on('end', () => (closedBy = 'freeswitch'));
+  const send = (raw: string): void => {
+    log.push({ dir: 'send', t_ms: Date.now() - started, raw });
+    sock.write(raw);
+  };
+  const until = async (pred: (raw: string) => boolean, ms = 20_000): Promise<void> => {
+    const deadline = Date.now() + ms;
+    while (!log.some((m) => m.dir === 'recv' && pred(m.raw))) {
+      if (Date.now() > deadline) throw new Error('timed out waiting for the switch');
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, 20);
+      });
+    }
+  };
+  const count = (): number => log.filter((m) => m.dir === 'recv').length;
+  const next = async (): Promise<void> => {
+    const n = count();
+    await until(() => count() > n);
+  };
+  try {
+    await until((raw) => raw.startsWith('Content-Type: auth/request'));
+    send(`auth ${password}\n\n`);
+    await next();
+    send(`event plain ${BASE_EVENTS}\n\n`);
+    await next();
+    for (const f of [`Unique-ID ${uA}`, `Unique-ID ${uB}`, `Job-UUID ${job}`]) {
+      send(`filter ${f}\n\n`);
+      await next();
+    }
+    send(
+      `bgapi originate {origination_uuid=${uA},origination_caller_id_number=${X},origination_caller_id_name=${X},originate_timeout=20,continue_on_fail=true,hangup_after_bridge=true}${phone.dialString()} &park()\nJob-UUID: ${job}\n\n`,
+    );
+    await until((raw) => raw.includes('Event-Name: CHANNEL_PARK'));
+    send(
+      `sendmsg ${uA}\ncall-command: execute\nexecute-app-name: bridge\nexecute-app-arg: {origination_uuid=${uB},origination_caller_id_number=${X},origination_caller_id_name=${X},originate_timeout=20}${endpoint}\nEvent-UUID: ${bridgeEvent}\n\n`,
+    );
+    await until((raw) => raw.includes('Event-Name: CHANNEL_EXECUTE_COMPLETE') && raw.includes(`Application-UUID: ${bridgeEvent}`));
+    await new Promise((r) => setTimeout(r, 500));
+    send(`sendmsg ${uA}\ncall-command: execute\nexecute-app-name: playback\nexecute-app-arg: tone_stream://%(500,500,480,620);loops=1\nEvent-UUID: ${playbackEvent}\n\n`);
+    await until((raw) => raw.includes('Event-Name: CHANNEL_EXECUTE_COMPLETE') && raw.includes(`Application-UUID: ${playbackEvent}`));
+    send(`sendmsg ${uA}\ncall-command: execute\nexecute-app-name: hangup\nexecute-app-arg: NORMAL_CLEARING\n\n`);
+    await until((raw) => raw.includes('Event-Name: CHANNEL_DESTROY') && raw.includes(`Unique-ID: ${uA}`));
+    await new Promise((r) => setTimeout(r, 300));
+    send('exit\n\n');
+    await new Promise<void>((r) => sock.once('close', () => r()));
+  } finally {
+    sock.destroy();
+    await phone.stop();
+  }
+  fs.mkdirSync(OUT_DIR, { recursive: true });
+  const sanitized = log.map((m) => ({ ...m, raw: m.dir === 'recv' ? sanitize(m.raw) : m.raw }));
+  fs.writeFileSync(path.join(OUT_DIR, `${name}.esl.jsonl`), sanitized.map((m) => JSON.stringify(m)).join('\n') + '\n');
+  const manifestFile = path.join(OUT_DIR, 'manifest.json');
+  const manifest = (fs.existsSync(manifestFile) ? JSON.parse(fs.readFileSync(manifestFile, 'utf8')) : []) as Array<{ scenario: string }>;
+  const entry = {
+    scenario: name,
+    recorded: new Date().toISOString().slice(0, 10),
+    switch: 'FreeSWITCH 1.10.12-release',
+    bridgeEndpoint: endpoint,
+    transcripts: [{ file: `${name}.esl.jsonl`, closed_by_freeswitch_at_ms: closedBy ? log[log.length - 1]!.t_ms : null, closed_by_client_at_ms: null }],
+    ids: { uA, uB, job_uuid: job, event_uuid: bridgeEvent, playback_event_uuid: playbackEvent },
+    phones: [{ label: 'A', number: A, address: `127.0.0.1:${aPort}`, behaviour: "UAS: 180 Ringing, 200 OK at once, then waits for FreeSWITCH's BYE" }],
+  };
+  // a sofia endpoint names a phone the switch refused to create a channel to (no SIP was sent)
+  const bNumber = /^sofia\/[^/]+\/([^@]+)@(.*)$/.exec(endpoint);
+  const cause = /variable_originate_failed_cause: ([A-Z_]+)/.exec(log.find((m) => m.raw.includes(`Application-UUID: ${bridgeEvent}`) && m.raw.includes('CHANNEL_EXECUTE_COMPLETE'))?.raw ?? '')?.[1];
+  if (bNumber && cause) entry.phones.push({ label: 'B', number: bNumber[1]!, address: bNumber[2]!, behaviour: `refused by the switch: ${cause} (no channel, no SIP)` });
+  fs.writeFileSync(manifestFile, JSON.stringify([...manifest.filter((s) => s.scenario !== name), entry], null, 1) + '\n');
+  console.log(`wrote ${name}: ${log.length} messages`);
+}
+
+/** As the shared traces: host name and non-loopback addresses replaced, every Content-Length recomputed. */
+function sanitize(raw: string): string {
+  const i = raw.indexOf('\n\n');
+  let head = raw.slice(0, i);
+  let body = raw.slice(i + 2);
+  const subst = (s: string): string =>
+    s
+      .replace(/^(FreeSWITCH-(?:Hostname|Switchname)): .*$/gm, '$1: fs-node-1')
+      .replace(/^(FreeSWITCH-IPv4): .*$/gm, '$1: 127.0.0.1')
+      .replace(/^(FreeSWITCH-IPv6): .*$/gm, '$1: %3A%3A1');
+  if (!/Content-Type: text\/event-plain/.test(head)) return raw;
+  const j = body.indexOf('\n\n');
+  let inner = j >= 0 ? body.slice(0, j) : body;
+  const rest = j >= 0 ? body.slice(j + 2) : '';
+  inner = subst(inner);
+  if (rest) inner = inner.replace(/^Content-Length: \d+$/m, `Content-Length: ${Buffer.byteLength(rest)}`);
+  body = j >= 0 ? `${inner}\n\n${rest}` : inner;
+  head = head.replace(/^Content-Length: \d+$/m, `Content-Length: ${Buffer.byteLength(body)}`);
+  return `${head}\n\n${body}`;
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
