@@ -287,6 +287,14 @@ export class FreeSwitchSimulator {
   }
 
   setPhone(number: string, behaviour: PhoneBehaviour): void { this.phones.set(number, behaviour); }
+  /**
+   * Runs `hook` with each message a client sends (whole, as in receivedRaw) before the switch handles it, and
+   * holds that connection's later messages until it resolves: a test acts at an exact point of the conversation
+   * (e.g. just before an originate reaches the switch). The hook must not wait for anything sent on the same
+   * connection. `undefined` removes it.
+   */
+  onCommand(hook: ((raw: string) => void | Promise<void>) | undefined): void { this.commandHook = hook; }
+  private commandHook: ((raw: string) => void | Promise<void>) | undefined;
   invitesTo(number: string): SeenInvite[] { return [...(this.invites.get(number) ?? [])]; }
   /** What the phone `number` received while calling X (connectOutbound): responses to its INVITE, BYE. */
   seenByCaller(number: string): SeenByCaller[] { return [...(this.callerMessages.get(number) ?? [])]; }
@@ -377,8 +385,13 @@ export class FreeSwitchSimulator {
       const hdrs: Header[] = [];
       for (const l of lines.slice(1)) { const k = l.indexOf(':'); if (k > 0) hdrs.push([l.slice(0, k).trim(), l.slice(k + 1).trim()]); }
       this.received.push(cmd);
-      this.receivedRaw.push(body ? `${head}\n\n${body}` : head);
-      c.queue = c.queue.then(() => this.command(c, cmd, hdrs, body)).catch(() => undefined);
+      const raw = body ? `${head}\n\n${body}` : head;
+      this.receivedRaw.push(raw);
+      const hook = this.commandHook;
+      c.queue = c.queue.then(async () => {
+        if (hook) await hook(raw);
+        return this.command(c, cmd, hdrs, body);
+      }).catch(() => undefined);
     }
   }
 
