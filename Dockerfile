@@ -15,5 +15,7 @@ RUN npm ci --omit=dev && npm cache clean --force
 COPY --from=build /app/dist ./dist
 # tsc does not copy the SQL migrations; put them where dist/stores/migrate.js looks first.
 COPY src/stores/migrations ./dist/stores/migrations
+# Likewise the Redis Lua scripts, where dist/stores/redis.js looks first.
+COPY src/stores/lua ./dist/stores/lua
 USER node
 CMD ["node", "dist/main.js"]

@@ -10,27 +10,10 @@ import { LuaScript } from '../stores/redis';
  * KEYS: the counters. ARGV: now (ms), window (ms), a unique member, then one limit per key.
  * Returns {0, 0} when admitted, else {index of the key over its limit (1-based), ms until it frees}.
  */
-const TAKE_SLIDING = new LuaScript(`
-local now = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-for i = 1, #KEYS do
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
-  if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[3 + i]) then
-    local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
-    return {i, math.max(1, tonumber(oldest[2]) + window - now)}
-  end
-end
-for i = 1, #KEYS do
-  redis.call('ZADD', KEYS[i], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[i], window)
-end
-return {0, 0}`);
+const TAKE_SLIDING = LuaScript.load('take-sliding-window');
 
 /** Fixed window: INCR, and the window's expiry set by the request that opened it. Returns the count. */
-const TAKE_FIXED = new LuaScript(`
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n`);
+const TAKE_FIXED = LuaScript.load('count-in-window');
 
 /**
  * Distinct parties one number reached within a sliding window (sorted set: party -> last
@@ -39,17 +22,7 @@ return n`);
  * per number per window, however many controllers see the contacts.
  * KEYS: parties, marker. ARGV: now, window, threshold, party ids...  Returns {count, flagged 0|1}.
  */
-const NOTE_PARTIES = new LuaScript(`
-local now = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local threshold = tonumber(ARGV[3])
-for i = 4, #ARGV do redis.call('ZADD', KEYS[1], now, ARGV[i]) end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(threshold + 2))
-redis.call('PEXPIRE', KEYS[1], window)
-local n = redis.call('ZCARD', KEYS[1])
-if n > threshold and redis.call('SET', KEYS[2], '1', 'NX', 'PX', window) then return {n, 1} end
-return {n, 0}`);
+const NOTE_PARTIES = LuaScript.load('note-parties');
 
 export interface CountedKey {
   readonly key: string;

@@ -38,15 +38,10 @@ export function clientKey(address: string | undefined): string {
 }
 
 /** INCR, with the window's expiry set by the failure that opened it. */
-const COUNT_FAILURE = new LuaScript(`
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n`);
+const COUNT_FAILURE = LuaScript.load('count-in-window');
 
 /** {count, ms left}: one round trip. */
-const READ_COUNT = new LuaScript(`
-local n = tonumber(redis.call('GET', KEYS[1]) or '0')
-return {n, redis.call('PTTL', KEYS[1])}`);
+const READ_COUNT = LuaScript.load('read-count');
 
 export class RedisAuthThrottle implements AuthFailureThrottle {
   constructor(

@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Redis } from 'ioredis';
 
 export type { Redis } from 'ioredis';
@@ -21,6 +23,11 @@ export class LuaScript {
     this.sha = createHash('sha1').update(source).digest('hex');
   }
 
+  /** A script of src/stores/lua/, read once, when the module that names it is loaded. */
+  static load(name: string): LuaScript {
+    return new LuaScript(readFileSync(path.join(luaDir(), `${name}.lua`), 'utf8'));
+  }
+
   async run(redis: Redis, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
     try {
       return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
@@ -29,4 +36,15 @@ export class LuaScript {
       return redis.eval(this.source, keys.length, ...keys, ...args);
     }
   }
+}
+
+/**
+ * Where the .lua files are: next to this module in src/; `tsc` does not copy them, so from
+ * dist/stores/ the source tree is the fallback (the Docker image copies them next to it).
+ */
+function luaDir(): string {
+  const candidates = [path.join(__dirname, 'lua'), path.resolve(__dirname, '../../src/stores/lua')];
+  const found = candidates.find((dir) => existsSync(path.join(dir, 'remove-own-route.lua')));
+  if (!found) throw new Error(`no Lua scripts found (looked in ${candidates.join(', ')})`);
+  return found;
 }

@@ -37,19 +37,11 @@ export type IndexableBinding = Omit<Binding, 'requestId' | 'state'>;
 
 const ANY_CALLER = '*';
 
-const PUT_CALLBACK_ROUTE = `
-local held = redis.call('GET', KEYS[1])
-if held then
-  local r = cjson.decode(held)
-  if r.kind ~= 'callback' or tonumber(r.expiresAt) > tonumber(ARGV[2]) then return 0 end
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
-return 1`;
+/** Inside MULTI with the plain sets, so sent as source: one EVAL per callback binding. */
+const PUT_CALLBACK_ROUTE = LuaScript.load('put-callback-route');
 
 /** Deletes a route only while it still points at the given binding (a newer binding may have replaced it). */
-const REMOVE_OWN_ROUTE = new LuaScript(
-  "local v = redis.call('GET', KEYS[1]) if v and cjson.decode(v).bindingId == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
-);
+const REMOVE_OWN_ROUTE = LuaScript.load('remove-own-route');
 
 export class RouteIndex {
   constructor(
@@ -96,7 +88,7 @@ export class RouteIndex {
   async put(b: IndexableBinding): Promise<void> {
     const multi = this.redis.multi();
     for (const [key, route] of this.entries(b)) {
-      if (b.kind === 'callback') multi.eval(PUT_CALLBACK_ROUTE, 1, key, JSON.stringify(route), String(b.expiresAt));
+      if (b.kind === 'callback') multi.eval(PUT_CALLBACK_ROUTE.source, 1, key, JSON.stringify(route), String(b.expiresAt));
       else multi.set(key, JSON.stringify(route), 'PXAT', b.expiresAt);
     }
     await multi.exec();
