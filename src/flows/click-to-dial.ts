@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { CallResult, CdrRecord, ClickToDialRequest, HangupSide } from '../domain/call';
 import type { Leg, PlatformEventType, ReportEvent } from '../events/platform-events';
 import { formatChannelVars, planCallerId } from '../domain/caller-id';
@@ -27,6 +28,8 @@ export interface ClickToDialDeps {
   /** Progress for webhooks and the agent console; never awaited. */
   readonly report?: ReportEvent;
   readonly logger: Logger;
+  /** How often a call in progress looks at its cancel flag (default 500 ms). */
+  readonly cancelCheckMs?: number;
 }
 
 export interface ClickToDialAttempt {
@@ -45,7 +48,17 @@ export interface AttemptOutcome {
   readonly cdr: CdrRecord;
 }
 
+/** How long to wait for an event the switch sends promptly once its cause has happened (a hangup's HANGUP_COMPLETE). */
 const SETTLE_MS = 10_000;
+/** A leg's HANGUP_COMPLETE, when its CHANNEL_HANGUP was already seen (it follows within milliseconds). */
+const FOLLOW_UP_MS = 1000;
+/** How often a call in progress looks for a cancel it was not told about by uuid_kill (e.g. A not created yet). */
+const CANCEL_CHECK_MS = 500;
+/** Slack on top of a ring timeout the switch enforces itself, before the flow gives up on the switch. */
+const SWITCH_SLACK_MS = 15_000;
+
+/** What a leg's bridge app ended with, in the variables of its CHANNEL_EXECUTE_COMPLETE (fs-traces 09b/10b/10c, 16a/16b). */
+const BRIDGE_CAUSE_VARIABLES = ['originate_failed_cause', 'originate_disposition', 'last_bridge_hangup_cause'] as const;
 
 /** What a new attempt clears, so nothing of an earlier attempt is mistaken for this one's. */
 const FRESH_ATTEMPT = {
@@ -60,8 +73,8 @@ const FRESH_ATTEMPT = {
   finalCdr: null,
 } as const;
 
-/** Deterministic uuid (v4 layout) for a leg of one attempt of one call. */
-export function legUuid(callId: string, leg: 'a' | 'b' | 'originate-job' | 'callback-binding', attempt: number): string {
+/** Deterministic uuid (v4 layout) for a leg of one attempt of one call (and the bridge app's Event-UUID). */
+export function legUuid(callId: string, leg: 'a' | 'b' | 'bridge' | 'originate-job' | 'callback-binding', attempt: number): string {
   return deterministicUuid(callId, leg, String(attempt));
 }
 
@@ -74,6 +87,14 @@ export async function runClickToDial(deps: ClickToDialDeps, call: ClickToDialAtt
   }
 }
 
+type CallEnd = { result: CallResult; cause: string | null; side: HangupSide; talkSeconds?: number };
+
+/**
+ * One attempt. Every wait has two ways out besides the event it waits for: A's channel ending (its
+ * CHANNEL_HANGUP_COMPLETE, which FreeSWITCH sends after every app of A has completed) and a time bound.
+ * Nothing waits for an event that only a command's success would produce (an app queued on a channel that
+ * hangs up at that moment never runs: no EXECUTE_COMPLETE comes) or that a leg that was never created would send.
+ */
 class ClickToDialFlow {
   private readonly log: Logger;
   private readonly uA: string;
@@ -82,6 +103,10 @@ class ClickToDialFlow {
   private readonly b: LegWatch;
   private readonly req: ClickToDialRequest;
   private bDialled = false;
+  /** A cancel was seen (API flag in Redis); the legs are hung up until the attempt ends. */
+  private cancelSeen = false;
+  private cancelTimer: NodeJS.Timeout | undefined;
+  private disposed = false;
   private readonly onSwitchReady = (): void => void this.checkLegsStillExist();
 
   constructor(
@@ -98,6 +123,8 @@ class ClickToDialFlow {
   }
 
   dispose(): void {
+    this.disposed = true;
+    clearTimeout(this.cancelTimer);
     this.a.dispose();
     this.b.dispose();
     this.deps.switch.off('ready', this.onSwitchReady);
@@ -111,7 +138,10 @@ class ClickToDialFlow {
       return this.outcomeOf(prior.finalCdr, prior.aAnswerAt !== null, prior.state !== 'calling_a' && prior.state !== 'queued');
     }
     if (prior?.cancelRequested) return this.settle({ result: 'cancelled', cause: CANCEL_CAUSE, side: 'platform' });
-    if (!(await live.claim(this.call.callId, `a:${this.call.attempt}`))) return this.resume(prior);
+    if (!(await live.claim(this.call.callId, `a:${this.call.attempt}`))) {
+      this.watchForCancel();
+      return this.resume(prior);
+    }
 
     await live.update(this.call.callId, {
       ...FRESH_ATTEMPT,
@@ -120,8 +150,39 @@ class ClickToDialFlow {
       aUuid: this.uA,
       bUuid: this.uB,
     });
+    // A cancel between the first look and the claim found no leg to kill: nobody is rung then.
+    if (await live.isCancelRequested(this.call.callId)) return this.settle({ result: 'cancelled', cause: CANCEL_CAUSE, side: 'platform' });
+    this.watchForCancel();
     this.report('call.calling', 'a');
     return this.callA();
+  }
+
+  // ---- cancel ---------------------------------------------------------------------------------
+
+  /**
+   * The API's cancel sets a flag and kills the legs it knows of; a leg that did not exist yet (the
+   * originate or the bridge on its way) escapes that. So the attempt looks at the flag itself, and once
+   * it is set hangs up whatever legs exist until the attempt ends.
+   */
+  private watchForCancel(): void {
+    const tick = async (): Promise<void> => {
+      try {
+        if (!this.cancelSeen && (await this.deps.live.isCancelRequested(this.call.callId))) {
+          this.cancelSeen = true;
+          this.log.info('cancel requested: hanging up the legs');
+        }
+        if (this.cancelSeen && !this.disposed) await Promise.all([this.kill(this.uA, CANCEL_CAUSE), this.kill(this.uB, CANCEL_CAUSE)]);
+      } catch (err) {
+        this.log.warn({ err }, 'cancel check failed');
+      }
+      if (!this.disposed) this.cancelTimer = setTimeout(() => void tick(), this.deps.cancelCheckMs ?? CANCEL_CHECK_MS);
+    };
+    this.cancelTimer = setTimeout(() => void tick(), this.deps.cancelCheckMs ?? CANCEL_CHECK_MS);
+  }
+
+  private async cancelled(): Promise<boolean> {
+    if (!this.cancelSeen && (await this.deps.live.isCancelRequested(this.call.callId))) this.cancelSeen = true;
+    return this.cancelSeen;
   }
 
   // ---- A leg ----------------------------------------------------------------------------------
@@ -162,34 +223,72 @@ class ClickToDialFlow {
       // The answer may have gone to a worker that died: ask the switch first. The watch was
       // subscribed before this question, so an answer after it cannot be missed.
       if (this.a.first('CHANNEL_ANSWER') || (await this.answeredPerSwitch(this.uA))) return this.aAnswered();
-      const answered = await this.a.waitFor('CHANNEL_ANSWER', this.req.ringTimeoutASeconds * 1000 + 5000);
-      if (answered) return this.aAnswered();
-      await this.kill(this.uA, 'NORMAL_CLEARING');
+      const next = await this.a.waitForAny((e) => e.name === 'CHANNEL_ANSWER' || e.name === 'CHANNEL_HANGUP_COMPLETE', this.req.ringTimeoutASeconds * 1000 + 5000);
+      if (this.a.first('CHANNEL_ANSWER')) return this.aAnswered();
+      if (!next) await this.kill(this.uA, 'NORMAL_CLEARING');
     }
-    const end = await this.a.waitFor('CHANNEL_HANGUP_COMPLETE', SETTLE_MS);
+    const end = await this.aEnd();
     return this.aFailed(end?.header('Hangup-Cause') ?? 'UNKNOWN');
   }
 
   private async aFailed(cause: string): Promise<AttemptOutcome> {
-    const end = await this.a.waitFor('CHANNEL_HANGUP_COMPLETE', SETTLE_MS);
-    const cancelled = cause === CANCEL_CAUSE || (await this.deps.live.isCancelRequested(this.call.callId));
+    // A channel the switch could not create (e.g. `-ERR DESTINATION_OUT_OF_ORDER`) sends no event at all;
+    // a created one's events came before the job's reply, on the same connection.
+    const end = this.a.seenAny ? await this.aEnd() : undefined;
+    const cancelled = cause === CANCEL_CAUSE || (await this.cancelled());
+    // Answered and gone before the originate returned: A was reached and left (not A's failure, and no retry).
+    if (!cancelled && this.a.first('CHANNEL_ANSWER')) {
+      await this.markAAnswered();
+      return this.aLeft();
+    }
     const result: CallResult = cancelled ? 'cancelled' : resultOfAFailure(cause);
     this.log.info({ cause, result }, 'A not reached');
-    return this.settle({ result, cause, side: cancelled ? 'platform' : sideOf(end, 'a') });
+    // no event at all: the switch refused to create A's channel itself
+    return this.settle({ result, cause, side: cancelled || !this.a.seenAny ? 'platform' : sideOf(end, 'a') });
   }
 
-  private async aAnswered(): Promise<AttemptOutcome> {
+  private async markAAnswered(): Promise<void> {
     const answer = this.a.first('CHANNEL_ANSWER');
     await this.deps.live.update(this.call.callId, { state: 'a_answered', aAnswerAt: answer ? eventTime(answer) : Date.now() });
     this.report('call.answered', 'a', answer ? eventTime(answer) : undefined);
     this.log.info('A answered');
-    if (await this.deps.live.isCancelRequested(this.call.callId)) {
-      await this.kill(this.uA, CANCEL_CAUSE);
-      await this.a.waitFor('CHANNEL_HANGUP_COMPLETE', SETTLE_MS);
-      return this.settle({ result: 'cancelled', cause: CANCEL_CAUSE, side: 'platform' });
-    }
-    if (!(await this.deps.live.claim(this.call.callId, `b:${this.call.attempt}`))) return this.followToEnd();
+  }
+
+  private async aAnswered(): Promise<AttemptOutcome> {
+    await this.markAAnswered();
+    if (await this.cancelled()) return this.endCancelled();
+    // A's BYE raced the originate's reply: nobody is left to call B for.
+    if (this.a.first('CHANNEL_HANGUP')) return this.aLeft();
+    if (!(await this.deps.live.claim(this.call.callId, `b:${this.call.attempt}`))) return this.followToEnd('a_answered');
     return this.callB();
+  }
+
+  /** A hung up before B answered (or before B was called): the call is abandoned by A. */
+  private async aLeft(): Promise<AttemptOutcome> {
+    const end = await this.aEnd();
+    if (await this.cancelled()) return this.settle({ result: 'cancelled', cause: CANCEL_CAUSE, side: 'platform' });
+    this.log.info('A hung up before B answered');
+    const cause = this.a.first('CHANNEL_HANGUP')?.header('Hangup-Cause') ?? end?.header('Hangup-Cause') ?? null;
+    const side = sideOf(end, 'a');
+    return this.settle({ result: 'cancelled', cause, side: side === 'unknown' ? 'a' : side });
+  }
+
+  /** Cancelled while A is up: A (and B, if any) are hung up, then the call settles as cancelled. */
+  private async endCancelled(): Promise<AttemptOutcome> {
+    await this.kill(this.uA, CANCEL_CAUSE);
+    await this.kill(this.uB, CANCEL_CAUSE);
+    await this.aEnd();
+    return this.settle({ result: 'cancelled', cause: CANCEL_CAUSE, side: 'platform' });
+  }
+
+  /**
+   * A's HANGUP_COMPLETE. It follows A's hangup within milliseconds; when it has not come within a second
+   * the switch is asked, so a channel that is gone (its events lost on a reconnect) is not waited for.
+   */
+  private async aEnd(): Promise<EslEvent | undefined> {
+    const end = await this.a.waitFor('CHANNEL_HANGUP_COMPLETE', FOLLOW_UP_MS);
+    if (end || !(await this.legExists(this.uA))) return end;
+    return this.a.waitFor('CHANNEL_HANGUP_COMPLETE', SETTLE_MS);
   }
 
   // ---- B leg ----------------------------------------------------------------------------------
@@ -203,34 +302,63 @@ class ClickToDialFlow {
       originate_timeout: String(req.ringTimeoutBSeconds),
       ng_call_id: this.call.callId,
     });
+    const bridgeId = legUuid(this.call.callId, 'bridge', this.call.attempt);
     try {
       await deps.switch.execute(this.uA, 'set', `ringback=${deps.ringbackTone}`);
       await deps.live.update(this.call.callId, { state: 'calling_b' });
       this.report('call.calling', 'b');
       this.trackRinging(this.b, 'bRingAt');
-      this.bDialled = true;
       this.log.info({ b: req.b }, 'calling B');
-      const bridgeDone = deps.switch.execute(this.uA, 'bridge', `${vars}${deps.dialString(req.b)}`, {
-        awaitCompletion: true,
-        timeoutMs: (req.ringTimeoutBSeconds + req.maxDurationSeconds + 300) * 1000,
-      });
-      void this.onBridged();
-      await bridgeDone;
+      // Completion is read from A's events, not awaited on the command: if A hangs up while this
+      // sendmsg is queued on it, the bridge never runs and no EXECUTE_COMPLETE ever comes.
+      await deps.switch.execute(this.uA, 'bridge', `${vars}${deps.dialString(req.b)}`, { eventUuid: bridgeId });
     } catch (err) {
-      // A hung up before or during the bridge (sendmsg to a gone channel), or the switch went away.
-      this.log.info({ err }, 'bridge did not complete normally');
+      // `-ERR invalid session id`: A hung up before the switch took the command; or the switch went away.
+      this.log.info({ err }, 'bridge not started');
     }
-    if (this.a.first('CHANNEL_BRIDGE')) return this.connectedCallEnded();
-    return this.bFailed();
+    return this.afterBridgeSent(bridgeId);
   }
 
-  private async onBridged(): Promise<void> {
-    const bridge = await this.a.waitFor('CHANNEL_BRIDGE', this.req.ringTimeoutBSeconds * 1000 + 15_000);
-    if (!bridge) return;
+  /**
+   * Whichever comes first on A: CHANNEL_BRIDGE (B answered), the bridge's EXECUTE_COMPLETE without a
+   * bridge (B not reached, with the switch's cause), or A's HANGUP_COMPLETE (A is gone; a bridge that ran
+   * has completed before it). Bounded by B's ring timeout, which the switch itself enforces.
+   */
+  private async afterBridgeSent(bridgeId: string): Promise<AttemptOutcome> {
+    const first = await this.a.waitForAny(
+      (e) =>
+        e.name === 'CHANNEL_BRIDGE' ||
+        e.name === 'CHANNEL_HANGUP_COMPLETE' ||
+        (e.name === 'CHANNEL_EXECUTE_COMPLETE' && e.header('Application-UUID') === bridgeId),
+      this.req.ringTimeoutBSeconds * 1000 + SWITCH_SLACK_MS,
+    );
+    if (first?.name === 'CHANNEL_BRIDGE') return this.bridged(first);
+    if (first?.name === 'CHANNEL_EXECUTE_COMPLETE') return this.bFailed(bridgeCause(first));
+    if (first?.name === 'CHANNEL_HANGUP_COMPLETE') return this.bFailed(undefined);
+    return this.bridgeOverdue();
+  }
+
+  /**
+   * Nothing came within B's ring timeout, which the switch enforces itself: its events were lost (a
+   * reconnect) or the bridge was never run. Ask the switch what is left.
+   */
+  private async bridgeOverdue(): Promise<AttemptOutcome> {
+    if (!(await this.legExists(this.uA))) return this.aLeft();
+    if (await this.legExists(this.uB)) {
+      // an unanswered B would have been ended by its originate_timeout: B answered
+      this.log.warn('B is up but its bridge was not seen: following the connected call');
+      return this.connectedCallEnded();
+    }
+    this.log.warn('no outcome of the bridge to B within its ring timeout');
+    return this.bFailed(await this.variableOf(this.uA, 'originate_disposition'));
+  }
+
+  private async bridged(bridge: EslEvent): Promise<AttemptOutcome> {
     const bAnswer = this.b.first('CHANNEL_ANSWER');
+    const bAnswerAt = bAnswer ? eventTime(bAnswer) : eventTime(bridge);
     try {
-      await this.deps.live.update(this.call.callId, { state: 'bridged', bAnswerAt: bAnswer ? eventTime(bAnswer) : eventTime(bridge) });
-      this.report('call.answered', 'b', bAnswer ? eventTime(bAnswer) : eventTime(bridge));
+      await this.deps.live.update(this.call.callId, { state: 'bridged', bAnswerAt });
+      this.report('call.answered', 'b', bAnswerAt);
       this.report('call.bridged', undefined, eventTime(bridge));
       this.log.info('bridged');
       // Enforced by the switch itself (trace 12): holds even if this controller dies now.
@@ -241,39 +369,67 @@ class ClickToDialFlow {
     } catch (err) {
       this.log.warn({ err }, 'post-bridge setup failed');
     }
+    return this.connectedCallEnded();
   }
 
-  private async bFailed(): Promise<AttemptOutcome> {
-    // B may never have been dialled (A left first): nothing of B's to wait for then.
-    const bEnd = this.bDialled ? await this.b.waitFor('CHANNEL_HANGUP', SETTLE_MS) : undefined;
-    const cause = bEnd?.header('Hangup-Cause') ?? 'UNKNOWN';
-    const cancelled = await this.deps.live.isCancelRequested(this.call.callId);
-    // A hanging up while B still rings abandons the call: not B's failure.
-    const aLeft = earliest(this.a.first('CHANNEL_HANGUP'), bEnd)?.uuid === this.uA;
-    if (aLeft && !cancelled) {
-      this.log.info('A hung up while B was being called');
-      await this.a.waitFor('CHANNEL_HANGUP_COMPLETE', SETTLE_MS);
-      return this.settle({ result: 'cancelled', cause: this.a.first('CHANNEL_HANGUP')?.header('Hangup-Cause') ?? null, side: 'a' });
+  /**
+   * B was not reached. `switchCause` is the bridge's own cause (its EXECUTE_COMPLETE); undefined when the
+   * bridge never ran or was not seen. The first leg to hang up decides: A leaving while B rings abandons the
+   * call; B refusing, being busy or not answering is B's result, with the switch's cause.
+   */
+  private async bFailed(switchCause: string | undefined): Promise<AttemptOutcome> {
+    const bHangup = this.b.first('CHANNEL_HANGUP');
+    const aHangup = this.a.first('CHANNEL_HANGUP');
+    if (await this.cancelled()) {
+      if (!aHangup) return this.endCancelled();
+      await this.aEnd();
+      return this.settle({ result: 'cancelled', cause: CANCEL_CAUSE, side: 'platform' });
     }
-    const result: CallResult = cancelled ? 'cancelled' : resultOfBFailure(cause);
+    // Without a B channel the switch's cause says whether A's leaving cancelled the bridge (ORIGINATOR_CANCEL)
+    // or the switch refused B first (e.g. DESTINATION_OUT_OF_ORDER).
+    const aFirst = aHangup !== undefined && (bHangup ? earliest(aHangup, bHangup) === aHangup : switchCause === undefined || switchCause === CANCEL_CAUSE);
+    if (aFirst) return this.aLeft();
+
+    const cause = switchCause ?? bHangup?.header('Hangup-Cause') ?? 'UNKNOWN';
+    const result = resultOfBFailure(cause);
     this.log.info({ cause, result }, 'B not reached');
-    if (!this.a.first('CHANNEL_HANGUP') && !cancelled) {
-      try {
-        await this.deps.switch.execute(this.uA, 'playback', this.deps.bFailedPrompt, { awaitCompletion: true, timeoutMs: 30_000 });
-        await this.deps.switch.execute(this.uA, 'hangup', result === 'b_busy' ? 'USER_BUSY' : 'NORMAL_CLEARING');
-      } catch (err) {
-        this.log.info({ err }, 'A left before the prompt ended');
+    if (!aHangup) {
+      await this.runOnA('playback', this.deps.bFailedPrompt, 30_000);
+      if (!this.a.first('CHANNEL_HANGUP')) {
+        await this.deps.switch.execute(this.uA, 'hangup', result === 'b_busy' ? 'USER_BUSY' : 'NORMAL_CLEARING').catch((err: unknown) => {
+          this.log.info({ err }, 'A left before the prompt ended');
+        });
       }
     }
-    await this.a.waitFor('CHANNEL_HANGUP_COMPLETE', SETTLE_MS);
-    const bComplete = this.bDialled ? await this.b.waitFor('CHANNEL_HANGUP_COMPLETE', SETTLE_MS) : undefined;
-    return this.settle({ result, cause, side: cancelled ? 'platform' : sideOf(bComplete, 'b') });
+    if (!(await this.aEnd()) && (await this.legExists(this.uA))) {
+      this.log.error('A outlived its hangup; hanging it up');
+      await this.kill(this.uA, 'NORMAL_CLEARING');
+      await this.aEnd();
+    }
+    // A B channel that existed ends before its bridge completes; one that was never created has no side of its own.
+    const bEnd = bHangup ? await this.b.waitFor('CHANNEL_HANGUP_COMPLETE', FOLLOW_UP_MS) : undefined;
+    return this.settle({ result, cause, side: bHangup ? sideOf(bEnd, 'b') : 'platform' });
+  }
+
+  /** Runs an app on A; resolves when it completes or A is gone, whichever first (undefined when it could not be sent or timed out). */
+  private async runOnA(app: string, arg: string, timeoutMs: number): Promise<EslEvent | undefined> {
+    const id = randomUUID();
+    try {
+      await this.deps.switch.execute(this.uA, app, arg, { eventUuid: id });
+    } catch (err) {
+      this.log.info({ err, app }, 'A is gone');
+      return undefined;
+    }
+    return this.a.waitForAny(
+      (e) => e.name === 'CHANNEL_HANGUP_COMPLETE' || (e.name === 'CHANNEL_EXECUTE_COMPLETE' && e.header('Application-UUID') === id),
+      timeoutMs,
+    );
   }
 
   private async connectedCallEnded(): Promise<AttemptOutcome> {
     const [aEnd, bEnd] = await Promise.all([
       this.waitForEnd(this.a, this.uA, (this.req.maxDurationSeconds + 60) * 1000),
-      this.waitForEnd(this.b, this.uB, SETTLE_MS),
+      this.waitForEnd(this.b, this.uB, (this.req.maxDurationSeconds + 60) * 1000),
     ]);
     // The first leg to hang up decides the cause; its HANGUP_COMPLETE says who (phone or platform).
     const firstHangup = earliest(this.a.first('CHANNEL_HANGUP'), this.b.first('CHANNEL_HANGUP'));
@@ -300,22 +456,27 @@ class ClickToDialFlow {
     }
     if (prior?.state === 'calling_a' || prior?.state === 'queued' || prior === null) return this.awaitAnswerOfExistingA();
     if (prior.state === 'a_answered') return this.aAnswered();
-    this.bDialled = true;
-    return this.followToEnd();
+    return this.followToEnd(prior.state);
   }
 
-  private async followToEnd(): Promise<AttemptOutcome> {
+  /**
+   * B was claimed by another delivery. A bridge that ended before this one subscribed left its outcome in
+   * A's variables (originate_disposition: SUCCESS, or the failure cause); otherwise its events are still to come.
+   */
+  private async followToEnd(state: LiveCall['state']): Promise<AttemptOutcome> {
     this.bDialled = true;
-    await this.waitForEnd(this.a, this.uA, (this.req.ringTimeoutBSeconds + this.req.maxDurationSeconds + 60) * 1000);
-    if (this.a.first('CHANNEL_BRIDGE') || (await this.deps.live.get(this.call.callId))?.state === 'bridged') {
-      return this.connectedCallEnded();
-    }
-    return this.bFailed();
+    if (state === 'bridged') return this.connectedCallEnded();
+    const disposition = await this.variableOf(this.uA, 'originate_disposition');
+    if (disposition?.toUpperCase() === 'SUCCESS') return this.connectedCallEnded();
+    if (disposition) return this.bFailed(disposition);
+    return this.afterBridgeSent(legUuid(this.call.callId, 'bridge', this.call.attempt));
   }
 
   // ---- settling -------------------------------------------------------------------------------
 
-  private async settle(end: { result: CallResult; cause: string | null; side: HangupSide; talkSeconds?: number }): Promise<AttemptOutcome> {
+  private async settle(end: CallEnd): Promise<AttemptOutcome> {
+    // B's phone was dialled if its channel said anything (a channel the switch refused to create says nothing)
+    this.bDialled ||= this.b.seenAny;
     const live = await this.deps.live.get(this.call.callId);
     const endedAt = Date.now();
     const bAnswerAt = live?.bAnswerAt ?? null;
@@ -404,6 +565,16 @@ class ClickToDialFlow {
     }
   }
 
+  /** A channel variable, or undefined when unset (`_undef_`), the channel is gone or the switch cannot be asked. */
+  private async variableOf(uuid: string, name: string): Promise<string | undefined> {
+    try {
+      const value = (await this.deps.switch.api(`uuid_getvar ${uuid} ${name}`)).trim();
+      return value === '' || value === '_undef_' || value.startsWith('-ERR') ? undefined : value;
+    } catch {
+      return undefined;
+    }
+  }
+
   private async answeredPerSwitch(uuid: string): Promise<boolean> {
     try {
       const epoch = (await this.deps.switch.api(`uuid_getvar ${uuid} answer_epoch`)).trim();
@@ -420,6 +591,15 @@ class ClickToDialFlow {
       this.log.warn({ err }, 'uuid_kill failed');
     }
   }
+}
+
+/** The cause a bridge app ended with (its EXECUTE_COMPLETE), if the switch gave one. */
+function bridgeCause(complete: EslEvent): string | undefined {
+  for (const name of BRIDGE_CAUSE_VARIABLES) {
+    const v = complete.variable(name);
+    if (v && v.toUpperCase() !== 'SUCCESS') return v;
+  }
+  return undefined;
 }
 
 /** Which side ended a leg, from its HANGUP_COMPLETE: the phone (recv_*) or the platform (send_*). */

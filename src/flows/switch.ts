@@ -65,13 +65,26 @@ export class LegWatch {
     return this.seen.find((e) => e.name === name);
   }
 
+  /** Whether the switch has sent anything at all about this leg (a channel that was never created sends nothing). */
+  get seenAny(): boolean {
+    return this.seen.length > 0;
+  }
+
   /** Resolves with the first matching event (already seen or future), or undefined after timeoutMs. */
   waitFor(name: string, timeoutMs: number, match: (e: EslEvent) => boolean = () => true): Promise<EslEvent | undefined> {
-    const already = this.seen.find((e) => e.name === name && match(e));
+    return this.waitForAny((e) => e.name === name && match(e), timeoutMs);
+  }
+
+  /**
+   * Resolves with the first event `match` accepts (already seen or future), whatever its name: one wait for
+   * "whichever of these happens first". undefined after timeoutMs, or when the waits are abandoned.
+   */
+  waitForAny(match: (e: EslEvent) => boolean, timeoutMs: number): Promise<EslEvent | undefined> {
+    const already = this.seen.find(match);
     if (already) return Promise.resolve(already);
     return new Promise((resolve) => {
       const waiter = {
-        match: (e: EslEvent) => e.name === name && match(e),
+        match,
         resolve: (e: EslEvent | undefined) => {
           clearTimeout(timer);
           resolve(e);
