@@ -19,7 +19,7 @@ if (!esl) console.warn('E2E skipped: set E2E_ESL_HOST (and E2E_ESL_PORT, E2E_ESL
 const describeE2e = esl ? describe : describe.skip;
 
 /** Each case has its own A and B, each on its own sipp port (offset from the harness's ports). */
-const CASES = ['fixed', 'passthrough', 'aBusy', 'bNoAnswer', 'cancel'] as const;
+const CASES = ['fixed', 'passthrough', 'aBusy', 'bNoAnswer', 'cancel', 'bRefused'] as const;
 type Case = (typeof CASES)[number];
 const base = sippPortBaseFromEnv() + 20;
 const numbers = (c: Case) => {
@@ -44,6 +44,8 @@ describeE2e('click-to-dial against a real FreeSWITCH with sipp phones', () => {
     for (const c of CASES) {
       for (const p of Object.values(numbers(c))) overrides[p.number] = `sofia/internal/${p.number}@${host}:${p.port}`;
     }
+    // B's channel cannot be created: FreeSWITCH's error endpoint refuses it as sofia does an unusable gateway or profile
+    overrides[numbers('bRefused').b.number] = 'error/DESTINATION_OUT_OF_ORDER';
     const config = loadConfig({
       ESL_HOST: esl!.host,
       ESL_PORT: String(esl!.port),
@@ -174,6 +176,22 @@ describeE2e('click-to-dial against a real FreeSWITCH with sipp phones', () => {
     // A's scenario answers and then waits for the switch's BYE: exit 0 means it got it.
     expect((await phoneA.waitForExit(20_000)).code).toBe(0);
     expect((await phoneB.waitForExit(20_000)).code).toBe(0);
+    expect(await cdrRows(body.id)).toBe(1);
+  }, 60_000);
+
+  it('B refused by the switch (DESTINATION_OUT_OF_ORDER): failed with that cause as soon as A has heard the prompt', async () => {
+    const { a, b } = numbers('bRefused');
+    const phoneA = await phone(a, { behaviour: 'answer' });
+    const phoneB = await phone(b, { behaviour: 'answer' });
+    const { body } = await api<CallView>('POST', '/v1/calls', { requestId: 'e2e-brefused', a: a.number, b: b.number });
+    await phoneA.receivedInvite(15_000);
+    const done = await waitForCall(body.id);
+    expect(done.cdr).toMatchObject({ result: 'failed', hangupCause: 'DESTINATION_OUT_OF_ORDER', hangupSide: 'platform', talkSeconds: 0 });
+    // A was reached (not a switch that refused A itself), heard the prompt (1 s) and got the switch's BYE
+    expect(done.cdr!.aAnswerAt).not.toBeNull();
+    expect(done.cdr!.endedAt - done.cdr!.aAnswerAt!).toBeLessThan(5000);
+    expect((await phoneA.waitForExit(20_000)).code).toBe(0);
+    await neverInvited(phoneB);
     expect(await cdrRows(body.id)).toBe(1);
   }, 60_000);
 
