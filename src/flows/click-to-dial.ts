@@ -50,7 +50,7 @@ export interface AttemptOutcome {
 
 /** How long to wait for an event the switch sends promptly once its cause has happened (a hangup's HANGUP_COMPLETE). */
 const SETTLE_MS = 10_000;
-/** A leg's HANGUP_COMPLETE, when its CHANNEL_HANGUP was already seen (it follows within milliseconds). */
+/** How long a leg's HANGUP_COMPLETE may lag its hangup (milliseconds, normally) before the switch is asked whether the channel is still there. */
 const FOLLOW_UP_MS = 1000;
 /** How often a call in progress looks for a cancel it was not told about by uuid_kill (e.g. A not created yet). */
 const CANCEL_CHECK_MS = 500;
