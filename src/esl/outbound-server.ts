@@ -182,6 +182,7 @@ class Session extends EventEmitter implements OutboundSession {
 
 export class EslOutboundServer extends EventEmitter {
   private server: net.Server | undefined;
+  private serverClosed: Promise<void> = Promise.resolve();
   private readonly sessions = new Set<Session>();
   private readonly sockets = new Set<net.Socket>();
 
@@ -203,14 +204,23 @@ export class EslOutboundServer extends EventEmitter {
     });
   }
 
-  /** Stops accepting, sends exit on every live session and closes. */
-  async close(): Promise<void> {
+  /**
+   * Closes the listening socket: the switch's next `socket` app fails to connect (its dialplan goes on
+   * to the next action), while the sessions already here, and connections still in their handshake,
+   * carry on. For a graceful shutdown.
+   */
+  stopAccepting(): void {
     const server = this.server;
     this.server = undefined;
-    const closed = server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve();
+    if (server) this.serverClosed = new Promise<void>((r) => server.close(() => r()));
+  }
+
+  /** Stops accepting, sends exit on every live session and closes. */
+  async close(): Promise<void> {
+    this.stopAccepting();
     await Promise.all([...this.sessions].map((s) => s.close()));
     for (const s of this.sockets) s.destroy();
-    await closed;
+    await this.serverClosed;
   }
 
   private accept(socket: net.Socket): void {

@@ -13,6 +13,12 @@ export interface ReadinessSources {
   readonly pool: Pick<Pool, 'query'>;
   /** Longest wait for Redis or MySQL to answer (default 2000 ms). */
   readonly timeoutMs?: number;
+  /**
+   * true while the controller drains for a shutdown (SIGTERM): /readyz then answers 503 with
+   * `checks.accepting: false` (a key only present then), so the load balancer sends no new calls
+   * (reads may still be served).
+   */
+  readonly draining?: () => boolean;
 }
 
 export const DEFAULT_READINESS_TIMEOUT_MS = 2000;
@@ -44,7 +50,8 @@ export function createReadinessProbe(sources: ReadinessSources): ReadinessProbe 
         sources.redis.status === 'ready' ? answersWithin(timeoutMs, () => sources.redis.ping()) : Promise.resolve(false),
         answersWithin(timeoutMs, () => sources.pool.query('SELECT 1')),
       ]);
-      return { esl: sources.esl.state === 'ready', redis, mysql };
+      const checks = { esl: sources.esl.state === 'ready', redis, mysql };
+      return sources.draining?.() ? { ...checks, accepting: false } : checks;
     },
   };
 }
