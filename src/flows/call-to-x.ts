@@ -24,6 +24,9 @@ import type { RouteDecision, RouteIndex, RouteTarget } from '../stores/route-ind
 /** Why abuse control refuses a caller a routed call to X. */
 export type CallerRefusal = 'rate_limited' | 'blacklisted';
 
+/** The routing decision, with abuse control's refusal of a routed caller. */
+type Decision = RouteDecision | { readonly refused: CallerRefusal; readonly binding: RouteTarget };
+
 export interface CallToXDeps {
   readonly routes: Pick<RouteIndex, 'lookup'>;
   readonly dialString: (number: string) => string;
@@ -42,7 +45,53 @@ export interface CallToXDeps {
   readonly routed?: (ms: number) => void;
   /** Abuse control: a refusal ends a routed call like an unbound one, with that result. */
   readonly admitCaller?: (tenantId: string, caller: string, target: string, now: number) => Promise<CallerRefusal | null>;
+  /**
+   * Graceful shutdown: lets go of a call that is still live (see CallToXOptions). Resolves true once
+   * the switch keeps the call's figures and a durable record says who settles it; false when it could
+   * not, or when the call turned out to be ending (hungUp() says whether the channel has hung up, as
+   * far as its events tell so far): the flow then writes the CDR itself.
+   */
+  readonly handOver?: (session: OutboundSession, call: HandedOverCallToX, hungUp: () => boolean) => Promise<boolean>;
   readonly logger: Logger;
+}
+
+/**
+ * A call to X that this controller let go of while it was still live (the drain deadline of a
+ * graceful shutdown): what the flow knew, so that another controller can write its one CDR from the
+ * switch's own figures (talk seconds, hangup cause, end time) once the call is over.
+ */
+export interface HandedOverCallToX {
+  /** The caller's channel on the switch (the outbound socket session). */
+  readonly uuid: string;
+  readonly callId: string;
+  readonly tenantId: string;
+  readonly kind: CallKind;
+  readonly bindingId: string | null;
+  readonly x: string;
+  readonly a: string;
+  readonly b: string;
+  readonly startedAt: number;
+  /** The refusal, when the call was refused (the switch ends it after the prompt); null when it was routed. */
+  readonly refused: CallResult | null;
+  /** When the called party answered, if it had. */
+  readonly bAnswerAt: number | null;
+  /** The route's talk-time cap (already scheduled on the switch once bridged). */
+  readonly maxDurationSeconds: number;
+  /** Where the switch records the call, if the binding records (the CDR names it only when connected). */
+  readonly recordingRef: string | null;
+  readonly userData: string | null;
+  readonly handedOverAt: number;
+  /** The call cannot last longer than this from handedOverAt: past it, the settling controller ends it. */
+  readonly lastsAtMostMs: number;
+}
+
+export interface CallToXOptions {
+  /**
+   * Resolves when this controller must let go of the call (the drain deadline of a graceful shutdown).
+   * A call still live then is handed over through deps.handOver and handleCallToX resolves null:
+   * no CDR is written here, nothing is sent to the channel, and the call goes on.
+   */
+  readonly handover?: Promise<unknown>;
 }
 
 const END_WAIT_MS = 10_000;
@@ -52,7 +101,8 @@ export function callToXId(sessionUuid: string): string {
   return deterministicUuid('call-to-x', sessionUuid);
 }
 
-export async function handleCallToX(deps: CallToXDeps, session: OutboundSession): Promise<CdrRecord> {
+/** Handles one call to X; resolves with its CDR (queued through deps.finished), or null when it was handed over. */
+export async function handleCallToX(deps: CallToXDeps, session: OutboundSession, opts: CallToXOptions = {}): Promise<CdrRecord | null> {
   const startedAt = Date.now();
   const callId = callToXId(session.uuid);
   const x = digitsOf(session.channelData.header('Caller-Destination-Number'));
@@ -65,12 +115,64 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession)
     session.once('end', () => resolve(undefined));
   });
 
-  const looked = caller && x ? checkedRoute(await deps.routes.lookup(x, caller, startedAt)) : ({ refused: 'unbound' } as const);
-  const refusal = 'route' in looked && deps.admitCaller ? await deps.admitCaller(looked.route.tenantId, caller!, looked.route.target, startedAt) : null;
-  const decision = 'route' in looked && refusal ? ({ refused: refusal, binding: looked.route } as const) : looked;
+  // Graceful shutdown: once the decision is made, a live call can be handed over (see CallToXOptions).
+  let decided: Decision | undefined;
+  let onDecided = (): void => undefined;
+  const decidedOrFailed = new Promise<void>((resolve) => (onDecided = resolve));
+  let finishing = false;
+  let bAnswerAt: number | null = null;
+  let handingOver: Promise<boolean> | undefined;
+  const handOver = async (): Promise<boolean> => {
+    await decidedOrFailed;
+    const decision = decided;
+    const hungUpNow = (): boolean => seen.some((e) => e.name === 'CHANNEL_HANGUP' || e.name === 'CHANNEL_HANGUP_COMPLETE');
+    // A call that is ending is finished here: its HANGUP_COMPLETE is on its way on this socket.
+    if (finishing || !decision || !deps.handOver || hungUpNow()) return false;
+    const bound = 'route' in decision ? decision.route : decision.binding;
+    const call: HandedOverCallToX = {
+      uuid: session.uuid,
+      callId,
+      tenantId: bound?.tenantId ?? '',
+      kind: bound?.kind ?? 'axb',
+      bindingId: bound?.bindingId ?? null,
+      x: x ?? '',
+      a: caller ?? '',
+      b: 'route' in decision ? decision.route.target : '',
+      startedAt,
+      refused: 'refused' in decision ? decision.refused : null,
+      bAnswerAt,
+      maxDurationSeconds: ('route' in decision ? decision.route.maxDurationSeconds : null) ?? deps.maxDurationSeconds,
+      recordingRef: 'route' in decision && decision.route.record ? deps.recordingPath(callId) : null,
+      userData: bound?.userData ?? null,
+      handedOverAt: Date.now(),
+      lastsAtMostMs: 'route' in decision ? (deps.ringTimeoutSeconds + (decision.route.maxDurationSeconds ?? deps.maxDurationSeconds)) * 1000 + 60_000 : 120_000,
+    };
+    let handed = false;
+    try {
+      handed = await deps.handOver(session, call, hungUpNow);
+    } catch (err) {
+      log.error({ err }, 'could not hand the call over; keeping it');
+    }
+    if (!handed) return false;
+    log.warn({ result: call.refused ?? (call.bAnswerAt !== null ? 'connected' : 'not yet connected') }, 'call to X handed over: another controller writes its record from the switch');
+    await session.close().catch(() => undefined);
+    return true;
+  };
+  void opts.handover?.then(() => {
+    if (!finishing) handingOver ??= handOver();
+  });
+
+  let decision: Decision;
+  try {
+    const looked = caller && x ? checkedRoute(await deps.routes.lookup(x, caller, startedAt)) : ({ refused: 'unbound' } as const);
+    const refusal = 'route' in looked && deps.admitCaller ? await deps.admitCaller(looked.route.tenantId, caller!, looked.route.target, startedAt) : null;
+    decision = 'route' in looked && refusal ? ({ refused: refusal, binding: looked.route } as const) : looked;
+    decided = decision;
+  } finally {
+    onDecided();
+  }
   let result: CallResult;
   let route: RouteTarget | undefined;
-  let bAnswerAt: number | null = null;
   try {
     if ('refused' in decision) {
       route = decision.binding;
@@ -135,6 +237,8 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession)
   }
 
   const end = await Promise.race([hungUp, new Promise<undefined>((r) => setTimeout(() => r(undefined), END_WAIT_MS))]);
+  if (handingOver && (await handingOver)) return null;
+  finishing = true;
   await session.close().catch(() => undefined);
   const endedAt = Date.now();
   const kind: CallKind = route?.kind ?? 'axb';
@@ -187,8 +291,12 @@ function digitsOf(value: string | undefined): string | null {
 }
 
 function sideOf(end: EslEvent | undefined, cause: string | null): HangupSide {
+  return callToXHangupSide(cause, end?.variable('sip_hangup_disposition'));
+}
+
+/** Who ended a call to X, from the caller's channel: its hangup cause and sip_hangup_disposition. */
+export function callToXHangupSide(cause: string | null, disposition: string | null | undefined): HangupSide {
   if (cause === 'ALLOTTED_TIMEOUT' || cause === 'UNALLOCATED_NUMBER') return 'platform';
-  const d = end?.variable('sip_hangup_disposition');
-  if (!d) return 'unknown';
-  return d.startsWith('recv_') ? 'a' : 'b';
+  if (!disposition) return 'unknown';
+  return disposition.startsWith('recv_') ? 'a' : 'b';
 }

@@ -1,0 +1,264 @@
+import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import type { CallResult, CdrRecord } from '../domain/call';
+import { resultOfBFailure } from '../domain/call-result';
+import type { EslEvent } from '../esl/event';
+import type { OutboundSession } from '../esl/outbound-server';
+import type { JobsInFlight } from '../lifecycle/jobs-in-flight';
+import type { Logger } from '../logger';
+import type { CallOutcome } from '../stores/call-outcome';
+import { callToXHangupSide, callToXId, type CallToXDeps, type HandedOverCallToX } from './call-to-x';
+import { LegWatch, type SwitchControl } from './switch';
+
+/**
+ * Calls to X handed over at the drain deadline of a graceful shutdown, and how they are settled.
+ *
+ * A call to X belongs to the outbound socket the switch opened to one controller; that socket dies
+ * with the controller, but the call does not (the switch keeps a running bridge when its controlling
+ * socket goes away). So the controller that lets go of a live call:
+ *  1. asks the switch to keep the call's own figures when it ends: `api_reporting_hook` runs
+ *     `hash insert/numguard_handover/<uuid>/${billsec}|${hangup_cause}|...` on the switch (mod_hash)
+ *     in the channel's reporting state, whoever is or is not connected then;
+ *  2. sets `hangup_after_bridge=true`, so the caller's leg ends with the bridge (NORMAL_CLEARING, as
+ *     the controller would have done) instead of falling back into the dialplan's hangup after
+ *     `socket` (NORMAL_TEMPORARY_FAILURE); a call not yet bridged gets the talk-time cap scheduled
+ *     on the switch (ring timeout + cap: the flow would have scheduled the cap at the bridge);
+ *  3. queues a durable job (Redis, BullMQ) naming the channel, with what it knew of the call.
+ * Any controller running workers (another one now, or this one after its restart) takes the job,
+ * waits for the call's end — its CHANNEL_HANGUP_COMPLETE if the call is still up, the figures kept
+ * on the switch if it ended while nobody watched — and queues the one CDR with the switch's talk
+ * seconds, hangup cause and end time. The CDR job id is the call's, so it is written once.
+ */
+export const FIGURES_REALM = 'numguard_handover';
+
+/** Channel variables the switch keeps for a handed-over call, in this order, `|`-separated. */
+const KEPT_VARIABLES = [
+  'billsec',
+  'hangup_cause',
+  'sip_hangup_disposition',
+  'bridge_uepoch',
+  'end_uepoch',
+  'originate_disposition',
+  'last_bridge_hangup_cause',
+] as const;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The switch's own account of how a call ended. */
+export interface SwitchFigures {
+  readonly billsec: number | null;
+  readonly hangupCause: string | null;
+  readonly disposition: string | null;
+  /** Epoch ms of the bridge; null when the caller was never bridged. */
+  readonly bridgedAt: number | null;
+  readonly endedAt: number | null;
+  /** Why the called party was not reached, when it was not. */
+  readonly bFailureCause: string | null;
+}
+
+function figuresOf(value: (name: (typeof KEPT_VARIABLES)[number]) => string | undefined): SwitchFigures {
+  const text = (name: (typeof KEPT_VARIABLES)[number]): string | null => {
+    const v = value(name)?.trim();
+    return v ? v : null;
+  };
+  const epochMs = (name: 'bridge_uepoch' | 'end_uepoch'): number | null => {
+    const v = text(name);
+    return v && /^\d+$/.test(v) && v !== '0' ? Math.floor(Number(v) / 1000) : null;
+  };
+  const billsec = text('billsec');
+  return {
+    billsec: billsec && /^\d+$/.test(billsec) ? Number(billsec) : null,
+    hangupCause: text('hangup_cause'),
+    disposition: text('sip_hangup_disposition'),
+    bridgedAt: epochMs('bridge_uepoch'),
+    endedAt: epochMs('end_uepoch'),
+    bFailureCause: text('originate_disposition') ?? text('last_bridge_hangup_cause'),
+  };
+}
+
+/** The figures of the caller's CHANNEL_HANGUP_COMPLETE. */
+export function figuresOfEvent(e: EslEvent): SwitchFigures {
+  return figuresOf((name) => (name === 'hangup_cause' ? (e.header('Hangup-Cause') ?? e.variable(name)) : e.variable(name)));
+}
+
+/** The figures the switch kept (`hash select` of the reporting hook's entry); null when it kept none. */
+export function parseKeptFigures(reply: string): SwitchFigures | null {
+  const text = reply.trim();
+  if (!text || text.startsWith('-ERR') || !text.includes('|')) return null;
+  const parts = text.split('|');
+  return figuresOf((name) => parts[KEPT_VARIABLES.indexOf(name)]);
+}
+
+/** The `api_reporting_hook` that makes the switch keep a channel's figures in mod_hash when it ends. */
+export function keepFiguresHook(uuid: string): string {
+  if (!UUID.test(uuid)) throw new Error(`not a channel uuid: ${uuid}`);
+  return `hash insert/${FIGURES_REALM}/${uuid}/${KEPT_VARIABLES.map((v) => `\${${v}}`).join('|')}`;
+}
+
+export const handoverQueueName = (prefix: string): string => `${prefix}-call-to-x-handover`;
+const handoverJobId = (callId: string): string => `handover-${callId}`;
+
+export class CallToXHandoverQueue {
+  readonly queue: Queue<HandedOverCallToX>;
+
+  constructor(opts: { connection: ConnectionOptions; prefix: string }) {
+    this.queue = new Queue<HandedOverCallToX>(handoverQueueName(opts.prefix), {
+      connection: opts.connection,
+      prefix: opts.prefix,
+      defaultJobOptions: { attempts: 1000, backoff: { type: 'fixed', delay: 5000 }, removeOnComplete: { age: 24 * 3600 }, removeOnFail: false },
+    });
+  }
+
+  async enqueue(call: HandedOverCallToX): Promise<void> {
+    await this.queue.add('settle', call, { jobId: handoverJobId(call.callId) });
+  }
+
+  close(): Promise<void> {
+    return this.queue.close();
+  }
+}
+
+/** CallToXDeps.handOver: the switch keeps the figures, the call ends with its bridge, a job says who settles it. */
+export function callToXHandOver(opts: { queue: CallToXHandoverQueue; ringTimeoutSeconds: number }): NonNullable<CallToXDeps['handOver']> {
+  return async (session: OutboundSession, call: HandedOverCallToX, hungUp: () => boolean): Promise<boolean> => {
+    const uuid = session.uuid;
+    const kept = await session.api(`uuid_setvar ${uuid} api_reporting_hook ${keepFiguresHook(uuid)}`);
+    if (!kept.trim().startsWith('+OK')) return false; // the channel is gone: the flow has its end
+    if (call.refused === null) {
+      await session.api(`uuid_setvar ${uuid} hangup_after_bridge true`);
+      if (call.bAnswerAt === null) {
+        await session.api(`sched_hangup +${opts.ringTimeoutSeconds + call.maxDurationSeconds} ${uuid} ALLOTTED_TIMEOUT`);
+      }
+    }
+    // Hung up meanwhile: its HANGUP_COMPLETE is on its way to the flow, which writes the CDR itself.
+    if (hungUp()) return false;
+    await opts.queue.enqueue(call);
+    return true;
+  };
+}
+
+/** Rejects what is not a handed-over call this platform could have queued. */
+function validateHandedOver(data: unknown): HandedOverCallToX {
+  const c = data as Partial<HandedOverCallToX> | null;
+  const nums = (v: unknown): boolean => typeof v === 'string' && /^\d{0,32}$/.test(v);
+  if (
+    !c ||
+    typeof c.uuid !== 'string' ||
+    !UUID.test(c.uuid) ||
+    c.callId !== callToXId(c.uuid) ||
+    typeof c.tenantId !== 'string' ||
+    !nums(c.x) ||
+    !nums(c.a) ||
+    !nums(c.b) ||
+    typeof c.startedAt !== 'number' ||
+    typeof c.handedOverAt !== 'number'
+  ) {
+    throw new UnrecoverableError('malformed handover job');
+  }
+  return c as HandedOverCallToX;
+}
+
+export interface SettleDeps {
+  readonly switch: SwitchControl;
+  readonly logger: Logger;
+  /** How often the switch is asked whether the call is over, should its end event be missed. Default 2000 ms. */
+  readonly pollMs?: number;
+}
+
+/** Waits for the end of a handed-over call and makes its CDR from the switch's figures. */
+export async function settleHandedOverCall(deps: SettleDeps, call: HandedOverCallToX): Promise<CdrRecord> {
+  const log = deps.logger.child({ callId: call.callId, component: 'handover' });
+  const watch = new LegWatch(deps.switch, call.uuid);
+  let figures: SwitchFigures | null;
+  try {
+    figures = await awaitFigures(deps, watch, call, log);
+  } finally {
+    watch.dispose();
+  }
+  if (!figures) log.error({ uuid: call.uuid }, 'handed-over call is gone and the switch kept no figures of it; its CDR has none');
+  const bridgedAt = call.bAnswerAt ?? figures?.bridgedAt ?? null;
+  const result: CallResult =
+    call.refused ?? (bridgedAt !== null ? 'connected' : figures ? resultOfBFailure(figures.bFailureCause ?? undefined) : 'failed');
+  const cause = figures?.hangupCause ?? null;
+  const cdr: CdrRecord = {
+    callId: call.callId,
+    tenantId: call.tenantId,
+    kind: call.kind,
+    bindingId: call.bindingId,
+    x: call.x,
+    a: call.a,
+    b: call.b,
+    startedAt: call.startedAt,
+    aRingAt: null,
+    aAnswerAt: bridgedAt,
+    bRingAt: null,
+    bAnswerAt: bridgedAt,
+    endedAt: figures?.endedAt ?? Date.now(),
+    talkSeconds: result === 'connected' ? (figures?.billsec ?? 0) : 0,
+    hangupCause: cause,
+    hangupSide: callToXHangupSide(cause, figures?.disposition),
+    result,
+    recordingRef: result === 'connected' ? call.recordingRef : null,
+    userData: call.userData,
+  };
+  log.info({ result, cause, talkSeconds: cdr.talkSeconds }, 'handed-over call to X settled from the switch');
+  return cdr;
+}
+
+async function awaitFigures(deps: SettleDeps, watch: LegWatch, call: HandedOverCallToX, log: Logger): Promise<SwitchFigures | null> {
+  const sw = deps.switch;
+  const kept = async (): Promise<SwitchFigures | null> => parseKeptFigures(await sw.api(`hash select/${FIGURES_REALM}/${call.uuid}`));
+  let warned = false;
+  for (;;) {
+    const end = watch.first('CHANNEL_HANGUP_COMPLETE');
+    if (end) return figuresOfEvent(end);
+    try {
+      const figures = await kept();
+      if (figures) return figures;
+      if ((await sw.api(`uuid_exists ${call.uuid}`)).trim() !== 'true') {
+        // Gone. Its hook ran before the channel was destroyed; ask once more in case it landed between the questions.
+        const late = watch.first('CHANNEL_HANGUP_COMPLETE');
+        return late ? figuresOfEvent(late) : await kept();
+      }
+    } catch (err) {
+      log.warn({ err }, 'switch not answering about a handed-over call; asking again');
+    }
+    if (!warned && Date.now() > call.handedOverAt + call.lastsAtMostMs) {
+      warned = true;
+      log.error({ uuid: call.uuid }, 'handed-over call outlived its talk-time cap; still waiting for its end');
+    }
+    await watch.waitFor('CHANNEL_HANGUP_COMPLETE', deps.pollMs ?? 2000);
+  }
+}
+
+export interface CallToXSettlerOptions extends SettleDeps {
+  readonly connection: ConnectionOptions;
+  readonly prefix: string;
+  readonly finished: (outcome: CallOutcome) => Promise<void>;
+  /** Jobs in progress, for a graceful shutdown of this controller. */
+  readonly inFlight?: JobsInFlight;
+}
+
+/** The worker that settles handed-over calls to X (every controller that runs workers runs one). */
+export function startCallToXSettler(opts: CallToXSettlerOptions): Worker<HandedOverCallToX> {
+  const log = opts.logger.child({ component: 'handover-settler' });
+  const processor = async (job: Job<HandedOverCallToX>): Promise<void> => {
+    const call = validateHandedOver(job.data);
+    const cdr = await settleHandedOverCall(opts, call);
+    await opts.finished({ cdr });
+    await opts.switch.api(`hash delete/${FIGURES_REALM}/${call.uuid}`).catch(() => undefined);
+  };
+  const worker = new Worker<HandedOverCallToX>(
+    handoverQueueName(opts.prefix),
+    (job, token) => (opts.inFlight ? opts.inFlight.run(job, token, () => processor(job)) : processor(job)),
+    {
+      connection: opts.connection,
+      prefix: opts.prefix,
+      // Each job mostly waits for a call to end.
+      concurrency: 1000,
+      maxStalledCount: 1_000_000,
+    },
+  );
+  worker.on('failed', (job, err) => log.error({ callId: job?.data.callId, err }, 'settling a handed-over call failed'));
+  worker.on('error', (err) => log.error({ err }, 'handover settler error'));
+  return worker;
+}
