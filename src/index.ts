@@ -11,6 +11,7 @@ export {
   type ClickToDialJobData,
 } from './queues/click-to-dial-job';
 export { callbackQueueName } from './queues/callback-queue';
+export { CapacityRefusedError } from './queues/switch-capacity';
 export { callIdFor } from './calls/click-to-dial-request';
 export {
   EVENT_ID_HEADER,

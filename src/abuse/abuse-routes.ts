@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { RetryLaterError } from '../domain/errors';
 import { parseRealNumber } from '../domain/phone-number';
 import { ErrorSchema } from '../http/schemas';
 import { tenantOf } from '../http/tenant-context';
@@ -34,7 +35,8 @@ export function registerAbuseRoutes(v1: FastifyInstance, guard: AbuseGuard): voi
   });
   // onError runs before the error handler: the place to add a header to an error response.
   v1.addHook('onError', async (_request, reply, error) => {
-    if (error instanceof RateLimitedError) void reply.header('retry-after', String(error.retryAfterSeconds));
+    // Capacity refusals of the call queue (429 gateway_rate_limited, 503 switch_at_capacity) carry one too.
+    if (error instanceof RateLimitedError || error instanceof RetryLaterError) void reply.header('retry-after', String(error.retryAfterSeconds));
   });
 
   v1.get<{ Querystring: Static<typeof ListFlagsQuery> }>(

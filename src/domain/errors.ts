@@ -42,3 +42,17 @@ export class ForbiddenError extends AppError {
     this.name = 'ForbiddenError';
   }
 }
+
+/** A refusal that says when to try again: the HTTP layer sends retryAfterSeconds as Retry-After. */
+export class RetryLaterError extends AppError {
+  constructor(
+    code: string,
+    message: string,
+    status: number,
+    readonly retryAfterSeconds: number,
+    field?: string,
+  ) {
+    super(code, message, status, field);
+    this.name = 'RetryLaterError';
+  }
+}

@@ -1,6 +1,7 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
 import { callIdFor } from '../calls/click-to-dial-request';
 import { callbackQueueName } from './callback-queue';
+import { admitNewCall, callbackBacklog, readCapacitySnapshot } from './switch-capacity';
 import {
   CLICK_TO_DIAL_JOB_NAME,
   CLICK_TO_DIAL_JOB_VERSION,
@@ -32,6 +33,12 @@ export interface CallbackQueueAddress {
  * prefer that to the HTTP API. Validates the payload first (throws InvalidJobError naming the
  * field) and signs it with the tenant's API key (the worker refuses an unsigned job); the job id is the call id derived from (tenantId, requestId), so queueing the same
  * request again is a no-op. Returns the call id, to follow the call with `GET /v1/calls/{id}`.
+ *
+ * Back-pressure: while the switch refuses new channels, or when the call would wait longer than the
+ * platform's CALLBACK_MAX_WAIT_SECONDS behind the calls already queued, it is not queued and this
+ * throws CapacityRefusedError (`code` switch_at_capacity or gateway_rate_limited, `retryAfterSeconds`),
+ * as POST /v1/calls answers 503/429 with Retry-After. (The controllers keep what they know of the
+ * switch in Redis; with no controller running nothing is refused.)
  */
 export async function enqueueClickToDial(
   target: Queue | CallbackQueueAddress,
@@ -41,14 +48,25 @@ export async function enqueueClickToDial(
   const data = signClickToDialJob(validateClickToDialJob({ ...payload, v: CLICK_TO_DIAL_JOB_VERSION }), key);
   const callId = callIdFor(data.tenantId, data.requestId);
   if (target instanceof Queue) {
+    await admitToQueue(target);
     await target.add(CLICK_TO_DIAL_JOB_NAME, data, { jobId: callId });
     return callId;
   }
   const queue = new Queue(callbackQueueName(target.gateway ?? 'carrier'), { connection: target.connection, prefix: target.prefix ?? 'ng' });
   try {
+    await admitToQueue(queue);
     await queue.add(CLICK_TO_DIAL_JOB_NAME, data, { jobId: callId });
   } finally {
     await queue.close();
   }
   return callId;
+}
+
+/** The capacity check of a callback queue, from the snapshot its controllers keep in Redis. */
+async function admitToQueue(queue: Queue): Promise<void> {
+  const gateway = queue.name.slice(callbackQueueName('').length);
+  const snapshot = await readCapacitySnapshot(await queue.getBackend().client, queue.opts.prefix ?? 'bull', gateway);
+  if (!snapshot || Date.now() > snapshot.validUntil) return;
+  if (!snapshot.refusing && snapshot.maxWaitSeconds <= 0) return;
+  admitNewCall(snapshot, snapshot.refusing ? 0 : await callbackBacklog(queue));
 }

@@ -1,0 +1,222 @@
+import { EventEmitter } from 'node:events';
+import { RetryLaterError } from '../../src/domain/errors';
+import { parsePlainEvent, type EslEvent } from '../../src/esl/event';
+import { createLogger } from '../../src/logger';
+import {
+  admitNewCall,
+  callbackRate,
+  CapacityRefusedError,
+  parseSwitchStatus,
+  SwitchCapacity,
+  type CapacitySnapshot,
+} from '../../src/queues/switch-capacity';
+
+/** `api status` of FreeSWITCH 1.10.12 with freeswitch-conf/ (sessions-per-second 30, min-idle-cpu 25). */
+const STATUS = `UP 0 years, 0 days, 0 hours, 0 minutes, 5 seconds, 939 milliseconds, 708 microseconds
+FreeSWITCH (Version 1.10.12-release  64bit) is ready
+0 session(s) since startup
+0 session(s) - peak 0, last 5min 0 
+0 session(s) per Sec out of max 30, peak 0, last 5min 0 
+1000 session(s) max
+min idle cpu 25.00/87.37
+Current Stack Size/Max 240K/8192K
+`;
+
+function status(f: { sessions?: number; sps?: number; max?: number; minIdle?: number; idle?: number }): string {
+  return STATUS.replace('0 session(s) - peak', `${f.sessions ?? 0} session(s) - peak`)
+    .replace('out of max 30', `out of max ${f.sps ?? 30}`)
+    .replace('1000 session(s) max', `${f.max ?? 1000} session(s) max`)
+    .replace('min idle cpu 25.00/87.37', `min idle cpu ${(f.minIdle ?? 25).toFixed(2)}/${(f.idle ?? 87.37).toFixed(2)}`);
+}
+
+/** The HEARTBEAT of trace 04c (FreeSWITCH 1.10.12), with the figures a test chooses. */
+function heartbeat(f: { sessions?: number; max?: number; idle?: number }): EslEvent {
+  return parsePlainEvent(
+    [
+      'Event-Name: HEARTBEAT',
+      'Core-UUID: 712f108c-2d51-4e34-b4a8-290d2c816df1',
+      'FreeSWITCH-Hostname: fs-node-1',
+      'Event-Date-Timestamp: 1795345672259516',
+      'Event-Calling-File: switch_core.c',
+      'Event-Calling-Function: send_heartbeat',
+      'Event-Sequence: 628',
+      'Event-Info: System%20Ready',
+      'Uptime-msec: 139594',
+      `Session-Count: ${f.sessions ?? 2}`,
+      `Max-Sessions: ${f.max ?? 1000}`,
+      'Session-Per-Sec: 30',
+      'Session-Per-Sec-Last: 0',
+      'Session-Per-Sec-Max: 2',
+      'Session-Per-Sec-FiveMin: 2',
+      'Session-Since-Startup: 7',
+      'Session-Peak-Max: 2',
+      'Session-Peak-FiveMin: 2',
+      `Idle-CPU: ${(f.idle ?? 97.6).toFixed(6)}`,
+      '',
+    ].join('\n'),
+  );
+}
+
+class FakeSwitch extends EventEmitter {
+  state = 'ready';
+  statusText = STATUS;
+  asked: string[] = [];
+  api(command: string): Promise<string> {
+    this.asked.push(command);
+    return Promise.resolve(this.statusText);
+  }
+}
+
+const logger = createLogger('silent');
+
+function snapshot(over: Partial<CapacitySnapshot>): CapacitySnapshot {
+  return { at: 0, validUntil: 60_000, callsPerSecond: 10, limitedBy: 'gateway', maxWaitSeconds: 5, refusing: null, switch: null, ...over };
+}
+
+describe('switch capacity: what the switch says', () => {
+  it('reads the limits and the load from `api status`', () => {
+    expect(parseSwitchStatus(STATUS)).toEqual({ sessions: 0, sessionsPerSecond: 30, maxSessions: 1000, minIdleCpu: 25, idleCpu: 87.37 });
+    expect(parseSwitchStatus(status({ sessions: 212, sps: 1000, minIdle: 0, idle: 12.5 }))).toMatchObject({ sessions: 212, sessionsPerSecond: 1000, minIdleCpu: 0, idleCpu: 12.5 });
+    expect(parseSwitchStatus('-ERR no reply')).toBeNull();
+  });
+
+  it('the queue runs at the gateway limit, or at what the switch leaves for two-leg calls when that is lower', () => {
+    // 30 sessions/s lets 29 channels a second through; 85 % of them, two per call.
+    expect(callbackRate(1000, 30, 85)).toEqual({ callsPerSecond: 12, limitedBy: 'switch' });
+    expect(callbackRate(10, 30, 85)).toEqual({ callsPerSecond: 10, limitedBy: 'gateway' });
+    expect(callbackRate(20, 1000, 85)).toEqual({ callsPerSecond: 20, limitedBy: 'gateway' });
+    expect(callbackRate(1000, 30, 100)).toEqual({ callsPerSecond: 14, limitedBy: 'switch' });
+    expect(callbackRate(1000, 2, 85)).toEqual({ callsPerSecond: 1, limitedBy: 'switch' });
+    // Unknown, or not followed.
+    expect(callbackRate(20, null, 85)).toEqual({ callsPerSecond: 20, limitedBy: 'gateway' });
+    expect(callbackRate(1000, 30, 0)).toEqual({ callsPerSecond: 1000, limitedBy: 'gateway' });
+  });
+});
+
+describe('switch capacity: admission', () => {
+  it('lets a call in while its wait stays within the bound', () => {
+    expect(() => admitNewCall(snapshot({}), 49, 1000)).not.toThrow(); // 50th at 10/s: 5 s
+    expect(() => admitNewCall(snapshot({ maxWaitSeconds: 0 }), 10_000, 1000)).not.toThrow();
+    expect(() => admitNewCall(null, 10_000)).not.toThrow();
+  });
+
+  it('refuses one that would ring late: 429 gateway_rate_limited when the gateway sets the pace, with the seconds to wait', () => {
+    let err: unknown;
+    try {
+      admitNewCall(snapshot({}), 62, 1000); // 63rd at 10/s: 6.3 s, 1.3 s too late
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(CapacityRefusedError);
+    expect(err).toBeInstanceOf(RetryLaterError);
+    expect(err).toMatchObject({ code: 'gateway_rate_limited', status: 429, retryAfterSeconds: 2 });
+  });
+
+  it('503 switch_at_capacity when the switch sets the pace, or refuses channels', () => {
+    expect(() => admitNewCall(snapshot({ limitedBy: 'switch', callsPerSecond: 12 }), 60, 1000)).toThrow(
+      expect.objectContaining({ code: 'switch_at_capacity', status: 503, retryAfterSeconds: 1 }) as Error,
+    );
+    const refusing = snapshot({ refusing: { reason: 'idle_cpu', retryAfterSeconds: 5 } });
+    expect(() => admitNewCall(refusing, 0, 1000)).toThrow(expect.objectContaining({ code: 'switch_at_capacity', status: 503, retryAfterSeconds: 5 }) as Error);
+  });
+
+  it('a snapshot whose controller stopped (past validUntil) refuses nothing', () => {
+    const refusing = snapshot({ refusing: { reason: 'idle_cpu', retryAfterSeconds: 5 } });
+    expect(() => admitNewCall(refusing, 1000, 60_001)).not.toThrow();
+  });
+});
+
+describe('SwitchCapacity', () => {
+  let now = 1_000_000;
+  let fs: FakeSwitch;
+  let rates: number[];
+  let published: CapacitySnapshot[];
+  let capacity: SwitchCapacity;
+
+  beforeEach(async () => {
+    now = 1_000_000;
+    fs = new FakeSwitch();
+    rates = [];
+    published = [];
+    capacity = new SwitchCapacity({
+      feed: fs,
+      gatewayCallsPerSecond: 1000,
+      switchSharePercent: 85,
+      maxWaitSeconds: 5,
+      applyRate: async (r) => void rates.push(r),
+      publish: async (s) => void published.push(s),
+      logger,
+      now: () => now,
+    });
+    await capacity.start();
+  });
+  afterEach(() => capacity.stop());
+
+  const beat = async (f: Parameters<typeof heartbeat>[0], statusFigures: Parameters<typeof status>[0] = {}): Promise<void> => {
+    fs.statusText = status({ ...statusFigures, idle: f.idle ?? statusFigures.idle, sessions: f.sessions ?? statusFigures.sessions, max: f.max ?? statusFigures.max });
+    fs.emit('event', heartbeat(f));
+    await capacity.refresh();
+  };
+
+  it('sets the queue to the gateway rate, then to what the switch leaves, and publishes the snapshot', () => {
+    expect(rates).toEqual([1000, 12]);
+    expect(fs.asked).toEqual(['status']);
+    expect(capacity.snapshot()).toMatchObject({ callsPerSecond: 12, limitedBy: 'switch', maxWaitSeconds: 5, refusing: null });
+    expect(published.at(-1)).toMatchObject({ callsPerSecond: 12 });
+  });
+
+  it('follows a change of sessions-per-second at the next heartbeat', async () => {
+    await beat({}, { sps: 200 });
+    expect(rates.at(-1)).toBe(84);
+    await beat({}, { sps: 200 });
+    expect(rates).toHaveLength(3); // unchanged: not set again
+  });
+
+  it('refuses new calls and holds the queue while Idle-CPU is under min-idle-cpu, as the switch does; the wait is a heartbeat', async () => {
+    await beat({ idle: 25 });
+    expect(capacity.snapshot().refusing).toBeNull(); // the switch still takes channels at 25 %
+    now += 5000;
+    await beat({ idle: 24.9 });
+    expect(capacity.snapshot().refusing).toEqual({ reason: 'idle_cpu', retryAfterSeconds: 5 });
+    expect(capacity.holdMs()).toBe(5000);
+    await expect(capacity.admit(() => Promise.resolve(0))).rejects.toMatchObject({ code: 'switch_at_capacity', status: 503, retryAfterSeconds: 5 });
+    expect(published.at(-1)?.refusing).toEqual({ reason: 'idle_cpu', retryAfterSeconds: 5 });
+    now += 5000;
+    await beat({ idle: 60 });
+    expect(capacity.holdMs()).toBe(0);
+    await expect(capacity.admit(() => Promise.resolve(0))).resolves.toBeUndefined();
+  });
+
+  it('min-idle-cpu 0 (off) never refuses for CPU; a switch out of sessions does', async () => {
+    await beat({ idle: 1 }, { minIdle: 0 });
+    expect(capacity.snapshot().refusing).toBeNull();
+    await beat({ sessions: 999, max: 1000 }, { minIdle: 0 });
+    expect(capacity.snapshot().refusing).toMatchObject({ reason: 'max_sessions' });
+  });
+
+  it('figures three heartbeats old are not used: the gateway rate and no refusal', async () => {
+    await beat({ idle: 5 });
+    expect(capacity.snapshot().refusing).not.toBeNull();
+    now += 61_000; // heartbeat interval not yet measured: 20 s
+    expect(capacity.snapshot()).toMatchObject({ refusing: null, callsPerSecond: 1000, limitedBy: 'gateway', switch: null });
+  });
+
+  it('asks for the backlog only when it matters', async () => {
+    let asked = 0;
+    const backlog = (n: number) => () => {
+      asked++;
+      return Promise.resolve(n);
+    };
+    await capacity.admit(backlog(59)); // 60 calls at 12/s: 5 s
+    await expect(capacity.admit(backlog(60))).rejects.toMatchObject({ code: 'switch_at_capacity', retryAfterSeconds: 1 });
+    expect(asked).toBe(2);
+  });
+
+  it('reads the limits again after every reconnect', async () => {
+    fs.statusText = status({ sps: 100 });
+    fs.emit('ready');
+    await capacity.refresh();
+    expect(fs.asked.length).toBeGreaterThanOrEqual(2);
+    expect(capacity.snapshot().callsPerSecond).toBe(42);
+  });
+});
