@@ -18,7 +18,14 @@ import type { ClickToDialDeps } from './flows/click-to-dial';
 import { SUBSCRIBED_EVENTS } from './flows/switch';
 import { RedisAuthThrottle } from './http/auth-throttle';
 import { buildHttpServer } from './http/server';
-import { startMetricsListener } from './monitoring/ops-routes';
+import { registerOpsRoutes, startMetricsListener } from './monitoring/ops-routes';
+import { registerAbuseRoutes } from './abuse/abuse-routes';
+import { registerConsoleRoutes, type ConsoleDeps } from './agent-console/console-routes';
+import { registerAuditRoutes } from './audit/routes';
+import { registerMediaRoutes } from './bindings/media-routes';
+import { registerBindingRoutes } from './bindings/routes';
+import { registerCallRoutes } from './calls/call-routes';
+import { registerWebhookRoutes, type WebhookRouteDeps } from './webhooks/routes';
 import type { Logger } from './logger';
 import { CallbackQueue, startCallbackWorker } from './queues/callback-queue';
 import type { CallOutcome } from './stores/call-outcome';
@@ -284,6 +291,27 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     logger.error({ err }, 'audit entry not written');
     metrics?.auditFailure();
   };
+  const consoleDeps: ConsoleDeps = {
+    // The token is checked at sign-in only (uncached: a revoked or expired one signs no one in).
+    tokens: agentTokens,
+    sessions: new ConsoleSessionStore(pool, {
+      lifetimeMs: config.agentConsole.sessionHours * 3_600_000,
+      idleMs: config.agentConsole.idleMinutes * 60_000,
+    }),
+    cookie: { alwaysSecure: config.agentConsole.cookieSecure, trustProxy: config.agentConsole.trustProxy },
+    calls: service,
+    hub: consoleHub,
+    redis,
+    prefix: config.redisPrefix,
+    audit,
+    onAuditError: auditFailed,
+  };
+  const webhookRoutes: WebhookRouteDeps = {
+    store: webhookStore,
+    invalidate: (tenantId) => webhookEndpoints.invalidate(tenantId),
+    queue: webhookQueue,
+    allowPrivateUrls: config.webhooks.allowPrivateUrls,
+  };
   const http = buildHttpServer({
     logger,
     auth: {
@@ -292,37 +320,20 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
         return t ? { tenantId: t.id, keyId: t.apiKeyId, name: t.name } : null;
       },
     },
-    calls: service,
-    cdrs,
-    bindings,
-    media,
-    abuse,
-    webhooks: {
-      store: webhookStore,
-      invalidate: (tenantId) => webhookEndpoints.invalidate(tenantId),
-      queue: webhookQueue,
-      allowPrivateUrls: config.webhooks.allowPrivateUrls,
-    },
     audit,
     onAuditError: auditFailed,
     authThrottle: new RedisAuthThrottle(redis, config.redisPrefix, config.authFailuresPerMinute),
-    ops: { metrics, adminToken: config.adminToken, queues },
-    agentConsole: {
-      // The token is checked at sign-in only (uncached: a revoked or expired one signs no one in).
-      tokens: agentTokens,
-      sessions: new ConsoleSessionStore(pool, {
-        lifetimeMs: config.agentConsole.sessionHours * 3_600_000,
-        idleMs: config.agentConsole.idleMinutes * 60_000,
-      }),
-      cookie: { alwaysSecure: config.agentConsole.cookieSecure, trustProxy: config.agentConsole.trustProxy },
-      calls: service,
-      hub: consoleHub,
-      redis,
-      prefix: config.redisPrefix,
-      audit,
-      onAuditError: auditFailed,
-    },
     readiness: createReadinessProbe({ esl, redis, pool }),
+    routes: [(api) => registerOpsRoutes(api, { metrics, adminToken: config.adminToken, queues }), (api) => registerConsoleRoutes(api, consoleDeps)],
+    // Abuse control first: the tenant's request rate is counted before any other route runs.
+    v1Routes: [
+      (v1) => registerAbuseRoutes(v1, abuse),
+      (v1) => registerAuditRoutes(v1, audit),
+      (v1) => registerCallRoutes(v1, { calls: service, cdrs }),
+      (v1) => registerBindingRoutes(v1, { registry: bindings }),
+      (v1) => registerMediaRoutes(v1, media),
+      (v1) => registerWebhookRoutes(v1, webhookRoutes),
+    ],
   });
   await http.listen({ host: config.http.host, port: config.http.port });
   const metricsListener = config.metricsListen ? await startMetricsListener(metrics, config.metricsListen, logger) : null;

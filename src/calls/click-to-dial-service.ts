@@ -18,7 +18,8 @@ import {
   type ClickToDialDefaults,
   type PrivacyNumberLookup,
 } from './click-to-dial-request';
-import type { CallView, ClickToDialService, CreateClickToDialInput, LegView, TenantContext } from './types';
+import type { TenantContext } from '../domain/tenant-context';
+import type { CallView, ClickToDialService, CreateClickToDialInput, LegView } from './types';
 
 export interface ClickToDialServiceDeps {
   readonly tenants: Pick<TenantStore, 'get'>;

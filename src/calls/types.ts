@@ -1,4 +1,5 @@
 import type { CallKind, CallResult, CallState, CdrRecord, DisplayMode, HangupSide } from '../domain/call';
+import type { TenantContext } from '../domain/tenant-context';
 
 /** A click-to-dial request as the business sends it: raw, not yet validated. */
 export interface CreateClickToDialInput {
@@ -41,11 +42,6 @@ export interface CallView {
   readonly cdr: CdrRecord | null;
 }
 
-/** The tenant a request acts for, as authenticated by its API key. */
-export interface TenantContext {
-  readonly tenantId: string;
-  readonly actor: string;
-}
 
 export interface ClickToDialService {
   /** Validates, applies tenant policy, records the call and queues it. Idempotent by requestId. */

@@ -4,22 +4,26 @@ export type DisplayMode = 'fixed' | 'passthrough';
 export type CallKind = 'click_to_dial' | 'axb' | 'xb' | 'callback';
 
 /** Final outcome of a call, as the business sees it (SPEC §4, §6). */
-export type CallResult =
-  | 'connected'
-  | 'a_busy'
-  | 'a_no_answer'
-  | 'a_rejected'
-  | 'b_busy'
-  | 'b_no_answer'
-  | 'b_rejected'
-  | 'cancelled'
-  | 'failed'
-  | 'unbound'
-  | 'restricted'
+/** Every result a call can end with, for validation and listing; CallResult is derived from it. */
+export const CALL_RESULTS = [
+  'connected',
+  'a_busy',
+  'a_no_answer',
+  'a_rejected',
+  'b_busy',
+  'b_no_answer',
+  'b_rejected',
+  'cancelled',
+  'failed',
+  'unbound',
+  'restricted',
   /** A call to X refused because its caller was over the calls-per-minute limit (abuse control). */
-  | 'rate_limited'
+  'rate_limited',
   /** A call to X refused because its caller is on the tenant's or the platform's blacklist. */
-  | 'blacklisted';
+  'blacklisted',
+] as const;
+
+export type CallResult = (typeof CALL_RESULTS)[number];
 
 /** Where a call is now. Moves forward only. */
 export type CallState =

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { maskPhone, maskPhonesInText } from '../domain/phone-number';
+import { auditDetails } from '../domain/audit-details';
+import { maskPhone } from '../domain/phone-number';
 import type { AuditEntryInput } from '../stores/audit-store';
 
 /**
@@ -35,28 +36,10 @@ const ACTIONS: Record<string, string> = {
 /** Creations answer 201/202; a 200 to the same request is an idempotent replay, not a change. */
 const CREATIONS = new Set(['call.create', 'binding.create']);
 
-const SECRET_KEY = /secret|token|password|key/i;
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
-const ARRAY_SUMMARY_OVER = 20;
 
 export function actionOf(method: string, route: string): string {
   return ACTIONS[`${method} ${route}`] ?? `${method} ${route}`;
-}
-
-/** A body as it may be kept: numbers masked, secrets dropped, long lists summarised. */
-export function auditDetails(value: unknown, depth = 0): unknown {
-  if (typeof value === 'string') return maskPhonesInText(value);
-  if (Array.isArray(value)) {
-    if (value.length > ARRAY_SUMMARY_OVER) return { count: value.length };
-    return value.map((v) => auditDetails(v, depth + 1));
-  }
-  if (value !== null && typeof value === 'object') {
-    if (depth > 4) return '[nested]';
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEY.test(k) ? '[redacted]' : auditDetails(v, depth + 1);
-    return out;
-  }
-  return value;
 }
 
 function targetOf(request: FastifyRequest, createdId: string | undefined): string | null {

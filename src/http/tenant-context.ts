@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import type { TenantContext } from '../calls/types';
+import type { TenantContext } from '../domain/tenant-context';
 import { AppError } from '../domain/errors';
 
 /** The tenant an authenticated /v1 request acts for (set by the API-key hook in server.ts). */

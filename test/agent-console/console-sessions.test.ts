@@ -15,11 +15,11 @@ import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { RowDataPacket } from 'mysql2/promise';
 import type { ConsoleHub } from '../../src/agent-console/console-hub';
-import type { ConsoleCookieOptions } from '../../src/agent-console/console-routes';
 import { ConsoleSessionStore } from '../../src/agent-console/console-sessions';
 import type { ClickToDialService } from '../../src/calls/types';
 import { ConfigError, loadConfig } from '../../src/config';
 import { buildHttpServer } from '../../src/http/server';
+import { registerConsoleRoutes, type ConsoleCookieOptions, type ConsoleDeps } from '../../src/agent-console/console-routes';
 import { createLogger } from '../../src/logger';
 import { AgentTokenStore } from '../../src/stores/agent-tokens';
 import { TenantStore } from '../../src/stores/tenant-store';
@@ -52,22 +52,21 @@ describe('agent console sessions', () => {
     });
     const calls = {} as ClickToDialService;
     const hub = { watch: async () => () => undefined } as unknown as ConsoleHub;
+    const consoleDeps: ConsoleDeps = {
+      tokens,
+      sessions: new ConsoleSessionStore(db.pool, { lifetimeMs: 12 * HOUR, idleMs: 30 * MINUTE, cacheMs: CACHE_MS, now }),
+      cookie: opts.cookie,
+      calls,
+      hub,
+      redis: redis.redis,
+      prefix: redis.prefix,
+      keepAliveMs: opts.keepAliveMs,
+    };
     const server = buildHttpServer({
       logger: createLogger('debug', sink),
       auth: { authenticate: async () => null },
-      calls,
-      cdrs: { list: async () => ({ items: [], nextCursor: null }) },
       readiness: { check: async () => ({}) },
-      agentConsole: {
-        tokens,
-        sessions: new ConsoleSessionStore(db.pool, { lifetimeMs: 12 * HOUR, idleMs: 30 * MINUTE, cacheMs: CACHE_MS, now }),
-        cookie: opts.cookie,
-        calls,
-        hub,
-        redis: redis.redis,
-        prefix: redis.prefix,
-        keepAliveMs: opts.keepAliveMs,
-      },
+      routes: [(api) => registerConsoleRoutes(api, consoleDeps)],
     });
     servers.push(server);
     return server;

@@ -1,6 +1,6 @@
 import { ALLOW_LIST_MAX, BINDING_TTL_SECONDS, bindingTtlSeconds, membersOf, XB_HOLD } from '../../src/domain/binding-rules';
 import { AppError } from '../../src/domain/errors';
-import { blockNumbers } from '../../src/http/binding-routes';
+import { blockNumbers } from '../../src/domain/pool';
 import { BindingRegistry } from '../../src/stores/binding-registry';
 import { createTestDatabase, ensureTenants, type TestDatabase } from '../support/mysql';
 

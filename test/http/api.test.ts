@@ -1,5 +1,7 @@
 import type { FastifyInstance } from 'fastify';
-import type { CallView, ClickToDialService, CreateClickToDialInput, TenantContext } from '../../src/calls/types';
+import type { CallView, ClickToDialService, CreateClickToDialInput } from '../../src/calls/types';
+import { registerCallRoutes } from '../../src/calls/call-routes';
+import type { TenantContext } from '../../src/domain/tenant-context';
 import { ConflictError, NotFoundError, ValidationError } from '../../src/domain/errors';
 import { createLogger } from '../../src/logger';
 import { buildHttpServer } from '../../src/http/server';
@@ -120,9 +122,8 @@ describe('HTTP API', () => {
           return t ? { tenantId: t.id, keyId: t.apiKeyId } : null;
         },
       },
-      calls: service,
-      cdrs: new CdrStore(db.pool),
       readiness: { check: async () => ready },
+      v1Routes: [(v1) => registerCallRoutes(v1, { calls: service, cdrs: new CdrStore(db.pool) })],
     });
     await app.ready();
   });

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Binding } from '../../src/domain/binding-rules';
-import { blockNumbers, registerBindingRoutes } from '../../src/http/binding-routes';
+import { blockNumbers } from '../../src/domain/pool';
+import { registerBindingRoutes } from '../../src/bindings/routes';
 import { toHttpError } from '../../src/http/errors';
 import { BindingRegistry } from '../../src/stores/binding-registry';
 import { createTestDatabase, ensureTenants, type TestDatabase } from '../support/mysql';

@@ -1,5 +1,5 @@
 import type { Binding } from '../../src/stores/binding-registry';
-import { blockNumbers } from '../../src/http/binding-routes';
+import { blockNumbers } from '../../src/domain/pool';
 import { startTestSystem, type TestSystem } from '../support/system';
 
 type ErrorBody = { error: { code: string; field?: string } };

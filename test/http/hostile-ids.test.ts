@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify';
-import { registerBindingRoutes } from '../../src/http/binding-routes';
+import { registerBindingRoutes } from '../../src/bindings/routes';
 import { toHttpError } from '../../src/http/errors';
 import { BindingRegistry } from '../../src/stores/binding-registry';
 import { createTestDatabase, type TestDatabase } from '../support/mysql';

@@ -5,6 +5,8 @@ import { loadConfig } from '../../src/config';
 import { NotFoundError } from '../../src/domain/errors';
 import { MemoryAuthThrottle, RedisAuthThrottle, clientKey, type AuthFailureThrottle } from '../../src/http/auth-throttle';
 import { buildHttpServer } from '../../src/http/server';
+import { registerCallRoutes } from '../../src/calls/call-routes';
+import { registerOpsRoutes } from '../../src/monitoring/ops-routes';
 import { createLogger } from '../../src/logger';
 import type { PlatformMetrics } from '../../src/monitoring/metrics';
 import { createTestRedis, type TestRedis } from '../support/redis';
@@ -46,10 +48,12 @@ function build(opts: { throttle?: AuthFailureThrottle } = {}) {
         return key === GOOD_KEY ? { tenantId: 't1', keyId: 'k1' } : null;
       },
     },
-    calls,
-    cdrs: { list: async () => ({ items: [], nextCursor: null }) },
     readiness: { check: async () => ({ mysql: true }) },
-    ops: { metrics: { contentType: 'text/plain', text: async () => 'numguard_up 1\n' } as unknown as PlatformMetrics, adminToken: ADMIN_TOKEN, queues: [] },
+    routes: [
+      (api) =>
+        registerOpsRoutes(api, { metrics: { contentType: 'text/plain', text: async () => 'numguard_up 1\n' } as unknown as PlatformMetrics, adminToken: ADMIN_TOKEN, queues: [] }),
+    ],
+    v1Routes: [(v1) => registerCallRoutes(v1, { calls, cdrs: { list: async () => ({ items: [], nextCursor: null }) } })],
     ...(opts.throttle ? { authThrottle: opts.throttle } : {}),
   });
   return { app, auth, calls };

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { ClickToDialService } from '../../src/calls/types';
 import { NotFoundError } from '../../src/domain/errors';
 import { buildHttpServer } from '../../src/http/server';
+import { registerCallRoutes } from '../../src/calls/call-routes';
 import { createLogger } from '../../src/logger';
 import { createReadinessProbe } from '../../src/monitoring/readiness';
 import { createMysqlPool, type Pool } from '../../src/stores/mysql';
@@ -54,8 +55,7 @@ describe('readiness: Redis and MySQL going away and coming back', () => {
     http = buildHttpServer({
       logger: createLogger('silent'),
       auth: { authenticate: async () => null },
-      calls: noCalls,
-      cdrs: { list: async () => ({ items: [], nextCursor: null }) },
+      v1Routes: [(v1) => registerCallRoutes(v1, { calls: noCalls, cdrs: { list: async () => ({ items: [], nextCursor: null }) } })],
       readiness: createReadinessProbe({ esl, redis, pool, timeoutMs: PROBE_TIMEOUT_MS }),
     });
     await http.ready();

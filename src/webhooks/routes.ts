@@ -2,13 +2,13 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { ConflictError, NotFoundError, ValidationError } from '../domain/errors';
 import type { PlatformEventType } from '../events/platform-events';
-import { isSubscribableEventType, testPayload, WEBHOOK_EVENT_TYPES } from '../webhooks/payload';
-import type { WebhookQueue } from '../webhooks/webhook-queue';
-import { MAX_DELIVERY_PAGE, type WebhookEndpoint, type WebhookStore } from '../webhooks/webhook-store';
-import { CursorParam, ErrorSchema } from './schemas';
-import { checkPublicHost } from '../webhooks/public-address';
-import { publicDeliveryError } from '../webhooks/delivery-errors';
-import { tenantOf } from './tenant-context';
+import { isSubscribableEventType, testPayload, WEBHOOK_EVENT_TYPES } from './payload';
+import type { WebhookQueue } from './webhook-queue';
+import { MAX_DELIVERY_PAGE, type WebhookEndpoint, type WebhookStore } from './webhook-store';
+import { CursorParam, ErrorSchema } from '../http/schemas';
+import { checkPublicHost } from './public-address';
+import { publicDeliveryError } from './delivery-errors';
+import { tenantOf } from '../http/tenant-context';
 
 /**
  * The tenant's webhook endpoint and its delivery log (SPEC §6). Registered by server.ts inside

@@ -2,8 +2,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { ForbiddenError, NotFoundError, ValidationError } from '../domain/errors';
 import type { BindingRegistry } from '../stores/binding-registry';
-import { CursorParam, ErrorSchema, PhoneParam, ResourceId } from './schemas';
-import { tenantOf } from './tenant-context';
+import { CursorParam, ErrorSchema, PhoneParam, ResourceId } from '../http/schemas';
+import { tenantOf } from '../http/tenant-context';
 
 /**
  * Bindings, their history, the blacklist and the number pool over HTTP (SPEC §3, §7).
@@ -135,12 +135,6 @@ const NumberParams = Type.Object({ number: PhoneParam() });
 const BlacklistBody = Type.Object({ number: Number32 }, { additionalProperties: false });
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 429: ErrorSchema, 503: ErrorSchema };
 const security = [{ bearer: [] }];
-
-/** The 10,000 15-digit 700 numbers of an 11-digit block: `<block>0000` .. `<block>9999`. */
-export function blockNumbers(block: string, area: string): Array<{ x: string; area: string }> {
-  if (!/^700\d{8}$/.test(block)) throw new ValidationError('block', 'block must be 700 followed by 8 digits', 'invalid_block');
-  return Array.from({ length: 10_000 }, (_, i) => ({ x: `${block}${String(i).padStart(4, '0')}`, area }));
-}
 
 export function registerBindingRoutes(v1: FastifyInstance, deps: BindingRouteDeps): void {
   const { registry } = deps;

@@ -2,8 +2,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { ValidationError } from '../domain/errors';
 import type { AuditStore } from '../stores/audit-store';
-import { ErrorSchema } from './schemas';
-import { tenantOf } from './tenant-context';
+import { ErrorSchema } from '../http/schemas';
+import { tenantOf } from '../http/tenant-context';
 
 const AuditQuery = Type.Object(
   {

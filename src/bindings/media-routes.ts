@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { MediaCatalogue } from '../stores/media-catalogue';
-import { ErrorSchema } from './schemas';
+import { ErrorSchema } from '../http/schemas';
 
 /**
  * The operator's media catalogue, as tenants see it: the ids they may name as a binding's
