@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import type { RowDataPacket } from 'mysql2/promise';
 import { startApp, type App } from '../../src/app';
 import { callIdFor } from '../../src/calls/click-to-dial-request';
-import { loadConfig } from '../../src/config';
+import { ConfigError, loadConfig } from '../../src/config';
 import { EslClient } from '../../src/esl/client';
 import type { EslEvent } from '../../src/esl/event';
 import { callToXId } from '../../src/flows/call-to-x';
@@ -255,4 +255,15 @@ describe('graceful shutdown: SIGTERM mid-call', () => {
     // Ended when the switch says, not when the controller stopped nor when the CDR was written.
     expect(Math.abs((cdr[0]!.ended_at as Date).getTime() - x.first.at)).toBeLessThan(1000);
   }, 60_000);
+});
+
+describe('DRAIN_TIMEOUT_SECONDS', () => {
+  it('defaults to 20 s, takes 0 (hand over at once), and refuses what is not 0-86400 seconds, naming the variable', () => {
+    expect(loadConfig({ ESL_PASSWORD: 'x' }).drainTimeoutSeconds).toBe(20);
+    expect(loadConfig({ ESL_PASSWORD: 'x', DRAIN_TIMEOUT_SECONDS: '0' }).drainTimeoutSeconds).toBe(0);
+    for (const bad of ['-1', '86401', '2.5', 'soon']) {
+      expect(() => loadConfig({ ESL_PASSWORD: 'x', DRAIN_TIMEOUT_SECONDS: bad })).toThrow(ConfigError);
+      expect(() => loadConfig({ ESL_PASSWORD: 'x', DRAIN_TIMEOUT_SECONDS: bad })).toThrow(/DRAIN_TIMEOUT_SECONDS/);
+    }
+  });
 });
