@@ -8,6 +8,7 @@ import { BlacklistLookup } from './blacklist-lookup';
 import { AbuseFlagStore, type AbuseFlag } from './flag-store';
 import { tenantNumberHash, type NumberHasher } from '../domain/number-hash';
 import { RedisAbuseCounters } from './redis-counters';
+import { redisKeys } from '../stores/keys';
 
 export type AbuseLimits = AppConfig['abuse'];
 
@@ -171,7 +172,7 @@ export class AbuseGuard {
     if (limit <= 0) return;
     const second = Math.floor(now / SECOND_MS);
     // The key outlives its second a little, so a late request on a slow clock still finds it.
-    const { count } = await this.counters.takeFixed(`${this.deps.prefix}:abuse:tenant:${tenantId}:${second}`, 2 * SECOND_MS);
+    const { count } = await this.counters.takeFixed(redisKeys(this.deps.prefix).tenantRequests(tenantId, second), 2 * SECOND_MS);
     if (count > limit) {
       this.metrics.refused('tenant_requests');
       throw new RateLimitedError('tenant_rate_limited', `more than ${limit} requests per second`, Math.ceil(((second + 1) * SECOND_MS - now) / SECOND_MS));
@@ -187,7 +188,7 @@ export class AbuseGuard {
   }
 
   private key(counter: 'calls' | 'bindings' | 'fanout' | 'fanout-flag', tenantId: string, number: string): string {
-    return `${this.deps.prefix}:abuse:${counter}:${tenantNumberHash(this.deps.numberHash, tenantId, number)}`;
+    return redisKeys(this.deps.prefix).abuseCounter(counter, tenantNumberHash(this.deps.numberHash, tenantId, number));
   }
 
   private async takeOrRefuse(

@@ -14,6 +14,7 @@ import type { AgentTokenInfo, AgentTokenStore } from '../stores/agent-tokens';
 import type { ConsoleHub } from './console-hub';
 import { sessionKey, type ConsoleSessionStore } from './console-sessions';
 import { CONSOLE_PAGE } from './page';
+import { redisKeys } from '../stores/keys';
 
 /**
  * The agent console (SPEC §1): a page, and the small API it uses. An agent signs in with an
@@ -143,8 +144,7 @@ export function cameOverTls(request: FastifyRequest, trustProxy: boolean): boole
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 429: ErrorSchema };
 
 export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
-  const ownerKey = (callId: string): string => `${deps.prefix}:console:call:${callId}`;
-  const recentKey = (agentId: string): string => `${deps.prefix}:console:agent:${agentId}:recent`;
+  const { consoleCallOwner: ownerKey, consoleRecentCalls: recentKey } = redisKeys(deps.prefix);
   const contextOf = (agent: AgentTokenInfo): TenantContext => ({ tenantId: agent.tenantId, actor: `agent:${agent.id}` });
   // Open event streams are ended when the server closes, when their session signs out here, and
   // when a periodic check finds their session over (expired, revoked elsewhere).

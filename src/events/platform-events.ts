@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import type { CdrRecord } from '../domain/call';
 import { deterministicUuid } from '../domain/ids';
+import { redisKeys } from '../stores/keys';
 
 /**
  * What the platform tells the outside world about a call or a binding (SPEC §6): the feed of
@@ -85,7 +86,7 @@ export class PlatformEventBus {
   }
 
   channel(tenantId: string): string {
-    return `${this.prefix}:events:${tenantId}`;
+    return redisKeys(this.prefix).tenantEvents(tenantId);
   }
 
   readonly report: ReportEvent = (input) => {

@@ -8,6 +8,7 @@ import type { Logger } from '../logger';
 import type { CallOutcome } from '../stores/call-outcome';
 import { callToXHangupSide, callToXId, type CallToXDeps, type HandedOverCallToX } from './call-to-x';
 import { LegWatch, type SwitchControl } from './switch';
+import { queueNames } from '../stores/keys';
 
 /**
  * Calls to X handed over at the drain deadline of a graceful shutdown, and how they are settled.
@@ -94,7 +95,7 @@ export function keepFiguresHook(uuid: string): string {
   return `hash insert/${FIGURES_REALM}/${uuid}/${KEPT_VARIABLES.map((v) => `\${${v}}`).join('|')}`;
 }
 
-export const handoverQueueName = (prefix: string): string => `${prefix}-call-to-x-handover`;
+export const handoverQueueName = queueNames.callToXHandover;
 const handoverJobId = (callId: string): string => `handover-${callId}`;
 
 export class CallToXHandoverQueue {

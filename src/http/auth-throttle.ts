@@ -1,6 +1,7 @@
 import { isIPv6 } from 'node:net';
 import type { Redis } from 'ioredis';
 import { LuaScript } from '../stores/redis';
+import { redisKeys } from '../stores/keys';
 
 /**
  * Failed authentications counted per client address (SPEC §7): a bad API key, a bad admin token,
@@ -53,7 +54,7 @@ export class RedisAuthThrottle implements AuthFailureThrottle {
   ) {}
 
   private key(address: string): string {
-    return `${this.prefix}:authfail:${clientKey(address)}`;
+    return redisKeys(this.prefix).authFailures(clientKey(address));
   }
 
   async blockedFor(address: string): Promise<number> {

@@ -2,6 +2,7 @@ import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job, ty
 import type { Logger } from '../logger';
 import { persistCallOutcomes, type CallOutcome } from '../stores/call-outcome';
 import type { Pool } from '../stores/mysql';
+import { queueNames } from '../stores/keys';
 
 export type { CallOutcome, CallbackBindingInput } from '../stores/call-outcome';
 
@@ -12,7 +13,7 @@ export type { CallOutcome, CallbackBindingInput } from '../stores/call-outcome';
  * Keys: the queue is named `${prefix}-cdr` and BullMQ's own key prefix is `prefix` too, so
  * every key lives under `${prefix}:` (several deployments or test runs can share a Redis).
  */
-export const cdrQueueName = (prefix: string): string => `${prefix}-cdr`;
+export const cdrQueueName = queueNames.cdr;
 /** BullMQ (v6) refuses custom job ids containing ':', hence `cdr-<callId>` rather than `cdr:<callId>`. */
 export const cdrJobId = (callId: string): string => `cdr-${callId}`;
 
@@ -189,7 +190,7 @@ export function startCdrWriter(opts: CdrWriterOptions): { worker: Worker<CallOut
     },
   );
   worker.on('failed', (job, err) => {
-    const callId = job?.data?.cdr?.callId;
+    const callId = job?.data.cdr.callId;
     if (err instanceof UnrecoverableError || err.name === 'UnrecoverableError') {
       log.error({ callId, err }, 'CDR job failed permanently, kept in the failed set');
     } else {

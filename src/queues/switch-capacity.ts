@@ -22,6 +22,7 @@ import type { Redis } from 'ioredis';
 import { RetryLaterError } from '../domain/errors';
 import type { EslEvent } from '../esl/event';
 import type { Logger } from '../logger';
+import { redisKeys } from '../stores/keys';
 
 /** What this reads from the switch's event stream, besides the call flows' events. */
 export const CAPACITY_EVENTS = ['HEARTBEAT'] as const;
@@ -126,7 +127,7 @@ export async function callbackBacklog(queue: { getJobCounts(...types: Array<'wai
 }
 
 export function capacityKey(prefix: string, gateway: string): string {
-  return `${prefix}:capacity:${gateway}`;
+  return redisKeys(prefix).switchCapacity(gateway);
 }
 
 /** The snapshot a controller left in Redis, or null (none, or unreadable). */

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { CallResult, CallState, CdrRecord, HangupSide } from '../domain/call';
+import { redisKeys } from './keys';
 
 /**
  * The state of calls in progress, in Redis so any controller instance can follow, cancel or
@@ -41,12 +42,12 @@ export class LiveCallStore {
   ) {}
 
   private key(callId: string): string {
-    return `${this.prefix}:call:${callId}`;
+    return redisKeys(this.prefix).liveCall(callId);
   }
 
   /** true when this caller is the first to take the step; false when someone already did. */
   async claim(callId: string, step: ClaimStep): Promise<boolean> {
-    const ok = await this.redis.set(`${this.prefix}:claim:${callId}:${step}`, '1', 'EX', TTL_SECONDS, 'NX');
+    const ok = await this.redis.set(redisKeys(this.prefix).legClaim(callId, step), '1', 'EX', TTL_SECONDS, 'NX');
     return ok === 'OK';
   }
 

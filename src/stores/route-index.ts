@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Binding, CallRestriction } from '../domain/binding-rules';
 import type { NumberHasher } from '../domain/number-hash';
 import { LuaScript } from './redis';
+import { redisKeys } from './keys';
 
 /**
  * Where a call to X goes, keyed the way calls are routed: (X, caller). Lives in Redis so the
@@ -52,11 +53,11 @@ export class RouteIndex {
   ) {}
 
   private key(x: string, caller: string): string {
-    return `${this.prefix}:route:${x}:${caller === ANY_CALLER ? ANY_CALLER : this.hash(caller)}`;
+    return redisKeys(this.prefix).route(x, caller === ANY_CALLER ? ANY_CALLER : this.hash(caller));
   }
 
   private get readyKey(): string {
-    return `${this.prefix}:route:ready`;
+    return redisKeys(this.prefix).routeIndexReady;
   }
 
   private entries(b: IndexableBinding): Array<[string, RouteTarget]> {

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { LuaScript } from '../stores/redis';
+import { redisKeys } from '../stores/keys';
 
 /**
  * How many deliveries of one tenant may be in flight at once, across every controller. One
@@ -34,7 +35,7 @@ export class RedisTenantSlots implements TenantSlots {
   }
 
   private key(tenantId: string): string {
-    return `${this.prefix}:webhooks:tenant-slots:${tenantId}`;
+    return redisKeys(this.prefix).webhookTenantSlots(tenantId);
   }
 
   async acquire(tenantId: string, holder: string): Promise<boolean> {

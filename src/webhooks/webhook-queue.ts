@@ -8,12 +8,13 @@ import { postWebhook, type AttemptResult } from './pinned-post';
 import type { Resolver } from './public-address';
 import { RedisTenantSlots, type TenantSlots } from './tenant-slots';
 import type { DeliveryStatus, EndpointLookup, WebhookEndpoint, WebhookStore } from './webhook-store';
+import { queueNames } from '../stores/keys';
 
 /**
  * Webhook deliveries go through this BullMQ queue (SPEC §6): producing a job only touches Redis,
  * so a slow or dead endpoint can never delay a call; the worker POSTs and retries over hours.
  */
-export const WEBHOOK_QUEUE_NAME = 'webhooks';
+export const WEBHOOK_QUEUE_NAME = queueNames.webhooks;
 
 /** Delays between attempts, in units (a minute in production): attempt 2 comes 1 unit after attempt 1, … */
 export const WEBHOOK_RETRY_SCHEDULE_MINUTES: readonly number[] = [1, 4, 9, 106, 203, 300];
