@@ -135,7 +135,7 @@ export class EslClient extends EventEmitter {
       this.requireReady();
       if (this.jobs.has(jobUuid)) throw new EslError(`Job-UUID ${jobUuid} is already in flight`);
     } catch (err) {
-      return Promise.reject(err);
+      return Promise.reject(err instanceof Error ? err : new EslError(String(err)));
     }
     const { op, promise } = track<string>(this.pending, opts.timeoutMs ?? this.opts.commandTimeoutMs, `bgapi ${verb}`);
     this.jobs.set(jobUuid, op);
@@ -165,7 +165,7 @@ export class EslClient extends EventEmitter {
       this.requireReady();
       if (opts.awaitCompletion && this.executions.has(eventUuid)) throw new EslError(`Event-UUID ${eventUuid} is already in flight`);
     } catch (err) {
-      return Promise.reject(err);
+      return Promise.reject(err instanceof Error ? err : new EslError(String(err)));
     }
     const { op, promise } = track<EslEvent | undefined>(this.pending, opts.timeoutMs ?? this.opts.commandTimeoutMs, `execute ${app}`);
     if (opts.awaitCompletion) {
@@ -235,7 +235,7 @@ export class EslClient extends EventEmitter {
     });
     conn.on('esl::ready', () => {
       // Authenticated: (re)subscribe, then we are ready.
-      const sub = track<void>(this.pending, commandTimeoutMs, 'event subscription');
+      const sub = track<undefined>(this.pending, commandTimeoutMs, 'event subscription');
       sub.promise.then(
         () => {
           clearTimeout(handshake);
@@ -248,14 +248,14 @@ export class EslClient extends EventEmitter {
           this.starting = undefined;
           this.emit('ready');
         },
-        (err: Error) => {
-          lastError = err;
+        (err: unknown) => {
+          lastError = err instanceof Error ? err : new EslError(String(err));
           socket.destroy();
         },
       );
       conn.sendRecv(this.subscription, null, (reply) => {
         const text = reply.getHeader('Reply-Text') ?? '';
-        if (text.startsWith('+OK')) sub.op.resolve();
+        if (text.startsWith('+OK')) sub.op.resolve(undefined);
         else sub.op.reject(new EslCommandError(`subscription refused: ${text}`, text));
       });
     });

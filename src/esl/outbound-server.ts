@@ -73,7 +73,7 @@ class Session extends EventEmitter implements OutboundSession {
       assertNoNewline(app, arg);
       this.requireOpen();
     } catch (err) {
-      return Promise.reject(err);
+      return Promise.reject(err instanceof Error ? err : new EslError(String(err)));
     }
     const { op, promise } = track<EslEvent | undefined>(this.pending, opts.timeoutMs ?? this.opts.commandTimeoutMs, `execute ${app}`);
     if (opts.awaitCompletion) {
@@ -95,7 +95,7 @@ class Session extends EventEmitter implements OutboundSession {
       assertNoNewline(command);
       this.requireOpen();
     } catch (err) {
-      return Promise.reject(err);
+      return Promise.reject(err instanceof Error ? err : new EslError(String(err)));
     }
     const sp = command.indexOf(' ');
     const { op, promise } = track<string>(this.pending, opts.timeoutMs ?? this.opts.commandTimeoutMs, `api ${sp === -1 ? command : command.slice(0, sp)}`);
@@ -121,6 +121,7 @@ class Session extends EventEmitter implements OutboundSession {
         });
       });
     }
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- onClosed() may have set it while we awaited the linger notice; TypeScript keeps the narrowing from before the await
     if (this.ended) return;
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => this.socket.destroy(), this.opts.commandTimeoutMs);
@@ -258,12 +259,18 @@ export class EslOutboundServer extends EventEmitter {
       clearTimeout(handshake);
       if (socket.destroyed) return;
       const headers = conn.channelDataHeaders;
-      if (!headers) return fail(new EslError('connect reply without CHANNEL_DATA'));
+      if (!headers) {
+        fail(new EslError('connect reply without CHANNEL_DATA'));
+        return;
+      }
       const channelData = new RecordEvent(headers, undefined);
       const verified = this.opts.fromKnownSwitch ? this.opts.fromKnownSwitch(channelData) : Promise.resolve(true);
       void verified.then(
         (known) => {
-          if (known) return this.ready(conn, socket, channelData, acceptedAt, early);
+          if (known) {
+            this.ready(conn, socket, channelData, acceptedAt, early);
+            return;
+          }
           log.warn({ peer: socket.remoteAddress }, 'outbound socket connection whose channel data names no switch of the fleet: dropped');
           socket.destroy();
         },
@@ -303,7 +310,7 @@ const OUTBOUND_FRAME_LIMITS = { maxHeaderBytes: 256 << 10, maxBodyBytes: 1 << 20
 
 function isAllowedPeer(allowed: BlockList, address: string | undefined): boolean {
   if (!address) return false;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return allowed.check(mapped[1]!, 'ipv4');
+  const mappedV4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
+  if (mappedV4 !== undefined) return allowed.check(mappedV4, 'ipv4');
   return allowed.check(address, net.isIPv6(address) ? 'ipv6' : 'ipv4');
 }

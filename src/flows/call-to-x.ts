@@ -120,7 +120,8 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
   let onDecided = (): void => undefined;
   const decidedOrFailed = new Promise<void>((resolve) => (onDecided = resolve));
   let finishing = false;
-  let bAnswerAt: number | null = null;
+  // Set by the CHANNEL_BRIDGE listener (a callback TypeScript does not follow): declared so its reads are not narrowed to null.
+  let bAnswerAt = null as number | null;
   let handingOver: Promise<boolean> | undefined;
   const handOver = async (): Promise<boolean> => {
     await decidedOrFailed;
@@ -165,7 +166,8 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
   let decision: Decision;
   try {
     const looked = caller && x ? checkedRoute(await deps.routes.lookup(x, caller, startedAt)) : ({ refused: 'unbound' } as const);
-    const refusal = 'route' in looked && deps.admitCaller ? await deps.admitCaller(looked.route.tenantId, caller!, looked.route.target, startedAt) : null;
+    // A route is only looked up with a caller, so `caller` holds whenever `looked` has one.
+    const refusal = 'route' in looked && caller && deps.admitCaller ? await deps.admitCaller(looked.route.tenantId, caller, looked.route.target, startedAt) : null;
     decision = 'route' in looked && refusal ? ({ refused: refusal, binding: looked.route } as const) : looked;
     decided = decision;
   } finally {
@@ -182,7 +184,10 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
       await session.execute('playback', deps.notInServicePrompt, { awaitCompletion: true, timeoutMs: 60_000 });
       await session.execute('hangup', 'UNALLOCATED_NUMBER');
     } else {
-      route = decision.route;
+      const routed = decision.route;
+      route = routed;
+      // A route is only looked up with a valid X (see above).
+      if (x === null) throw new Error('a routed call to X has no valid X');
       log.info({ caller, target: route.target, kind: route.kind }, 'call to X routed');
       const maxDuration = route.maxDurationSeconds ?? deps.maxDurationSeconds;
       const announcement = route.announcement ? await deps.announcementOf(route.announcement) : null;
@@ -195,21 +200,21 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
       // ringback is set before the bridge starts, without a round trip on the way to the bridge.
       void session.execute('set', `ringback=${deps.ringbackTone}`).catch((err: unknown) => log.warn({ err }, 'could not set ringback'));
       const vars = formatChannelVars({
-        origination_caller_id_number: x!,
-        origination_caller_id_name: x!,
-        origination_callee_id_number: x!,
-        origination_callee_id_name: x!,
+        origination_caller_id_number: x,
+        origination_caller_id_name: x,
+        origination_callee_id_number: x,
+        origination_callee_id_name: x,
         originate_timeout: String(deps.ringTimeoutSeconds),
         ng_call_id: callId,
       });
       const onBridge = (e: EslEvent): void => {
         if (e.name !== 'CHANNEL_BRIDGE') return;
         bAnswerAt = Date.now();
-        const bridged = { tenantId: route!.tenantId, callId, at: bAnswerAt, bindingId: route!.bindingId };
+        const bridged = { tenantId: routed.tenantId, callId, at: bAnswerAt, bindingId: routed.bindingId };
         deps.report?.({ type: 'call.answered', leg: 'b', ...bridged });
         deps.report?.({ type: 'call.bridged', ...bridged });
         void session.api(`sched_hangup +${maxDuration} ${session.uuid} ALLOTTED_TIMEOUT`).catch(() => undefined);
-        if (route!.record) void session.execute('record_session', deps.recordingPath(callId)).catch(() => undefined);
+        if (routed.record) void session.execute('record_session', deps.recordingPath(callId)).catch(() => undefined);
       };
       session.on('event', onBridge);
       const bridging = session.execute('bridge', `${vars}${deps.dialString(route.target)}`, {
@@ -259,7 +264,7 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
     bRingAt: null,
     bAnswerAt,
     endedAt,
-    talkSeconds: result === 'connected' ? (billsec !== undefined ? Number(billsec) : Math.round((endedAt - bAnswerAt!) / 1000)) : 0,
+    talkSeconds: talkSecondsOf(result, billsec, bAnswerAt, endedAt),
     hangupCause: cause,
     hangupSide: sideOf(end, cause),
     result,
@@ -269,6 +274,15 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
   await deps.finished({ cdr });
   log.info({ result, cause, talkSeconds: cdr.talkSeconds }, 'call to X ended');
   return cdr;
+}
+
+/** A connected call's talk seconds: the switch's billsec when its end event had it, else counted from the bridge. */
+function talkSecondsOf(result: CallResult, billsec: string | undefined, bAnswerAt: number | null, endedAt: number): number {
+  if (result !== 'connected') return 0;
+  if (billsec !== undefined) return Number(billsec);
+  // A call is only ever 'connected' once its CHANNEL_BRIDGE set bAnswerAt.
+  if (bAnswerAt === null) throw new Error('a connected call to X has no bridge time');
+  return Math.round((endedAt - bAnswerAt) / 1000);
 }
 
 /**

@@ -98,7 +98,9 @@ export function validateClickToDialJob(data: unknown): ClickToDialJobData {
 
 /** The bytes a job's signature covers: every field but `auth` and `attempt`, keys sorted, as JSON. */
 export function canonicalJob(data: ClickToDialJobData): string {
-  const fields = Object.entries(data)
+  // An optional field may be present and undefined (signClickToDialJob's `auth: undefined`, a producer's spread options).
+  const entries: Array<[string, unknown]> = Object.entries(data);
+  const fields = entries
     .filter(([k, v]) => k !== 'auth' && k !== 'attempt' && v !== undefined)
     .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
   return JSON.stringify(Object.fromEntries(fields));

@@ -85,19 +85,20 @@ describeE2e('click-to-dial against a real FreeSWITCH with sipp phones', () => {
     return started;
   }
 
-  async function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  /** Every route called here answers a CallView (errors aside, which the tests check by status). */
+  async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: CallView }> {
     const res = await fetch(`${baseUrl}${path}`, {
       method,
       headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-    return { status: res.status, body: (await res.json()) as T };
+    return { status: res.status, body: (await res.json()) as CallView };
   }
 
   async function waitForCall(id: string, until: (c: CallView) => boolean = (c) => c.cdr !== null, timeoutMs = 40_000): Promise<CallView> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const { body } = await api<CallView>('GET', `/v1/calls/${id}`);
+      const { body } = await api('GET', `/v1/calls/${id}`);
       if (until(body)) return body;
       if (Date.now() > deadline) throw new Error(`call did not get there: ${JSON.stringify(body)}`);
       await new Promise((r) => setTimeout(r, 200));
@@ -117,7 +118,7 @@ describeE2e('click-to-dial against a real FreeSWITCH with sipp phones', () => {
     const { a, b } = numbers('fixed');
     const phoneA = await phone(a, { behaviour: 'answer', ringMs: 300 });
     const phoneB = await phone(b, { behaviour: 'answer-then-bye', ringMs: 500, talkMs: 3000 });
-    const { status, body } = await api<CallView>('POST', '/v1/calls', { requestId: 'e2e-fixed', a: a.number, b: b.number, displayMode: 'fixed' });
+    const { status, body } = await api('POST', '/v1/calls', { requestId: 'e2e-fixed', a: a.number, b: b.number, displayMode: 'fixed' });
     expect(status).toBe(202);
 
     const toA = await phoneA.receivedInvite(15_000);
@@ -141,7 +142,7 @@ describeE2e('click-to-dial against a real FreeSWITCH with sipp phones', () => {
     const { a, b } = numbers('passthrough');
     const phoneA = await phone(a, { behaviour: 'answer' });
     const phoneB = await phone(b, { behaviour: 'answer-then-bye', talkMs: 1000 });
-    const { body } = await api<CallView>('POST', '/v1/calls', { requestId: 'e2e-pass', a: a.number, b: b.number, displayMode: 'passthrough' });
+    const { body } = await api('POST', '/v1/calls', { requestId: 'e2e-pass', a: a.number, b: b.number, displayMode: 'passthrough' });
     const toA = await phoneA.receivedInvite(15_000);
     const toB = await phoneB.receivedInvite(15_000);
     expect(toA.from).toContain(`"${X}" <sip:${X}@`);
@@ -158,7 +159,7 @@ describeE2e('click-to-dial against a real FreeSWITCH with sipp phones', () => {
     const { a, b } = numbers('aBusy');
     await phone(a, { behaviour: 'busy' });
     const phoneB = await phone(b, { behaviour: 'answer' });
-    const { body } = await api<CallView>('POST', '/v1/calls', { requestId: 'e2e-abusy', a: a.number, b: b.number });
+    const { body } = await api('POST', '/v1/calls', { requestId: 'e2e-abusy', a: a.number, b: b.number });
     const done = await waitForCall(body.id);
     expect(done.cdr).toMatchObject({ result: 'a_busy', talkSeconds: 0, hangupCause: 'USER_BUSY' });
     await neverInvited(phoneB);
@@ -169,7 +170,7 @@ describeE2e('click-to-dial against a real FreeSWITCH with sipp phones', () => {
     const { a, b } = numbers('bNoAnswer');
     const phoneA = await phone(a, { behaviour: 'answer' });
     const phoneB = await phone(b, { behaviour: 'no-answer' });
-    const { body } = await api<CallView>('POST', '/v1/calls', { requestId: 'e2e-bnoans', a: a.number, b: b.number, ringTimeoutBSeconds: 5 });
+    const { body } = await api('POST', '/v1/calls', { requestId: 'e2e-bnoans', a: a.number, b: b.number, ringTimeoutBSeconds: 5 });
     await phoneB.receivedInvite(15_000);
     const done = await waitForCall(body.id);
     expect(done.cdr).toMatchObject({ result: 'b_no_answer', talkSeconds: 0 });
@@ -183,7 +184,7 @@ describeE2e('click-to-dial against a real FreeSWITCH with sipp phones', () => {
     const { a, b } = numbers('bRefused');
     const phoneA = await phone(a, { behaviour: 'answer' });
     const phoneB = await phone(b, { behaviour: 'answer' });
-    const { body } = await api<CallView>('POST', '/v1/calls', { requestId: 'e2e-brefused', a: a.number, b: b.number });
+    const { body } = await api('POST', '/v1/calls', { requestId: 'e2e-brefused', a: a.number, b: b.number });
     await phoneA.receivedInvite(15_000);
     const done = await waitForCall(body.id);
     expect(done.cdr).toMatchObject({ result: 'failed', hangupCause: 'DESTINATION_OUT_OF_ORDER', hangupSide: 'platform', talkSeconds: 0 });
@@ -199,7 +200,7 @@ describeE2e('click-to-dial against a real FreeSWITCH with sipp phones', () => {
     const { a, b } = numbers('cancel');
     const phoneA = await phone(a, { behaviour: 'no-answer' });
     const phoneB = await phone(b, { behaviour: 'answer' });
-    const { body } = await api<CallView>('POST', '/v1/calls', { requestId: 'e2e-cancel', a: a.number, b: b.number, ringTimeoutASeconds: 60 });
+    const { body } = await api('POST', '/v1/calls', { requestId: 'e2e-cancel', a: a.number, b: b.number, ringTimeoutASeconds: 60 });
     await phoneA.receivedInvite(15_000);
     await waitForCall(body.id, (c) => c.legs.a.state === 'ringing');
     const cancel = await api('POST', `/v1/calls/${body.id}/cancel`);

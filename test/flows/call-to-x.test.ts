@@ -101,8 +101,7 @@ describe('calls to X through the outbound socket (simulator, real MariaDB and Re
     const b = '13900008008';
     sys.sim.setPhone(b, { answer: 'answer', hangupAfterMs: 300 });
     await sys.app.bindings.bind({ tenantId: sys.tenantId, mode: 'axb', a, b, x: xs(4) });
-    const keys = await sys.app.pool.query('SELECT 1'); // keep MySQL up; wipe Redis's routes only
-    keys;
+    await sys.app.pool.query('SELECT 1'); // keep MySQL up; wipe Redis's routes only
     const { createRedis } = await import('../../src/stores/redis');
     const redis = createRedis('redis://127.0.0.1:6379');
     const routeKeys = await redis.keys(`${sys.env.REDIS_PREFIX}:route:*`);

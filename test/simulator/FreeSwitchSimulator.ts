@@ -167,7 +167,7 @@ function nowUs(): number { return Date.now() * 1000 + Math.floor((performance.no
 
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-const p2 = (n: number) => (n < 10 ? '0' + n : String(n));
+const p2 = (n: number) => (n < 10 ? `0${n}` : String(n));
 function dateLocal(d: Date): string { return `${d.getFullYear()}-${p2(d.getMonth() + 1)}-${p2(d.getDate())} ${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())}`; }
 function dateGmt(d: Date): string { return `${DAYS[d.getUTCDay()]}, ${p2(d.getUTCDate())} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ${p2(d.getUTCHours())}:${p2(d.getUTCMinutes())}:${p2(d.getUTCSeconds())} GMT`; }
 
@@ -181,9 +181,9 @@ class SimEvent {
     if (this.plainBuf === undefined) {
       let s = '';
       for (const [k, v] of this.headers) s += k + ': ' + urlEncode(v) + '\n';
-      if (this.body !== undefined) s += 'Content-Length: ' + Buffer.byteLength(this.body) + '\n\n' + this.body;
+      if (this.body !== undefined) s += `Content-Length: ${Buffer.byteLength(this.body)}\n\n${this.body}`;
       else s += '\n';
-      this.plainBuf = 'Content-Length: ' + Buffer.byteLength(s) + '\nContent-Type: text/event-plain\n\n' + s;
+      this.plainBuf = `Content-Length: ${Buffer.byteLength(s)}\nContent-Type: text/event-plain\n\n${s}`;
     }
     return this.plainBuf;
   }
@@ -193,7 +193,7 @@ class SimEvent {
       for (const [k, v] of this.headers) parts.push(JSON.stringify(k) + ':' + JSON.stringify(v));
       if (this.body !== undefined) { parts.push('"Content-Length":' + JSON.stringify(String(Buffer.byteLength(this.body)))); parts.push('"_body":' + JSON.stringify(this.body)); }
       const s = '{' + parts.join(',') + '}';
-      this.jsonBuf = 'Content-Length: ' + Buffer.byteLength(s) + '\nContent-Type: text/event-json\n\n' + s;
+      this.jsonBuf = `Content-Length: ${Buffer.byteLength(s)}\nContent-Type: text/event-json\n\n${s}`;
     }
     return this.jsonBuf;
   }
@@ -333,7 +333,7 @@ export class FreeSwitchSimulator {
 
   // ---------------------------------------------------------------- plumbing
   private closeServer(): Promise<void> {
-    return new Promise((resolve) => { if (!this.server || !this.server.listening) return void resolve(); this.server.close(() => resolve()); });
+    return new Promise((resolve) => { if (!this.server || !this.server.listening) { resolve(); return; } this.server.close(() => resolve()); });
   }
   private now(): number { return this.dueUs ?? nowUs(); }
   private sleep(ms: number): Promise<void> { const t = ms * this.scale; return new Promise((r) => (t < 1 ? setImmediate(r) : setTimeout(r, t))); }
@@ -537,7 +537,7 @@ export class FreeSwitchSimulator {
         const secs = Number((args[0] ?? '+0').replace('+', ''));
         const ch = this.chans.get(args[1] ?? '');
         if (!ch || ch.hungup) return '-ERR No such channel!\n';
-        this.timer(ch, secs * 1000, () => void this.hangup(ch, args[2] ?? 'ALLOTTED_TIMEOUT', 'local', undefined, true));
+        this.timer(ch, secs * 1000, () => void this.hangup(ch, args[2] ?? 'ALLOTTED_TIMEOUT', 'local'));
         return '+OK\n';
       }
       case 'uuid_setvar': {
@@ -671,7 +671,6 @@ export class FreeSwitchSimulator {
     };
     let pre = 'Caller-';
     const pushName = (h: string) => { const v = nameFor(h); if (v) out.push([pre === 'Caller-' ? h : pre + h.slice(7), v]); };
-    let hadAppData = false;
     for (const [name, tv] of te.h) {
       const alias = CHANNEL_PROFILE_ALIASES.has(name);
       pre = alias ? 'Channel-' : 'Caller-';
@@ -718,7 +717,7 @@ export class FreeSwitchSimulator {
         case 'Other-Leg-ANI': push(other?.ani ?? tv); continue;
         case 'Bridge-A-Unique-ID': push(a?.uuid ?? tv); continue;
         case 'Bridge-B-Unique-ID': push(b?.uuid ?? tv); continue;
-        case 'Application': push(app?.name ?? tv); if (app && app.arg) { out.push(['Application-Data', app.arg]); hadAppData = true; } continue;
+        case 'Application': push(app?.name ?? tv); if (app && app.arg) out.push(['Application-Data', app.arg]); continue;
         case 'Application-Data': if (!app) push(tv); continue;
         case 'Application-Response': push(app?.response ?? tv); continue;
         case 'Application-UUID': push(app?.uuid ?? tv); continue;
@@ -726,7 +725,6 @@ export class FreeSwitchSimulator {
         default: push(tv.includes('-') ? subUuid(tv) : tv);
       }
     }
-    hadAppData;
     if (extra) out.push(...extra);
     return new SimEvent(te.n, out, te.body);
   }
@@ -997,7 +995,7 @@ export class FreeSwitchSimulator {
         done(); return;
       }
       case 'hangup':
-        await this.hangup(ch, app.arg || 'NORMAL_CLEARING', 'local', undefined, false, app);
+        await this.hangup(ch, app.arg || 'NORMAL_CLEARING', 'local', undefined, app);
         return;
       case 'bridge':
         await this.bridge(ch, app, isOriginateApp);
@@ -1054,7 +1052,7 @@ export class FreeSwitchSimulator {
         if (oneShot) await this.hangup(a, 'NORMAL_CLEARING', 'local');
         else if (a.behaviour.byeRacing === 'bridge-failed') this.phoneBye(a);
       } else {
-        await this.hangup(a, cause, 'local', undefined, false, undefined, true);
+        await this.hangup(a, cause, 'local', undefined, undefined, true);
       }
     };
     if (mode === 'unreachable') { await failB('NO_ROUTE_DESTINATION', 'recv_refuse', '09'); return; }
@@ -1091,7 +1089,7 @@ export class FreeSwitchSimulator {
    * Hang up a leg. by = 'remote' (the phone sent BYE) or 'local' (FreeSWITCH hangs up: uuid_kill,
    * sched_hangup, hangup app, bridge consequences, shutdown).
    */
-  private async hangup(ch: Channel, cause: string, by: 'remote' | 'local', tpl?: TemplateKey, sched = false, hangupApp?: AppRun, afterFailedBridge = false): Promise<void> {
+  private async hangup(ch: Channel, cause: string, by: 'remote' | 'local', tpl?: TemplateKey, hangupApp?: AppRun, afterFailedBridge = false): Promise<void> {
     if (ch.hungup) return;
     if (ch.role === 'B') return this.hangupB(ch, cause, by);
     const a = ch;
@@ -1151,7 +1149,6 @@ export class FreeSwitchSimulator {
     if (a.recording) this.emit(a, 'RECORD_STOP');
     this.emit(a, 'CHANNEL_HANGUP_COMPLETE');
     this.finishJob(a, `-ERR ${cause}\n`);
-    sched;
     if (a.inbound) this.outboundHungup(a);
     // a lingering outbound socket holds the session: CHANNEL_DESTROY comes once it is released (13a observer)
     if (!a.inbound || !a.outConn || a.outConn.closed) this.destroy(a);
@@ -1181,7 +1178,7 @@ export class FreeSwitchSimulator {
       if (oneShot) await this.hangup(a, 'NORMAL_CLEARING', 'local');
       else if (a.behaviour.byeRacing === 'bridge-failed') this.phoneBye(a);
     } else {
-      await this.hangup(a, cause, 'local', undefined, false, undefined, true);
+      await this.hangup(a, cause, 'local', undefined, undefined, true);
     }
   }
 

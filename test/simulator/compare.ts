@@ -83,8 +83,8 @@ export function compareStreams(trace: TraceMsg[], got: Parsed[], opts: CompareOp
   for (const p of want) { const u = p.headers.find(([k]) => k === 'Unique-ID')?.[1]; if (u && !wantOrder.includes(u)) wantOrder.push(u); }
   for (const p of got) { const u = p.headers.find(([k]) => k === 'Unique-ID')?.[1]; if (u && !gotOrder.includes(u)) gotOrder.push(u); }
   const uuids = { ...opts.uuids };
-  wantOrder.forEach((u, i) => { if (!uuids[u]) uuids[u] = 'leg' + i; });
-  gotOrder.forEach((u, i) => { if (!uuids[u] && !simUuids[u]) simUuids[u] = uuids[wantOrder[i] ?? ''] ?? 'leg' + i; });
+  wantOrder.forEach((u, i) => { if (!uuids[u]) uuids[u] = `leg${i}`; });
+  gotOrder.forEach((u, i) => { if (!uuids[u] && !simUuids[u]) simUuids[u] = uuids[wantOrder[i] ?? ''] ?? `leg${i}`; });
   const compareMessage = (tag: string, we: Parsed, ge: Parsed) => {
     if (opts.checkHeaderNames !== false) {
       const wn = we.headers.map(([k]) => k).filter((k) => !VARIABLE_ALLOWLIST.has(k));

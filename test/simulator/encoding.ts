@@ -12,7 +12,7 @@ export function urlEncode(s: string): string {
   let out = '';
   for (const b of Buffer.from(s, 'utf8')) {
     const ch = String.fromCharCode(b);
-    if (b < 32 || b > 126 || UNSAFE.has(ch)) out += '%' + HEX[b >> 4] + HEX[b & 15];
+    if (b < 32 || b > 126 || UNSAFE.has(ch)) out += `%${HEX.charAt(b >> 4)}${HEX.charAt(b & 15)}`;
     else out += ch;
   }
   return out;

@@ -61,7 +61,7 @@ export function parseMsg(raw: string): Parsed {
     let m: RegExpExecArray | null;
     let inner = '';
     while ((m = re.exec(body))) {
-      const k = JSON.parse('"' + m[1] + '"') as string; const v = JSON.parse(m[2]!) as string;
+      const k = JSON.parse(`"${m[1]!}"`) as string; const v = JSON.parse(m[2]!) as string;
       if (k === '_body') inner = v; else if (k !== 'Content-Length') headers.push([k, v]);
     }
     return { ct, headers, body: inner, raw };
@@ -99,7 +99,6 @@ export interface ReplayOptions { onRecv?: (p: Parsed) => void; maxWaitMs?: numbe
  * arrived before it in the recording, then waits the recorded gap (scaled).
  */
 export async function replay(sim: FreeSwitchSimulator, port: number, trace: TraceMsg[], scale: number, opts: ReplayOptions = {}): Promise<ReplayResult> {
-  sim;
   return drive(net.connect(port, '127.0.0.1'), trace, scale, opts);
 }
 

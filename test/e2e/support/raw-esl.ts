@@ -32,8 +32,14 @@ export class RawEsl {
     socket.setNoDelay(true);
     await new Promise<void>((res, rej) => {
       const t = setTimeout(() => rej(new Error(`ESL ${addr.host}:${addr.port}: connect timeout`)), timeoutMs);
-      socket.once('connect', () => (clearTimeout(t), res()));
-      socket.once('error', (e) => (clearTimeout(t), rej(e)));
+      socket.once('connect', () => {
+        clearTimeout(t);
+        res();
+      });
+      socket.once('error', (e) => {
+        clearTimeout(t);
+        rej(e);
+      });
     });
     const esl = new RawEsl(socket);
     const greeting = await esl.next(timeoutMs);

@@ -113,7 +113,7 @@ export async function startPhone(opts: PhoneOptions): Promise<Phone> {
   } catch (e) {
     kill(child);
     rmSync(dir, { recursive: true, force: true });
-    throw new Error(`sipp phone ${opts.number} on ${host}:${opts.port} did not start: ${(e as Error).message} ${stderr}`);
+    throw new Error(`sipp phone ${opts.number} on ${host}:${opts.port} did not start: ${(e as Error).message} ${stderr}`, { cause: e });
   }
 
   let stopped = false;
