@@ -35,6 +35,8 @@ export interface ClickToDialServiceDeps {
   readonly numbers: PrivacyNumberLookup;
   /** Blacklist and rate limits; an idempotent retry of an accepted request is not checked again. */
   readonly admission?: ClickToDialAdmission;
+  /** Back-pressure: refuses (429/503 with Retry-After) a new call the switch or gateway would dial late. */
+  readonly capacity?: { admitNewCall(): Promise<void> };
   readonly logger: Logger;
 }
 
@@ -49,6 +51,8 @@ export class DefaultClickToDialService implements ClickToDialService {
     const callId = callIdFor(tenant.id, request.requestId);
     if (!(await this.deps.calls.get(tenant.id, callId))) {
       await requireOwnPrivacyNumber(this.deps.numbers, request);
+      // Before the abuse counters: a call refused for capacity does not use up the caller's budget.
+      await this.deps.capacity?.admitNewCall();
       await this.deps.admission?.admitClickToDial(request);
     }
     const { call, created } = await this.deps.calls.insert({
