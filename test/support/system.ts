@@ -60,6 +60,10 @@ export async function startTestSystem(opts: TestSystemOptions = {}): Promise<Tes
     CALLS_PER_CALLER_PER_MINUTE: '0',
     BINDINGS_PER_NUMBER_PER_HOUR: '0',
     TENANT_REQUESTS_PER_SECOND: '0',
+    // Back-pressure off unless a test turns it on (test/queues/back-pressure.test.ts): suites queue calls in bursts,
+    // and the simulator reports the shipped sessions-per-second (30), which would hold the queue to 12 calls/s.
+    CALLBACK_SWITCH_SHARE: '0',
+    CALLBACK_MAX_WAIT_SECONDS: '0',
     // Webhook receivers in tests listen on 127.0.0.1 (test/webhooks/webhook-url-guard.test.ts turns the guard on).
     WEBHOOK_ALLOW_PRIVATE_URLS: 'true',
     ...opts.env,
