@@ -14,6 +14,13 @@ import { completionEvents, PlatformEventBus, withId } from './events/platform-ev
 import { EslOutboundServer, peerMatcher, type OutboundSession } from './esl/outbound-server';
 import { SwitchIdentity } from './esl/switch-identity';
 import { callToXId, handleCallToX, type CallToXDeps } from './flows/call-to-x';
+import { callToXHandOver, CallToXHandoverQueue, startCallToXSettler } from './flows/call-to-x-handover';
+import { GuardedLiveCallStore, HandedOverCalls } from './lifecycle/handed-over';
+import { JobsInFlight } from './lifecycle/jobs-in-flight';
+import { QueuedCdrs } from './lifecycle/queued-cdrs';
+import { Scheduler } from './lifecycle/scheduler';
+import { callIdFor } from './calls/click-to-dial-request';
+import { cdrJobId } from './queues/cdr-queue';
 import type { ClickToDialDeps } from './flows/click-to-dial';
 import { SUBSCRIBED_EVENTS } from './flows/switch';
 import { RedisAuthThrottle } from './http/auth-throttle';
@@ -28,6 +35,7 @@ import { registerCallRoutes } from './calls/call-routes';
 import { registerWebhookRoutes, type WebhookRouteDeps } from './webhooks/routes';
 import type { Logger } from './logger';
 import { CallbackQueue, startCallbackWorker } from './queues/callback-queue';
+import { CAPACITY_EVENTS, callbackBacklog, capacityKey, SwitchCapacity } from './queues/switch-capacity';
 import type { CallOutcome } from './stores/call-outcome';
 import { CdrQueue, startCdrWriter } from './queues/cdr-queue';
 import { BindingRegistry } from './stores/binding-registry';
@@ -67,6 +75,16 @@ export interface App {
   readonly abuse: AbuseGuard;
   /** The separate /metrics listener (METRICS_HOST/METRICS_PORT), if configured. */
   readonly metricsAddress: { readonly host: string; readonly port: number } | null;
+  /**
+   * Graceful shutdown, first half: /readyz answers 503, no new outbound-socket calls nor jobs are
+   * taken, and the live calls may finish here for up to timeoutMs; the ones still live then are
+   * handed over (click-to-dial jobs back to the queue, calls to X to be settled from the switch by
+   * another controller). Resolves once every call here is finished or handed over and its CDR
+   * queued (and, with workers, written). Called again while running, a shorter timeout brings the
+   * deadline forward (a second SIGTERM: 0, hand over now).
+   */
+  drain(timeoutMs: number): Promise<void>;
+  /** Closes everything; live calls are handed over at once unless drain() ran. */
   stop(): Promise<void>;
 }
 
@@ -94,6 +112,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const numberHash = numberHasher(config.numberHashKey ?? (await platformSecret(pool, 'number_hash_key')));
   const routes = new RouteIndex(redis, config.redisPrefix, numberHash);
   // Created once the queues exist (below); abuse control reports through it from then on.
+  // eslint-disable-next-line prefer-const -- assigned once, below; the closures made before then read it
   let metrics: PlatformMetrics | undefined;
   const abuse = new AbuseGuard({
     redis,
@@ -113,10 +132,11 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     }
   };
   await ensureRoutes();
-  const routeCheck = setInterval(() => void ensureRoutes().catch((err: unknown) => logger.error({ err }, 'routing index check failed')), 10_000);
-  routeCheck.unref();
+  // Periodic work, all ended by stop() (which waits for a run in progress).
+  const scheduler = new Scheduler(logger);
+  scheduler.add({ name: 'routing index check', everyMs: 10_000, run: ensureRoutes });
 
-  const esl = new EslClient({ ...config.esl, events: SUBSCRIBED_EVENTS, logger: logger.child({ component: 'esl' }) });
+  const esl = new EslClient({ ...config.esl, events: [...SUBSCRIBED_EVENTS, ...CAPACITY_EVENTS], logger: logger.child({ component: 'esl' }) });
   esl.on('error', (err: unknown) => logger.error({ err }, 'esl error'));
   await esl.start();
 
@@ -124,23 +144,47 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     logger.warn({ err, type: event.type, callId: event.callId }, 'event listener failed'),
   );
   const cdrQueue = new CdrQueue({ connection: redis, prefix: config.redisPrefix });
+  const queuedCdrs = new QueuedCdrs();
   const finished = async (call: CallOutcome): Promise<void> => {
     await cdrQueue.enqueue(call);
+    queuedCdrs.queued(cdrJobId(call.cdr.callId));
     for (const e of completionEvents(call.cdr)) events.report(e);
   };
+  // Graceful shutdown (drain): what runs here, and what was let go of at the drain deadline.
+  const handedOver = new HandedOverCalls();
+  const callbackJobs = new JobsInFlight();
+  const settlerJobs = new JobsInFlight();
+  const callsToX = new Set<Promise<unknown>>();
+  let handOverCallsToX = (): void => undefined;
+  const callsToXHandover = new Promise<void>((resolve) => (handOverCallsToX = resolve));
   // Routing already stops at expiry (to the second); this moves ended bindings into history and reports them.
   const expireBindings = async (): Promise<void> => {
     for (const b of await bindings.expireDue()) {
       events.report({ type: 'binding.expired', tenantId: b.tenantId, bindingId: b.id, at: b.expiresAt });
     }
   };
-  const expirySweep = setInterval(() => void expireBindings().catch((err: unknown) => logger.error({ err }, 'binding expiry sweep failed')), 5_000);
-  expirySweep.unref();
+  scheduler.add({ name: 'binding expiry sweep', everyMs: 5_000, run: expireBindings });
   const callbackQueue = new CallbackQueue(redis, config.redisPrefix, config.dial.gateway);
+  // Back-pressure: the queue's rate follows the switch's sessions-per-second; calls it cannot dial in time are refused.
+  const capacity = new SwitchCapacity({
+    feed: esl,
+    gatewayCallsPerSecond: config.callbacks.callsPerSecond,
+    switchSharePercent: config.callbacks.switchSharePercent,
+    maxWaitSeconds: config.callbacks.maxWaitSeconds,
+    applyRate: async (rate) => {
+      await callbackQueue.queue.setGlobalRateLimit(rate, 1000);
+    },
+    publish: async (snapshot, ttlMs) => {
+      await redis.set(capacityKey(config.redisPrefix, config.dial.gateway), JSON.stringify(snapshot), 'PX', ttlMs);
+    },
+    logger,
+  });
+  await capacity.start();
 
   const flow: ClickToDialDeps = {
     switch: esl,
-    live,
+    // A call handed over at the drain deadline is another controller's: its flow here writes nothing more.
+    live: new GuardedLiveCallStore(redis, config.redisPrefix, handedOver),
     dialString: (n) => config.dial.overrides[n] ?? config.dial.template.replace('{number}', n),
     ringbackTone: config.callbacks.ringbackTone,
     bFailedPrompt: config.callbacks.bFailedPrompt,
@@ -166,6 +210,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     logger: logger.child({ component: 'outbound-socket' }),
     commandTimeoutMs: config.esl.commandTimeoutMs,
   });
+  const handoverQueue = new CallToXHandoverQueue({ connection: redis, prefix: config.redisPrefix });
   const callToX: CallToXDeps = {
     routes,
     dialString: flow.dialString,
@@ -180,13 +225,18 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     report: events.report,
     routed: (ms) => metrics?.routingDecision(ms),
     admitCaller: (tenantId, caller, target, now) => abuse.admitCallToX(tenantId, caller, target, now),
+    handOver: callToXHandOver({ queue: handoverQueue, ringTimeoutSeconds: config.callbacks.ringTimeoutBSeconds }),
     logger,
   };
   outbound.on('session', (session: OutboundSession) => {
     const ended = metrics?.callStarted(callToXId(session.uuid), 'call_to_x');
-    handleCallToX(callToX, session)
+    const call: Promise<unknown> = handleCallToX(callToX, session, { handover: callsToXHandover })
       .catch((err: unknown) => logger.error({ err }, 'call to X failed'))
-      .finally(() => ended?.());
+      .finally(() => {
+        ended?.();
+        callsToX.delete(call);
+      });
+    callsToX.add(call);
   });
   const outboundAddress = await outbound.listen();
 
@@ -227,11 +277,13 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     const deleted = await webhookStore.pruneDeliveries(Date.now() - config.webhooks.logRetentionDays * 86_400_000);
     if (deleted > 0) logger.info({ deleted, retentionDays: config.webhooks.logRetentionDays }, 'webhook delivery log pruned');
   };
-  const runDeliveryLogPrune = (): void => void pruneDeliveryLog().catch((err: unknown) => logger.error({ err }, 'webhook delivery log prune failed'));
   // The instance that delivers webhooks also keeps their log to its retention.
-  const deliveryLogPrune = workers ? setInterval(runDeliveryLogPrune, 3_600_000) : null;
-  deliveryLogPrune?.unref();
-  if (workers) runDeliveryLogPrune();
+  if (workers) scheduler.add({ name: 'webhook delivery log prune', everyMs: 3_600_000, run: pruneDeliveryLog, runAtStart: true });
+  cdrWriter?.worker.on('completed', (job) => queuedCdrs.written(job.id ?? ''));
+  // Calls to X handed over by a controller that stopped are settled by whichever runs workers.
+  const settler = workers
+    ? startCallToXSettler({ connection: redis, prefix: config.redisPrefix, switch: esl, finished, logger, inFlight: settlerJobs })
+    : null;
   const stopWebhookDispatch = startWebhookDispatch({ events, store: webhookEndpoints, queue: webhookQueue, logger });
   const callbackWorker = startCallbackWorker({
     connection: redis,
@@ -240,19 +292,24 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     concurrency: config.callbacks.concurrency,
     callsPerSecond: config.callbacks.callsPerSecond,
     flow,
-    finished,
+    finished: async (call) => {
+      if (handedOver.has(call.cdr.callId)) return; // its new owner writes the CDR
+      await finished(call);
+    },
     tenants: cachedTenantLookup(tenants, 5000),
     keys: tenants,
     calls,
     defaults,
     numbers: bindings,
     admission: abuse,
+    inFlight: callbackJobs,
     callbackBindingTtlSeconds: config.callbacks.callbackBindingTtlSeconds,
     routes,
     logger,
     lockDurationMs: options.lockDurationMs,
     stalledIntervalMs: options.stalledIntervalMs,
     autorun: workers,
+    capacity: { holdMs: () => capacity.holdMs(), hold: (ms) => callbackQueue.queue.rateLimit(ms) },
   });
 
   const service = new DefaultClickToDialService({
@@ -266,6 +323,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     defaults,
     numbers: bindings,
     admission: abuse,
+    capacity: { admitNewCall: () => capacity.admit(() => callbackBacklog(callbackQueue.queue)) },
     logger,
   });
 
@@ -289,7 +347,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   });
   const auditFailed = (err: unknown): void => {
     logger.error({ err }, 'audit entry not written');
-    metrics?.auditFailure();
+    metrics.auditFailure();
   };
   const consoleDeps: ConsoleDeps = {
     // The token is checked at sign-in only (uncached: a revoked or expired one signs no one in).
@@ -323,7 +381,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     audit,
     onAuditError: auditFailed,
     authThrottle: new RedisAuthThrottle(redis, config.redisPrefix, config.authFailuresPerMinute),
-    readiness: createReadinessProbe({ esl, redis, pool }),
+    readiness: createReadinessProbe({ esl, redis, pool, draining: () => draining }),
     routes: [(api) => registerOpsRoutes(api, { metrics, adminToken: config.adminToken, queues }), (api) => registerConsoleRoutes(api, consoleDeps)],
     // Abuse control first: the tenant's request rate is counted before any other route runs.
     v1Routes: [
@@ -338,6 +396,57 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   await http.listen({ host: config.http.host, port: config.http.port });
   const metricsListener = config.metricsListen ? await startMetricsListener(metrics, config.metricsListen, logger) : null;
 
+  let draining = false;
+  let drained: Promise<void> | undefined;
+  let deadlineAt = Infinity;
+  let deadlineTimer: NodeJS.Timeout | undefined;
+  let deadlineReached = (): void => undefined;
+  const deadline = new Promise<'deadline'>((resolve) => (deadlineReached = () => resolve('deadline')));
+  const setDeadline = (timeoutMs: number): void => {
+    const at = Date.now() + Math.max(0, timeoutMs);
+    if (at >= deadlineAt) return;
+    deadlineAt = at;
+    clearTimeout(deadlineTimer);
+    deadlineTimer = setTimeout(deadlineReached, Math.max(0, timeoutMs));
+  };
+  const allSettled = async (calls: Set<Promise<unknown>>): Promise<void> => {
+    while (calls.size > 0) await Promise.allSettled([...calls]);
+  };
+  const liveCounts = () => ({ callsToX: callsToX.size, clickToDial: callbackJobs.size, settling: settlerJobs.size });
+  const drain = (timeoutMs: number): Promise<void> => {
+    setDeadline(timeoutMs);
+    drained ??= (async () => {
+      draining = true;
+      logger.info({ timeoutMs, ...liveCounts() }, 'draining: no new calls taken; live calls may finish here');
+      outbound.stopAccepting();
+      callbackJobs.refuseNew();
+      settlerJobs.refuseNew();
+      await Promise.all([callbackWorker.pause(true), settler?.pause(true)]);
+      const idle = Promise.all([allSettled(callsToX), callbackJobs.whenIdle(), settlerJobs.whenIdle()]).then(() => 'idle' as const);
+      if ((await Promise.race([idle, deadline])) === 'deadline') {
+        logger.warn(liveCounts(), 'drain deadline: handing the live calls over');
+        handOverCallsToX();
+        const jobs = await callbackJobs.handBack((job) => {
+          const data = job.data as { tenantId?: unknown; requestId?: unknown } | undefined;
+          if (typeof data?.tenantId === 'string' && typeof data.requestId === 'string') handedOver.add(callIdFor(data.tenantId, data.requestId));
+        });
+        const settling = await settlerJobs.handBack();
+        if (jobs.length > 0 || settling.length > 0) {
+          logger.warn({ clickToDial: jobs.length, settling: settling.length }, 'jobs given back to the queue for another controller');
+        }
+        // Handed over, a call to X ends here at once; one that could not be (its channel was just ending) finishes.
+        await Promise.race([allSettled(callsToX), new Promise((r) => setTimeout(r, 15_000).unref())]);
+      }
+      clearTimeout(deadlineTimer);
+      if (cdrWriter) {
+        const left = await queuedCdrs.flush(cdrQueue.queue, 10_000);
+        if (left > 0) logger.warn({ cdrs: left }, 'CDRs still queued at shutdown; another controller writes them');
+      }
+      logger.info('drained');
+    })();
+    return drained;
+  };
+
   return {
     http,
     bindings,
@@ -350,14 +459,18 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     events,
     abuse,
     metricsAddress: metricsListener?.address ?? null,
+    drain,
     async stop() {
-      clearInterval(routeCheck);
-      clearInterval(expirySweep);
-      if (deliveryLogPrune) clearInterval(deliveryLogPrune);
+      // Nothing live is dropped: without a drain first, live calls are handed over now.
+      await drain(0);
+      await scheduler.stop();
+      capacity.stop();
       await outbound.close();
       await http.close();
       await metricsListener?.close();
-      await callbackWorker.close();
+      // Forced: what still runs here was given back to the queue at the drain deadline.
+      await callbackWorker.close(true);
+      await settler?.close(true);
       await cdrWriter?.close();
       stopWebhookDispatch();
       metrics.stop();
@@ -365,6 +478,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
       await webhookWorker?.close();
       await webhookQueue.close();
       await callbackQueue.close();
+      await handoverQueue.close();
       await cdrQueue.close();
       await esl.stop();
       await redis.quit();

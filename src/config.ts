@@ -27,6 +27,11 @@ export interface AppConfig {
   readonly metricsListen: { readonly host: string; readonly port: number } | null;
   /** AUTH_FAILURES_PER_MINUTE: failed authentications per client address per minute before 429 (0: unlimited). */
   readonly authFailuresPerMinute: number;
+  /**
+   * DRAIN_TIMEOUT_SECONDS: on SIGTERM, how long live calls may go on finishing here; the ones still
+   * live then are handed over to be settled from the switch by another controller (0: at once).
+   */
+  readonly drainTimeoutSeconds: number;
   readonly mysqlUrl: string;
   readonly redisUrl: string;
   /** Prefix for every Redis key and BullMQ queue, so several deployments (or test runs) can share a Redis. */
@@ -54,7 +59,12 @@ export interface AppConfig {
     readonly gateway: string;
   };
   readonly callbacks: {
+    /** The gateway's (carrier's) calls per second; the switch's sessions-per-second may lower the queue's rate (switchSharePercent). */
     readonly callsPerSecond: number;
+    /** % of the switch's sessions-per-second click-to-dial may use (two per call); 0: ignore the switch's limit. */
+    readonly switchSharePercent: number;
+    /** A new call that would wait longer than this for its turn is refused (429/503 + Retry-After); 0: no bound. */
+    readonly maxWaitSeconds: number;
     readonly concurrency: number;
     readonly ringTimeoutASeconds: number;
     readonly ringTimeoutBSeconds: number;
@@ -246,6 +256,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     numberHashKey: secretOrNull(env, 'NUMBER_HASH_KEY', 32),
     metricsListen: metricsListen(env),
     authFailuresPerMinute: int(env, 'AUTH_FAILURES_PER_MINUTE', 20, 0, 100_000),
+    drainTimeoutSeconds: int(env, 'DRAIN_TIMEOUT_SECONDS', 20, 0, 86_400),
     mysqlUrl: url(env, 'MYSQL_URL', 'mysql://root@127.0.0.1:3306/numguard', ['mysql:']),
     redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
     redisPrefix: str(env, 'REDIS_PREFIX', 'ng'),
@@ -269,6 +280,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     callbacks: {
       callsPerSecond: int(env, 'CALLBACK_CALLS_PER_SECOND', 20, 1, 100_000),
+      switchSharePercent: int(env, 'CALLBACK_SWITCH_SHARE', 85, 0, 100),
+      maxWaitSeconds: int(env, 'CALLBACK_MAX_WAIT_SECONDS', 5, 0, 3600),
       concurrency: int(env, 'CALLBACK_CONCURRENCY', 200, 1, 100_000),
       ringTimeoutASeconds: int(env, 'RING_TIMEOUT_A_SECONDS', 30, 5, 120),
       ringTimeoutBSeconds: int(env, 'RING_TIMEOUT_B_SECONDS', 30, 5, 120),

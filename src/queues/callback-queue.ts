@@ -13,6 +13,7 @@ import type { CallResult, ClickToDialRequest } from '../domain/call';
 import { AppError } from '../domain/errors';
 import { isRetryable } from '../domain/call-result';
 import { legUuid, runClickToDial, type ClickToDialDeps } from '../flows/click-to-dial';
+import type { JobsInFlight } from '../lifecycle/jobs-in-flight';
 import type { Logger } from '../logger';
 import type { CallOutcome } from '../stores/call-outcome';
 import type { CallStore } from '../stores/call-store';
@@ -98,6 +99,13 @@ export interface CallbackWorkerDeps {
   readonly stalledIntervalMs?: number;
   /** false: construct without taking jobs (an API-only instance). */
   readonly autorun?: boolean;
+  /** The jobs running here, for a graceful shutdown (waited for, or given back at its deadline). */
+  readonly inFlight?: JobsInFlight;
+  /**
+   * Back-pressure (switch-capacity.ts): holdMs() > 0 while the switch refuses new channels; hold(ms)
+   * keeps the queue from handing out calls that long (the queue's rateLimit).
+   */
+  readonly capacity?: { holdMs(): number; hold(ms: number): Promise<void> };
 }
 
 export interface JobReturn {
@@ -152,6 +160,17 @@ export function startCallbackWorker(deps: CallbackWorkerDeps): Worker<ClickToDia
     }
     const attempt = payload.attempt ?? 1;
     if (call.state === 'completed') return { result: call.result ?? 'failed', attempt };
+    // The switch refuses new channels now (idle CPU, sessions): an attempt not yet dialled waits in the
+    // queue instead of failing; one already under way is followed as usual.
+    const holdMs = deps.capacity?.holdMs() ?? 0;
+    if (holdMs > 0 && deps.capacity) {
+      const live = await deps.flow.live.get(call.id);
+      if (!live || live.state === 'queued' || live.attempt < attempt) {
+        log.info({ callId: call.id, holdMs }, 'switch at capacity: holding the call queue');
+        await deps.capacity.hold(holdMs);
+        throw Worker.RateLimitError();
+      }
+    }
 
     const outcome = await runClickToDial(deps.flow, { callId: call.id, attempt, request: requestOfCall(call), queuedAt: call.createdAt });
 
@@ -191,7 +210,9 @@ export function startCallbackWorker(deps: CallbackWorkerDeps): Worker<ClickToDia
     return { result: outcome.result, attempt };
   };
 
-  const worker = new Worker<ClickToDialJobData, JobReturn>(callbackQueueName(deps.gateway), processor, {
+  const tracked = deps.inFlight;
+  const run = tracked ? (job: Job<ClickToDialJobData, JobReturn>, token?: string) => tracked.run(job, token, () => processor(job, token)) : processor;
+  const worker = new Worker<ClickToDialJobData, JobReturn>(callbackQueueName(deps.gateway), run, {
     connection: deps.connection,
     prefix: deps.prefix,
     concurrency: deps.concurrency,

@@ -1,0 +1,141 @@
+/**
+ * Back-pressure end to end against the switch simulator: POST /v1/calls and a direct enqueue are
+ * refused (429 gateway_rate_limited / 503 switch_at_capacity, Retry-After) instead of queueing a call
+ * that would ring late, and the worker holds queued calls while the switch refuses new channels.
+ *
+ * The simulator answers `status` like a switch with the shipped limits (sessions-per-second 30,
+ * min-idle-cpu off). A low Idle-CPU is what a real switch reports in HEARTBEAT and `status` (trace
+ * 04c); here the test hands the controller such a HEARTBEAT and such a `status`.
+ */
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { enqueueClickToDial, callbackQueueName, CapacityRefusedError, CLICK_TO_DIAL_JOB_NAME } from '../../src';
+import { callIdFor } from '../../src/calls/click-to-dial-request';
+import { parsePlainEvent } from '../../src/esl/event';
+import { CLICK_TO_DIAL_JOB_VERSION, signClickToDialJob } from '../../src/queues/click-to-dial-job';
+import { createRedis } from '../../src/stores/redis';
+import { startTestSystem, type TestSystem } from '../support/system';
+
+async function post(sys: TestSystem, requestId: string, i: number): Promise<{ status: number; code?: string; retryAfter?: string }> {
+  const res = await sys.app.http.inject({
+    method: 'POST',
+    url: '/v1/calls',
+    headers: { authorization: `Bearer ${sys.apiKey}`, 'content-type': 'application/json' },
+    payload: { requestId, a: `1380000${String(8000 + i)}`, b: `1390000${String(8000 + i)}` },
+  });
+  const body = res.json<{ error?: { code: string } }>();
+  const retryAfter = res.headers['retry-after'];
+  return { status: res.statusCode, code: body.error?.code, retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined };
+}
+
+describe('back-pressure: calls the gateway or the switch cannot dial in time are refused', () => {
+  it('429 gateway_rate_limited once the backlog would wait longer than CALLBACK_MAX_WAIT_SECONDS at the gateway rate', async () => {
+    // No worker takes calls: the backlog only grows. 2 calls/s, at most 2 s: four wait, the fifth would wait 2.5 s.
+    const sys = await startTestSystem({ workers: false, env: { CALLBACK_CALLS_PER_SECOND: '2', CALLBACK_MAX_WAIT_SECONDS: '2', CALLBACK_SWITCH_SHARE: '85' } });
+    try {
+      const replies = [];
+      for (let i = 0; i < 5; i++) replies.push(await post(sys, `gw-${i}`, i));
+      expect(replies.slice(0, 4).map((r) => r.status)).toEqual([202, 202, 202, 202]);
+      expect(replies[4]).toEqual({ status: 429, code: 'gateway_rate_limited', retryAfter: '1' });
+      // Refused before it was recorded: nothing to show, nobody will be rung.
+      const refusedId = callIdFor(sys.tenantId, 'gw-4');
+      expect((await sys.api('GET', `/v1/calls/${refusedId}`)).status).toBe(404);
+      // An accepted call asked for again is the same call, whatever the backlog.
+      expect((await post(sys, 'gw-0', 0)).status).toBe(200);
+      // The gateway's rate is the narrower one: the queue's limiter runs at it.
+      const redis = createRedis('redis://127.0.0.1:6379');
+      expect(await redis.hget(`${sys.env.REDIS_PREFIX!}:${callbackQueueName('carrier')}:meta`, 'max')).toBe('2');
+      await redis.quit();
+    } finally {
+      await sys.stop();
+    }
+  });
+
+  it("the queue follows the switch's sessions-per-second: 503 switch_at_capacity when the switch sets the pace", async () => {
+    // 30 sessions/s (the simulator's, as shipped): (30 − 1) × 85 % / 2 legs = 12 calls/s; 1 s of backlog is 12 calls.
+    const sys = await startTestSystem({ workers: false, env: { CALLBACK_CALLS_PER_SECOND: '1000', CALLBACK_MAX_WAIT_SECONDS: '1', CALLBACK_SWITCH_SHARE: '85' } });
+    try {
+      const statuses = [];
+      for (let i = 0; i < 13; i++) statuses.push((await post(sys, `sw-${i}`, 100 + i)).status);
+      expect(statuses.filter((s) => s === 202)).toHaveLength(12);
+      expect(await post(sys, 'sw-13', 113)).toEqual({ status: 503, code: 'switch_at_capacity', retryAfter: '1' });
+      const redis = createRedis('redis://127.0.0.1:6379');
+      expect(await redis.hget(`${sys.env.REDIS_PREFIX!}:${callbackQueueName('carrier')}:meta`, 'max')).toBe('12');
+      await redis.quit();
+    } finally {
+      await sys.stop();
+    }
+  });
+
+  describe('while the switch is short of idle CPU', () => {
+    let sys: TestSystem;
+    let backend: Redis;
+    let status = '';
+    const setIdle = async (idle: number): Promise<void> => {
+      status = [
+        'UP 0 years, 0 days, 0 hours, 2 minutes, 19 seconds, 594 milliseconds, 829 microseconds',
+        'FreeSWITCH (Version 1.10.12-release  64bit) is ready',
+        '7 session(s) since startup',
+        '0 session(s) - peak 2, last 5min 2 ',
+        '0 session(s) per Sec out of max 30, peak 2, last 5min 2 ',
+        '1000 session(s) max',
+        `min idle cpu 25.00/${idle.toFixed(2)}`,
+        'Current Stack Size/Max 240K/8192K',
+        '',
+      ].join('\n');
+      // A HEARTBEAT as FreeSWITCH sends it (trace 04c), every second here.
+      sys.app.esl.emit(
+        'event',
+        parsePlainEvent(
+          `Event-Name: HEARTBEAT\nCore-UUID: ${sys.sim.coreUuid}\nEvent-Calling-Function: send_heartbeat\nEvent-Info: System%20Ready\nSession-Count: 0\nMax-Sessions: 1000\nSession-Per-Sec: 30\nSession-Per-Sec-Last: 0\nIdle-CPU: ${idle.toFixed(6)}\n`,
+        ),
+      );
+      await new Promise((r) => setTimeout(r, 100));
+    };
+
+    beforeAll(async () => {
+      sys = await startTestSystem({ env: { CALLBACK_MAX_WAIT_SECONDS: '5', CALLBACK_SWITCH_SHARE: '85' } });
+      const original = sys.app.esl.api.bind(sys.app.esl);
+      jest.spyOn(sys.app.esl, 'api').mockImplementation((command, opts) => (command === 'status' && status ? Promise.resolve(status) : original(command, opts)));
+      backend = createRedis('redis://127.0.0.1:6379');
+      await setIdle(90);
+      await new Promise((r) => setTimeout(r, 1000));
+      await setIdle(10); // a second later: heartbeats 1 s apart, so Retry-After is 1 s
+    });
+    afterAll(async () => {
+      await backend?.quit();
+      await sys?.stop();
+    });
+
+    it('POST /v1/calls is refused with 503 switch_at_capacity and Retry-After; a direct enqueue throws the same', async () => {
+      expect(await post(sys, 'cpu-1', 200)).toEqual({ status: 503, code: 'switch_at_capacity', retryAfter: '1' });
+      const err = await enqueueClickToDial(
+        { connection: backend, prefix: sys.env.REDIS_PREFIX!, gateway: 'carrier' },
+        { tenantId: sys.tenantId, requestId: 'cpu-direct', a: '13800008201', b: '13900008201' },
+        { keyId: sys.apiKeyId, apiKey: sys.apiKey },
+      ).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(CapacityRefusedError);
+      expect(err).toMatchObject({ code: 'switch_at_capacity', status: 503, retryAfterSeconds: 1 });
+    });
+
+    it('a call already queued is held, not dialled into a refusal, and dialled once the switch has CPU again', async () => {
+      const a = '13800008202';
+      const b = '13900008202';
+      sys.sim.setPhone(a, { answer: 'answer' });
+      sys.sim.setPhone(b, { answer: 'answer', hangupAfterMs: 200 });
+      // Queued before the switch ran short (added as is, past admission).
+      const queue = new Queue(callbackQueueName('carrier'), { connection: backend, prefix: sys.env.REDIS_PREFIX! });
+      const data = signClickToDialJob({ v: CLICK_TO_DIAL_JOB_VERSION, tenantId: sys.tenantId, requestId: 'held', a, b }, { keyId: sys.apiKeyId, apiKey: sys.apiKey });
+      const callId = callIdFor(sys.tenantId, 'held');
+      await queue.add(CLICK_TO_DIAL_JOB_NAME, data, { jobId: callId });
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(sys.sim.invitesTo(a)).toHaveLength(0);
+      expect(['waiting', 'delayed', 'prioritized', 'active']).toContain(await (await queue.getJob(callId))?.getState());
+      await setIdle(80);
+      const done = await sys.waitForCall(callId, (c) => c.cdr !== null, 15_000);
+      expect(done.result).toBe('connected');
+      expect(sys.sim.invitesTo(a)).toHaveLength(1);
+      await queue.close();
+    });
+  });
+});
