@@ -18,7 +18,6 @@ interface ErrorBody {
 }
 
 /** A request that also returns the headers (sys.api returns status and body only). */
-// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- T names the JSON body the caller expects, as sys.api<T> and res.json<T>() do
 async function request<T = ErrorBody & Record<string, unknown>>(sys: TestSystem, method: string, path: string, body?: unknown, key = sys.apiKey) {
   const address = sys.app.http.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;

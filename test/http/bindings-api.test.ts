@@ -21,7 +21,6 @@ describe('binding routes (binding-routes.ts)', () => {
   let registry: BindingRegistry;
   let app: FastifyInstance;
 
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- T names the JSON body the caller expects, as res.json<T>() does
   async function call<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, body?: unknown, tenant = T1) {
     const res = await app.inject({ method, url, headers: { 'x-tenant': tenant }, ...(body === undefined ? {} : { payload: body as object }) });
     return { status: res.statusCode, body: (res.body ? res.json() : undefined) as T };
