@@ -34,7 +34,7 @@ import { registerBindingRoutes } from './bindings/routes';
 import { registerCallRoutes } from './calls/call-routes';
 import { registerWebhookRoutes, type WebhookRouteDeps } from './webhooks/routes';
 import type { Logger } from './logger';
-import { CallbackQueue, startCallbackWorker } from './queues/callback-queue';
+import { CallbackQueue, startCallbackWorker } from './calls/callback-queue';
 import { CAPACITY_EVENTS, callbackBacklog, capacityKey, SwitchCapacity } from './queues/switch-capacity';
 import type { CallOutcome } from './stores/call-outcome';
 import { CdrQueue, startCdrWriter } from './queues/cdr-queue';

@@ -1,5 +1,5 @@
 /** What the package exports for business backends written in Node. */
-export { enqueueClickToDial, type CallbackQueueAddress, type ClickToDialPayload, type JobSigningKey } from './queues/enqueue-click-to-dial';
+export { enqueueClickToDial, type CallbackQueueAddress, type ClickToDialPayload, type JobSigningKey } from './calls/enqueue-click-to-dial';
 export {
   CLICK_TO_DIAL_JOB_NAME,
   CLICK_TO_DIAL_JOB_VERSION,
@@ -9,8 +9,8 @@ export {
   signClickToDialJob,
   validateClickToDialJob,
   type ClickToDialJobData,
-} from './queues/click-to-dial-job';
-export { callbackQueueName } from './queues/callback-queue';
+} from './calls/click-to-dial-job';
+export { callbackQueueName } from './calls/callback-queue';
 export { CapacityRefusedError } from './queues/switch-capacity';
 export { callIdFor } from './calls/click-to-dial-request';
 export {

@@ -1,6 +1,6 @@
-import type { CallbackQueue } from '../queues/callback-queue';
+import type { CallbackQueue } from './callback-queue';
 import type { CallOutcome } from '../stores/call-outcome';
-import { CLICK_TO_DIAL_JOB_VERSION } from '../queues/click-to-dial-job';
+import { CLICK_TO_DIAL_JOB_VERSION } from './click-to-dial-job';
 import type { CdrRecord } from '../domain/call';
 import { CANCEL_CAUSE } from '../domain/call-result';
 import { AppError, ConflictError, NotFoundError } from '../domain/errors';

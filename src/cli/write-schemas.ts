@@ -1,7 +1,7 @@
 // Writes the JSON Schema files of the public contracts (npm run schemas). A test keeps them in sync.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ClickToDialJobSchema } from '../queues/click-to-dial-job';
+import { ClickToDialJobSchema } from '../calls/click-to-dial-job';
 
 export const SCHEMA_FILES = { 'click-to-dial-job.v1.json': ClickToDialJobSchema } as const;
 

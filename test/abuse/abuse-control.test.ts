@@ -1,5 +1,5 @@
 import { Queue, QueueEvents } from 'bullmq';
-import { signClickToDialJob } from '../../src/queues/click-to-dial-job';
+import { signClickToDialJob } from '../../src/calls/click-to-dial-job';
 import { numberHasher } from '../../src/domain/number-hash';
 import type { RowDataPacket } from 'mysql2/promise';
 import type { Redis } from 'ioredis';
@@ -8,8 +8,8 @@ import { ConfigError, loadConfig } from '../../src/config';
 import { deterministicUuid } from '../../src/domain/ids';
 import { maskPhone } from '../../src/domain/phone-number';
 import { createLogger } from '../../src/logger';
-import { callbackQueueName } from '../../src/queues/callback-queue';
-import { CLICK_TO_DIAL_JOB_NAME } from '../../src/queues/click-to-dial-job';
+import { callbackQueueName } from '../../src/calls/callback-queue';
+import { CLICK_TO_DIAL_JOB_NAME } from '../../src/calls/click-to-dial-job';
 import { createRedis } from '../../src/stores/redis';
 import { startTestSystem, type TestSystem } from '../support/system';
 

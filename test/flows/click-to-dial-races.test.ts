@@ -17,7 +17,7 @@ import type { CdrRecord } from '../../src/domain/call';
 import type { EslEvent } from '../../src/esl/event';
 import { callIdFor } from '../../src/calls/click-to-dial-request';
 import { legUuid } from '../../src/flows/click-to-dial';
-import { callbackQueueName } from '../../src/queues/callback-queue';
+import { callbackQueueName } from '../../src/calls/callback-queue';
 import { LiveCallStore } from '../../src/stores/live-calls';
 import { createRedis, type Redis } from '../../src/stores/redis';
 import type { ByeRace, PhoneBehaviour } from '../simulator/FreeSwitchSimulator';

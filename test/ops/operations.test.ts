@@ -2,7 +2,7 @@ import { Queue, Worker } from 'bullmq';
 import type { RowDataPacket } from 'mysql2/promise';
 import { callToXId } from '../../src/flows/call-to-x';
 import { maskPhone } from '../../src/domain/phone-number';
-import { callbackQueueName } from '../../src/queues/callback-queue';
+import { callbackQueueName } from '../../src/calls/callback-queue';
 import { createRedis } from '../../src/stores/redis';
 import { FreeSwitchSimulator } from '../simulator';
 import { TEST_REDIS_URL } from '../support/redis';

@@ -12,7 +12,7 @@ import type { Redis } from 'ioredis';
 import { enqueueClickToDial, callbackQueueName, CapacityRefusedError, CLICK_TO_DIAL_JOB_NAME } from '../../src';
 import { callIdFor } from '../../src/calls/click-to-dial-request';
 import { parsePlainEvent } from '../../src/esl/event';
-import { CLICK_TO_DIAL_JOB_VERSION, signClickToDialJob } from '../../src/queues/click-to-dial-job';
+import { CLICK_TO_DIAL_JOB_VERSION, signClickToDialJob } from '../../src/calls/click-to-dial-job';
 import { createRedis } from '../../src/stores/redis';
 import { startTestSystem, type TestSystem } from '../support/system';
 

@@ -4,7 +4,7 @@ import { Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { SCHEMA_FILES, schemaText } from '../../src/cli/write-schemas';
 import { enqueueClickToDial, InvalidJobError, callbackQueueName, CLICK_TO_DIAL_JOB_NAME } from '../../src';
-import { signClickToDialJob, type ClickToDialJobData } from '../../src/queues/click-to-dial-job';
+import { signClickToDialJob, type ClickToDialJobData } from '../../src/calls/click-to-dial-job';
 import { createRedis } from '../../src/stores/redis';
 import { startTestSystem, X, type TestSystem } from '../support/system';
 

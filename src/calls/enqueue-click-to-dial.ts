@@ -1,7 +1,7 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
-import { callIdFor } from '../calls/click-to-dial-request';
+import { callIdFor } from './click-to-dial-request';
 import { callbackQueueName } from './callback-queue';
-import { admitNewCall, callbackBacklog, readCapacitySnapshot } from './switch-capacity';
+import { admitNewCall, callbackBacklog, readCapacitySnapshot } from '../queues/switch-capacity';
 import {
   CLICK_TO_DIAL_JOB_NAME,
   CLICK_TO_DIAL_JOB_VERSION,

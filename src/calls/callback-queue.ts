@@ -8,7 +8,7 @@ import {
   type ClickToDialAdmission,
   type ClickToDialDefaults,
   type PrivacyNumberLookup,
-} from '../calls/click-to-dial-request';
+} from './click-to-dial-request';
 import type { CallResult, ClickToDialRequest } from '../domain/call';
 import { AppError } from '../domain/errors';
 import { isRetryable } from '../domain/call-result';
