@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { AppConfig } from '../config';
-import { AppError, ForbiddenError } from '../domain/errors';
+import { ForbiddenError, RetryLaterError, type ErrorCode } from '../domain/errors';
 import { maskPhone } from '../domain/phone-number';
 import type { Logger } from '../logger';
 import type { Pool } from '../stores/mysql';
@@ -23,15 +23,10 @@ export interface AbuseMetrics {
 
 export const NO_ABUSE_METRICS: AbuseMetrics = { refused: () => undefined, flagged: () => undefined };
 
-/** A 429 that tells the client when to try again (the HTTP layer sends it as Retry-After). */
-export class RateLimitedError extends AppError {
-  constructor(
-    code: string,
-    message: string,
-    readonly retryAfterSeconds: number,
-    field?: string,
-  ) {
-    super(code, message, 429, field);
+/** A limit of abuse control refused the request: 429, and when to try again (Retry-After). */
+export class RateLimitedError extends RetryLaterError {
+  constructor(code: ErrorCode, message: string, retryAfterSeconds: number, field?: string) {
+    super(code, message, retryAfterSeconds, field);
     this.name = 'RateLimitedError';
   }
 }
@@ -198,7 +193,7 @@ export class AbuseGuard {
     limit: number,
     windowMs: number,
     now: number,
-    code: string,
+    code: ErrorCode,
     metric: AbuseLimitName,
     message: (field: string, limit: number) => string,
   ): Promise<void> {

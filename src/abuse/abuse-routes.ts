@@ -1,10 +1,9 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { RetryLaterError } from '../domain/errors';
 import { parseRealNumber } from '../domain/phone-number';
 import { ErrorSchema } from '../http/schemas';
 import { tenantOf } from '../http/tenant-context';
-import { RateLimitedError, type AbuseGuard } from './abuse-guard';
+import type { AbuseGuard } from './abuse-guard';
 
 const AbuseFlagSchema = Type.Object({
   id: Type.Integer(),
@@ -26,19 +25,12 @@ const ListFlagsQuery = Type.Object(
 
 /**
  * Abuse control on the authenticated /v1 scope: call right after the authentication hook is
- * added. Adds the per-tenant request rate (429 tenant_rate_limited), the Retry-After header on
- * every rate-limit refusal, and GET /v1/abuse/flags.
+ * added. Adds the per-tenant request rate (429 tenant_rate_limited) and GET /v1/abuse/flags.
  */
 export function registerAbuseRoutes(v1: FastifyInstance, guard: AbuseGuard): void {
   v1.addHook('onRequest', async (request) => {
     if (request.tenant) await guard.admitTenantRequest(request.tenant.tenantId);
   });
-  // onError runs before the error handler: the place to add a header to an error response.
-  v1.addHook('onError', async (_request, reply, error) => {
-    // Capacity refusals of the call queue (429 gateway_rate_limited, 503 switch_at_capacity) carry one too.
-    if (error instanceof RateLimitedError || error instanceof RetryLaterError) void reply.header('retry-after', String(error.retryAfterSeconds));
-  });
-
   v1.get<{ Querystring: Static<typeof ListFlagsQuery> }>(
     '/abuse/flags',
     {

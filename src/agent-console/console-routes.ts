@@ -206,7 +206,7 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleDeps): 
         { schema: { hide: true, body: SessionBody, response: { 200: SessionReply, ...errors } } },
         async (request, reply) => {
           const agent = await deps.tokens.authenticate(request.body.token.trim());
-          if (!agent) throw new AppError('unauthorized', 'unknown, expired or revoked agent token', 401, 'token');
+          if (!agent) throw new AppError('unauthorized', 'unknown, expired or revoked agent token', 'token');
           // A session this browser still had ends: one sign-in, one session.
           const previous = cookieSession(request);
           if (previous) await deps.sessions.revoke(previous);
@@ -234,11 +234,11 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleDeps): 
       void api.register(async (signedIn) => {
         signedIn.addHook('onRequest', async (request, reply) => {
           const id = cookieSession(request);
-          if (!id) throw new AppError('unauthorized', 'sign in with your agent token', 401);
+          if (!id) throw new AppError('unauthorized', 'sign in with your agent token');
           const session = await deps.sessions.authenticate(id);
           if (!session) {
             clearCookie(request, reply);
-            throw new AppError('session_ended', 'your console session has ended (signed out, expired or revoked): sign in again', 401);
+            throw new AppError('session_ended', 'your console session has ended (signed out, expired or revoked): sign in again');
           }
           request.agent = session.agent;
           request.consoleSession = session.key;
@@ -252,7 +252,7 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleDeps): 
           );
         }
         const agentOf = (request: FastifyRequest): AgentTokenInfo => {
-          if (!request.agent) throw new AppError('unauthorized', 'sign in first', 401);
+          if (!request.agent) throw new AppError('unauthorized', 'sign in first');
           return request.agent;
         };
 
@@ -302,7 +302,7 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleDeps): 
           const agent = agentOf(request);
           const sessionId = cookieSession(request);
           const session = request.consoleSession;
-          if (!sessionId || !session) throw new AppError('unauthorized', 'sign in first', 401);
+          if (!sessionId || !session) throw new AppError('unauthorized', 'sign in first');
           reply.hijack();
           const res = reply.raw;
           let closed = false;

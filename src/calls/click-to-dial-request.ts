@@ -52,7 +52,7 @@ export function resolveClickToDialRequest(
   input: CreateClickToDialInput,
   defaults: ClickToDialDefaults,
 ): ClickToDialRequest {
-  if (tenant.status !== 'active') throw new AppError('tenant_disabled', 'tenant is not active', 403);
+  if (tenant.status !== 'active') throw new AppError('tenant_disabled', 'tenant is not active');
   const a = parseRealNumber(input.a, 'a');
   const b = parseRealNumber(input.b, 'b');
   if (a === b) throw new ValidationError('b', 'a and b must be different numbers', 'same_number');

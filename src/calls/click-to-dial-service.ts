@@ -46,7 +46,7 @@ export class DefaultClickToDialService implements ClickToDialService {
 
   async create(ctx: TenantContext, input: CreateClickToDialInput): Promise<{ call: CallView; created: boolean }> {
     const tenant = await this.deps.tenants.get(ctx.tenantId);
-    if (!tenant) throw new AppError('tenant_disabled', 'tenant is not active', 403);
+    if (!tenant) throw new AppError('tenant_disabled', 'tenant is not active');
     const request = resolveClickToDialRequest(tenant, input, this.deps.defaults);
     const callId = callIdFor(tenant.id, request.requestId);
     if (!(await this.deps.calls.get(tenant.id, callId))) {

@@ -514,7 +514,7 @@ export async function runAdminCli(
       err(failure.message);
       return 1;
     }
-    if (failure instanceof AppError && failure.status < 500) {
+    if (failure instanceof AppError && failure.kind !== 'unavailable') {
       const flag = failure.field ? (FLAG_OF_FIELD[failure.field] ?? failure.field) : undefined;
       err(`${flag ? `invalid --${flag}: ` : ''}${failure.message} (${failure.code})`);
       return 65;

@@ -1,5 +1,5 @@
 import type { FastifyError } from 'fastify';
-import { AppError } from '../domain/errors';
+import { AppError, type ErrorKind } from '../domain/errors';
 
 export interface ErrorBody {
   readonly error: { readonly code: string; readonly message: string; readonly field?: string };
@@ -18,9 +18,33 @@ interface AjvIssue {
  * client errors) come here too, so every 4xx/5xx is `{ error: { code, message, field? } }`.
  * Messages never echo request values (they may be phone numbers).
  */
-export function toHttpError(err: unknown): { status: number; body: ErrorBody; unexpected: boolean } {
+/** The HTTP status of each kind of failure the domain names. */
+const STATUS_OF: Record<ErrorKind, number> = {
+  invalid: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  too_many: 429,
+  unavailable: 503,
+};
+
+export interface HttpError {
+  readonly status: number;
+  readonly body: ErrorBody;
+  /** Retry-After, when the refusal says when to try again. */
+  readonly retryAfterSeconds?: number;
+  readonly unexpected: boolean;
+}
+
+export function toHttpError(err: unknown): HttpError {
   if (err instanceof AppError) {
-    return { status: err.status, body: { error: { code: err.code, message: err.message, field: err.field } }, unexpected: false };
+    return {
+      status: STATUS_OF[err.kind],
+      body: { error: { code: err.code, message: err.message, field: err.field } },
+      ...(err.retryAfterSeconds !== undefined ? { retryAfterSeconds: err.retryAfterSeconds } : {}),
+      unexpected: false,
+    };
   }
   const fe = err as Partial<FastifyError> & { validation?: AjvIssue[]; validationContext?: string };
   const firstIssue = Array.isArray(fe.validation) ? fe.validation[0] : undefined;
@@ -51,7 +75,7 @@ export function notFound(): { status: number; body: ErrorBody } {
   return simple(404, 'not_found', 'no such resource');
 }
 
-function simple(status: number, code: string, message: string) {
+function simple(status: number, code: string, message: string): HttpError {
   return { status, body: { error: { code, message } }, unexpected: false };
 }
 

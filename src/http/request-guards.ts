@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
-import { AppError } from '../domain/errors';
+import { RetryLaterError } from '../domain/errors';
 import { maskPhonesInText } from '../domain/phone-number';
 import type { AuthFailureThrottle } from './auth-throttle';
 import { toHttpError } from './errors';
@@ -35,7 +35,8 @@ export function clientRequestIdOf(header: string | string[] | undefined): string
 }
 
 function sendError(reply: FastifyReply, err: unknown): FastifyReply {
-  const { status, body } = toHttpError(err);
+  const { status, body, retryAfterSeconds } = toHttpError(err);
+  if (retryAfterSeconds !== undefined) void reply.header('retry-after', String(retryAfterSeconds));
   return reply.status(status).send(body);
 }
 
@@ -114,8 +115,7 @@ export function registerRequestGuards(app: FastifyInstance, opts: RequestGuardOp
       request.log.warn({ err }, 'failed-authentication throttle unavailable; request let through');
     }
     if (blockedMs > 0) {
-      void reply.header('retry-after', String(Math.max(1, Math.ceil(blockedMs / 1000))));
-      return sendError(reply, new AppError('too_many_failed_auth', 'too many failed authentications from this address: try again later', 429));
+      return sendError(reply, new RetryLaterError('too_many_failed_auth', 'too many failed authentications from this address: try again later', Math.max(1, Math.ceil(blockedMs / 1000))));
     }
   });
   app.addHook('onSend', async (request, reply, payload) => {

@@ -88,8 +88,9 @@ export function buildHttpServer(deps: HttpDeps): FastifyInstance {
   });
 
   app.setErrorHandler((err, request, reply) => {
-    const { status, body, unexpected } = toHttpError(err);
+    const { status, body, retryAfterSeconds, unexpected } = toHttpError(err);
     if (unexpected) request.log.error({ err }, 'unexpected error');
+    if (retryAfterSeconds !== undefined) void reply.header('retry-after', String(retryAfterSeconds));
     void reply.status(status).send(body);
   });
   app.setNotFoundHandler((_request, reply) => {
@@ -141,8 +142,8 @@ export function buildHttpServer(deps: HttpDeps): FastifyInstance {
 async function authenticate(auth: ApiKeyAuthenticator, request: FastifyRequest): Promise<TenantContext> {
   const header = request.headers.authorization;
   const key = header ? /^Bearer\s+(\S+)$/i.exec(header)?.[1] : undefined;
-  if (!key) throw new AppError('unauthorized', 'send the API key as "Authorization: Bearer <key>"', 401);
+  if (!key) throw new AppError('unauthorized', 'send the API key as "Authorization: Bearer <key>"');
   const found = await auth.authenticate(key);
-  if (!found) throw new AppError('unauthorized', 'unknown or revoked API key', 401);
+  if (!found) throw new AppError('unauthorized', 'unknown or revoked API key');
   return { tenantId: found.tenantId, actor: `key:${found.keyId ?? 'unknown'}` };
 }

@@ -63,7 +63,7 @@ export interface CapacitySnapshot {
 /** 429 `gateway_rate_limited` or 503 `switch_at_capacity`, with the seconds after which to try again. */
 export class CapacityRefusedError extends RetryLaterError {
   constructor(code: 'gateway_rate_limited' | 'switch_at_capacity', message: string, retryAfterSeconds: number) {
-    super(code, message, code === 'gateway_rate_limited' ? 429 : 503, retryAfterSeconds);
+    super(code, message, retryAfterSeconds);
     this.name = 'CapacityRefusedError';
   }
 }

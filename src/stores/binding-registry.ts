@@ -280,7 +280,7 @@ export class BindingRegistry {
         if (!(err instanceof Clash)) throw err;
       }
     }
-    throw new AppError('allocation_contended', 'no free number could be taken after several tries; retry', 503);
+    throw new AppError('allocation_contended', 'no free number could be taken after several tries; retry');
   }
 
   /** An announcement is the id of an entry of the operator's catalogue, never text to play. */
@@ -522,7 +522,7 @@ export class BindingRegistry {
       throw new ForbiddenError('number_blacklisted', `${field} is on the blacklist`, field);
     }
     if (Number(rows.find((r) => r.k === 'pair')?.v ?? 0) >= PAIR_BINDINGS_PER_HOUR) {
-      throw new AppError('pair_rate_limited', `this pair was bound ${PAIR_BINDINGS_PER_HOUR} times in the last hour`, 429, 'b');
+      throw new AppError('pair_rate_limited', `this pair was bound ${PAIR_BINDINGS_PER_HOUR} times in the last hour`, 'b');
     }
   }
 

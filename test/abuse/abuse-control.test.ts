@@ -246,7 +246,7 @@ describe('abuse limits: calls per caller, bindings per number, blacklist, calls 
       await guard.admitClickToDial({ tenantId: 'metrics-tenant', a, b: '13900017002' });
       const now = Date.now();
       await guard.admitTenantRequest('metrics-tenant', now);
-      await expect(guard.admitTenantRequest('metrics-tenant', now)).rejects.toMatchObject({ code: 'tenant_rate_limited', status: 429 });
+      await expect(guard.admitTenantRequest('metrics-tenant', now)).rejects.toMatchObject({ code: 'tenant_rate_limited', kind: 'too_many' });
       expect(refused).toEqual(['bindings_per_number', 'tenant_requests']);
       expect(flagged).toEqual(['fanout']);
     } finally {

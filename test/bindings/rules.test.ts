@@ -3,13 +3,15 @@ import { AppError } from '../../src/domain/errors';
 import { blockNumbers } from '../../src/domain/pool';
 import { BindingRegistry } from '../../src/stores/binding-registry';
 import { createTestDatabase, ensureTenants, type TestDatabase } from '../support/mysql';
+import { toHttpError } from '../../src/http/errors';
 
 /** The binding rules of SPEC §3 and §7: pure ones first, then the ones the registry enforces over time. */
 async function codeOf(p: Promise<unknown>): Promise<{ code: string; status: number; field?: string }> {
   try {
     await p;
   } catch (err) {
-    if (err instanceof AppError) return { code: err.code, status: err.status, field: err.field };
+    // The status is what the one HTTP mapper gives the error's kind.
+    if (err instanceof AppError) return { code: err.code, status: toHttpError(err).status, field: err.field };
     throw err;
   }
   throw new Error('expected a refusal');

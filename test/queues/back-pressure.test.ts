@@ -115,7 +115,7 @@ describe('back-pressure: calls the gateway or the switch cannot dial in time are
         { keyId: sys.apiKeyId, apiKey: sys.apiKey },
       ).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(CapacityRefusedError);
-      expect(err).toMatchObject({ code: 'switch_at_capacity', status: 503, retryAfterSeconds: 1 });
+      expect(err).toMatchObject({ code: 'switch_at_capacity', kind: 'unavailable', retryAfterSeconds: 1 });
     });
 
     it('a call already queued is held, not dialled into a refusal, and dialled once the switch has CPU again', async () => {

@@ -109,15 +109,15 @@ describe('switch capacity: admission', () => {
     }
     expect(err).toBeInstanceOf(CapacityRefusedError);
     expect(err).toBeInstanceOf(RetryLaterError);
-    expect(err).toMatchObject({ code: 'gateway_rate_limited', status: 429, retryAfterSeconds: 2 });
+    expect(err).toMatchObject({ code: 'gateway_rate_limited', kind: 'too_many', retryAfterSeconds: 2 });
   });
 
   it('503 switch_at_capacity when the switch sets the pace, or refuses channels', () => {
     expect(() => admitNewCall(snapshot({ limitedBy: 'switch', callsPerSecond: 12 }), 60, 1000)).toThrow(
-      expect.objectContaining({ code: 'switch_at_capacity', status: 503, retryAfterSeconds: 1 }) as Error,
+      expect.objectContaining({ code: 'switch_at_capacity', kind: 'unavailable', retryAfterSeconds: 1 }) as Error,
     );
     const refusing = snapshot({ refusing: { reason: 'idle_cpu', retryAfterSeconds: 5 } });
-    expect(() => admitNewCall(refusing, 0, 1000)).toThrow(expect.objectContaining({ code: 'switch_at_capacity', status: 503, retryAfterSeconds: 5 }) as Error);
+    expect(() => admitNewCall(refusing, 0, 1000)).toThrow(expect.objectContaining({ code: 'switch_at_capacity', kind: 'unavailable', retryAfterSeconds: 5 }) as Error);
   });
 
   it('a snapshot whose controller stopped (past validUntil) refuses nothing', () => {
@@ -179,7 +179,7 @@ describe('SwitchCapacity', () => {
     await beat({ idle: 24.9 });
     expect(capacity.snapshot().refusing).toEqual({ reason: 'idle_cpu', retryAfterSeconds: 5 });
     expect(capacity.holdMs()).toBe(5000);
-    await expect(capacity.admit(() => Promise.resolve(0))).rejects.toMatchObject({ code: 'switch_at_capacity', status: 503, retryAfterSeconds: 5 });
+    await expect(capacity.admit(() => Promise.resolve(0))).rejects.toMatchObject({ code: 'switch_at_capacity', kind: 'unavailable', retryAfterSeconds: 5 });
     expect(published.at(-1)?.refusing).toEqual({ reason: 'idle_cpu', retryAfterSeconds: 5 });
     now += 5000;
     await beat({ idle: 60 });
