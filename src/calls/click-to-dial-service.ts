@@ -2,9 +2,7 @@ import type { CallbackQueue } from './callback-queue';
 import type { CallOutcome } from '../stores/call-outcome';
 import { CLICK_TO_DIAL_JOB_VERSION } from './click-to-dial-job';
 import type { CdrRecord } from '../domain/call';
-import { CANCEL_CAUSE } from '../domain/call-result';
 import { AppError, ConflictError, NotFoundError } from '../domain/errors';
-import { legUuid } from '../flows/click-to-dial';
 import type { Logger } from '../logger';
 import type { CallRecord, CallStore } from '../stores/call-store';
 import type { LiveCall, LiveCallStore } from '../stores/live-calls';
@@ -20,6 +18,7 @@ import {
 } from './click-to-dial-request';
 import type { TenantContext } from '../domain/tenant-context';
 import type { CallView, ClickToDialService, CreateClickToDialInput, LegView } from './types';
+import { cancelClickToDial } from './click-to-dial-use-case';
 
 export interface ClickToDialServiceDeps {
   readonly tenants: Pick<TenantStore, 'get'>;
@@ -87,20 +86,7 @@ export class DefaultClickToDialService implements ClickToDialService {
     if (call.state === 'completed' || live?.state === 'completed') {
       throw new ConflictError('call_already_ended', 'the call has already ended');
     }
-    await this.deps.live.requestCancel(call.id);
-    if (await this.deps.queue.removeIfWaiting(call.id)) {
-      // Nobody was rung and no worker will run it: the CDR is written here.
-      const now = Date.now();
-      await this.deps.finished({ cdr: cancelledBeforeDialling(call, now) });
-      await this.deps.live.update(call.id, { state: 'completed', result: 'cancelled', endedAt: now, hangupCause: CANCEL_CAUSE, hangupSide: 'platform' });
-    } else {
-      const attempt = live?.attempt ?? 1;
-      for (const leg of ['a', 'b'] as const) {
-        await this.deps.switchApi(`uuid_kill ${legUuid(call.id, leg, attempt)} ${CANCEL_CAUSE}`).catch((err: unknown) => {
-          this.deps.logger.warn({ err, callId: call.id }, 'uuid_kill on cancel failed');
-        });
-      }
-    }
+    await cancelClickToDial(this.deps, call, live);
     this.deps.logger.info({ callId: call.id }, 'cancel requested');
     return this.view(call);
   }
@@ -145,28 +131,4 @@ function legView(ringAt: number | null, answerAt: number | null, endedAt: number
   const dialled = leg === 'a' ? live !== null && live.state !== 'queued' : ringAt !== null || answerAt !== null || live?.state === 'calling_b';
   const state = endedAt !== null && dialled ? 'ended' : answerAt !== null ? 'answered' : ringAt !== null || dialled ? 'ringing' : 'idle';
   return { state, ringAt: iso(ringAt), answerAt: iso(answerAt), endAt: dialled ? iso(endedAt) : null };
-}
-
-function cancelledBeforeDialling(call: CallRecord, now: number): CdrRecord {
-  return {
-    callId: call.id,
-    tenantId: call.tenantId,
-    kind: 'click_to_dial',
-    bindingId: null,
-    x: call.x,
-    a: call.a,
-    b: call.b,
-    startedAt: call.createdAt,
-    aRingAt: null,
-    aAnswerAt: null,
-    bRingAt: null,
-    bAnswerAt: null,
-    endedAt: now,
-    talkSeconds: 0,
-    hangupCause: CANCEL_CAUSE,
-    hangupSide: 'platform',
-    result: 'cancelled',
-    recordingRef: null,
-    userData: call.userData,
-  };
 }

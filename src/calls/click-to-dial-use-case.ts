@@ -1,0 +1,206 @@
+import type { CallResult, CdrRecord, ClickToDialRequest } from '../domain/call';
+import { CANCEL_CAUSE, isRetryable } from '../domain/call-result';
+import { AppError } from '../domain/errors';
+import { legUuid, runClickToDial, type ClickToDialDeps } from '../flows/click-to-dial';
+import type { Logger } from '../logger';
+import type { CallOutcome } from '../stores/call-outcome';
+import type { CallRecord, CallStore } from '../stores/call-store';
+import type { LiveCall, LiveCallStore } from '../stores/live-calls';
+import type { RouteIndex } from '../stores/route-index';
+import type { TenantStore } from '../stores/tenant-store';
+import { hasValidSignature, InvalidJobError, validateClickToDialJob, type ClickToDialJobData } from './click-to-dial-job';
+import {
+  callIdFor,
+  requestOfCall,
+  requireOwnPrivacyNumber,
+  resolveClickToDialRequest,
+  type ClickToDialAdmission,
+  type ClickToDialDefaults,
+  type PrivacyNumberLookup,
+} from './click-to-dial-request';
+
+/**
+ * One attempt of a click-to-dial call, whoever queued it: admit it (a job queued directly is
+ * checked, signed and recorded like an API request), hold it while the switch refuses channels,
+ * run the call, apply the tenant's retry policy, leave the callback binding and settle the record.
+ * The queue (callback-queue.ts) only carries jobs to this and turns its answer into BullMQ's terms.
+ */
+export interface ClickToDialUseCaseDeps {
+  readonly tenants: Pick<TenantStore, 'get'>;
+  /** The API keys that sign jobs queued directly. */
+  readonly keys: Pick<TenantStore, 'signingKey'>;
+  readonly calls: Pick<CallStore, 'insert' | 'getById'>;
+  readonly defaults: ClickToDialDefaults;
+  /** The tenant's pool: a job queued directly presents only the tenant's own numbers too. */
+  readonly numbers: PrivacyNumberLookup;
+  /** Blacklist and rate limits for a job queued directly (calls made through the API passed them already). */
+  readonly admission?: ClickToDialAdmission;
+  readonly flow: ClickToDialDeps;
+  readonly finished: (call: CallOutcome) => Promise<void>;
+  readonly callbackBindingTtlSeconds: number;
+  /** Where the callback binding is made routable at once (B redials X and reaches A). */
+  readonly routes?: Pick<RouteIndex, 'put'>;
+  /** Back-pressure: > 0 while the switch refuses new channels (ms to hold the queue). */
+  readonly holdMs?: () => number;
+  readonly logger: Logger;
+}
+
+/** What became of an attempt. */
+export type AttemptDecision =
+  | { readonly kind: 'refused'; readonly code: string; readonly field: string; readonly message: string }
+  | { readonly kind: 'hold'; readonly ms: number }
+  | { readonly kind: 'retry'; readonly at: number; readonly data: ClickToDialJobData }
+  | { readonly kind: 'done'; readonly result: CallResult; readonly attempt: number };
+
+export async function runClickToDialAttempt(deps: ClickToDialUseCaseDeps, data: unknown): Promise<AttemptDecision> {
+  const admitted = await admit(deps, data);
+  if ('refused' in admitted) return admitted.refused;
+  const { payload, call, tenant } = admitted;
+  const attempt = payload.attempt ?? 1;
+  if (call.state === 'completed') return { kind: 'done', result: call.result ?? 'failed', attempt };
+
+  // The switch refuses new channels now (idle CPU, sessions): an attempt not yet dialled waits in the
+  // queue instead of failing; one already under way is followed as usual.
+  const holdMs = deps.holdMs?.() ?? 0;
+  if (holdMs > 0) {
+    const live = await deps.flow.live.get(call.id);
+    if (!live || live.state === 'queued' || live.attempt < attempt) {
+      deps.logger.info({ callId: call.id, holdMs }, 'switch at capacity: holding the call queue');
+      return { kind: 'hold', ms: holdMs };
+    }
+  }
+
+  const outcome = await runClickToDial(deps.flow, { callId: call.id, attempt, request: requestOfCall(call), queuedAt: call.createdAt });
+
+  if (!outcome.aReached && isRetryable(outcome.result) && attempt < tenant.maxAttempts) {
+    deps.logger.info({ callId: call.id, attempt, result: outcome.result }, 'A not reached; retrying per tenant policy');
+    return { kind: 'retry', at: Date.now() + tenant.retryDelaySeconds * 1000, data: { ...payload, attempt: attempt + 1 } };
+  }
+
+  await settle(deps, outcome);
+  return { kind: 'done', result: outcome.result, attempt };
+}
+
+type Admitted =
+  | { readonly refused: Extract<AttemptDecision, { kind: 'refused' }> }
+  | { readonly payload: ClickToDialJobData; readonly call: NonNullable<Awaited<ReturnType<CallStore['getById']>>>; readonly tenant: NonNullable<Awaited<ReturnType<TenantStore['get']>>> };
+
+/** Valid, signed if it starts a call, of an active tenant, within the tenant's rules; recorded. */
+async function admit(deps: ClickToDialUseCaseDeps, data: unknown): Promise<Admitted> {
+  const refused = (code: string, field: string, message: string): Admitted => ({ refused: { kind: 'refused', code, field, message } });
+  let payload: ClickToDialJobData;
+  try {
+    payload = validateClickToDialJob(data);
+  } catch (err) {
+    if (err instanceof InvalidJobError) return refused(err.code, err.field, err.message);
+    throw err;
+  }
+  // A job queued directly has no call yet: it must be signed by its tenant, and is then recorded, so it
+  // shows in the call API like any other. A job for a recorded call runs the recorded request.
+  const callId = callIdFor(payload.tenantId, payload.requestId);
+  const recorded = await deps.calls.getById(callId);
+  if (!recorded) {
+    if (!payload.auth) return refused('unsigned_job', 'auth', 'a job that starts a call must be signed with one of its tenant’s API keys');
+    const signer = await deps.keys.signingKey(payload.auth.keyId);
+    if (!signer || signer.tenantId !== payload.tenantId || !hasValidSignature(payload, signer.keyHash)) {
+      return refused('bad_signature', 'auth', 'the signature is not that of an active API key of this tenant');
+    }
+  }
+  const tenant = await deps.tenants.get(payload.tenantId);
+  if (!tenant) return refused('unknown_tenant', 'tenantId', 'no such tenant');
+  let request: ClickToDialRequest;
+  try {
+    request = resolveClickToDialRequest(tenant, payload, deps.defaults);
+    if (recorded) return { payload, call: recorded, tenant };
+    await requireOwnPrivacyNumber(deps.numbers, request);
+    await deps.admission?.admitClickToDial(request);
+  } catch (err) {
+    if (err instanceof AppError) return refused(err.code, err.field ?? '(job)', err.message);
+    throw err;
+  }
+  const { call } = await deps.calls.insert({ id: callId, kind: 'click_to_dial', ...request });
+  return { payload, call, tenant };
+}
+
+/** The record, and the binding that lets B call A back through X (routable at once; MySQL gets it through the CDR queue). */
+async function settle(deps: ClickToDialUseCaseDeps, outcome: Awaited<ReturnType<typeof runClickToDial>>): Promise<void> {
+  const { cdr } = outcome;
+  const callbackBinding = outcome.bDialled
+    ? {
+        id: legUuid(cdr.callId, 'callback-binding', 0),
+        tenantId: cdr.tenantId,
+        x: cdr.x,
+        a: cdr.a,
+        b: cdr.b,
+        expiresAt: cdr.endedAt + deps.callbackBindingTtlSeconds * 1000,
+        callId: cdr.callId,
+        userData: cdr.userData,
+      }
+    : undefined;
+  await deps.finished({ cdr, callbackBinding });
+  if (callbackBinding && deps.routes) {
+    await deps.routes.put({
+      ...callbackBinding,
+      kind: 'callback',
+      restriction: 'both',
+      record: false,
+      maxDurationSeconds: null,
+      announcement: null,
+      allowList: [],
+    });
+  }
+}
+
+export interface CancelDeps {
+  readonly live: Pick<LiveCallStore, 'requestCancel' | 'update'>;
+  readonly queue: { removeIfWaiting(callId: string): Promise<boolean> };
+  readonly finished: (call: CallOutcome) => Promise<void>;
+  /** Ends a leg on the switch (`uuid_kill`). */
+  readonly switchApi: (command: string) => Promise<string>;
+  readonly logger: Logger;
+}
+
+/**
+ * Cancels a call that has not ended, in whatever state it is: marked for the flow (which checks it
+ * and hangs up whatever legs exist), taken off the queue if no worker has it yet (then nobody was
+ * rung and the record is written here), and its legs killed on the switch.
+ */
+export async function cancelClickToDial(deps: CancelDeps, call: CallRecord, live: LiveCall | null): Promise<void> {
+  await deps.live.requestCancel(call.id);
+  if (await deps.queue.removeIfWaiting(call.id)) {
+    const now = Date.now();
+    await deps.finished({ cdr: cancelledBeforeDialling(call, now) });
+    await deps.live.update(call.id, { state: 'completed', result: 'cancelled', endedAt: now, hangupCause: CANCEL_CAUSE, hangupSide: 'platform' });
+    return;
+  }
+  const attempt = live?.attempt ?? 1;
+  for (const leg of ['a', 'b'] as const) {
+    await deps.switchApi(`uuid_kill ${legUuid(call.id, leg, attempt)} ${CANCEL_CAUSE}`).catch((err: unknown) => {
+      deps.logger.warn({ err, callId: call.id }, 'uuid_kill on cancel failed');
+    });
+  }
+}
+
+function cancelledBeforeDialling(call: CallRecord, now: number): CdrRecord {
+  return {
+    callId: call.id,
+    tenantId: call.tenantId,
+    kind: 'click_to_dial',
+    bindingId: null,
+    x: call.x,
+    a: call.a,
+    b: call.b,
+    startedAt: call.createdAt,
+    aRingAt: null,
+    aAnswerAt: null,
+    bRingAt: null,
+    bAnswerAt: null,
+    endedAt: now,
+    talkSeconds: 0,
+    hangupCause: CANCEL_CAUSE,
+    hangupSide: 'platform',
+    result: 'cancelled',
+    recordingRef: null,
+    userData: call.userData,
+  };
+}
