@@ -8,6 +8,7 @@
  */
 import { RawEsl } from './support/raw-esl';
 import { Phone, eslAddressFromEnv, sippPortBaseFromEnv, startPhone } from './support/sipp';
+import { waitUntil } from '../support/wait';
 
 const X = '700100000000001';
 const A = '13800000001';
@@ -101,8 +102,8 @@ describeE2e('e2e harness: real FreeSWITCH + sipp phones', () => {
     expect(await p.waitForExit()).toEqual({ code: 0, signal: null });
     expect(Date.now() - started).toBeGreaterThanOrEqual(500);
     expect(p.log()).toMatch(/^BYE sip:/m);
-    // The switch took the BYE: the leg is gone.
-    await new Promise((r) => setTimeout(r, 200));
+    // The switch took the BYE: the leg is gone (once the switch has handled it).
+    await waitUntil('the leg to be gone', async () => (await client.api(`uuid_exists ${reply.slice(4)}`)) === 'false', 5000, 50);
     expect(await client.api(`uuid_exists ${reply.slice(4)}`)).toBe('false');
   });
 });

@@ -1,6 +1,7 @@
 import type { PlatformEvent } from '../../src/events/platform-events';
 import { createRedis } from '../../src/stores/redis';
 import { startTestSystem, type TestSystem } from '../support/system';
+import { waitUntil } from '../support/wait';
 
 describe('platform events: what webhooks and the agent console are fed', () => {
   let sys: TestSystem;
@@ -26,7 +27,9 @@ describe('platform events: what webhooks and the agent console are fed', () => {
       sys.sim.setPhone(b, { answer: 'answer', hangupAfterMs: 400 });
       const call = await sys.placeCall({ requestId: 'events-1', a, b });
       await sys.waitForCall(call.id);
-      await new Promise((r) => setTimeout(r, 200));
+      // call.completed is the last event of a call: wait until it is here and has come through Redis too.
+      const completedIn = (events: PlatformEvent[]) => events.some((e) => e.callId === call.id && e.type === 'call.completed');
+      await waitUntil('call.completed, locally and through Redis', () => completedIn(seen) && completedIn(published));
       const mine = seen.filter((e) => e.callId === call.id);
       const steps = mine.map((e) => `${e.type}${e.leg ? `:${e.leg}` : ''}`).filter((s) => !s.startsWith('call.ringing'));
       expect(steps).toEqual(['call.calling:a', 'call.answered:a', 'call.calling:b', 'call.answered:b', 'call.bridged', 'call.completed']);

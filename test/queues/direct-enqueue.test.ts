@@ -7,6 +7,7 @@ import { enqueueClickToDial, InvalidJobError, callbackQueueName, CLICK_TO_DIAL_J
 import { signClickToDialJob, type ClickToDialJobData } from '../../src/calls/click-to-dial-job';
 import { createRedis } from '../../src/stores/redis';
 import { startTestSystem, X, type TestSystem } from '../support/system';
+import { waitUntil } from '../support/wait';
 
 describe('backends queue click-to-dial jobs straight into BullMQ', () => {
   let sys: TestSystem;
@@ -61,7 +62,11 @@ describe('backends queue click-to-dial jobs straight into BullMQ', () => {
     if (job && (await job.getState()) !== 'completed') await job.waitUntilFinished(events, 10_000);
     await job?.remove();
     await enqueueClickToDial(rawQueue, payload, key());
-    await new Promise((r) => setTimeout(r, 500));
+    // The worker has had its go at the job queued again (finished, or already removed): a second ring would have happened by then.
+    await waitUntil('the job queued again to be finished', async () => {
+      const again = await rawQueue.getJob(id1);
+      return !again || ['completed', 'failed'].includes(await again.getState());
+    });
     expect(sys.sim.invitesTo(a)).toHaveLength(1);
     const [rows] = await sys.app.pool.query('SELECT COUNT(*) AS n FROM cdrs WHERE call_id = ?', [id1]);
     expect((rows as Array<{ n: number }>)[0]!.n).toBe(1);

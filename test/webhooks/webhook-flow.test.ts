@@ -5,6 +5,7 @@ import { AuditStore } from '../../src/stores/audit-store';
 import type { Delivery } from '../../src/webhooks/webhook-store';
 import { TEST_REDIS_URL } from '../support/redis';
 import { startTestSystem, type TestSystem } from '../support/system';
+import { waitUntil } from '../support/wait';
 import { makeOutcome } from '../stores/fixtures';
 import { startReceiver, type Receiver } from './receiver';
 
@@ -171,7 +172,12 @@ describe('webhooks end to end: API, signed deliveries, the delivery log', () => 
       await cdrQueue.enqueue(outcome);
       await r.waitFor((ws) => ws.some((w) => w.payload.data.callId === outcome.cdr.callId));
       // the same CDR again (a redelivery, or the live path catching up): still one delivery
-      await cdrQueue.queue.add('cdr', outcome, { jobId: `${cdrJobId(outcome.cdr.callId)}-again` });
+      const again = await cdrQueue.queue.add('cdr', outcome, { jobId: `${cdrJobId(outcome.cdr.callId)}-again` });
+      await waitUntil('the repeated CDR job to be processed', async () => {
+        const job = await cdrQueue.queue.getJob(again.id!);
+        return !job || ['completed', 'failed'].includes(await job.getState());
+      });
+      // Nothing must follow: give a second delivery (queued by the repeated job) the time it would take to arrive.
       await new Promise((res) => setTimeout(res, 1500));
       const mine = r.received.filter((w) => w.payload.data.callId === outcome.cdr.callId);
       expect(mine.map((w) => w.payload.type)).toEqual(['call.completed']);
