@@ -13,8 +13,10 @@ import { enqueueClickToDial, callbackQueueName, CapacityRefusedError, CLICK_TO_D
 import { callIdFor } from '../../src/calls/click-to-dial-request';
 import { parsePlainEvent } from '../../src/esl/event';
 import { CLICK_TO_DIAL_JOB_VERSION, signClickToDialJob } from '../../src/calls/click-to-dial-job';
+import { capacityKey } from '../../src/queues/switch-capacity';
 import { createRedis } from '../../src/stores/redis';
 import { startTestSystem, type TestSystem } from '../support/system';
+import { waitUntil } from '../support/wait';
 
 async function post(sys: TestSystem, requestId: string, i: number): Promise<{ status: number; code?: string; retryAfter?: string }> {
   const res = await sys.app.http.inject({
@@ -71,7 +73,8 @@ describe('back-pressure: calls the gateway or the switch cannot dial in time are
     let sys: TestSystem;
     let backend: Redis;
     let status = '';
-    const setIdle = async (idle: number): Promise<void> => {
+    /** Hands the controller a HEARTBEAT and waits until the reading it leads to is published; returns when the HEARTBEAT was sent. */
+    const setIdle = async (idle: number): Promise<number> => {
       status = [
         'UP 0 years, 0 days, 0 hours, 2 minutes, 19 seconds, 594 milliseconds, 829 microseconds',
         'FreeSWITCH (Version 1.10.12-release  64bit) is ready',
@@ -84,13 +87,20 @@ describe('back-pressure: calls the gateway or the switch cannot dial in time are
         '',
       ].join('\n');
       // A HEARTBEAT as FreeSWITCH sends it (trace 04c), every second here.
+      const sentAt = Date.now();
       sys.app.esl.emit(
         'event',
         parsePlainEvent(
           `Event-Name: HEARTBEAT\nCore-UUID: ${sys.sim.coreUuid}\nEvent-Calling-Function: send_heartbeat\nEvent-Info: System%20Ready\nSession-Count: 0\nMax-Sessions: 1000\nSession-Per-Sec: 30\nSession-Per-Sec-Last: 0\nIdle-CPU: ${idle.toFixed(6)}\n`,
         ),
       );
-      await new Promise((r) => setTimeout(r, 100));
+      // The HEARTBEAT makes the controller ask `status`, then publish the snapshot direct producers read.
+      await waitUntil(`the capacity snapshot with idle CPU ${idle} published`, async () => {
+        const raw = await backend.get(capacityKey(sys.env.REDIS_PREFIX!, 'carrier'));
+        const published = raw ? (JSON.parse(raw) as { switch?: { idleCpu?: number; minIdleCpu?: number | null } | null }) : null;
+        return published?.switch?.idleCpu === idle && published.switch.minIdleCpu === 25;
+      });
+      return sentAt;
     };
 
     beforeAll(async () => {
@@ -98,8 +108,10 @@ describe('back-pressure: calls the gateway or the switch cannot dial in time are
       const original = sys.app.esl.api.bind(sys.app.esl);
       jest.spyOn(sys.app.esl, 'api').mockImplementation((command, opts) => (command === 'status' && status ? Promise.resolve(status) : original(command, opts)));
       backend = createRedis('redis://127.0.0.1:6379');
-      await setIdle(90);
-      await new Promise((r) => setTimeout(r, 1000));
+      const firstAt = await setIdle(90);
+      // Real time must pass: the controller measures the heartbeat interval between the two HEARTBEATs,
+      // and Retry-After is that interval rounded. Sent 1 s after the first, however long publishing took.
+      await new Promise((r) => setTimeout(r, Math.max(0, firstAt + 1000 - Date.now())));
       await setIdle(10); // a second later: heartbeats 1 s apart, so Retry-After is 1 s
     });
     afterAll(async () => {
@@ -128,7 +140,10 @@ describe('back-pressure: calls the gateway or the switch cannot dial in time are
       const data = signClickToDialJob({ v: CLICK_TO_DIAL_JOB_VERSION, tenantId: sys.tenantId, requestId: 'held', a, b }, { keyId: sys.apiKeyId, apiKey: sys.apiKey });
       const callId = callIdFor(sys.tenantId, 'held');
       await queue.add(CLICK_TO_DIAL_JOB_NAME, data, { jobId: callId });
-      await new Promise((r) => setTimeout(r, 2500));
+      // The worker took the job and held it, and took it again once the 1 s hold ran out and held it again:
+      // had it dialled instead, A would have been rung by now.
+      const holds = () => sys.logLines.filter((l) => l.includes('holding the call queue') && l.includes(callId)).length;
+      await waitUntil('the queued call to be held twice', () => holds() >= 2);
       expect(sys.sim.invitesTo(a)).toHaveLength(0);
       expect(['waiting', 'delayed', 'prioritized', 'active']).toContain(await (await queue.getJob(callId))?.getState());
       await setIdle(80);
