@@ -1,6 +1,7 @@
 import { EslAuthError, EslCommandError, EslDisconnectedError, EslTimeoutError } from '../../src/esl/errors';
 import type { EslEvent } from '../../src/esl/event';
 import type { EslClient } from '../../src/esl/client';
+import { createLogger } from '../../src/logger';
 import { backgroundJob, bgapiReply, BYTES, invalidSession, ScriptedEslPeer } from './support/scripted-peer';
 import { makeClient, once, shuffle, sleep, until } from './support/helpers';
 import { plainEvents, recvWhere } from './support/traces';
@@ -38,6 +39,7 @@ describe('EslClient against recorded FreeSWITCH bytes', () => {
     await expect(client.start()).rejects.toBeInstanceOf(EslAuthError);
     expect(client.state).toBe('stopped');
     await closed;
+    // Proving that nothing happens takes time: five times the 20 ms reconnect delay, and a retry would have connected.
     await sleep(100);
     expect(peer.connections).toHaveLength(1);
     expect((await peer.connection(0)).commands.map((c) => c.line)).toEqual(['auth WrongPassword']);
@@ -181,12 +183,31 @@ describe('EslClient against recorded FreeSWITCH bytes', () => {
   });
 
   it('keeps trying while FreeSWITCH refuses connections (restart) and gets ready when it is back', async () => {
-    client = makeClient(peer.port);
+    // The client logs each refused attempt as it ends (state back to disconnected, next attempt not yet begun).
+    let refused = 0;
+    let onRefused = (): void => undefined;
+    const logger = createLogger('warn', {
+      write(line: string) {
+        if (!line.includes('esl connect attempt failed')) return;
+        refused += 1;
+        onRefused();
+      },
+    });
+    client = makeClient(peer.port, { logger });
     await client.start();
     const port = peer.port;
+    const refusedTwice = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the client did not try again while refused')), 3000);
+      onRefused = () => {
+        if (refused < 2) return;
+        clearTimeout(timer);
+        resolve();
+      };
+    });
     await peer.stop(); // drop + refuse
     await once(client, 'disconnected');
-    await sleep(120);
+    // Tried, refused, and tried again: checked as the second refusal ends, before the next attempt starts.
+    await refusedTwice;
     expect(client.state).toBe('disconnected');
     peer = new ScriptedEslPeer();
     const ready = once(client, 'ready');
@@ -276,6 +297,7 @@ describe('EslClient against recorded FreeSWITCH bytes', () => {
     await expect(pending).rejects.toBeInstanceOf(EslDisconnectedError);
     expect(client.state).toBe('stopped');
     expect(conn.commands.at(-1)?.raw).toBe('exit\n\n');
+    // Proving that nothing happens takes time: four times the 20 ms reconnect delay, and a reconnect would have arrived.
     await sleep(80);
     expect(peer.connections).toHaveLength(1);
   });

@@ -135,6 +135,7 @@ describe('EslOutboundServer (trace 13a)', () => {
     fs.write(hc);
     await hangup;
     const closing = session.close();
+    // Proving that nothing is sent takes time: a close() that did not wait for the linger notice would have sent exit by now.
     await new Promise((r) => setTimeout(r, 30));
     expect(fs.commands.some((c) => c.raw === 'exit\n\n')).toBe(false);
     fs.write(got.find((r) => r.includes('Content-Disposition: linger')) as string);
