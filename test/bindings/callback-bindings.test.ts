@@ -134,6 +134,7 @@ describe('callback bindings go through the reuse invariant like every binding', 
     const [rows] = await db.pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM bindings WHERE call_id = ?', [callback.callId]);
     expect(Number(rows[0]!.n)).toBe(1);
 
+    // Real time must pass: the callback binding expires 1.5 s after `now`.
     await new Promise((r) => setTimeout(r, 1600));
     expect(await routes.lookup(X, b)).toEqual({ refused: 'unbound' });
     const expired = await registry.expireDue();

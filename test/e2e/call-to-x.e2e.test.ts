@@ -243,6 +243,7 @@ describeE2e('calls to X against a real FreeSWITCH with sipp phones', () => {
     } finally {
       raw.close();
     }
+    // Proving that no file appears takes time: a command run by the expansion would have written it by now.
     await new Promise((r) => setTimeout(r, 500));
     expect(existsSync(marker)).toBe(false);
   }, 60_000);

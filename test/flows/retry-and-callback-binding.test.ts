@@ -33,6 +33,7 @@ describe('tenant retry policy and the callback binding a call leaves behind', ()
     const call = await sys.placeCall({ requestId: 'retry-decline', a, b: '13900006002' });
     const done = await sys.waitForCall(call.id);
     expect(done.result).toBe('a_rejected');
+    // The call has ended (its CDR is written); proving no retry follows takes time: past the 1 s retry delay.
     await new Promise((r) => setTimeout(r, 1500));
     expect(sys.sim.invitesTo(a)).toHaveLength(1);
   });
@@ -45,6 +46,7 @@ describe('tenant retry policy and the callback binding a call leaves behind', ()
     const call = await sys.placeCall({ requestId: 'retry-bbusy', a, b });
     const done = await sys.waitForCall(call.id);
     expect(done.result).toBe('b_busy');
+    // The call has ended (its CDR is written); proving no retry follows takes time: past the 1 s retry delay.
     await new Promise((r) => setTimeout(r, 1500));
     expect(sys.sim.invitesTo(a)).toHaveLength(1);
   });

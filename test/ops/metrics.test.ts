@@ -168,6 +168,7 @@ describe('platform metrics', () => {
     events.report({ type: 'call.calling', tenantId: 'tenant-1', callId: 'lost-1', leg: 'a', at: Date.now() });
     const active = async () => value(await metrics.registry.getSingleMetricAsString('numguard_active_calls'), 'numguard_active_calls{kind="click_to_dial"}');
     expect(await active()).toBe(1);
+    // Real time must pass: the call becomes older than staleCallMs (50 ms), judged by Date.now() at the scrape.
     await new Promise((r) => setTimeout(r, 60));
     expect(await active()).toBe(0);
   });

@@ -120,6 +120,7 @@ describe('operations: metrics, liveness, readiness, queue dashboard', () => {
     try {
       await sys.placeCall({ requestId: 'm-3', a: '13800040003', b: '13900040003' });
       await sys.placeCall({ requestId: 'm-4', a: '13800040004', b: '13900040004' });
+      // Real time must pass: the oldest waiting job has to be at least a second old (its age is now minus its queue timestamp).
       await new Promise((r) => setTimeout(r, 1100));
       const text = await scrape();
       expect(value(text, 'numguard_queue_jobs{queue="click-to-dial",state="waiting"}')).toBe(2);

@@ -41,15 +41,18 @@ describe('the scheduler of periodic work', () => {
     });
     await until(() => runs === 2);
     // Ticks come and go while the second run hangs: none starts a third.
+    // Proving that nothing happens takes time: eight 5 ms ticks.
     await new Promise((r) => setTimeout(r, 40));
     expect(runs).toBe(2);
     let stopped = false;
     const stopping = scheduler.stop().then(() => (stopped = true));
+    // Proving that stop() does not return early takes time: it would have returned by now.
     await new Promise((r) => setTimeout(r, 20));
     expect(stopped).toBe(false);
     release();
     await stopping;
     expect(most).toBe(1);
+    // Proving that nothing runs after stop() takes time: six 5 ms ticks.
     await new Promise((r) => setTimeout(r, 30));
     expect(runs).toBe(2);
     expect(() => scheduler.add({ name: 'late', everyMs: 5, run: async () => undefined })).toThrow(/stopped/);

@@ -23,6 +23,7 @@ describe('API-key checks cached for a few seconds', () => {
     expect(await auth.authenticate('good')).toBe(tenant);
     expect(backing.calls).toEqual(['good']);
     valid.delete('good');
+    // Real time must pass: the 50 ms TTL runs out (the cache reads Date.now()).
     await new Promise((r) => setTimeout(r, 60));
     expect(await auth.authenticate('good')).toBeNull();
     expect(backing.calls).toEqual(['good', 'good']);
