@@ -56,9 +56,6 @@ import { startWebhookDispatch, webhookQueuer } from './webhooks/dispatch';
 import { startWebhookWorker, WebhookQueue } from './webhooks/webhook-queue';
 import { CachedWebhookEndpoints, WebhookStore } from './webhooks/webhook-store';
 
-
-export { SUBSCRIBED_EVENTS };
-
 export interface App {
   readonly http: FastifyInstance;
   readonly bindings: BindingRegistry;

@@ -53,7 +53,6 @@ export class EslClient extends EventEmitter {
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private starting: { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void } | undefined;
-  private everReady = false;
 
   constructor(opts: EslClientOptions) {
     super();
@@ -242,7 +241,6 @@ export class EslClient extends EventEmitter {
           if (this.conn !== conn || this.currentState === 'stopped') return;
           this.attempt = 0;
           this.currentState = 'ready';
-          this.everReady = true;
           this.log.info({ host, port }, 'esl ready');
           this.starting?.resolve();
           this.starting = undefined;
@@ -332,11 +330,6 @@ export class EslClient extends EventEmitter {
     } catch (err) {
       this.log.error({ err, event: name }, 'event listener threw');
     }
-  }
-
-  /** True once the client has been ready at least once. */
-  get wasEverReady(): boolean {
-    return this.everReady;
   }
 }
 
