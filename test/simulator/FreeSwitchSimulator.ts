@@ -7,8 +7,7 @@
  * their shared state in context.ts.
  */
 import { SimContext } from './context';
-import { Header, SimEvent } from './events';
-import { templates, TemplateEvent } from './templates';
+import { templates } from './templates';
 import type { OutboundCall, PhoneBehaviour, SeenByCaller, SeenInvite, SimulatorOptions } from './types';
 
 export { parseVarBlock } from './channel';
@@ -65,16 +64,6 @@ export class FreeSwitchSimulator {
 
   /** `fsctl shutdown`: live calls end with SYSTEM_SHUTDOWN, every connection gets the shutdown notice. */
   shutdown(): Promise<void> { return this.sim.esl.shutdown(); }
-
-  floodEvents(count: number): void {
-    const t = templates();
-    const pool: TemplateEvent[] = [...t['04'].A, ...t['04'].B];
-    for (let i = 0; i < count; i++) {
-      const te = pool[i % pool.length]!;
-      const headers: Header[] = te.h.map(([k, v]) => [k, k === 'Event-Sequence' ? String(++this.sim.seq) : v]);
-      this.sim.esl.deliver(new SimEvent(te.n, headers, te.body));
-    }
-  }
 
   connectOutbound(target: { host: string; port: number }, call: OutboundCall): Promise<string> {
     return this.sim.outbound.connect(target, call);
