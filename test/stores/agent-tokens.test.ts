@@ -37,6 +37,6 @@ describe('agent tokens', () => {
     const other = await tenants.create({ name: 'b' });
     await expect(tokens.create(tenant.id, { name: 'x', agentNumber: '123' })).rejects.toMatchObject({ field: 'agentNumber' });
     const { id } = await tokens.create(tenant.id, { name: 'x', agentNumber: '13800080002' });
-    await expect(tokens.revoke(other.id, id)).rejects.toMatchObject({ status: 404 });
+    await expect(tokens.revoke(other.id, id)).rejects.toMatchObject({ code: 'not_found', kind: 'not_found' });
   });
 });
