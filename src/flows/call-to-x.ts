@@ -60,17 +60,9 @@ export interface CallToXDeps {
  * graceful shutdown): what the flow knew, so that another controller can write its one CDR from the
  * switch's own figures (talk seconds, hangup cause, end time) once the call is over.
  */
-export interface HandedOverCallToX {
+export interface HandedOverCallToX extends Pick<CdrRecord, 'callId' | 'tenantId' | 'kind' | 'bindingId' | 'x' | 'a' | 'b' | 'startedAt'> {
   /** The caller's channel on the switch (the outbound socket session). */
   readonly uuid: string;
-  readonly callId: string;
-  readonly tenantId: string;
-  readonly kind: CallKind;
-  readonly bindingId: string | null;
-  readonly x: string;
-  readonly a: string;
-  readonly b: string;
-  readonly startedAt: number;
   /** The refusal, when the call was refused (the switch ends it after the prompt); null when it was routed. */
   readonly refused: CallResult | null;
   /** When the called party answered, if it had. */
