@@ -28,17 +28,26 @@ export class CallFlows {
     this.sim.invites.set(ch.ep.number, list);
   }
 
-  /** `originate {vars}endpoint &app(arg)` (api or bgapi). */
+  /**
+   * `originate {vars}endpoint &app(arg)`, or `originate {vars}endpoint <apps> inline` (api or bgapi). The arguments
+   * are split on spaces outside '…' (the quotes removed), as mod_commands does; the inline dialplan is
+   * `app:arg,app:arg` or, with `m:<c>:` first, separated by <c> (mod_dptools inline_dialplan_hunt).
+   */
   originate(arg: string, job: NonNullable<Channel['job']>): void {
-    const { vars, rest } = parseVarBlock(arg);
-    const m = /^(\S+)\s+(.*)$/.exec(rest.trim());
-    const endpoint = m ? m[1]! : rest.trim();
-    let appStr = m ? m[2]!.trim() : 'park';
+    const [aleg = '', exten = 'park', dialplan] = splitArgs(arg);
+    const { vars, rest } = parseVarBlock(aleg);
+    const endpoint = rest.trim();
     let appName = 'park'; let appArg = '';
-    if (appStr.startsWith('&')) {
-      appStr = appStr.slice(1);
+    let dialplanRest: AppRun[] = [];
+    if (exten.startsWith('&')) {
+      const appStr = exten.slice(1);
       const p = appStr.indexOf('(');
       if (p >= 0) { appName = appStr.slice(0, p); appArg = appStr.slice(p + 1, appStr.lastIndexOf(')')); } else { appName = appStr; }
+    } else if (dialplan === 'inline') {
+      const apps = inlineDialplan(exten);
+      const first = apps.shift();
+      if (first) { appName = first.name; appArg = first.arg; }
+      dialplanRest = apps;
     }
     const ep = parseEndpoint(endpoint);
     const uuid = vars.find(([k]) => k === 'origination_uuid')?.[1] ?? randomUUID();
@@ -54,6 +63,7 @@ export class CallFlows {
     if (vmap.has('origination_callee_id_name')) ch.calleeName = vmap.get('origination_callee_id_name')!;
     if (vmap.has('origination_callee_id_number')) ch.calleeNum = vmap.get('origination_callee_id_number')!;
     ch.job = job;
+    ch.dialplanRest = dialplanRest;
     this.sim.chans.set(uuid, ch);
     this.sim.sessionsSinceStartup++;
     const firstApp: AppRun = { name: appName, arg: appArg, uuid: randomUUID() };
@@ -119,6 +129,8 @@ export class CallFlows {
   private answer(ch: Channel): void {
     ch.answered = true; ch.ringing = false; ch.answeredUs = nowUs();
     this.sim.events.emit(ch, 'CHANNEL_ANSWER');
+    // api_on_answer*: each names an API command, run as the leg is answered (switch_channel_api_on; no channel event)
+    for (const [name, value] of ch.vars) if (name.startsWith('api_on_answer') && value) void this.sim.esl.api(value, null);
     if (ch.inbound) this.sim.outbound.toCaller(ch, '200 OK');
     if (ch.behaviour.hangupAfterMs !== undefined) {
       this.sim.timer(ch, ch.behaviour.hangupAfterMs, () => void this.hangup(ch, 'NORMAL_CLEARING', 'remote'));
@@ -258,7 +270,7 @@ export class CallFlows {
       if (cof) {
         a.apps = a.apps.filter((x) => x !== app); a.lastApp = app;
         this.sim.events.emit(a, 'CHANNEL_EXECUTE_COMPLETE', { ...app, response: '_none_' });
-        if (oneShot) await this.hangup(a, 'NORMAL_CLEARING', 'local');
+        if (oneShot) await this.nextDialplanApp(a);
         else if (a.behaviour.byeRacing === 'bridge-failed') this.phoneBye(a);
       } else {
         await this.hangup(a, cause, 'local', undefined, undefined, true);
@@ -363,6 +375,17 @@ export class CallFlows {
     if (!a.inbound || !a.outConn || a.outConn.closed) this.destroy(a);
   }
 
+  /**
+   * The originate's dialplan goes on after an app that did not end the call: its next app, or, after the last,
+   * the hangup of switch_core_standard_on_execute ("has executed the last dialplan instruction": NORMAL_CLEARING).
+   */
+  private async nextDialplanApp(a: Channel): Promise<void> {
+    const next = a.dialplanRest.shift();
+    if (!next) { await this.hangup(a, 'NORMAL_CLEARING', 'local'); return; }
+    if (a.behaviour.byeRacing === 'bridge-failed') this.phoneBye(a);
+    await this.runApp(a, next, true);
+  }
+
   /** The phone of an A leg sends BYE now. */
   phoneBye(ch: Channel): void { void this.hangup(ch, 'NORMAL_CLEARING', 'remote'); }
 
@@ -384,7 +407,7 @@ export class CallFlows {
     if (a.v('continue_on_fail') === 'true') {
       a.apps = a.apps.filter((x) => x !== app); a.lastApp = app;
       this.sim.events.emit(a, 'CHANNEL_EXECUTE_COMPLETE', { ...app, response: '_none_' });
-      if (oneShot) await this.hangup(a, 'NORMAL_CLEARING', 'local');
+      if (oneShot) await this.nextDialplanApp(a);
       else if (a.behaviour.byeRacing === 'bridge-failed') this.phoneBye(a);
     } else {
       await this.hangup(a, cause, 'local', undefined, undefined, true);
@@ -456,4 +479,27 @@ function playbackMs(arg: string): number {
   const m = /%\((\d+),(\d+)[^)]*\)(?:;loops=(\d+))?/.exec(arg);
   if (m) return (Number(m[1]) + Number(m[2])) * Number(m[3] ?? 1);
   return 1000;
+}
+
+/** switch_separate_string on ' ': spaces inside '…' do not split, and the quotes are removed. */
+export function splitArgs(s: string): string[] {
+  const out: string[] = [];
+  let cur = ''; let quoted = false; let started = false;
+  for (const c of s.trim()) {
+    if (c === "'") { quoted = !quoted; started = true; continue; }
+    if (c === ' ' && !quoted) { if (started) { out.push(cur); cur = ''; started = false; } continue; }
+    cur += c; started = true;
+  }
+  if (started) out.push(cur);
+  return out;
+}
+
+/** mod_dptools inline_dialplan_hunt: `app:arg` entries separated by ',' or by <c> after a leading `m:<c>:`. */
+function inlineDialplan(s: string): AppRun[] {
+  let separator = ',';
+  if (s.length > 3 && s.startsWith('m:') && s[3] === ':') { separator = s[2]!; s = s.slice(4); }
+  return s.split(separator).filter((x) => x.trim()).map((entry) => {
+    const i = entry.indexOf(':');
+    return { name: (i >= 0 ? entry.slice(0, i) : entry).trim(), arg: i >= 0 ? entry.slice(i + 1) : '', uuid: randomUUID() };
+  });
 }
