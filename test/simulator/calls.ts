@@ -54,7 +54,8 @@ export class CallFlows {
     this.sim.originateTotal++;
     this.sim.originates.set(uuid, (this.sim.originates.get(uuid) ?? 0) + 1);
     const beh = this.behaviourOf(ep.number);
-    const ch = new Channel('A', uuid, ep, vars, beh, appName === 'bridge' ? '04' : '03');
+    // a bridge as the originate's app: one-shot (04); as the first app of an inline dialplan, recording 17a
+    const ch = new Channel('A', uuid, ep, vars, beh, appName !== 'bridge' ? '03' : dialplan === 'inline' ? '17a' : '04');
     const vmap = new Map(vars);
     ch.callerNum = vmap.get('origination_caller_id_number') ?? '0000000000';
     ch.callerName = vmap.get('origination_caller_id_name') ?? '';
@@ -172,7 +173,7 @@ export class CallFlows {
       if (app.name === 'bridge' && !isOriginateApp && ch.tpl === '03') ch.tpl = ch.setVars.has('ringback') ? '05' : '09';
       if (app.name === 'bridge' && !isOriginateApp) { const t = refusedTemplate(app.arg, this.behaviourOf(parseEndpoint(parseVarBlock(app.arg).rest.trim()).number)); if (t) ch.tpl = t; }
       if (app.name === 'record_session') ch.tpl = '14';
-      if (app.name === 'playback' || app.name === 'hangup') { if (!['09b', '10b', '10c', '16a', '16b'].includes(ch.tpl)) ch.tpl = '09b'; }
+      if (app.name === 'playback' || app.name === 'hangup') { if (!['09b', '10b', '10c', '16a', '16b', '17b'].includes(ch.tpl)) ch.tpl = '09b'; }
     }
     ch.apps.push(app);
     ch.curApp = app;
@@ -236,7 +237,7 @@ export class CallFlows {
     this.sim.originates.set(uuid, (this.sim.originates.get(uuid) ?? 0) + 1);
     const refused = refusedCause(ep, this.behaviourOf(ep.number));
     if (refused) { await this.refusedBridge(a, app, ep, uuid, refused, oneShot); return; }
-    const b = new Channel('B', uuid, ep, vars, this.behaviourOf(ep.number), a.inbound ? a.tpl : a.tpl === '04' ? '04' : '05');
+    const b = new Channel('B', uuid, ep, vars, this.behaviourOf(ep.number), a.inbound || a.tpl === '04' || a.tpl === '17a' ? a.tpl : '05');
     b.callerNum = vmap.get('origination_caller_id_number') ?? a.callerNum;
     b.callerName = vmap.get('origination_caller_id_name') ?? a.callerName;
     b.origNum = a.origNum; b.origName = a.origName;
@@ -256,6 +257,7 @@ export class CallFlows {
     if (a.behaviour.byeRacing === 'bridge-started') { this.phoneBye(a); return; }
     const cof = a.v('continue_on_fail') === 'true';
     const failB = async (cause: string, disp: string, tpl: TemplateKey) => {
+      if (tpl === '09' && a.tpl === '17a') tpl = '17b';
       b.tpl = tpl; a.tpl = tpl === '09' ? (cof ? '09b' : '09') : tpl;
       if (tpl === '10' && cof) a.tpl = '10b';
       b.hungup = true; b.cause = cause; b.disposition = disp; b.hangupUs = this.sim.now();
@@ -419,7 +421,8 @@ export class CallFlows {
     const a = b.peer!;
     b.hungup = true; b.cause = cause; b.hangupUs = this.sim.now(); b.disposition = by === 'remote' ? 'recv_bye' : 'send_bye';
     for (const t of b.timers) clearTimeout(t);
-    if (a.tpl !== '14') { a.tpl = '04'; b.tpl = '04'; } else b.tpl = '14';
+    if (a.tpl === '17a' || a.tpl === '14') b.tpl = a.tpl;
+    else { a.tpl = '04'; b.tpl = '04'; }
     this.sim.events.emit(b, 'CHANNEL_HANGUP');
     this.sim.events.emit(b, 'CHANNEL_HANGUP_COMPLETE');
     await this.sim.sleep(20);
@@ -429,7 +432,8 @@ export class CallFlows {
     a.bridgeApp = undefined;
     const oneShot = !a.parkApp;
     if (a.v('hangup_after_bridge') === 'true' || oneShot) {
-      a.hungup = true; a.cause = 'NORMAL_CLEARING'; a.hangupUs = this.sim.now(); a.disposition = 'send_bye';
+      // A ends with B's cause (17a: B's ALLOTTED_TIMEOUT from sched_hangup; 04: its NORMAL_CLEARING)
+      a.hungup = true; a.cause = b.cause; a.hangupUs = this.sim.now(); a.disposition = 'send_bye';
       for (const t of a.timers) clearTimeout(t);
       this.sim.events.emit(a, 'CHANNEL_HANGUP');
       for (const ap of [...a.apps].reverse()) {
