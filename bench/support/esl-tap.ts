@@ -50,6 +50,9 @@ export function countCommand(t: MutableTraffic, block: string): void {
       if (dialled) t.originateSentAt[dialled] = performance.timeOrigin + performance.now();
       t.variablesSet += countVarBlocks(rest);
       for (const m of rest.matchAll(/&([a-z_]+)\(/g)) inc(t.applications, m[1] as string);
+      // `<apps> inline`: each app of the inline dialplan (`m:<c>:app:arg<c>app` or `app:arg,app`), as listed
+      const inline = / (m:(.):)?(\S+) inline$/.exec(rest);
+      if (inline) for (const entry of (inline[3] as string).split(inline[2] ?? ',')) inc(t.applications, entry.split(':')[0] as string);
     }
     return;
   }
@@ -72,7 +75,12 @@ export function countCommand(t: MutableTraffic, block: string): void {
 
 function countVarBlocks(s: string): number {
   let n = 0;
-  for (const m of s.matchAll(/\{([^}]*)\}/g)) n += (m[1] as string).split(',').filter((kv) => kv.includes('=')).length;
+  for (const m of s.matchAll(/\{([^}]*)\}/g)) {
+    const body = m[1] as string;
+    // `{^^<c>a=b<c>...}`: the list separated by <c>
+    const [list, separator] = body.startsWith('^^') ? [body.slice(3), body[2] as string] : [body, ','];
+    n += list.split(separator).filter((kv) => kv.includes('=')).length;
+  }
   return n;
 }
 
