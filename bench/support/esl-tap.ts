@@ -51,8 +51,12 @@ export function countCommand(t: MutableTraffic, block: string): void {
       t.variablesSet += countVarBlocks(rest);
       for (const m of rest.matchAll(/&([a-z_]+)\(/g)) inc(t.applications, m[1] as string);
       // `<apps> inline`: each app of the inline dialplan (`m:<c>:app:arg<c>app` or `app:arg,app`), as listed
-      const inline = / (m:(.):)?(\S+) inline$/.exec(rest);
-      if (inline) for (const entry of (inline[3] as string).split(inline[2] ?? ',')) inc(t.applications, entry.split(':')[0] as string);
+      const [, exten, dialplan] = originateArgs(rest);
+      if (exten !== undefined && dialplan === 'inline') {
+        const custom = /^m:(.):/.exec(exten);
+        const apps = custom ? exten.slice(4).split(custom[1] as string) : exten.split(',');
+        for (const entry of apps) inc(t.applications, entry.split(':')[0] as string);
+      }
     }
     return;
   }
@@ -71,6 +75,22 @@ export function countCommand(t: MutableTraffic, block: string): void {
     return;
   }
   inc(t.commands, verb);
+}
+
+/** mod_commands originate's arguments: split on spaces outside '…', the quotes removed. */
+function originateArgs(s: string): string[] {
+  const out: string[] = [];
+  let current = '';
+  let quoted = false;
+  for (const c of s.trim()) {
+    if (c === "'") quoted = !quoted;
+    else if (c === ' ' && !quoted) {
+      if (current) out.push(current);
+      current = '';
+    } else current += c;
+  }
+  if (current) out.push(current);
+  return out;
 }
 
 function countVarBlocks(s: string): number {
