@@ -80,7 +80,7 @@ const FRESH_ATTEMPT = {
   finalCdr: null,
 } as const;
 
-/** Deterministic uuid (v4 layout) for a leg of one attempt of one call (and the bridge app's Event-UUID). */
+/** Deterministic uuid (v4 layout) for a leg of one attempt of one call (and its originate's Job-UUID, its callback binding). */
 export function legUuid(callId: string, leg: 'a' | 'b' | 'originate-job' | 'callback-binding', attempt: number): string {
   return deterministicUuid(callId, leg, String(attempt));
 }
@@ -220,10 +220,12 @@ class ClickToDialFlow {
       originate_timeout: String(req.ringTimeoutBSeconds),
       [CALL_ID_VARIABLE]: this.call.callId,
     });
-    // Enforced by the switch from B's answer on: holds even if this controller dies (trace 12's sched_hangup).
+    // Enforced by the switch from B's answer on, even if this controller dies (recording 17a). Quoted:
+    // the API command has spaces, which would otherwise split the originate's arguments.
     const maxDuration = `api_on_answer='sched_hangup +${req.maxDurationSeconds} ${this.uB} ALLOTTED_TIMEOUT'`;
+    const bVarsWithMaxDuration = `${bVars.slice(0, -1)},${maxDuration}}`;
     const dialplan = inlineDialplan([
-      ['bridge', `${bVars.slice(0, -1)},${maxDuration}}${deps.dialString(req.b)}`],
+      ['bridge', `${bVarsWithMaxDuration}${deps.dialString(req.b)}`],
       // only reached when the bridge failed (continue_on_fail): A waits here for the prompt
       ['park', ''],
     ]);
