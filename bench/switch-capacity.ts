@@ -33,8 +33,8 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SUBSCRIBED_EVENTS } from '../src/flows/switch';
-import { CAPACITY_EVENTS, callbackRate, parseSwitchStatus } from '../src/queues/switch-capacity';
+import { CALL_EVENT_FILTERS, CALL_ID_VARIABLE, SUBSCRIBED_EVENTS } from '../src/flows/switch';
+import { CAPACITY_EVENT_FILTERS, CAPACITY_EVENTS, callbackRate, parseSwitchStatus } from '../src/queues/switch-capacity';
 import { BindingRegistry } from '../src/stores/binding-registry';
 import { migrate } from '../src/stores/migrate';
 import { createMysqlPool, ensureDatabase, type Pool } from '../src/stores/mysql';
@@ -338,7 +338,10 @@ async function runPhase(rig: Rig, sideName: Side, rate: number, seconds: number,
   const side: 'numguard' | 'bare' = sideName === 'numguard' ? 'numguard' : 'bare';
   const idleAtStart = await waitForRestedSwitch(rig, minIdleCpu, 60_000);
   rig.carrier.reset();
-  if (sideName === 'bareWithListener') await rig.listener?.listen([...SUBSCRIBED_EVENTS, ...CAPACITY_EVENTS]);
+  if (sideName === 'bareWithListener') {
+    await rig.listener?.listen([...SUBSCRIBED_EVENTS, ...CAPACITY_EVENTS]);
+    await rig.listener?.filter([['Event-Name', 'BACKGROUND_JOB'], ...CALL_EVENT_FILTERS, ...CAPACITY_EVENT_FILTERS]);
+  }
   if (side === 'numguard') await takeTraffic(rig.tap);
   else {
     await rig.bare.listenForJobs(true);
@@ -491,11 +494,15 @@ async function post(rig: Rig, call: PlacedCall, requestId: string): Promise<void
   }
 }
 
-/** The minimal two-leg call: caller-ID variables for the fixed display (what numguard sets), A's timeout, one bridge. */
+/**
+ * The minimal two-leg call: caller-ID variables for the fixed display (what numguard sets), A's timeout, one bridge;
+ * both legs tagged with a call id as numguard's are, so the controller's filters admit them (BENCH_EVENT_COST).
+ */
 function bareOriginate(s: Settings, c: PlacedCall): string {
   const at = `${s.sipp.host}:${s.sipp.port}`;
-  const aVars = `origination_caller_id_number=${X},origination_caller_id_name=${X},ignore_display_updates=true,originate_timeout=30,hangup_after_bridge=true`;
-  const bVars = `origination_caller_id_number=${X},origination_caller_id_name=${X},origination_callee_id_number=${X},origination_callee_id_name=${X},originate_timeout=30`;
+  const tag = `${CALL_ID_VARIABLE}=bare-${c.a}`;
+  const aVars = `origination_caller_id_number=${X},origination_caller_id_name=${X},ignore_display_updates=true,originate_timeout=30,hangup_after_bridge=true,${tag}`;
+  const bVars = `origination_caller_id_number=${X},origination_caller_id_name=${X},origination_callee_id_number=${X},origination_callee_id_name=${X},originate_timeout=30,${tag}`;
   return `{${aVars}}sofia/internal/${c.a}@${at} &bridge({${bVars}}sofia/internal/${c.b}@${at})`;
 }
 

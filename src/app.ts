@@ -22,7 +22,7 @@ import { Scheduler } from './lifecycle/scheduler';
 import { callIdFor } from './calls/click-to-dial-request';
 import { cdrJobId } from './queues/cdr-queue';
 import type { ClickToDialDeps } from './flows/click-to-dial';
-import { SUBSCRIBED_EVENTS } from './flows/switch';
+import { CALL_EVENT_FILTERS, SUBSCRIBED_EVENTS } from './flows/switch';
 import { RedisAuthThrottle } from './http/auth-throttle';
 import { buildHttpServer } from './http/server';
 import { registerOpsRoutes, startMetricsListener } from './monitoring/ops-routes';
@@ -35,7 +35,7 @@ import { registerCallRoutes } from './calls/call-routes';
 import { registerWebhookRoutes, type WebhookRouteDeps } from './webhooks/routes';
 import type { Logger } from './logger';
 import { CallbackQueue, startCallbackWorker } from './calls/callback-queue';
-import { CAPACITY_EVENTS, callbackBacklog, capacityKey, SwitchCapacity } from './queues/switch-capacity';
+import { CAPACITY_EVENT_FILTERS, CAPACITY_EVENTS, callbackBacklog, capacityKey, SwitchCapacity } from './queues/switch-capacity';
 import type { CallOutcome } from './stores/call-outcome';
 import { CdrQueue, startCdrWriter } from './queues/cdr-queue';
 import { BindingRegistry } from './stores/binding-registry';
@@ -133,7 +133,9 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const scheduler = new Scheduler(logger);
   scheduler.add({ name: 'routing index check', everyMs: 10_000, run: ensureRoutes });
 
-  const esl = new EslClient({ ...config.esl, events: [...SUBSCRIBED_EVENTS, ...CAPACITY_EVENTS], logger: logger.child({ component: 'esl' }) });
+  const esl = new EslClient({ ...config.esl, events: [...SUBSCRIBED_EVENTS, ...CAPACITY_EVENTS],
+    filters: [...CALL_EVENT_FILTERS, ...CAPACITY_EVENT_FILTERS],
+    logger: logger.child({ component: 'esl' }) });
   esl.on('error', (err: unknown) => logger.error({ err }, 'esl error'));
   await esl.start();
 

@@ -216,6 +216,18 @@ function switchArgument(env: Env, name: string, fallback: string): string {
   return v;
 }
 
+/** Click-to-dial sends the dial strings and the ringback in one `originate` line (its arguments split on spaces, the inline dialplan on ^). */
+const ORIGINATE_LINE_RULE = "must not contain a space, a quote (') or ^ (it goes into the originate command line)";
+function fitsOriginateLine(value: string): boolean {
+  return !/[\s'^]/.test(value);
+}
+
+function originateArgument(env: Env, name: string, fallback: string): string {
+  const v = switchArgument(env, name, fallback);
+  if (!fitsOriginateLine(v)) throw new ConfigError(name, ORIGINATE_LINE_RULE);
+  return v;
+}
+
 function switchDir(env: Env, name: string, fallback: string): string {
   const v = str(env, name, fallback).replace(/\/+$/, '');
   if (!isSafeAbsoluteDir(v)) throw new ConfigError(name, 'must be an absolute path of letters, digits, _ - . and /');
@@ -237,6 +249,7 @@ function dialOverrides(env: Env, name: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(parsed)) {
     if (typeof v !== 'string' || v === '') throw new ConfigError(name, `entry for ${k} must be a non-empty string`);
+    if (!fitsOriginateLine(v)) throw new ConfigError(name, `entry for ${k} ${ORIGINATE_LINE_RULE}`);
     out[k] = v;
   }
   return out;
@@ -245,6 +258,7 @@ function dialOverrides(env: Env, name: string): Record<string, string> {
 export function loadConfig(env: Env = process.env): AppConfig {
   const template = str(env, 'DIAL_STRING_TEMPLATE', 'sofia/gateway/carrier/{number}');
   if (!template.includes('{number}')) throw new ConfigError('DIAL_STRING_TEMPLATE', 'must contain {number}');
+  if (!fitsOriginateLine(template)) throw new ConfigError('DIAL_STRING_TEMPLATE', ORIGINATE_LINE_RULE);
   const reconnectMinMs = int(env, 'ESL_RECONNECT_MIN_MS', 500, 10, 60_000);
   const eslHost = str(env, 'ESL_HOST', '127.0.0.1');
   const consoleSessionHours = int(env, 'CONSOLE_SESSION_HOURS', 12, 1, 168);
@@ -288,7 +302,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxDurationSeconds: int(env, 'MAX_CALL_DURATION_SECONDS', 1800, 10, 86_400),
       passthroughAllowed: bool(env, 'PASSTHROUGH_ALLOWED', false),
       callbackBindingTtlSeconds: int(env, 'CALLBACK_BINDING_TTL_SECONDS', 86_400, 60, 604_800),
-      ringbackTone: switchArgument(env, 'RINGBACK_TONE', '%(2000,4000,440,480)'),
+      ringbackTone: originateArgument(env, 'RINGBACK_TONE', '%(2000,4000,440,480)'),
       bFailedPrompt: switchArgument(env, 'B_FAILED_PROMPT', 'tone_stream://%(500,500,480,620);loops=2'),
       recordingsDir: switchDir(env, 'RECORDINGS_DIR', '/var/lib/freeswitch/recordings'),
     },

@@ -45,6 +45,12 @@ export class BareEsl {
     await this.listen(on ? ['BACKGROUND_JOB'] : null);
   }
 
+  /** `filter delete all`, then `filter <header> <value>` for each: the switch sends only events one admits. */
+  async filter(filters: ReadonlyArray<readonly [string, string]>): Promise<void> {
+    await this.command('filter delete all', false);
+    for (const [header, value] of filters) await this.command(`filter ${header} ${value}`, false);
+  }
+
   /** `event plain <names>`, or `noevents` for null. */
   async listen(names: readonly string[] | null): Promise<void> {
     await this.command(names ? `event plain ${names.join(' ')}` : 'noevents', false);

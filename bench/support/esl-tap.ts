@@ -50,6 +50,13 @@ export function countCommand(t: MutableTraffic, block: string): void {
       if (dialled) t.originateSentAt[dialled] = performance.timeOrigin + performance.now();
       t.variablesSet += countVarBlocks(rest);
       for (const m of rest.matchAll(/&([a-z_]+)\(/g)) inc(t.applications, m[1] as string);
+      // `<apps> inline`: each app of the inline dialplan (`m:<c>:app:arg<c>app` or `app:arg,app`), as listed
+      const [, exten, dialplan] = originateArgs(rest);
+      if (exten !== undefined && dialplan === 'inline') {
+        const custom = /^m:(.):/.exec(exten);
+        const apps = custom ? exten.slice(4).split(custom[1] as string) : exten.split(',');
+        for (const entry of apps) inc(t.applications, entry.split(':')[0] as string);
+      }
     }
     return;
   }
@@ -70,9 +77,30 @@ export function countCommand(t: MutableTraffic, block: string): void {
   inc(t.commands, verb);
 }
 
+/** mod_commands originate's arguments: split on spaces outside '…', the quotes removed. */
+function originateArgs(s: string): string[] {
+  const out: string[] = [];
+  let current = '';
+  let quoted = false;
+  for (const c of s.trim()) {
+    if (c === "'") quoted = !quoted;
+    else if (c === ' ' && !quoted) {
+      if (current) out.push(current);
+      current = '';
+    } else current += c;
+  }
+  if (current) out.push(current);
+  return out;
+}
+
 function countVarBlocks(s: string): number {
   let n = 0;
-  for (const m of s.matchAll(/\{([^}]*)\}/g)) n += (m[1] as string).split(',').filter((kv) => kv.includes('=')).length;
+  for (const m of s.matchAll(/\{([^}]*)\}/g)) {
+    const body = m[1] as string;
+    // `{^^<c>a=b<c>...}`: the list separated by <c>
+    const [list, separator] = body.startsWith('^^') ? [body.slice(3), body[2] as string] : [body, ','];
+    n += list.split(separator).filter((kv) => kv.includes('=')).length;
+  }
   return n;
 }
 

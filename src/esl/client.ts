@@ -7,7 +7,8 @@
  *  - api()/bgapi() run as `bgapi` with our own Job-UUID, so each result is matched to its command by
  *    id however many are in flight and in whatever order the BACKGROUND_JOBs come back;
  *  - a refused password is an EslAuthError (modesl only emits an event);
- *  - one narrow `event plain ...` subscription, events parsed into EslEvent and routed per uuid.
+ *  - one narrow `event plain ...` subscription, narrowed further by `filter`s, events parsed into EslEvent
+ *    and routed per uuid.
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -32,10 +33,19 @@ export interface EslClientOptions {
   logger: Logger;
   /** `plain` (default; measured fastest, see bench/esl-ingest.ts) or `json`. */
   eventFormat?: 'plain' | 'json';
+  /**
+   * `filter <header> <value>` after the subscription: the switch then sends only events that one of them
+   * admits (mod_event_socket: once any filter exists, an event passes when a filter on a header it carries
+   * matches: equal, case-insensitively, or `/regex/`; a `-value` filter that matches drops it). The
+   * client's own BACKGROUND_JOB filter is added when there are any.
+   */
+  filters?: ReadonlyArray<readonly [string, string]>;
 }
 
 /** Events this layer itself depends on. */
 const REQUIRED_EVENTS = ['BACKGROUND_JOB', 'CHANNEL_EXECUTE_COMPLETE'];
+/** api()/bgapi() results carry no channel: with filters on, they are let through by name. */
+const REQUIRED_FILTER = ['Event-Name', 'BACKGROUND_JOB'] as const;
 
 type ChannelListener = (e: EslEvent) => void;
 
@@ -44,6 +54,8 @@ export class EslClient extends EventEmitter {
   private readonly log: Logger;
   /** The exact subscription command sent after every authentication. */
   readonly subscription: string;
+  /** The `filter ...` commands sent after the subscription, in order (none: every subscribed event comes). */
+  readonly filterCommands: readonly string[];
   private currentState: EslState = 'idle';
   private conn: FastConnection | undefined;
   private readonly pending = new Set<PendingOp<unknown>>();
@@ -64,6 +76,12 @@ export class EslClient extends EventEmitter {
     for (const e of REQUIRED_EVENTS) if (!events.includes(e)) events.push(e);
     assertNoNewline(...events);
     this.subscription = `event ${opts.eventFormat ?? 'plain'} ${events.join(' ')}`;
+    const filters = opts.filters?.length ? [REQUIRED_FILTER, ...opts.filters] : [];
+    for (const [header, value] of filters) {
+      assertNoNewline(header, value);
+      if (/\s/.test(header) || value === '') throw new EslError(`filter ${header} ${value}: a header name without spaces and a value`);
+    }
+    this.filterCommands = filters.map(([header, value]) => `filter ${header} ${value}`);
   }
 
   get state(): EslState {
@@ -251,11 +269,15 @@ export class EslClient extends EventEmitter {
           socket.destroy();
         },
       );
-      conn.sendRecv(this.subscription, null, (reply) => {
-        const text = reply.getHeader('Reply-Text') ?? '';
-        if (text.startsWith('+OK')) sub.op.resolve(undefined);
-        else sub.op.reject(new EslCommandError(`subscription refused: ${text}`, text));
-      });
+      // Pipelined: the replies come in the order sent; ready once every one said +OK.
+      let awaiting = 1 + this.filterCommands.length;
+      for (const command of [this.subscription, ...this.filterCommands]) {
+        conn.sendRecv(command, null, (reply) => {
+          const text = reply.getHeader('Reply-Text') ?? '';
+          if (!text.startsWith('+OK')) sub.op.reject(new EslCommandError(`${verbOf(command)} refused: ${text}`, text));
+          else if (--awaiting === 0) sub.op.resolve(undefined);
+        });
+      }
     });
     socket.once('close', () => {
       clearTimeout(handshake);

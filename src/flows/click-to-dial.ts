@@ -1,21 +1,25 @@
 import { randomUUID } from 'node:crypto';
 import type { CallResult, CdrRecord, ClickToDialRequest, HangupSide } from '../domain/call';
 import type { Leg, PlatformEventType, ReportEvent } from '../events/platform-events';
-import { formatChannelVars, planCallerId } from '../domain/caller-id';
+import { formatChannelVars, planCallerId, type ChannelVars } from '../domain/caller-id';
 import { deterministicUuid } from '../domain/ids';
 import { CANCEL_CAUSE, parseOriginateReply, resultOfAFailure, resultOfBFailure } from '../domain/call-result';
 import type { EslEvent } from '../esl/event';
 import type { Logger } from '../logger';
 import type { LiveCall, LiveCallStore } from '../stores/live-calls';
-import { eventTime, LegWatch, type SwitchControl } from './switch';
+import { CALL_ID_VARIABLE, eventTime, LegWatch, type SwitchControl } from './switch';
 
 /**
  * Click-to-dial (回拨), SPEC §4: the platform calls A; when A answers, A hears ringback while the
  * platform calls B; when B answers the two are bridged, and the switch enforces the maximum
  * duration. B busy / no answer plays a short prompt to A and ends.
  *
- * Never rings anyone twice: each leg's uuid derives from (call, attempt), and each leg is claimed
- * in Redis before it is dialled. A redelivered job that finds a claim taken follows the call that
+ * The whole call is one command to the switch: an originate of A whose dialplan is the bridge to B
+ * (then `park`, so A survives a failed bridge to hear the prompt), with B's maximum duration armed by
+ * B's own answer. The controller sends nothing more unless B fails, the call is cancelled or recorded.
+ *
+ * Never rings anyone twice: each leg's uuid derives from (call, attempt), and both legs are claimed
+ * in Redis before A is dialled. A redelivered job that finds a claim taken follows the call that
  * is already there (or settles it) instead of dialling again.
  */
 export interface ClickToDialDeps {
@@ -57,6 +61,9 @@ const CANCEL_CHECK_MS = 500;
 /** Slack on top of a ring timeout the switch enforces itself, before the flow gives up on the switch. */
 const SWITCH_SLACK_MS = 15_000;
 
+/** Separates the apps of A's inline dialplan (`m:^:`): none of them has a `^`, and their arguments have commas. */
+const INLINE_APP_SEPARATOR = '^';
+
 /** What a leg's bridge app ended with, in the variables of its CHANNEL_EXECUTE_COMPLETE (fs-traces 09b/10b/10c, 16a/16b). */
 const BRIDGE_CAUSE_VARIABLES = ['originate_failed_cause', 'originate_disposition', 'last_bridge_hangup_cause'] as const;
 
@@ -73,8 +80,8 @@ const FRESH_ATTEMPT = {
   finalCdr: null,
 } as const;
 
-/** Deterministic uuid (v4 layout) for a leg of one attempt of one call (and the bridge app's Event-UUID). */
-export function legUuid(callId: string, leg: 'a' | 'b' | 'bridge' | 'originate-job' | 'callback-binding', attempt: number): string {
+/** Deterministic uuid (v4 layout) for a leg of one attempt of one call (and its originate's Job-UUID, its callback binding). */
+export function legUuid(callId: string, leg: 'a' | 'b' | 'originate-job' | 'callback-binding', attempt: number): string {
   return deterministicUuid(callId, leg, String(attempt));
 }
 
@@ -142,6 +149,11 @@ class ClickToDialFlow {
       this.watchForCancel();
       return this.resume(prior);
     }
+    // B is dialled by the switch itself once A answers, so its claim is taken now, with A's.
+    if (!(await live.claim(this.call.callId, `b:${this.call.attempt}`))) {
+      this.watchForCancel();
+      return this.resume(prior);
+    }
 
     await live.update(this.call.callId, {
       ...FRESH_ATTEMPT,
@@ -188,23 +200,41 @@ class ClickToDialFlow {
   // ---- A leg ----------------------------------------------------------------------------------
 
   private async callA(): Promise<AttemptOutcome> {
-    const { req } = this;
+    const { req, deps } = this;
     const callerId = planCallerId(req.displayMode, req.x, req.a);
-    const vars = formatChannelVars({
-      ...callerId.aLeg,
-      origination_uuid: this.uA,
-      originate_timeout: String(req.ringTimeoutASeconds),
-      // A survives a failed bridge so it can hear why (trace 09b), and ends with the bridged call (trace 04).
-      continue_on_fail: 'true',
-      hangup_after_bridge: 'true',
-      ng_call_id: this.call.callId,
+    const aVars = aLegVars(
+      {
+        ...callerId.aLeg,
+        origination_uuid: this.uA,
+        originate_timeout: String(req.ringTimeoutASeconds),
+        // A survives a failed bridge so it can hear why (trace 09b), and ends with the bridged call (trace 04).
+        continue_on_fail: 'true',
+        hangup_after_bridge: 'true',
+        [CALL_ID_VARIABLE]: this.call.callId,
+      },
+      deps.ringbackTone,
+    );
+    const bVars = formatChannelVars({
+      ...callerId.bLeg,
+      origination_uuid: this.uB,
+      originate_timeout: String(req.ringTimeoutBSeconds),
+      [CALL_ID_VARIABLE]: this.call.callId,
     });
+    // Enforced by the switch from B's answer on, even if this controller dies (recording 17a). Quoted:
+    // the API command has spaces, which would otherwise split the originate's arguments.
+    const maxDuration = `api_on_answer='sched_hangup +${req.maxDurationSeconds} ${this.uB} ALLOTTED_TIMEOUT'`;
+    const bVarsWithMaxDuration = `${bVars.slice(0, -1)},${maxDuration}}`;
+    const dialplan = inlineDialplan([
+      ['bridge', `${bVarsWithMaxDuration}${deps.dialString(req.b)}`],
+      // only reached when the bridge failed (continue_on_fail): A waits here for the prompt
+      ['park', ''],
+    ]);
     this.trackRinging(this.a, 'aRingAt');
-    this.log.info({ a: req.a, x: req.x, mode: req.displayMode }, 'calling A');
+    this.log.info({ a: req.a, b: req.b, x: req.x, mode: req.displayMode }, 'calling A, then B');
 
     let reply: string;
     try {
-      reply = await this.deps.switch.bgapi(`originate ${vars}${this.deps.dialString(req.a)} &park()`, {
+      reply = await deps.switch.bgapi(`originate ${aVars}${deps.dialString(req.a)} ${dialplan} inline`, {
         jobUuid: legUuid(this.call.callId, 'originate-job', this.call.attempt),
         timeoutMs: req.ringTimeoutASeconds * 1000 + 20_000,
       });
@@ -257,10 +287,27 @@ class ClickToDialFlow {
   private async aAnswered(): Promise<AttemptOutcome> {
     await this.markAAnswered();
     if (await this.cancelled()) return this.endCancelled();
-    // A's BYE raced the originate's reply: nobody is left to call B for.
-    if (this.a.first('CHANNEL_HANGUP')) return this.aLeft();
-    if (!(await this.deps.live.claim(this.call.callId, `b:${this.call.attempt}`))) return this.followToEnd('a_answered');
-    return this.callB();
+    // A's BYE raced the originate's reply, before its dialplan reached B: nobody was called for.
+    if (this.a.first('CHANNEL_HANGUP') && !this.bridgeStarted()) return this.aLeft();
+    return this.callingB();
+  }
+
+  /** A answered: the switch is already calling B (A's dialplan is the bridge); the controller only follows it. */
+  private async callingB(): Promise<AttemptOutcome> {
+    try {
+      await this.deps.live.update(this.call.callId, { state: 'calling_b' });
+    } catch (err) {
+      this.log.warn({ err }, 'could not record calling_b');
+    }
+    this.report('call.calling', 'b');
+    this.trackRinging(this.b, 'bRingAt');
+    this.log.info('calling B');
+    return this.afterBridgeStarted();
+  }
+
+  /** Whether the switch has begun the bridge to B: B's channel said something, or the bridge already ended on A. */
+  private bridgeStarted(): boolean {
+    return this.b.seenAny || this.a.firstWhere(isBridgeEnd) !== undefined;
   }
 
   /** A hung up before B answered (or before B was called): the call is abandoned by A. */
@@ -293,44 +340,19 @@ class ClickToDialFlow {
 
   // ---- B leg ----------------------------------------------------------------------------------
 
-  private async callB(): Promise<AttemptOutcome> {
-    const { req, deps } = this;
-    const callerId = planCallerId(req.displayMode, req.x, req.a);
-    const vars = formatChannelVars({
-      ...callerId.bLeg,
-      origination_uuid: this.uB,
-      originate_timeout: String(req.ringTimeoutBSeconds),
-      ng_call_id: this.call.callId,
-    });
-    const bridgeId = legUuid(this.call.callId, 'bridge', this.call.attempt);
-    try {
-      await deps.switch.execute(this.uA, 'set', `ringback=${deps.ringbackTone}`);
-      await deps.live.update(this.call.callId, { state: 'calling_b' });
-      this.report('call.calling', 'b');
-      this.trackRinging(this.b, 'bRingAt');
-      this.log.info({ b: req.b }, 'calling B');
-      // Completion is read from A's events, not awaited on the command: if A hangs up while this
-      // sendmsg is queued on it, the bridge never runs and no EXECUTE_COMPLETE ever comes.
-      await deps.switch.execute(this.uA, 'bridge', `${vars}${deps.dialString(req.b)}`, { eventUuid: bridgeId });
-    } catch (err) {
-      // `-ERR invalid session id`: A hung up before the switch took the command; or the switch went away.
-      this.log.info({ err }, 'bridge not started');
-    }
-    return this.afterBridgeSent(bridgeId);
-  }
-
   /**
    * Whichever comes first on A: CHANNEL_BRIDGE (B answered), the bridge's EXECUTE_COMPLETE without a
    * bridge (B not reached, with the switch's cause), or A's HANGUP_COMPLETE (A is gone; a bridge that ran
-   * has completed before it). Bounded by B's ring timeout, which the switch itself enforces.
+   * has completed before it). Bounded by A's ring timeout (the bridge starts when A answers) and B's, which
+   * the switch itself enforces.
    */
-  private async afterBridgeSent(bridgeId: string): Promise<AttemptOutcome> {
+  private async afterBridgeStarted(): Promise<AttemptOutcome> {
     const first = await this.a.waitForAny(
       (e) =>
         e.name === 'CHANNEL_BRIDGE' ||
         e.name === 'CHANNEL_HANGUP_COMPLETE' ||
-        (e.name === 'CHANNEL_EXECUTE_COMPLETE' && e.header('Application-UUID') === bridgeId),
-      this.req.ringTimeoutBSeconds * 1000 + SWITCH_SLACK_MS,
+        isBridgeEnd(e),
+      (this.req.ringTimeoutASeconds + this.req.ringTimeoutBSeconds) * 1000 + SWITCH_SLACK_MS,
     );
     if (first?.name === 'CHANNEL_BRIDGE') return this.bridged(first);
     if (first?.name === 'CHANNEL_EXECUTE_COMPLETE') return this.bFailed(bridgeCause(first));
@@ -361,8 +383,6 @@ class ClickToDialFlow {
       this.report('call.answered', 'b', bAnswerAt);
       this.report('call.bridged', undefined, eventTime(bridge));
       this.log.info('bridged');
-      // Enforced by the switch itself (trace 12): holds even if this controller dies now.
-      await this.deps.switch.api(`sched_hangup +${this.req.maxDurationSeconds} ${this.uA} ALLOTTED_TIMEOUT`);
       if (this.req.record) {
         await this.deps.switch.execute(this.uA, 'record_session', this.deps.recordingPath(this.call.callId));
       }
@@ -469,7 +489,7 @@ class ClickToDialFlow {
     const disposition = await this.variableOf(this.uA, 'originate_disposition');
     if (disposition?.toUpperCase() === 'SUCCESS') return this.connectedCallEnded();
     if (disposition) return this.bFailed(disposition);
-    return this.afterBridgeSent(legUuid(this.call.callId, 'bridge', this.call.attempt));
+    return this.afterBridgeStarted();
   }
 
   // ---- settling -------------------------------------------------------------------------------
@@ -591,6 +611,30 @@ class ClickToDialFlow {
       this.log.warn({ err }, 'uuid_kill failed');
     }
   }
+}
+
+/**
+ * A's `{}`. The ringback tone has commas (`%(2000,4000,440,480)`), so the list is separated by a character
+ * none of the values has (`{^^;name=value;...}`, switch_event_create_brackets).
+ */
+function aLegVars(vars: ChannelVars, ringbackTone: string): string {
+  const plain = formatChannelVars(vars).slice(1, -1);
+  const separator = [';', '|', '!', '~'].find((c) => !ringbackTone.includes(c) && !plain.includes(c));
+  if (separator === undefined || /[\s'^]/.test(ringbackTone)) throw new Error('the ringback tone cannot be carried in a dial string');
+  return `{^^${separator}${plain.split(',').join(separator)}${separator}ringback=${ringbackTone}}`;
+}
+
+/** `m:^:app:arg^app:arg`: apps the switch runs on A, in order, once it answers (mod_dptools inline dialplan). */
+function inlineDialplan(apps: ReadonlyArray<readonly [string, string]>): string {
+  for (const [, arg] of apps) {
+    if (arg.includes(INLINE_APP_SEPARATOR) || /[\r\n]/.test(arg)) throw new Error('an inline dialplan app argument cannot carry ^ or a line break');
+  }
+  return `m:${INLINE_APP_SEPARATOR}:` + apps.map(([app, arg]) => (arg ? `${app}:${arg}` : app)).join(INLINE_APP_SEPARATOR);
+}
+
+/** The bridge app of A's dialplan has ended (B answered and hung up, or was not reached). */
+function isBridgeEnd(e: EslEvent): boolean {
+  return e.name === 'CHANNEL_EXECUTE_COMPLETE' && e.header('Application') === 'bridge';
 }
 
 /** The cause a bridge app ended with (its EXECUTE_COMPLETE), if the switch gave one. */

@@ -11,6 +11,12 @@ export const SUBSCRIBED_EVENTS = [
   'BACKGROUND_JOB',
 ] as const;
 
+/** The channel variable every leg a flow dials carries (its `{}`); nothing else of the switch's traffic is the flows' business. */
+export const CALL_ID_VARIABLE = 'ng_call_id';
+
+/** ESL filters: channel events only of legs that carry the call id (any value), so other channels on the switch cost nothing. */
+export const CALL_EVENT_FILTERS: ReadonlyArray<readonly [string, string]> = [[`variable_${CALL_ID_VARIABLE}`, '/./']];
+
 /**
  * What a call flow needs from a FreeSWITCH connection. EslClient provides it; flows never see
  * sockets, reconnects or reply correlation.
@@ -63,6 +69,10 @@ export class LegWatch {
 
   first(name: string): EslEvent | undefined {
     return this.seen.find((e) => e.name === name);
+  }
+
+  firstWhere(match: (e: EslEvent) => boolean): EslEvent | undefined {
+    return this.seen.find(match);
   }
 
   /** Whether the switch has sent anything at all about this leg (a channel that was never created sends nothing). */

@@ -26,6 +26,8 @@ import { redisKeys } from '../stores/keys';
 
 /** What this reads from the switch's event stream, besides the call flows' events. */
 export const CAPACITY_EVENTS = ['HEARTBEAT'] as const;
+/** ...and the ESL filter that lets them through once the connection filters (they belong to no channel). */
+export const CAPACITY_EVENT_FILTERS: ReadonlyArray<readonly [string, string]> = CAPACITY_EVENTS.map((name) => ['Event-Name', name] as const);
 /** A click-to-dial call opens two channels on the switch: A, then B. */
 export const LEGS_PER_CALL = 2;
 const DEFAULT_HEARTBEAT_SECONDS = 20;

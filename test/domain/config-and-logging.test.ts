@@ -20,6 +20,10 @@ describe('config', () => {
     [{ ...base, PASSTHROUGH_ALLOWED: 'maybe' }, 'PASSTHROUGH_ALLOWED'],
     [{ ...base, DIAL_STRING_TEMPLATE: 'sofia/gateway/carrier/' }, 'DIAL_STRING_TEMPLATE'],
     [{ ...base, DIAL_STRING_OVERRIDES: '[1]' }, 'DIAL_STRING_OVERRIDES'],
+    // click-to-dial's one originate line: its arguments split on spaces, its inline dialplan on ^
+    [{ ...base, DIAL_STRING_TEMPLATE: 'sofia/gateway/carrier/{number} x' }, 'DIAL_STRING_TEMPLATE'],
+    [{ ...base, DIAL_STRING_OVERRIDES: '{"1":"sofia/gw/a^b"}' }, 'DIAL_STRING_OVERRIDES'],
+    [{ ...base, RINGBACK_TONE: "tone_stream://%(2000,4000,440,480);loops=-1 '" }, 'RINGBACK_TONE'],
   ])('fails fast naming the bad variable (%#)', (env, variable) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     try {

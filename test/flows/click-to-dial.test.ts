@@ -124,13 +124,31 @@ describe('click-to-dial against the switch simulator (real MariaDB and Redis)', 
     expect(sys.sim.invitesTo(b)).toHaveLength(1);
   });
 
-  it('max duration is enforced by the switch with sched_hangup', async () => {
+  it('max duration is enforced by the switch with sched_hangup, armed by B\'s answer', async () => {
     sys.sim.setPhone(a, { answer: 'answer' });
     sys.sim.setPhone(b, { answer: 'answer' });
     const call = await sys.placeCall({ requestId: requestId(), a, b, maxDurationSeconds: 10 });
     const done = await sys.waitForCall(call.id);
-    expect(sys.sim.received).toContain(`bgapi sched_hangup +10 ${legUuid(call.id, 'a', 1)} ALLOTTED_TIMEOUT`);
+    const uB = legUuid(call.id, 'b', 1);
+    const originate = sys.sim.received.find((c) => c.startsWith('bgapi originate') && c.includes(uB));
+    expect(originate).toContain(`api_on_answer='sched_hangup +10 ${uB} ALLOTTED_TIMEOUT'`);
+    expect(sys.sim.received.filter((c) => /^(bg)?api sched_hangup/.test(c))).toEqual([]);
     expect(done.cdr).toMatchObject({ result: 'connected', hangupCause: 'ALLOTTED_TIMEOUT', hangupSide: 'platform' });
+  });
+
+  it('a connected call costs the switch one command: the originate of A, with the bridge to B as its dialplan', async () => {
+    sys.sim.setPhone(a, { answer: 'answer', ringMs: 100 });
+    sys.sim.setPhone(b, { answer: 'answer', ringMs: 100, hangupAfterMs: 300 });
+    const call = await sys.placeCall({ requestId: requestId(), a, b });
+    const done = await sys.waitForCall(call.id);
+    expect(done.cdr).toMatchObject({ result: 'connected', hangupSide: 'b' });
+    const uA = legUuid(call.id, 'a', 1);
+    const uB = legUuid(call.id, 'b', 1);
+    const forThisCall = sys.sim.received.filter((c) => c.includes(uA) || c.includes(uB) || c.includes(call.id));
+    expect(forThisCall).toHaveLength(1);
+    expect(forThisCall[0]).toMatch(new RegExp(`^bgapi originate \\{.*origination_uuid=${uA}.*\\}\\S+ m:\\^:bridge:\\{.*origination_uuid=${uB}.*\\}\\S+\\^park inline$`));
+    expect(sys.sim.originateCount(uA)).toBe(1);
+    expect(sys.sim.originateCount(uB)).toBe(1);
   });
 
   it('the same requestId returns the first call and rings nobody again', async () => {

@@ -28,24 +28,34 @@ export class CallFlows {
     this.sim.invites.set(ch.ep.number, list);
   }
 
-  /** `originate {vars}endpoint &app(arg)` (api or bgapi). */
+  /**
+   * `originate {vars}endpoint &app(arg)`, or `originate {vars}endpoint <apps> inline` (api or bgapi). The arguments
+   * are split on spaces outside '…' (the quotes removed), as mod_commands does; the inline dialplan is
+   * `app:arg,app:arg` or, with `m:<c>:` first, separated by <c> (mod_dptools inline_dialplan_hunt).
+   */
   originate(arg: string, job: NonNullable<Channel['job']>): void {
-    const { vars, rest } = parseVarBlock(arg);
-    const m = /^(\S+)\s+(.*)$/.exec(rest.trim());
-    const endpoint = m ? m[1]! : rest.trim();
-    let appStr = m ? m[2]!.trim() : 'park';
+    const [aleg = '', exten = 'park', dialplan] = splitArgs(arg);
+    const { vars, rest } = parseVarBlock(aleg);
+    const endpoint = rest.trim();
     let appName = 'park'; let appArg = '';
-    if (appStr.startsWith('&')) {
-      appStr = appStr.slice(1);
+    let dialplanRest: AppRun[] = [];
+    if (exten.startsWith('&')) {
+      const appStr = exten.slice(1);
       const p = appStr.indexOf('(');
       if (p >= 0) { appName = appStr.slice(0, p); appArg = appStr.slice(p + 1, appStr.lastIndexOf(')')); } else { appName = appStr; }
+    } else if (dialplan === 'inline') {
+      const apps = inlineDialplan(exten);
+      const first = apps.shift();
+      if (first) { appName = first.name; appArg = first.arg; }
+      dialplanRest = apps;
     }
     const ep = parseEndpoint(endpoint);
     const uuid = vars.find(([k]) => k === 'origination_uuid')?.[1] ?? randomUUID();
     this.sim.originateTotal++;
     this.sim.originates.set(uuid, (this.sim.originates.get(uuid) ?? 0) + 1);
     const beh = this.behaviourOf(ep.number);
-    const ch = new Channel('A', uuid, ep, vars, beh, appName === 'bridge' ? '04' : '03');
+    // a bridge as the originate's app: one-shot (04); as the first app of an inline dialplan, recording 17a
+    const ch = new Channel('A', uuid, ep, vars, beh, appName !== 'bridge' ? '03' : dialplan === 'inline' ? '17a' : '04');
     const vmap = new Map(vars);
     ch.callerNum = vmap.get('origination_caller_id_number') ?? '0000000000';
     ch.callerName = vmap.get('origination_caller_id_name') ?? '';
@@ -54,6 +64,7 @@ export class CallFlows {
     if (vmap.has('origination_callee_id_name')) ch.calleeName = vmap.get('origination_callee_id_name')!;
     if (vmap.has('origination_callee_id_number')) ch.calleeNum = vmap.get('origination_callee_id_number')!;
     ch.job = job;
+    ch.dialplanRest = dialplanRest;
     this.sim.chans.set(uuid, ch);
     this.sim.sessionsSinceStartup++;
     const firstApp: AppRun = { name: appName, arg: appArg, uuid: randomUUID() };
@@ -119,6 +130,8 @@ export class CallFlows {
   private answer(ch: Channel): void {
     ch.answered = true; ch.ringing = false; ch.answeredUs = nowUs();
     this.sim.events.emit(ch, 'CHANNEL_ANSWER');
+    // api_on_answer*: each names an API command, run as the leg is answered (switch_channel_api_on; no channel event)
+    for (const [name, value] of ch.vars) if (name.startsWith('api_on_answer') && value) void this.sim.esl.api(value, null);
     if (ch.inbound) this.sim.outbound.toCaller(ch, '200 OK');
     if (ch.behaviour.hangupAfterMs !== undefined) {
       this.sim.timer(ch, ch.behaviour.hangupAfterMs, () => void this.hangup(ch, 'NORMAL_CLEARING', 'remote'));
@@ -160,7 +173,7 @@ export class CallFlows {
       if (app.name === 'bridge' && !isOriginateApp && ch.tpl === '03') ch.tpl = ch.setVars.has('ringback') ? '05' : '09';
       if (app.name === 'bridge' && !isOriginateApp) { const t = refusedTemplate(app.arg, this.behaviourOf(parseEndpoint(parseVarBlock(app.arg).rest.trim()).number)); if (t) ch.tpl = t; }
       if (app.name === 'record_session') ch.tpl = '14';
-      if (app.name === 'playback' || app.name === 'hangup') { if (!['09b', '10b', '10c', '16a', '16b'].includes(ch.tpl)) ch.tpl = '09b'; }
+      if (app.name === 'playback' || app.name === 'hangup') { if (!['09b', '10b', '10c', '16a', '16b', '17b'].includes(ch.tpl)) ch.tpl = '09b'; }
     }
     ch.apps.push(app);
     ch.curApp = app;
@@ -224,7 +237,7 @@ export class CallFlows {
     this.sim.originates.set(uuid, (this.sim.originates.get(uuid) ?? 0) + 1);
     const refused = refusedCause(ep, this.behaviourOf(ep.number));
     if (refused) { await this.refusedBridge(a, app, ep, uuid, refused, oneShot); return; }
-    const b = new Channel('B', uuid, ep, vars, this.behaviourOf(ep.number), a.inbound ? a.tpl : a.tpl === '04' ? '04' : '05');
+    const b = new Channel('B', uuid, ep, vars, this.behaviourOf(ep.number), a.inbound || a.tpl === '04' || a.tpl === '17a' ? a.tpl : '05');
     b.callerNum = vmap.get('origination_caller_id_number') ?? a.callerNum;
     b.callerName = vmap.get('origination_caller_id_name') ?? a.callerName;
     b.origNum = a.origNum; b.origName = a.origName;
@@ -244,6 +257,7 @@ export class CallFlows {
     if (a.behaviour.byeRacing === 'bridge-started') { this.phoneBye(a); return; }
     const cof = a.v('continue_on_fail') === 'true';
     const failB = async (cause: string, disp: string, tpl: TemplateKey) => {
+      if (tpl === '09' && a.tpl === '17a') tpl = '17b';
       b.tpl = tpl; a.tpl = tpl === '09' ? (cof ? '09b' : '09') : tpl;
       if (tpl === '10' && cof) a.tpl = '10b';
       b.hungup = true; b.cause = cause; b.disposition = disp; b.hangupUs = this.sim.now();
@@ -258,7 +272,7 @@ export class CallFlows {
       if (cof) {
         a.apps = a.apps.filter((x) => x !== app); a.lastApp = app;
         this.sim.events.emit(a, 'CHANNEL_EXECUTE_COMPLETE', { ...app, response: '_none_' });
-        if (oneShot) await this.hangup(a, 'NORMAL_CLEARING', 'local');
+        if (oneShot) await this.nextDialplanApp(a);
         else if (a.behaviour.byeRacing === 'bridge-failed') this.phoneBye(a);
       } else {
         await this.hangup(a, cause, 'local', undefined, undefined, true);
@@ -363,6 +377,17 @@ export class CallFlows {
     if (!a.inbound || !a.outConn || a.outConn.closed) this.destroy(a);
   }
 
+  /**
+   * The originate's dialplan goes on after an app that did not end the call: its next app, or, after the last,
+   * the hangup of switch_core_standard_on_execute ("has executed the last dialplan instruction": NORMAL_CLEARING).
+   */
+  private async nextDialplanApp(a: Channel): Promise<void> {
+    const next = a.dialplanRest.shift();
+    if (!next) { await this.hangup(a, 'NORMAL_CLEARING', 'local'); return; }
+    if (a.behaviour.byeRacing === 'bridge-failed') this.phoneBye(a);
+    await this.runApp(a, next, true);
+  }
+
   /** The phone of an A leg sends BYE now. */
   phoneBye(ch: Channel): void { void this.hangup(ch, 'NORMAL_CLEARING', 'remote'); }
 
@@ -384,7 +409,7 @@ export class CallFlows {
     if (a.v('continue_on_fail') === 'true') {
       a.apps = a.apps.filter((x) => x !== app); a.lastApp = app;
       this.sim.events.emit(a, 'CHANNEL_EXECUTE_COMPLETE', { ...app, response: '_none_' });
-      if (oneShot) await this.hangup(a, 'NORMAL_CLEARING', 'local');
+      if (oneShot) await this.nextDialplanApp(a);
       else if (a.behaviour.byeRacing === 'bridge-failed') this.phoneBye(a);
     } else {
       await this.hangup(a, cause, 'local', undefined, undefined, true);
@@ -396,7 +421,8 @@ export class CallFlows {
     const a = b.peer!;
     b.hungup = true; b.cause = cause; b.hangupUs = this.sim.now(); b.disposition = by === 'remote' ? 'recv_bye' : 'send_bye';
     for (const t of b.timers) clearTimeout(t);
-    if (a.tpl !== '14') { a.tpl = '04'; b.tpl = '04'; } else b.tpl = '14';
+    if (a.tpl === '17a' || a.tpl === '14') b.tpl = a.tpl;
+    else { a.tpl = '04'; b.tpl = '04'; }
     this.sim.events.emit(b, 'CHANNEL_HANGUP');
     this.sim.events.emit(b, 'CHANNEL_HANGUP_COMPLETE');
     await this.sim.sleep(20);
@@ -406,7 +432,8 @@ export class CallFlows {
     a.bridgeApp = undefined;
     const oneShot = !a.parkApp;
     if (a.v('hangup_after_bridge') === 'true' || oneShot) {
-      a.hungup = true; a.cause = 'NORMAL_CLEARING'; a.hangupUs = this.sim.now(); a.disposition = 'send_bye';
+      // A ends with B's cause (17a: B's ALLOTTED_TIMEOUT from sched_hangup; 04: its NORMAL_CLEARING)
+      a.hungup = true; a.cause = b.cause; a.hangupUs = this.sim.now(); a.disposition = 'send_bye';
       for (const t of a.timers) clearTimeout(t);
       this.sim.events.emit(a, 'CHANNEL_HANGUP');
       for (const ap of [...a.apps].reverse()) {
@@ -456,4 +483,27 @@ function playbackMs(arg: string): number {
   const m = /%\((\d+),(\d+)[^)]*\)(?:;loops=(\d+))?/.exec(arg);
   if (m) return (Number(m[1]) + Number(m[2])) * Number(m[3] ?? 1);
   return 1000;
+}
+
+/** switch_separate_string on ' ': spaces inside '…' do not split, and the quotes are removed. */
+export function splitArgs(s: string): string[] {
+  const out: string[] = [];
+  let cur = ''; let quoted = false; let started = false;
+  for (const c of s.trim()) {
+    if (c === "'") { quoted = !quoted; started = true; continue; }
+    if (c === ' ' && !quoted) { if (started) { out.push(cur); cur = ''; started = false; } continue; }
+    cur += c; started = true;
+  }
+  if (started) out.push(cur);
+  return out;
+}
+
+/** mod_dptools inline_dialplan_hunt: `app:arg` entries separated by ',' or by <c> after a leading `m:<c>:`. */
+function inlineDialplan(s: string): AppRun[] {
+  let separator = ',';
+  if (s.length > 3 && s.startsWith('m:') && s[3] === ':') { separator = s[2]!; s = s.slice(4); }
+  return s.split(separator).filter((x) => x.trim()).map((entry) => {
+    const i = entry.indexOf(':');
+    return { name: (i >= 0 ? entry.slice(0, i) : entry).trim(), arg: i >= 0 ? entry.slice(i + 1) : '', uuid: randomUUID() };
+  });
 }

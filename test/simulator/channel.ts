@@ -22,7 +22,11 @@ export function parseVarBlock(s: string): { vars: Array<[string, string]>; rest:
   const vars: Array<[string, string]> = [];
   if (!s.startsWith('{')) return { vars, rest: s };
   const end = s.indexOf('}');
-  for (const kv of s.slice(1, end).split(',')) {
+  let body = s.slice(1, end);
+  let separator = ',';
+  // `{^^;a=b;c=d}`: another separator, for values with commas (switch_event_create_brackets)
+  if (body.startsWith('^^') && body.length > 2) { separator = body[2]!; body = body.slice(3); }
+  for (const kv of body.split(separator)) {
     if (!kv) continue;
     const i = kv.indexOf('=');
     vars.push(i >= 0 ? [kv.slice(0, i), kv.slice(i + 1)] : [kv, '']);
@@ -56,6 +60,8 @@ export class Channel {
   job?: { id: string; conn: Conn | null; api?: (body: string) => void; cmd: string; arg: string };
   apps: AppRun[] = [];          // running apps, outermost first
   parkApp?: AppRun;
+  /** The rest of the dialplan the originate gave this leg (inline dialplan), run in order as each app ends. */
+  dialplanRest: AppRun[] = [];
   bridgeApp?: AppRun;
   bridgeOk = false;
   bridgeFailCause = '';

@@ -18,7 +18,7 @@ const INBOUND = ['01a', '01b', '01c', '02', '03', '04', '04b', '05', '05b', '06'
  * Recordings of the same switch kept in this repository (recordings/, tools/record-b-refused.ts): a bridge whose
  * B channel cannot be created, to the `error/` endpoint (16a) and to an unknown sofia profile (16b).
  */
-const LOCAL = ['16a', '16b'];
+const LOCAL = ['16a', '16b', '17a', '17b'];
 
 interface Invite { fromDisplay: string | null; fromUser: string; remotePartyId: string | null; pAssertedIdentity: string | null }
 /** First INVITE each phone received, from the sipp trace. */

@@ -35,13 +35,50 @@ export class Conn {
     }
     if (!this.format) return false;
     if (!this.all && !this.events.has(ev.name)) return false;
-    if (this.filters.length) {
-      let ok = false;
-      for (const [k, v] of this.filters) if (ev.get(k) === v) { ok = true; break; }
-      if (!ok) return false;
-    }
-    return true;
+    return this.filters.length === 0 || passesFilters(this.filters, ev);
   }
+}
+
+/**
+ * mod_event_socket's event_handler: once a connection has filters, an event is sent only if a filter on a
+ * header it carries admits it. In order: a positive filter (`value`, `+value`) that matches admits it (later
+ * positive ones are then skipped); a negative one (`-value`) that matches drops it, whatever came before.
+ * Values compare case-insensitively; `/regex/` (flags i, s) is a regular expression.
+ */
+export function passesFilters(filters: readonly Header[], ev: { get(name: string): string | undefined }): boolean {
+  let send = false;
+  for (const [name, raw] of filters) {
+    const value = ev.get(name) ?? headerCaseless(ev, name);
+    if (value === undefined) continue;
+    let positive = true;
+    let i = 0;
+    for (; i < raw.length; i++) {
+      if (raw[i] === '+') positive = true;
+      else if (raw[i] === '-') positive = false;
+      else if (raw[i] !== ' ') break;
+    }
+    if (send && positive) continue;
+    const compareTo = raw.slice(i);
+    const match = raw.startsWith('/') ? regexOf(compareTo)?.test(value) ?? false : value.toLowerCase() === compareTo.toLowerCase();
+    if (!match) continue;
+    if (!positive) return false;
+    send = true;
+  }
+  return send;
+}
+
+function headerCaseless(ev: { get(name: string): string | undefined; headers?: Header[] }, name: string): string | undefined {
+  const lower = name.toLowerCase();
+  return ev.headers?.find(([k]) => k.toLowerCase() === lower)?.[1];
+}
+
+/** switch_regex_perform: `/expr/flags`; a missing closing `/` is an error there (no match). */
+function regexOf(expression: string): RegExp | undefined {
+  if (!expression.startsWith('/')) return new RegExp(expression);
+  const end = expression.lastIndexOf('/');
+  if (end <= 0) return undefined;
+  const flags = expression.slice(end + 1);
+  return new RegExp(expression.slice(1, end), (flags.includes('i') ? 'i' : '') + (flags.includes('s') ? 's' : ''));
 }
 
 export class EslProtocol {
@@ -177,7 +214,7 @@ export class EslProtocol {
         const w = rest.split(/\s+/);
         if (w[0] === 'delete') {
           const [, k, v] = w;
-          c.filters = c.filters.filter(([fk, fv]) => !(fk === k && (v === undefined || fv === v)));
+          c.filters = k?.toLowerCase() === 'all' ? [] : c.filters.filter(([fk, fv]) => !(fk === k && (v === undefined || fv === v)));
           this.reply(c, `+OK filter deleted. [${k}][${v ?? ''}]`);
         } else {
           const k = w[0] ?? ''; const v = w.slice(1).join(' ');

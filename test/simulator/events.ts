@@ -117,7 +117,8 @@ export class EventRenderer {
       if (NAME_HEADERS.has(k)) continue;
       if (k.startsWith('variable_')) {
         const vn = k.slice(9);
-        if (ORIG_KEYS.has(vn)) {
+        // the leg's own `{...}` variables come as one block, in the order given, where the first of them is
+        if (ORIG_KEYS.has(vn) || ch.vars.some(([name]) => name === vn)) {
           if (!origDone) { origDone = true; for (const [ok, ov] of ch.vars) out.push(['variable_' + ok, ov]); }
           continue;
         }
