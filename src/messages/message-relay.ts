@@ -9,6 +9,7 @@ import type { CountedKey, TakeResult } from '../abuse/redis-counters';
 import { CarrierError, type DeliveryReport, type InboundMessage, type MessageCarrier } from './carrier';
 import type { MessageStore } from './message-store';
 import { relayDecision } from './relay-rules';
+import { characterCount } from './text-segments';
 
 /** A message as queued for relaying: the inbound message and its dedup key. */
 export interface RelayJob extends InboundMessage {
@@ -96,7 +97,7 @@ export class MessageRelay {
       recipientMasked: forwarded ? maskPhone(forwarded.target) : null,
       transport: forwarded ? (settings.transport ?? this.deps.defaultTransport) : job.transport,
       parts: job.parts,
-      length: [...job.text].length,
+      length: characterCount(job.text),
       status: forwarded ? 'accepted' : 'refused',
       refusal: 'refused' in decision ? decision.refused : null,
       receivedAt: job.receivedAt,

@@ -50,14 +50,12 @@ export async function startMessaging(deps: MessagingDeps): Promise<Messaging> {
   const { config } = deps;
   const store = new MessageStore(deps.pool);
   const queue = new MessageQueue({ connection: deps.redis, prefix: deps.prefix, hash: deps.hash, dedupWindowSeconds: config.dedupWindowSeconds });
-  // Forward-declared: the carriers hand reports to the relay, and the relay sends through the carriers.
-  let relay: MessageRelay | undefined;
+  // The carriers hand reports to the relay (declared below), and the relay sends through the carriers.
   const sink: CarrierSink = {
     inbound: async (m) => {
       await queue.enqueue(m);
     },
     report: async (r) => {
-      if (!relay) throw new Error('message relay not started');
       await relay.deliveryReport(r);
     },
   };
@@ -65,7 +63,7 @@ export async function startMessaging(deps: MessagingDeps): Promise<Messaging> {
   const sip = new SipCarrier(deps.esl, config.sip, sink, deps.logger);
   const smpp = config.smpp ? new SmppCarrier(config.smpp, sink, parts, deps.logger) : null;
   const carriers: Partial<Record<MessageTransport, MessageCarrier>> = { sip, ...(smpp ? { smpp } : {}) };
-  relay = new MessageRelay({
+  const relay = new MessageRelay({
     routes: deps.routes,
     store,
     carriers,

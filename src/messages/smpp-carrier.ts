@@ -187,8 +187,8 @@ export class SmppCarrier implements MessageCarrier {
       await this.sink.report({ transport: 'smpp', carrierId: receipt.id, delivered: receipt.delivered, status: receipt.status, at: Date.now() });
       return;
     }
-    const x = normalizePhoneNumber(String(pdu.destination_addr ?? ''))?.digits;
-    const sender = normalizePhoneNumber(String(pdu.source_addr ?? ''))?.digits;
+    const x = typeof pdu.destination_addr === 'string' ? normalizePhoneNumber(pdu.destination_addr)?.digits : undefined;
+    const sender = typeof pdu.source_addr === 'string' ? normalizePhoneNumber(pdu.source_addr)?.digits : undefined;
     if (!x || !sender) {
       this.log.warn('deliver_sm with an unreadable source or destination ignored');
       return;

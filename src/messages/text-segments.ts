@@ -37,6 +37,11 @@ export function lengthIn(text: string, encoding: TextEncoding): number {
   return n;
 }
 
+/** Characters as a reader counts them (code points: an emoji is one). */
+export function characterCount(text: string): number {
+  return Array.from(text).length;
+}
+
 export interface Segmented {
   readonly encoding: TextEncoding;
   readonly parts: readonly string[];
