@@ -23,7 +23,7 @@ export interface MessageRelayDeps {
   /** The carrier path of a tenant that chose none. */
   readonly defaultTransport: MessageTransport;
   /** Abuse control's blacklist, as the call paths read it. */
-  readonly blacklist: { listedForRouting(tenantId: string, numbers: readonly string[], now: number): Promise<Set<string>> };
+  readonly blacklist: { listed(tenantId: string, numbers: readonly string[], now: number): Promise<Set<string>> };
   /** Abuse control's sliding-window counters. */
   readonly counters: { takeSliding(keys: readonly CountedKey[], windowMs: number, now: number): Promise<TakeResult> };
   readonly prefix: string;
@@ -113,7 +113,7 @@ export class MessageRelay {
 
   /** Abuse control for a routed sender: the blacklist, then the per-sender and per-X limits (one minute, sliding). */
   private async admit(tenantId: string, sender: string, x: string, now: number): Promise<Extract<MessageRefusal, 'blacklisted' | 'rate_limited'> | null> {
-    if ((await this.deps.blacklist.listedForRouting(tenantId, [sender], now)).size > 0) return 'blacklisted';
+    if ((await this.deps.blacklist.listed(tenantId, [sender], Date.now())).size > 0) return 'blacklisted';
     const keys = redisKeys(this.deps.prefix);
     const counted: CountedKey[] = [];
     const { perSenderPerMinute, perXPerMinute } = this.deps.limits;
