@@ -20,6 +20,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { startPhone } from '../../e2e/support/sipp';
 import { Framer } from '../trace-replay';
+import { sanitize } from './sanitize';
 
 const BASE_EVENTS =
   'CHANNEL_CREATE CHANNEL_PROGRESS CHANNEL_PROGRESS_MEDIA CHANNEL_ANSWER CHANNEL_BRIDGE CHANNEL_UNBRIDGE CHANNEL_PARK CHANNEL_HANGUP CHANNEL_HANGUP_COMPLETE CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE BACKGROUND_JOB CHANNEL_DESTROY';
@@ -121,27 +122,6 @@ async function main(): Promise<void> {
   if (bNumber && cause) entry.phones.push({ label: 'B', number: bNumber[1]!, address: bNumber[2]!, behaviour: `refused by the switch: ${cause} (no channel, no SIP)` });
   fs.writeFileSync(manifestFile, JSON.stringify([...manifest.filter((s) => s.scenario !== name), entry], null, 1) + '\n');
   console.log(`wrote ${name}: ${log.length} messages`);
-}
-
-/** As the shared traces: host name and non-loopback addresses replaced, every Content-Length recomputed. */
-function sanitize(raw: string): string {
-  const i = raw.indexOf('\n\n');
-  let head = raw.slice(0, i);
-  let body = raw.slice(i + 2);
-  const subst = (s: string): string =>
-    s
-      .replace(/^(FreeSWITCH-(?:Hostname|Switchname)): .*$/gm, '$1: fs-node-1')
-      .replace(/^(FreeSWITCH-IPv4): .*$/gm, '$1: 127.0.0.1')
-      .replace(/^(FreeSWITCH-IPv6): .*$/gm, '$1: %3A%3A1');
-  if (!/Content-Type: text\/event-plain/.test(head)) return raw;
-  const j = body.indexOf('\n\n');
-  let inner = j >= 0 ? body.slice(0, j) : body;
-  const rest = j >= 0 ? body.slice(j + 2) : '';
-  inner = subst(inner);
-  if (rest) inner = inner.replace(/^Content-Length: \d+$/m, `Content-Length: ${Buffer.byteLength(rest)}`);
-  body = j >= 0 ? `${inner}\n\n${rest}` : inner;
-  head = head.replace(/^Content-Length: \d+$/m, `Content-Length: ${Buffer.byteLength(body)}`);
-  return `${head}\n\n${body}`;
 }
 
 main().catch((err: unknown) => {
