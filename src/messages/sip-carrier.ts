@@ -61,7 +61,8 @@ export class SipCarrier implements MessageCarrier {
         {
           'Event-Subclass': 'SMS::SEND_MESSAGE',
           proto: 'global',
-          dest_proto: 'sofia',
+          // sofia's chat interface is named `sip` (`Invalid chat interface [sofia]` otherwise).
+          dest_proto: 'sip',
           from: `${message.from}@${this.sip.fromHost}`,
           to,
           sip_profile: this.sip.profile,

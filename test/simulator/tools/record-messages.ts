@@ -3,7 +3,7 @@
  * sends over ESL for text messages, in the format of shared/fs-traces (`{"dir","t_ms","raw"}` per ESL
  * message), into test/simulator/recordings/, with what the sipp phones saw (`.sip.txt`):
  *  - 17a-message-in: a carrier (sipp UAC) sends MESSAGE to X on the external profile; the chatplan fires it.
- *  - 17b-message-out: `sendevent CUSTOM` SMS::SEND_MESSAGE (blocking) to a carrier stand-in (sipp UAS, 202),
+ *  - 17b-message-out: `sendevent CUSTOM` SMS::SEND_MESSAGE (blocking, dest_proto sip: sofia's chat interface) to a carrier stand-in (sipp UAS, 202),
  *    and the SMS::DELIVERY_REPORT that follows.
  *
  *   E2E_ESL_HOST=127.0.0.3 E2E_SIPP_HOST=127.0.0.3 npx tsx test/simulator/tools/record-messages.ts
@@ -16,7 +16,6 @@ import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { SCENARIO_DIR } from '../../e2e/support/sipp';
-import { Framer } from '../trace-replay';
 import { sanitize } from './sanitize';
 
 const X = '700100000000001';
@@ -39,10 +38,20 @@ interface Session {
 async function session(host: string, port: number, password: string, started: number): Promise<Session> {
   const log: Entry[] = [];
   const sock = net.connect(port, host);
-  sock.setEncoding('utf8');
   let closedBy: 'freeswitch' | null = null;
-  const framer = new Framer((raw) => log.push({ dir: 'recv', t_ms: Date.now() - started, raw }));
-  sock.on('data', (d: string) => framer.push(d));
+  // Framed by bytes: a text's body is UTF-8, and Content-Length counts bytes.
+  let pending = Buffer.alloc(0);
+  sock.on('data', (d: Buffer) => {
+    pending = Buffer.concat([pending, d]);
+    for (;;) {
+      const end = pending.indexOf('\n\n');
+      if (end < 0) return;
+      const length = Number(/(?:^|\n)Content-Length: (\d+)/.exec(pending.subarray(0, end).toString('utf8'))?.[1] ?? 0);
+      if (pending.length < end + 2 + length) return;
+      log.push({ dir: 'recv', t_ms: Date.now() - started, raw: pending.subarray(0, end + 2 + length).toString('utf8') });
+      pending = pending.subarray(end + 2 + length);
+    }
+  });
   sock.on('end', () => (closedBy = 'freeswitch'));
   const s: Session = {
     log,
@@ -105,7 +114,7 @@ async function main(): Promise<void> {
   const headers = [
     'Event-Subclass: SMS::SEND_MESSAGE',
     'proto: global',
-    'dest_proto: sofia',
+    'dest_proto: sip',
     `from: ${X}@${sippHost}`,
     `to: external/sip:${B}@${sippHost}:5291`,
     'sip_profile: external',
