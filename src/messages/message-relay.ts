@@ -38,6 +38,8 @@ export interface MessageRelayDeps {
 export type RelayOutcome = 'forwarded' | 'refused' | 'failed' | 'already_done' | 'dropped' | 'retry';
 
 const MINUTE_MS = 60_000;
+const REPORT_LOOKUPS = 10;
+const REPORT_LOOKUP_DELAY_MS = 300;
 
 /**
  * Relaying one text to X (README "Text messages"): decided once by (X, sender) with the route
@@ -63,9 +65,21 @@ export class MessageRelay {
     return this.send(job, record, lastTry);
   }
 
-  /** A carrier's delivery report for a part sent. */
+  /**
+   * A carrier's delivery report for a part sent. A report can overtake the recording of the id it names
+   * (the carrier answers before the relay has written what it sent): an unknown id is looked up again for
+   * a few seconds before the report is let go.
+   */
   async deliveryReport(report: DeliveryReport): Promise<void> {
-    const record = await this.deps.store.report(report.transport, report.carrierId, report.delivered, report.status, report.at);
+    let record = await this.deps.store.report(report.transport, report.carrierId, report.delivered, report.status, report.at);
+    for (let i = 0; record === 'unknown' && i < REPORT_LOOKUPS; i++) {
+      await new Promise((r) => setTimeout(r, REPORT_LOOKUP_DELAY_MS));
+      record = await this.deps.store.report(report.transport, report.carrierId, report.delivered, report.status, report.at);
+    }
+    if (record === 'unknown') {
+      this.log.warn({ transport: report.transport, carrierStatus: report.status }, 'delivery report for no message sent');
+      return;
+    }
     if (!record) return;
     this.log.info({ messageId: record.id, status: record.status, carrierStatus: report.status }, 'message delivery reported');
     await this.emit(record.status === 'delivered' ? 'sms.delivered' : 'sms.failed', record);

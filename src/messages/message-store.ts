@@ -177,12 +177,12 @@ export class MessageStore {
   /**
    * A delivery report for one part. The message is delivered once every part sent is, failed as
    * soon as one part fails; returns the record when its status changed by this report, else null
-   * (an unknown id, a repeated report, a part of a message still awaiting others).
+   * (a repeated report, a part of a message still awaiting others); 'unknown' when no part sent has this id (yet).
    */
-  async report(transport: MessageTransport, carrierId: string, delivered: boolean, status: string, at: number): Promise<MessageRecord | null> {
+  async report(transport: MessageTransport, carrierId: string, delivered: boolean, status: string, at: number): Promise<MessageRecord | null | 'unknown'> {
     const [rows] = await this.pool.execute<RowDataPacket[]>('SELECT message_id FROM message_carrier_ids WHERE transport = ? AND carrier_id = ?', [transport, carrierId]);
     const part = rows[0];
-    if (!part) return null;
+    if (!part) return 'unknown';
     const messageId = String(part.message_id);
     // Only the first report of a part counts (carriers repeat them).
     const [changed] = await this.pool.execute<ResultSetHeader>(
