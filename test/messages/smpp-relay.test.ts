@@ -146,6 +146,18 @@ describe('text messages through X over SMPP', () => {
     expect((await messages()).filter((m) => m.length === 'twice over'.length && m.senderMasked === '138****1101')).toHaveLength(1);
   });
 
+  it('forwards a job the queue runs again once: the record says it went', async () => {
+    const from = smsc.submitted.length;
+    const message = { transport: 'smpp' as const, x: X, sender: B, text: 'queued twice', parts: 1, receivedAt: Date.now() };
+    const key = await sys.app.messaging.queue.enqueue(message);
+    await waitUntil('the submit', () => submittedSince(from).length === 1);
+    await waitUntil('the job gone', async () => !(await sys.app.messaging.queue.queue.getJob(`sms-${key}`)));
+    // Completed jobs are removed (their body with them): the same message queued again is a new job.
+    expect(await sys.app.messaging.queue.enqueue(message)).toBe(key);
+    await waitUntil('the second job done', async () => !(await sys.app.messaging.queue.queue.getJob(`sms-${key}`)));
+    expect(submittedSince(from)).toHaveLength(1);
+  });
+
   it('reassembles a long UCS-2 message from UDH parts and splits it again on the way out', async () => {
     const long = '您好，这是一条很长的消息。'.repeat(12); // 156 UCS-2 units: 3 parts of 67
     const pieces = [long.slice(0, 67), long.slice(67, 134), long.slice(134)];
