@@ -55,6 +55,9 @@ import { AuditStore } from './stores/audit-store';
 import { startWebhookDispatch, webhookQueuer } from './webhooks/dispatch';
 import { startWebhookWorker, WebhookQueue } from './webhooks/webhook-queue';
 import { CachedWebhookEndpoints, WebhookStore } from './webhooks/webhook-store';
+import { registerMessageRoutes } from './messages/message-routes';
+import { startMessaging, type Messaging } from './messages/messaging';
+import { MESSAGE_EVENT_FILTERS, MESSAGE_EVENTS } from './messages/sip-carrier';
 
 export interface App {
   readonly http: FastifyInstance;
@@ -70,6 +73,8 @@ export interface App {
   readonly events: PlatformEventBus;
   /** Abuse control: rate limits, blacklist on the call paths, fan-out flags. */
   readonly abuse: AbuseGuard;
+  /** Text messages relayed through X: records, queue, carrier paths. */
+  readonly messaging: Messaging;
   /** The separate /metrics listener (METRICS_HOST/METRICS_PORT), if configured. */
   readonly metricsAddress: { readonly host: string; readonly port: number } | null;
   /**
@@ -133,8 +138,8 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const scheduler = new Scheduler(logger);
   scheduler.add({ name: 'routing index check', everyMs: 10_000, run: ensureRoutes });
 
-  const esl = new EslClient({ ...config.esl, events: [...SUBSCRIBED_EVENTS, ...CAPACITY_EVENTS],
-    filters: [...CALL_EVENT_FILTERS, ...CAPACITY_EVENT_FILTERS],
+  const esl = new EslClient({ ...config.esl, events: [...SUBSCRIBED_EVENTS, ...CAPACITY_EVENTS, ...MESSAGE_EVENTS],
+    filters: [...CALL_EVENT_FILTERS, ...CAPACITY_EVENT_FILTERS, ...MESSAGE_EVENT_FILTERS],
     logger: logger.child({ component: 'esl' }) });
   esl.on('error', (err: unknown) => logger.error({ err }, 'esl error'));
   await esl.start();
@@ -272,6 +277,29 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
         tenantConcurrency: config.webhooks.tenantConcurrency,
       })
     : null;
+  const messaging = await startMessaging({
+    config: config.messages,
+    redis,
+    prefix: config.redisPrefix,
+    pool,
+    routes,
+    hash: numberHash,
+    esl,
+    queueWebhook,
+    logger,
+    workers,
+  });
+  if (workers) {
+    scheduler.add({
+      name: 'message body retention',
+      everyMs: 3_600_000,
+      runAtStart: true,
+      run: async () => {
+        const cleared = await messaging.pruneBodies();
+        if (cleared > 0) logger.info({ cleared }, 'message bodies past their retention cleared');
+      },
+    });
+  }
   const pruneDeliveryLog = async (): Promise<void> => {
     const deleted = await webhookStore.pruneDeliveries(Date.now() - config.webhooks.logRetentionDays * 86_400_000);
     if (deleted > 0) logger.info({ deleted, retentionDays: config.webhooks.logRetentionDays }, 'webhook delivery log pruned');
@@ -330,6 +358,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     { name: 'click-to-dial', queue: callbackQueue.queue },
     { name: 'cdr', queue: cdrQueue.queue },
     { name: 'webhooks', queue: webhookQueue.queue },
+    { name: 'messages', queue: messaging.queue.queue },
   ] as const;
   const consoleHub = new ConsoleHub(events, createRedis(config.redisUrl));
   const agentTokens = new AgentTokenStore(pool);
@@ -390,6 +419,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
       (v1) => registerBindingRoutes(v1, { registry: bindings }),
       (v1) => registerMediaRoutes(v1, media),
       (v1) => registerWebhookRoutes(v1, webhookRoutes),
+      (v1) => registerMessageRoutes(v1, { store: messaging.store }),
     ],
   });
   await http.listen({ host: config.http.host, port: config.http.port });
@@ -457,6 +487,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     callbackWorker,
     events,
     abuse,
+    messaging,
     metricsAddress: metricsListener?.address ?? null,
     drain,
     async stop() {
@@ -471,6 +502,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
       await callbackWorker.close(true);
       await settler?.close(true);
       await cdrWriter?.close();
+      await messaging.stop();
       stopWebhookDispatch();
       metrics.stop();
       await consoleHub.close();

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { isInertSwitchArgument, isSafeAbsoluteDir } from './domain/media';
+import { MESSAGE_TRANSPORTS, type MessageTransport } from './domain/message';
 
 /**
  * All configuration comes from the environment, is read once at start, validated, and frozen.
@@ -107,6 +108,36 @@ export interface AppConfig {
     readonly logRetentionDays: number;
     /** Deliveries of one tenant in flight at once (of the worker's 20), across controllers. */
     readonly tenantConcurrency: number;
+  };
+  /** Text messages relayed through X (README "Text messages"). */
+  readonly messages: {
+    /** MESSAGE_TRANSPORT: the carrier path of a tenant that chose none. */
+    readonly transport: MessageTransport;
+    /** SIP MESSAGE through the switch: the sofia profile, the carrier's URI for a number ({number}), the host in From. */
+    readonly sip: { readonly profile: string; readonly uriTemplate: string; readonly fromHost: string };
+    /** SMPP 3.4 to an SMS centre; null: no SMPP link. */
+    readonly smpp: {
+      readonly host: string;
+      readonly port: number;
+      readonly systemId: string;
+      readonly password: string;
+      readonly systemType: string;
+      readonly enquireLinkSeconds: number;
+      readonly reconnectMinMs: number;
+      readonly reconnectMaxMs: number;
+      /** How long a submit_sm may wait for its response. */
+      readonly responseTimeoutMs: number;
+    } | null;
+    /** Messages a sender may send through X, and an X may carry, per minute (0: no limit). */
+    readonly perSenderPerMinute: number;
+    readonly perXPerMinute: number;
+    /** Tries to hand a message to the carrier before it is reported failed, and the first wait (doubling). */
+    readonly sendAttempts: number;
+    readonly retryDelayMs: number;
+    /** The same text from the same sender to the same X within this window is one message (a carrier's redelivery). */
+    readonly dedupWindowSeconds: number;
+    /** Parts of a concatenated message wait this long for the rest. */
+    readonly partsWaitSeconds: number;
   };
   /** Agent-console sign-in sessions and their cookie (README "Agent console"). */
   readonly agentConsole: {
@@ -255,6 +286,43 @@ function dialOverrides(env: Env, name: string): Record<string, string> {
   return out;
 }
 
+function messageTransport(env: Env, name: string): MessageTransport {
+  const v = str(env, name, 'sip');
+  const found = MESSAGE_TRANSPORTS.find((t) => t === v);
+  if (!found) throw new ConfigError(name, `must be one of ${MESSAGE_TRANSPORTS.join(', ')}`);
+  return found;
+}
+
+function smppLink(env: Env): AppConfig['messages']['smpp'] {
+  const host = read(env, 'SMPP_HOST');
+  if (host === undefined) return null;
+  const reconnectMinMs = int(env, 'SMPP_RECONNECT_MIN_MS', 1000, 10, 60_000);
+  return {
+    host,
+    port: int(env, 'SMPP_PORT', 2775, 1, 65535),
+    systemId: str(env, 'SMPP_SYSTEM_ID'),
+    password: str(env, 'SMPP_PASSWORD'),
+    systemType: str(env, 'SMPP_SYSTEM_TYPE', ''),
+    enquireLinkSeconds: int(env, 'SMPP_ENQUIRE_LINK_SECONDS', 30, 1, 3600),
+    reconnectMinMs,
+    reconnectMaxMs: int(env, 'SMPP_RECONNECT_MAX_MS', 30_000, reconnectMinMs, 600_000),
+    responseTimeoutMs: int(env, 'SMPP_RESPONSE_TIMEOUT_MS', 10_000, 100, 120_000),
+  };
+}
+
+/** A name or address that goes into a switch event header as it is. */
+function hostLike(env: Env, name: string, fallback: string): string {
+  const v = str(env, name, fallback);
+  if (!/^[A-Za-z0-9_.:-]+$/.test(v)) throw new ConfigError(name, 'must be letters, digits, _ . : or -');
+  return v;
+}
+
+function sipUriTemplate(env: Env, name: string): string {
+  const v = str(env, name, 'sip:{number}@127.0.0.1:5060');
+  if (!/^sips?:[^\s$<>"|]*\{number\}[^\s$<>"|]*$/.test(v)) throw new ConfigError(name, 'must be a sip: URI containing {number}, without spaces, $, <, >, " or |');
+  return v;
+}
+
 export function loadConfig(env: Env = process.env): AppConfig {
   const template = str(env, 'DIAL_STRING_TEMPLATE', 'sofia/gateway/carrier/{number}');
   if (!template.includes('{number}')) throw new ConfigError('DIAL_STRING_TEMPLATE', 'must contain {number}');
@@ -323,6 +391,21 @@ export function loadConfig(env: Env = process.env): AppConfig {
       allowPrivateUrls: bool(env, 'WEBHOOK_ALLOW_PRIVATE_URLS', false),
       logRetentionDays: int(env, 'WEBHOOK_LOG_RETENTION_DAYS', 30, 1, 3650),
       tenantConcurrency: int(env, 'WEBHOOK_TENANT_CONCURRENCY', 5, 1, 20),
+    },
+    messages: {
+      transport: messageTransport(env, 'MESSAGE_TRANSPORT'),
+      sip: {
+        profile: hostLike(env, 'MESSAGE_SIP_PROFILE', 'external'),
+        uriTemplate: sipUriTemplate(env, 'MESSAGE_SIP_URI_TEMPLATE'),
+        fromHost: hostLike(env, 'MESSAGE_SIP_FROM_HOST', '127.0.0.1'),
+      },
+      smpp: smppLink(env),
+      perSenderPerMinute: int(env, 'MESSAGES_PER_SENDER_PER_MINUTE', 10, 0, 100_000),
+      perXPerMinute: int(env, 'MESSAGES_PER_X_PER_MINUTE', 120, 0, 1_000_000),
+      sendAttempts: int(env, 'MESSAGE_SEND_ATTEMPTS', 5, 1, 100),
+      retryDelayMs: int(env, 'MESSAGE_RETRY_DELAY_MS', 2000, 1, 3_600_000),
+      dedupWindowSeconds: int(env, 'MESSAGE_DEDUP_WINDOW_SECONDS', 600, 1, 86_400),
+      partsWaitSeconds: int(env, 'MESSAGE_PARTS_WAIT_SECONDS', 300, 1, 86_400),
     },
     agentConsole: {
       sessionHours: consoleSessionHours,

@@ -74,7 +74,7 @@ export function registerCallRoutes(v1: FastifyInstance, deps: CallRouteDeps): vo
   );
 }
 
-function parseTime(value: string, field: string): number {
+export function parseTime(value: string, field: string): number {
   const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
   if (!Number.isFinite(ms)) throw new ValidationError(field, `${field} must be an ISO time or epoch milliseconds`);
   return ms;

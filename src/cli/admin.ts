@@ -14,6 +14,8 @@ import { AgentTokenStore } from '../stores/agent-tokens';
 import { AuditStore } from '../stores/audit-store';
 import { BindingRegistry, type PoolNumberState } from '../stores/binding-registry';
 import { CdrStore } from '../stores/cdr-store';
+import { MESSAGE_TRANSPORTS, type MessageRecord } from '../domain/message';
+import { MessageStore } from '../messages/message-store';
 import { MediaCatalogue } from '../stores/media-catalogue';
 import { migrate } from '../stores/migrate';
 import { createMysqlPool, ensureDatabase, type Pool } from '../stores/mysql';
@@ -55,6 +57,10 @@ const OPTIONS = {
   sound: { type: 'string' },
   tone: { type: 'string' },
   description: { type: 'string' },
+  transport: { type: 'string' },
+  'store-body': { type: 'boolean' },
+  'no-store-body': { type: 'boolean' },
+  'body-retention-days': { type: 'string' },
 } as const;
 
 type Flag = keyof typeof OPTIONS;
@@ -164,6 +170,45 @@ function cdrRow(c: CdrRecord, mask: boolean): string {
     if (mask && (k === 'a' || k === 'b') && typeof v === 'string' && v) return csvField(maskPhone(v));
     return csvField(v);
   }).join(',');
+}
+
+const MESSAGE_COLUMNS: ReadonlyArray<keyof MessageRecord> = [
+  'id', 'bindingId', 'x', 'direction', 'senderMasked', 'recipientMasked', 'transport', 'parts', 'length', 'status', 'refusal', 'failure',
+  'receivedAt', 'forwardedAt', 'deliveredAt', 'failedAt',
+];
+const MESSAGE_TIME_COLUMNS = new Set<keyof MessageRecord>(['receivedAt', 'forwardedAt', 'deliveredAt', 'failedAt']);
+
+function messageRow(m: MessageRecord): string {
+  return MESSAGE_COLUMNS.map((k) => {
+    const v = m[k];
+    return csvField(MESSAGE_TIME_COLUMNS.has(k) && typeof v === 'number' ? new Date(v).toISOString() : v);
+  }).join(',');
+}
+
+/** Writes a CSV export page by page, to --out (then says how many rows) or to stdout. */
+async function exportCsv(ctx: Context, header: string, page: (cursor: string | undefined) => Promise<{ rows: string[]; nextCursor: string | null }>): Promise<void> {
+  const file = str(ctx.values, 'out');
+  const stream = file ? await openForWriting(file) : null;
+  const write = async (lines: string[]): Promise<void> => {
+    if (!stream) {
+      for (const line of lines) ctx.out(line);
+      return;
+    }
+    if (!stream.write(lines.map((line) => `${line}\r\n`).join(''))) await once(stream, 'drain');
+  };
+  await write([header]);
+  let rows = 0;
+  for (let cursor: string | undefined; ; ) {
+    const next = await page(cursor);
+    await write(next.rows);
+    rows += next.rows.length;
+    if (!next.nextCursor) break;
+    cursor = next.nextCursor;
+  }
+  if (stream) {
+    await new Promise<void>((resolve, reject) => stream.end((failure?: Error | null) => (failure ? reject(failure) : resolve())));
+    json(ctx, { file, rows });
+  }
 }
 
 const COMMANDS: Record<string, Command> = {
@@ -385,29 +430,45 @@ const COMMANDS: Record<string, Command> = {
       const from = timeFlag(ctx.values, 'from');
       const to = timeFlag(ctx.values, 'to');
       const mask = Boolean(ctx.values.mask);
-      const file = str(ctx.values, 'out');
-      const stream = file ? await openForWriting(file) : null;
-      const write = async (lines: string[]): Promise<void> => {
-        if (!stream) {
-          for (const line of lines) ctx.out(line);
-          return;
-        }
-        if (!stream.write(lines.map((line) => `${line}\r\n`).join(''))) await once(stream, 'drain');
-      };
       const cdrs = new CdrStore(ctx.pool);
-      await write([CDR_COLUMNS.join(',')]);
-      let rows = 0;
-      for (let cursor: string | undefined; ; ) {
+      await exportCsv(ctx, CDR_COLUMNS.join(','), async (cursor) => {
         const page = await cdrs.list(tenantId, { from, to, limit: 500, cursor });
-        await write(page.items.map((c) => cdrRow(c, mask)));
-        rows += page.items.length;
-        if (!page.nextCursor) break;
-        cursor = page.nextCursor;
+        return { rows: page.items.map((c) => cdrRow(c, mask)), nextCursor: page.nextCursor };
+      });
+    },
+  },
+  'message export': {
+    usage: 'message export --tenant ID [--from TIME] [--to TIME] [--out FILE.csv]',
+    summary: "a tenant's text-message records as CSV, newest first (parties masked as stored; no bodies)",
+    async run(ctx) {
+      const tenantId = await tenantOf(ctx);
+      const from = timeFlag(ctx.values, 'from');
+      const to = timeFlag(ctx.values, 'to');
+      const messages = new MessageStore(ctx.pool);
+      await exportCsv(ctx, MESSAGE_COLUMNS.join(','), async (cursor) => {
+        const page = await messages.list(tenantId, { from, to, limit: 500, cursor });
+        return { rows: page.items.map(messageRow), nextCursor: page.nextCursor };
+      });
+    },
+  },
+  'message settings': {
+    usage: 'message settings --tenant ID [--transport sip|smpp|default] [--store-body | --no-store-body] [--body-retention-days N]',
+    summary: "a tenant's carrier path for text messages (default: MESSAGE_TRANSPORT) and whether bodies are kept, for how many days",
+    async run(ctx) {
+      const tenantId = await tenantOf(ctx);
+      if (ctx.values['store-body'] && ctx.values['no-store-body']) throw new UsageError('give at most one of --store-body and --no-store-body');
+      const transport = str(ctx.values, 'transport');
+      if (transport !== undefined && transport !== 'default' && !MESSAGE_TRANSPORTS.some((t) => t === transport)) {
+        throw new UsageError(`--transport must be ${MESSAGE_TRANSPORTS.join(', ')} or default`);
       }
-      if (stream) {
-        await new Promise<void>((resolve, reject) => stream.end((failure?: Error | null) => (failure ? reject(failure) : resolve())));
-        json(ctx, { file, rows });
-      }
+      const patch = {
+        ...(transport === undefined ? {} : { transport: MESSAGE_TRANSPORTS.find((t) => t === transport) ?? null }),
+        ...(ctx.values['store-body'] ? { storeBody: true } : ctx.values['no-store-body'] ? { storeBody: false } : {}),
+        ...(str(ctx.values, 'body-retention-days') === undefined ? {} : { bodyRetentionDays: intFlag(ctx.values, 'body-retention-days', 1, 3650) }),
+      };
+      const settings = await new MessageStore(ctx.pool).putSettings(tenantId, patch);
+      await ctx.audit(tenantId, 'message.settings', tenantId, { ...settings });
+      json(ctx, settings);
     },
   },
   'blacklist add': {

@@ -216,6 +216,22 @@ export class EslClient extends EventEmitter {
 
   // ---------------------------------------------------------------------------------------------
 
+  /**
+   * `sendevent <name>` with headers and a body (e.g. CUSTOM SMS::SEND_MESSAGE for mod_sms). Header
+   * names and values must be single lines. Resolves with the switch's reply (`+OK <Event-UUID>`).
+   */
+  sendEvent(name: string, headers: Record<string, string>, body: string, opts: { timeoutMs?: number } = {}): Promise<string> {
+    assertNoNewline(name, ...Object.keys(headers), ...Object.values(headers));
+    this.requireReady();
+    const { op, promise } = track<string>(this.pending, opts.timeoutMs ?? this.opts.commandTimeoutMs, `sendevent ${name}`);
+    (this.conn as FastConnection).sendRecvWithBody(`sendevent ${name}`, headers, body, (reply) => {
+      const text = reply.getHeader('Reply-Text') ?? '';
+      if (!text.startsWith('+OK')) op.reject(new EslCommandError(`sendevent ${name} refused: ${text}`, text));
+      else op.resolve(text);
+    });
+    return promise;
+  }
+
   private requireReady(): void {
     if (this.currentState !== 'ready' || !this.conn) throw new EslDisconnectedError(`ESL not connected (state ${this.currentState})`);
   }

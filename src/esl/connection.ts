@@ -33,6 +33,8 @@ interface ModeslConnection {
   removeAllListeners(event?: string): unknown;
   send(command: string, args?: Record<string, string> | null): void;
   sendRecv(command: string, args: Record<string, string> | null, cb: (e: ModeslEvent) => void): void;
+  /** modesl's FIFO of command-reply callbacks (what sendRecv pushes to). */
+  cmdCallbackQueue: Array<(e: ModeslEvent) => void>;
   api(command: string, cb: (e: ModeslEvent) => void): void;
   _onEvent(event: ModeslEvent, headers: Record<string, string>, body: string | undefined): void;
   _onError(err: Error): void;
@@ -126,16 +128,23 @@ export class FastConnection extends Base {
     });
   }
 
-  /** One write per command (modesl writes every line separately). */
-  override send(command: string, args?: Record<string, string> | null): void {
+  /** One write per command (modesl writes every line separately); a body follows the blank line, announced by Content-Length. */
+  override send(command: string, args?: Record<string, string> | null, body?: string): void {
     let out = command + '\n';
     if (args) for (const [key, value] of Object.entries(args)) out += `${key}: ${value}\n`;
+    if (body !== undefined) out += `Content-Length: ${Buffer.byteLength(body, 'utf8')}\n`;
     const socket = this.socket;
     if (socket === null || socket.destroyed) {
       this.emit('error', new Error('esl socket is not connected'));
       return;
     }
-    socket.write(out + '\n');
+    socket.write(out + '\n' + (body ?? ''));
+  }
+
+  /** sendRecv with a body (sendevent): the reply callback is queued as modesl's own sendRecv does. */
+  sendRecvWithBody(command: string, args: Record<string, string>, body: string, cb: (e: ModeslEvent) => void): void {
+    this.cmdCallbackQueue.push(cb);
+    this.send(command, args, body);
   }
 
   subscribe(_events: unknown, cb?: () => void): void {

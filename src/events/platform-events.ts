@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import type { CdrRecord } from '../domain/call';
+import type { MessageRecord } from '../domain/message';
 import { deterministicUuid } from '../domain/ids';
 import { redisKeys } from '../stores/keys';
 
@@ -16,7 +17,11 @@ export type PlatformEventType =
   | 'call.bridged'
   | 'call.completed'
   | 'recording.ready'
-  | 'binding.expired';
+  | 'binding.expired'
+  | 'sms.received'
+  | 'sms.delivered'
+  | 'sms.failed'
+  | 'sms.refused';
 
 export const PLATFORM_EVENT_TYPES: readonly PlatformEventType[] = [
   'call.calling',
@@ -26,6 +31,10 @@ export const PLATFORM_EVENT_TYPES: readonly PlatformEventType[] = [
   'call.completed',
   'recording.ready',
   'binding.expired',
+  'sms.received',
+  'sms.delivered',
+  'sms.failed',
+  'sms.refused',
 ];
 
 export type Leg = 'a' | 'b';
@@ -42,6 +51,8 @@ export interface PlatformEvent {
   readonly bindingId?: string;
   readonly cdr?: CdrRecord;
   readonly recordingRef?: string;
+  /** sms.*: the message's record as GET /v1/messages shows it (parties masked). */
+  readonly message?: MessageRecord;
 }
 
 export type PlatformEventInput = Omit<PlatformEvent, 'id'>;
@@ -50,7 +61,7 @@ export type PlatformEventInput = Omit<PlatformEvent, 'id'>;
 export type ReportEvent = (event: PlatformEventInput) => void;
 
 export function eventId(e: PlatformEventInput): string {
-  return deterministicUuid('platform-event', e.type, e.tenantId, e.callId ?? '', e.leg ?? '', e.bindingId ?? '');
+  return deterministicUuid('platform-event', e.type, e.tenantId, e.callId ?? e.message?.id ?? '', e.leg ?? '', e.bindingId ?? '');
 }
 
 export function withId(e: PlatformEventInput): PlatformEvent {

@@ -29,6 +29,10 @@ export function redisKeys(prefix: string) {
     webhookTenantSlots: (tenantId: string) => `${prefix}:webhooks:tenant-slots:${tenantId}`,
     /** The switch's capacity as last seen for a gateway's queue (back-pressure). */
     switchCapacity: (gateway: string) => `${prefix}:capacity:${gateway}`,
+    /** Text messages: the parts of a concatenated message received so far (hash: sequence -> text), by carrier, sender hash, X and reference. */
+    messageParts: (transport: string, senderHash: string, x: string, reference: number) => `${prefix}:sms:parts:${transport}:${senderHash}:${x}:${reference}`,
+    /** Text messages: a sender's (tenant-scoped hash) or an X's messages in the last minute. */
+    messageRate: (counter: 'sender' | 'x', id: string) => `${prefix}:sms:rate:${counter}:${id}`,
   };
 }
 
@@ -39,4 +43,6 @@ export const queueNames = {
   cdr: (prefix: string) => `${prefix}-cdr`,
   webhooks: 'webhooks',
   callToXHandover: (prefix: string) => `${prefix}-call-to-x-handover`,
+  /** Text messages to relay through X. */
+  messages: (prefix: string) => `${prefix}-messages`,
 } as const;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { CdrRecord } from '../domain/call';
+import type { MessageRecord } from '../domain/message';
 import { PLATFORM_EVENT_TYPES, type Leg, type PlatformEvent, type PlatformEventType } from '../events/platform-events';
 
 /** What an endpoint can subscribe to: every platform event type. `webhook.test` is sent on request only. */
@@ -17,6 +18,8 @@ export interface WebhookEventData {
   /** call.completed: the CDR as GET /v1/cdrs shows it (the tenant's own numbers included). */
   readonly cdr?: CdrRecord;
   readonly recordingRef?: string;
+  /** sms.*: the message's record as GET /v1/messages shows it (parties masked; the body only when the tenant keeps bodies). */
+  readonly sms?: MessageRecord;
   readonly message?: string;
 }
 
@@ -56,6 +59,30 @@ function cdrView(c: CdrRecord): CdrRecord {
   };
 }
 
+/** The fields of /v1/messages, copied one by one for the same reason. */
+function messageView(m: MessageRecord): MessageRecord {
+  return {
+    id: m.id,
+    tenantId: m.tenantId,
+    bindingId: m.bindingId,
+    x: m.x,
+    direction: m.direction,
+    senderMasked: m.senderMasked,
+    recipientMasked: m.recipientMasked,
+    transport: m.transport,
+    parts: m.parts,
+    length: m.length,
+    status: m.status,
+    refusal: m.refusal,
+    failure: m.failure,
+    receivedAt: m.receivedAt,
+    forwardedAt: m.forwardedAt,
+    deliveredAt: m.deliveredAt,
+    failedAt: m.failedAt,
+    body: m.body,
+  };
+}
+
 export function toWebhookPayload(event: PlatformEvent): WebhookPayload {
   const data: WebhookEventData = {
     ...(event.callId !== undefined ? { callId: event.callId } : {}),
@@ -63,6 +90,7 @@ export function toWebhookPayload(event: PlatformEvent): WebhookPayload {
     ...(event.bindingId !== undefined ? { bindingId: event.bindingId } : {}),
     ...(event.cdr !== undefined ? { cdr: cdrView(event.cdr) } : {}),
     ...(event.recordingRef !== undefined ? { recordingRef: event.recordingRef } : {}),
+    ...(event.message !== undefined ? { sms: messageView(event.message) } : {}),
   };
   return { id: event.id, type: event.type, createdAt: new Date(event.at).toISOString(), tenantId: event.tenantId, data };
 }

@@ -7,6 +7,7 @@
  * their shared state in context.ts.
  */
 import { SimContext } from './context';
+import type { SimMessages } from './messages';
 import { templates } from './templates';
 import type { OutboundCall, PhoneBehaviour, SeenByCaller, SeenInvite, SimulatorOptions } from './types';
 
@@ -53,6 +54,8 @@ export class FreeSwitchSimulator {
    * connection. `undefined` removes it.
    */
   onCommand(hook: ((raw: string) => void | Promise<void>) | undefined): void { this.sim.commandHook = hook; }
+  /** Text messages (messages.ts, recordings 18a/18b): a carrier's MESSAGE to X, what the switch sent, the carrier's answer. */
+  get messages(): Pick<SimMessages, 'receive' | 'sent' | 'carrierAnswer'> { return this.sim.messages; }
   invitesTo(number: string): SeenInvite[] { return [...(this.sim.invites.get(number) ?? [])]; }
   /** What the phone `number` received while calling X (connectOutbound): responses to its INVITE, BYE. */
   seenByCaller(number: string): SeenByCaller[] { return [...(this.sim.callerMessages.get(number) ?? [])]; }

@@ -8,6 +8,7 @@ import { CallFlows } from './calls';
 import { Channel, nowUs } from './channel';
 import { Conn, EslProtocol } from './esl';
 import { EventRenderer } from './events';
+import { SimMessages } from './messages';
 import { OutboundSocket } from './outbound';
 import type { PhoneBehaviour, SeenByCaller, SeenInvite } from './types';
 
@@ -36,6 +37,7 @@ export class SimContext {
   readonly events = new EventRenderer(this);
   readonly calls = new CallFlows(this);
   readonly outbound = new OutboundSocket(this);
+  readonly messages = new SimMessages(this);
 
   constructor(readonly password: string, readonly scale: number) {}
 

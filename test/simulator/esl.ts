@@ -135,10 +135,12 @@ export class EslProtocol {
       let body = '';
       let len = i + 2;
       if (m) {
+        // Content-Length counts bytes (a sendevent body may be UTF-8 text).
         const n = Number(m[1]);
-        if (c.buf.length < i + 2 + n) return;
-        body = c.buf.slice(i + 2, i + 2 + n);
-        len = i + 2 + n;
+        const rest = Buffer.from(c.buf.slice(i + 2));
+        if (rest.length < n) return;
+        body = rest.subarray(0, n).toString('utf8');
+        len = i + 2 + body.length;
       }
       c.buf = c.buf.slice(len);
       const lines = head.replace(/\r/g, '').split('\n');
@@ -223,6 +225,7 @@ export class EslProtocol {
         }
         return;
       }
+      case 'sendevent': this.reply(c, this.sim.messages.sendEvent(rest.trim(), hdrs, body)); return;
       case 'api': {
         const res = await this.api(rest, c);
         this.apiReply(c, res);

@@ -1,6 +1,7 @@
 /** As the shared traces: host name and non-loopback addresses replaced, every Content-Length recomputed. */
 export function sanitize(raw: string): string {
   const i = raw.indexOf('\n\n');
+  if (i < 0) return raw;
   let head = raw.slice(0, i);
   let body = raw.slice(i + 2);
   const subst = (s: string): string =>

@@ -1,0 +1,105 @@
+import type { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { BlacklistLookup } from '../abuse/blacklist-lookup';
+import { RedisAbuseCounters } from '../abuse/redis-counters';
+import type { AppConfig } from '../config';
+import type { NumberHasher } from '../domain/number-hash';
+import type { MessageTransport } from '../domain/message';
+import type { PlatformEvent } from '../events/platform-events';
+import type { Logger } from '../logger';
+import type { Pool } from '../stores/mysql';
+import type { RouteIndex } from '../stores/route-index';
+import type { CarrierSink, MessageCarrier } from './carrier';
+import { MessageQueue, startMessageWorker } from './message-queue';
+import { MessageRelay } from './message-relay';
+import { MessageStore } from './message-store';
+import { PartAssembly } from './part-assembly';
+import { SipCarrier, type SipSwitch } from './sip-carrier';
+import { SmppCarrier } from './smpp-carrier';
+
+export interface MessagingDeps {
+  readonly config: AppConfig['messages'];
+  readonly redis: Redis;
+  readonly prefix: string;
+  readonly pool: Pool;
+  readonly routes: Pick<RouteIndex, 'lookup'>;
+  readonly hash: NumberHasher;
+  readonly esl: SipSwitch;
+  readonly queueWebhook: (event: PlatformEvent) => Promise<void>;
+  readonly logger: Logger;
+  /** Run the relay worker in this process. */
+  readonly workers: boolean;
+}
+
+export interface Messaging {
+  readonly store: MessageStore;
+  readonly queue: MessageQueue;
+  readonly worker: Worker | null;
+  readonly smpp: SmppCarrier | null;
+  /** Clears message bodies past their tenant's retention. */
+  pruneBodies(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The text-message room, wired: both carrier paths feed one queue; the relay worker decides,
+ * records and forwards through the tenant's path. The SMPP link is bound only when SMPP_HOST is
+ * set; the SIP path needs only the switch connection every controller has.
+ */
+export async function startMessaging(deps: MessagingDeps): Promise<Messaging> {
+  const { config } = deps;
+  const store = new MessageStore(deps.pool);
+  const queue = new MessageQueue({ connection: deps.redis, prefix: deps.prefix, hash: deps.hash, dedupWindowSeconds: config.dedupWindowSeconds });
+  // The carriers hand reports to the relay (declared below), and the relay sends through the carriers.
+  const sink: CarrierSink = {
+    inbound: async (m) => {
+      await queue.enqueue(m);
+    },
+    report: async (r) => {
+      await relay.deliveryReport(r);
+    },
+  };
+  const parts = new PartAssembly(deps.redis, deps.prefix, deps.hash, config.partsWaitSeconds * 1000);
+  const sip = new SipCarrier(deps.esl, config.sip, sink, deps.logger);
+  const smpp = config.smpp ? new SmppCarrier(config.smpp, sink, parts, deps.logger) : null;
+  const carriers: Partial<Record<MessageTransport, MessageCarrier>> = { sip, ...(smpp ? { smpp } : {}) };
+  const relay = new MessageRelay({
+    routes: deps.routes,
+    store,
+    carriers,
+    defaultTransport: config.transport,
+    blacklist: new BlacklistLookup(deps.pool, 5_000),
+    counters: new RedisAbuseCounters(deps.redis),
+    prefix: deps.prefix,
+    hash: deps.hash,
+    limits: { perSenderPerMinute: config.perSenderPerMinute, perXPerMinute: config.perXPerMinute },
+    queueWebhook: deps.queueWebhook,
+    logger: deps.logger,
+  });
+  const worker = deps.workers
+    ? startMessageWorker({
+        connection: deps.redis,
+        prefix: deps.prefix,
+        relay,
+        concurrency: 20,
+        sendAttempts: config.sendAttempts,
+        retryDelayMs: config.retryDelayMs,
+        logger: deps.logger,
+      })
+    : null;
+  // Not awaited: a controller starts whether or not the SMS centre is reachable; the link binds when it can.
+  void smpp?.start();
+  return {
+    store,
+    queue,
+    worker,
+    smpp,
+    pruneBodies: () => store.pruneBodies(),
+    async stop() {
+      sip.stop();
+      await worker?.close();
+      await smpp?.stop();
+      await queue.close();
+    },
+  };
+}
