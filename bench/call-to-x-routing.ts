@@ -85,7 +85,7 @@ export async function run(): Promise<Record<string, unknown>> {
   server.on('session', (s) => {
     void handleCallToX(
       {
-        routes, dialString: (n) => `sofia/gateway/carrier/${n}`, ringbackTone: '%(2000,4000,440,480)', notInServicePrompt: 'tone_stream://x',
+        routes, dialString: (n) => `sofia/gateway/carrier/${n}`, ringbackTone: '%(2000,4000,440,480)', notInServicePrompt: 'tone_stream://x', unavailablePrompt: 'tone_stream://x', routingTimeoutMs: 3000,
         bFailedPrompt: 'tone_stream://x', announcementOf: async () => null, ringTimeoutSeconds: 30, maxDurationSeconds: 600, recordingPath: () => '/tmp/r.wav',
         finished: async () => undefined, logger, routed: (ms) => void controllerSide.push(ms),
       },
