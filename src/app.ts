@@ -48,7 +48,8 @@ import { platformSecret } from './stores/platform-secrets';
 import { numberHasher } from './domain/number-hash';
 import { migrate } from './stores/migrate';
 import { createMysqlPool, ensureDatabase, type Pool } from './stores/mysql';
-import { createRedis } from './stores/redis';
+import { createRedis, createRequestRedis } from './stores/redis';
+import { activeBindingsFor, RouteLookup } from './stores/route-lookup';
 import { RouteIndex } from './stores/route-index';
 import { TenantStore } from './stores/tenant-store';
 import { AuditStore } from './stores/audit-store';
@@ -103,7 +104,9 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   await ensureDatabase(config.mysqlUrl);
   const pool = createMysqlPool(config.mysqlUrl);
   await migrate(pool, logger);
-  const redis = createRedis(config.redisUrl);
+  // Request paths (routing, the API) wait on Redis a bounded time; BullMQ's queues and workers wait for a reconnect.
+  const redis = createRequestRedis(config.redisUrl, config.redisRequests);
+  const queueRedis = createRedis(config.redisUrl);
 
   const tenants = new TenantStore(pool);
   const apiKeys = cachedApiKeyAuth(tenants, 5000);
@@ -126,17 +129,14 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     metrics: { refused: (limit) => metrics?.abuseRefusal(limit), flagged: (kind) => metrics?.abuseFlag(kind) },
   });
   const bindings = new BindingRegistry(pool, routes, abuse);
-  // Routing never waits on MySQL: the index lives in Redis, rebuilt from MySQL whenever Redis lost it.
-  const ensureRoutes = async (): Promise<void> => {
-    if (!(await routes.isReady())) {
-      const n = await routes.rebuild(await bindings.listActive());
-      logger.warn({ bindings: n }, 'routing index rebuilt from MySQL');
-    }
-  };
-  await ensureRoutes();
+  // Routing reads the index in Redis; when Redis has lost it, it is rebuilt from MySQL at once (seen by a
+  // lookup, a reconnect, the readiness probe or the periodic check), and misses are answered from MySQL meanwhile.
+  const routeLookup = new RouteLookup({ index: routes, listActive: () => bindings.listActive(), activeFor: activeBindingsFor(pool), logger });
+  await routeLookup.ensureComplete();
+  redis.on('ready', () => void routeLookup.ensureComplete().catch(() => undefined));
   // Periodic work, all ended by stop() (which waits for a run in progress).
   const scheduler = new Scheduler(logger);
-  scheduler.add({ name: 'routing index check', everyMs: 10_000, run: ensureRoutes });
+  scheduler.add({ name: 'routing index check', everyMs: 10_000, run: () => routeLookup.ensureComplete() });
 
   const esl = new EslClient({ ...config.esl, events: [...SUBSCRIBED_EVENTS, ...CAPACITY_EVENTS, ...MESSAGE_EVENTS],
     filters: [...CALL_EVENT_FILTERS, ...CAPACITY_EVENT_FILTERS, ...MESSAGE_EVENT_FILTERS],
@@ -147,7 +147,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const events = new PlatformEventBus(redis, config.redisPrefix, (err, event) =>
     logger.warn({ err, type: event.type, callId: event.callId }, 'event listener failed'),
   );
-  const cdrQueue = new CdrQueue({ connection: redis, prefix: config.redisPrefix });
+  const cdrQueue = new CdrQueue({ connection: queueRedis, prefix: config.redisPrefix });
   const queuedCdrs = new QueuedCdrs();
   const finished = async (call: CallOutcome): Promise<void> => {
     await cdrQueue.enqueue(call);
@@ -168,7 +168,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     }
   };
   scheduler.add({ name: 'binding expiry sweep', everyMs: 5_000, run: expireBindings });
-  const callbackQueue = new CallbackQueue(redis, config.redisPrefix, config.dial.gateway);
+  const callbackQueue = new CallbackQueue(queueRedis, config.redisPrefix, config.dial.gateway);
   // Back-pressure: the queue's rate follows the switch's sessions-per-second; calls it cannot dial in time are refused.
   const capacity = new SwitchCapacity({
     feed: esl,
@@ -188,7 +188,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const flow: ClickToDialDeps = {
     switch: esl,
     // A call handed over at the drain deadline is another controller's: its flow here writes nothing more.
-    live: new GuardedLiveCallStore(redis, config.redisPrefix, handedOver),
+    live: new GuardedLiveCallStore(queueRedis, config.redisPrefix, handedOver),
     dialString: (n) => config.dial.overrides[n] ?? config.dial.template.replace('{number}', n),
     ringbackTone: config.callbacks.ringbackTone,
     bFailedPrompt: config.callbacks.bFailedPrompt,
@@ -214,12 +214,14 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     logger: logger.child({ component: 'outbound-socket' }),
     commandTimeoutMs: config.esl.commandTimeoutMs,
   });
-  const handoverQueue = new CallToXHandoverQueue({ connection: redis, prefix: config.redisPrefix });
+  const handoverQueue = new CallToXHandoverQueue({ connection: queueRedis, prefix: config.redisPrefix });
   const callToX: CallToXDeps = {
-    routes,
+    routes: routeLookup,
     dialString: flow.dialString,
     ringbackTone: config.callbacks.ringbackTone,
     notInServicePrompt: config.callsToX.notInServicePrompt,
+    unavailablePrompt: config.callsToX.unavailablePrompt,
+    routingTimeoutMs: config.redisRequests.commandTimeoutMs,
     announcementOf: (mediaId) => mediaPlayback.argumentFor(mediaId),
     bFailedPrompt: config.callbacks.bFailedPrompt,
     ringTimeoutSeconds: config.callbacks.ringTimeoutBSeconds,
@@ -247,13 +249,13 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const workers = options.workers ?? true;
   const webhookStore = new WebhookStore(pool);
   const webhookEndpoints = new CachedWebhookEndpoints(webhookStore, 5000);
-  const webhookQueue = new WebhookQueue({ connection: redis, prefix: config.redisPrefix });
+  const webhookQueue = new WebhookQueue({ connection: queueRedis, prefix: config.redisPrefix });
   const queueWebhook = webhookQueuer({ store: webhookEndpoints, queue: webhookQueue });
   // The completion webhooks are queued again from the durable CDR job: if this instance dies between
   // the call ending and the webhook being queued, whichever instance writes the CDR queues it (same event id, sent once).
   const cdrWriter = workers
     ? startCdrWriter({
-        connection: redis,
+        connection: queueRedis,
         prefix: config.redisPrefix,
         pool,
         logger,
@@ -265,7 +267,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     : null;
   const webhookWorker = workers
     ? startWebhookWorker({
-        connection: redis,
+        connection: queueRedis,
         prefix: config.redisPrefix,
         store: webhookStore,
         endpoints: webhookEndpoints,
@@ -309,11 +311,11 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   cdrWriter?.worker.on('completed', (job) => queuedCdrs.written(job.id ?? ''));
   // Calls to X handed over by a controller that stopped are settled by whichever runs workers.
   const settler = workers
-    ? startCallToXSettler({ connection: redis, prefix: config.redisPrefix, switch: esl, finished, logger, inFlight: settlerJobs })
+    ? startCallToXSettler({ connection: queueRedis, prefix: config.redisPrefix, switch: esl, finished, logger, inFlight: settlerJobs })
     : null;
   const stopWebhookDispatch = startWebhookDispatch({ events, store: webhookEndpoints, queue: webhookQueue, logger });
   const callbackWorker = startCallbackWorker({
-    connection: redis,
+    connection: queueRedis,
     prefix: config.redisPrefix,
     gateway: config.dial.gateway,
     concurrency: config.callbacks.concurrency,
@@ -409,7 +411,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     audit,
     onAuditError: auditFailed,
     authThrottle: new RedisAuthThrottle(redis, config.redisPrefix, config.authFailuresPerMinute),
-    readiness: createReadinessProbe({ esl, redis, pool, draining: () => draining }),
+    readiness: createReadinessProbe({ esl, redis, pool, routeIndex: routeLookup, draining: () => draining }),
     routes: [(api) => registerOpsRoutes(api, { metrics, adminToken: config.adminToken, queues }), (api) => registerConsoleRoutes(api, consoleDeps)],
     // Abuse control first: the tenant's request rate is counted before any other route runs.
     v1Routes: [
@@ -513,6 +515,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
       await cdrQueue.close();
       await esl.stop();
       await redis.quit();
+      await queueRedis.quit();
       await pool.end();
     },
   };

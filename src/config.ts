@@ -37,6 +37,16 @@ export interface AppConfig {
   readonly redisUrl: string;
   /** Prefix for every Redis key and BullMQ queue, so several deployments (or test runs) can share a Redis. */
   readonly redisPrefix: string;
+  /**
+   * How long routing and the API wait on Redis (BullMQ keeps its own connections, which wait for a
+   * reconnect). REDIS_COMMAND_TIMEOUT_MS bounds one command, and a call to X's whole routing
+   * decision; REDIS_MAX_RETRIES_PER_REQUEST is how often a command cut off by a lost connection is
+   * sent again within that bound.
+   */
+  readonly redisRequests: {
+    readonly commandTimeoutMs: number;
+    readonly maxRetriesPerRequest: number;
+  };
   readonly esl: {
     readonly host: string;
     readonly port: number;
@@ -81,6 +91,8 @@ export interface AppConfig {
   readonly callsToX: {
     /** What a caller without a binding (or past expiry, or restricted) hears before the hangup. */
     readonly notInServicePrompt: string;
+    /** What a caller hears when the route could not be looked up in time (Redis did not answer) before the hangup. */
+    readonly unavailablePrompt: string;
     /** The switch's sounds directory: media catalogue files are played from under it. */
     readonly soundsDir: string;
   };
@@ -342,6 +354,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
     mysqlUrl: url(env, 'MYSQL_URL', 'mysql://root@127.0.0.1:3306/numguard', ['mysql:']),
     redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
     redisPrefix: str(env, 'REDIS_PREFIX', 'ng'),
+    redisRequests: {
+      commandTimeoutMs: int(env, 'REDIS_COMMAND_TIMEOUT_MS', 3000, 50, 60_000),
+      maxRetriesPerRequest: int(env, 'REDIS_MAX_RETRIES_PER_REQUEST', 1, 0, 10),
+    },
     esl: {
       host: eslHost,
       port: int(env, 'ESL_PORT', 8021, 1, 65535),
@@ -376,6 +392,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     callsToX: {
       notInServicePrompt: switchArgument(env, 'NOT_IN_SERVICE_PROMPT', 'tone_stream://%(500,500,480,620);loops=2'),
+      unavailablePrompt: switchArgument(env, 'ROUTING_UNAVAILABLE_PROMPT', 'tone_stream://%(250,250,480,620);loops=4'),
       soundsDir: switchDir(env, 'SWITCH_SOUNDS_DIR', '/usr/share/freeswitch/sounds'),
     },
     abuse: {

@@ -75,6 +75,7 @@ export const ERROR_CATALOGUE = {
   // The platform cannot serve it now.
   switch_at_capacity: { kind: 'unavailable', retryable: true },
   allocation_contended: { kind: 'unavailable', retryable: true },
+  store_unavailable: { kind: 'unavailable', retryable: true },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

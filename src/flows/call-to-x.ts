@@ -19,19 +19,34 @@ import type { RouteDecision, RouteIndex, RouteTarget } from '../stores/route-ind
  *    maximum duration enforced by the switch;
  *  - not bound, past expiry, or restricted: the caller hears a "not in service" prompt as early
  *    media and gets UNALLOCATED_NUMBER (trace 13c: never answered, so never billed); its number
- *    is sent nowhere.
+ *    is sent nowhere;
+ *  - the route could not be decided within routingTimeoutMs (Redis did not answer): the caller
+ *    hears a "temporarily unavailable" prompt as early media and gets NORMAL_TEMPORARY_FAILURE
+ *    (SIP 503); its CDR says `failed`.
+ * The caller hears ringing (180) from the start, while the route is looked up.
  */
 /** Why abuse control refuses a caller a routed call to X. */
 export type CallerRefusal = 'rate_limited' | 'blacklisted';
 
+/** The route could not be decided in time: a store did not answer. */
+interface Unavailable {
+  readonly refused: 'failed';
+  readonly unavailable: true;
+  readonly binding?: undefined;
+}
+
 /** The routing decision, with abuse control's refusal of a routed caller. */
-type Decision = RouteDecision | { readonly refused: CallerRefusal; readonly binding: RouteTarget };
+type Decision = RouteDecision | { readonly refused: CallerRefusal; readonly binding: RouteTarget } | Unavailable;
 
 export interface CallToXDeps {
   readonly routes: Pick<RouteIndex, 'lookup'>;
   readonly dialString: (number: string) => string;
   readonly ringbackTone: string;
   readonly notInServicePrompt: string;
+  /** What a caller hears when the route could not be decided within routingTimeoutMs. */
+  readonly unavailablePrompt: string;
+  /** The longest a routing decision (index lookup and abuse check) may take; past it the caller is told "temporarily unavailable". */
+  readonly routingTimeoutMs: number;
   readonly bFailedPrompt: string;
   /** The `playback` argument of a media catalogue entry by id; null when the catalogue has no such entry. */
   readonly announcementOf: (mediaId: string) => Promise<string | null>;
@@ -155,12 +170,22 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
     if (!finishing) handingOver ??= handOver();
   });
 
+  // The caller hears ringing while the route is looked up, and the ringback for the bridge is set:
+  // not awaited (the switch runs an outbound socket's commands in the order they arrive), so after
+  // the decision only the bridge is left to send.
+  void session.execute('ring_ready').catch((err: unknown) => log.debug({ err }, 'could not signal ringing'));
+  void session.execute('set', `ringback=${deps.ringbackTone}`).catch((err: unknown) => log.debug({ err }, 'could not set ringback'));
   let decision: Decision;
   try {
-    const looked = caller && x ? checkedRoute(await deps.routes.lookup(x, caller, startedAt)) : ({ refused: 'unbound' } as const);
-    // A route is only looked up with a caller, so `caller` holds whenever `looked` has one.
-    const refusal = 'route' in looked && caller && deps.admitCaller ? await deps.admitCaller(looked.route.tenantId, caller, looked.route.target, startedAt) : null;
-    decision = 'route' in looked && refusal ? ({ refused: refusal, binding: looked.route } as const) : looked;
+    decision = await decideWithin(deps.routingTimeoutMs, async () => {
+      const looked = caller && x ? checkedRoute(await deps.routes.lookup(x, caller, startedAt)) : ({ refused: 'unbound' } as const);
+      // A route is only looked up with a caller, so `caller` holds whenever `looked` has one.
+      const refusal = 'route' in looked && caller && deps.admitCaller ? await deps.admitCaller(looked.route.tenantId, caller, looked.route.target, startedAt) : null;
+      return 'route' in looked && refusal ? ({ refused: refusal, binding: looked.route } as const) : looked;
+    }).catch((err: unknown) => {
+      log.warn({ err: errorSummary(err), boundMs: deps.routingTimeoutMs }, 'route not decided in time: caller told the service is temporarily unavailable');
+      return UNAVAILABLE;
+    });
     decided = decision;
   } finally {
     onDecided();
@@ -168,7 +193,12 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
   let result: CallResult;
   let route: RouteTarget | undefined;
   try {
-    if ('refused' in decision) {
+    if ('unavailable' in decision) {
+      result = 'failed';
+      await session.execute('pre_answer', undefined, { awaitCompletion: true, timeoutMs: 10_000 });
+      await session.execute('playback', deps.unavailablePrompt, { awaitCompletion: true, timeoutMs: 60_000 });
+      await session.execute('hangup', 'NORMAL_TEMPORARY_FAILURE');
+    } else if ('refused' in decision) {
       route = decision.binding;
       result = decision.refused;
       log.info({ caller, result }, 'call to X refused');
@@ -188,9 +218,6 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
         await session.execute('pre_answer', undefined, { awaitCompletion: true, timeoutMs: 10_000 });
         await session.execute('playback', announcement, { awaitCompletion: true, timeoutMs: 60_000 });
       }
-      // Not awaited: the switch runs an outbound socket's commands in the order they arrive, so the
-      // ringback is set before the bridge starts, without a round trip on the way to the bridge.
-      void session.execute('set', `ringback=${deps.ringbackTone}`).catch((err: unknown) => log.warn({ err }, 'could not set ringback'));
       const vars = formatChannelVars({
         origination_caller_id_number: x,
         origination_caller_id_name: x,
@@ -258,7 +285,7 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
     endedAt,
     talkSeconds: talkSecondsOf(result, billsec, bAnswerAt, endedAt),
     hangupCause: cause,
-    hangupSide: sideOf(end, cause),
+    hangupSide: 'unavailable' in decision ? 'platform' : sideOf(end, cause),
     result,
     recordingRef: result === 'connected' && route?.record ? deps.recordingPath(callId) : null,
     userData: route?.userData ?? null,
@@ -266,6 +293,26 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
   await deps.finished({ cdr });
   log.info({ result, cause, talkSeconds: cdr.talkSeconds }, 'call to X ended');
   return cdr;
+}
+
+const UNAVAILABLE: Unavailable = { refused: 'failed', unavailable: true };
+
+/** Runs a routing decision; rejects when it fails or takes longer than boundMs. */
+async function decideWithin<T>(boundMs: number, decide: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no routing decision within ${boundMs} ms`)), boundMs);
+  });
+  try {
+    return await Promise.race([decide(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** An error's name and message only: a store's error may carry the command, and a command may hold a number. */
+function errorSummary(err: unknown): { name: string; message: string } {
+  return err instanceof Error ? { name: err.name, message: err.message.slice(0, 200) } : { name: 'unknown', message: String(err).slice(0, 200) };
 }
 
 /** A connected call's talk seconds: the switch's billsec when its end event had it, else counted from the bridge. */

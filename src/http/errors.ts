@@ -1,5 +1,6 @@
 import type { FastifyError } from 'fastify';
-import { AppError, type ErrorKind } from '../domain/errors';
+import { AppError, RetryLaterError, type ErrorKind } from '../domain/errors';
+import { isRedisUnavailable } from '../stores/redis';
 
 export interface ErrorBody {
   readonly error: { readonly code: string; readonly message: string; readonly field?: string };
@@ -46,6 +47,8 @@ export function toHttpError(err: unknown): HttpError {
       unexpected: false,
     };
   }
+  // Redis did not answer within its bound (request connections fail instead of waiting): nothing was done, try again.
+  if (isRedisUnavailable(err)) return toHttpError(new RetryLaterError('store_unavailable', 'a data store did not answer in time', 1));
   const fe = err as Partial<FastifyError> & { validation?: AjvIssue[]; validationContext?: string };
   const firstIssue = Array.isArray(fe.validation) ? fe.validation[0] : undefined;
   if (firstIssue) return { status: 400, body: { error: fromValidation(firstIssue, fe.validationContext) }, unexpected: false };

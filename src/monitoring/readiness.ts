@@ -3,7 +3,9 @@ import type { ReadinessProbe } from '../http/server';
 import type { Pool } from '../stores/mysql';
 
 /**
- * What /readyz checks: the event socket to the switch, Redis and MySQL. Each answer is bounded by
+ * What /readyz checks: the event socket to the switch, Redis, MySQL and, when given, that the route
+ * index in Redis is complete (false from the moment Redis is found to have lost it until it is
+ * rebuilt from MySQL: calls still route meanwhile, but this instance is not at full health). Each answer is bounded by
  * a timeout, so a dependency that hangs (a black-holed host, a saturated pool) reads as down
  * instead of holding the probe open until the orchestrator gives up on it.
  */
@@ -11,6 +13,8 @@ export interface ReadinessSources {
   readonly esl: { readonly state: string };
   readonly redis: Pick<Redis, 'status' | 'ping'>;
   readonly pool: Pick<Pool, 'query'>;
+  /** The calls-to-X route index: complete, or being rebuilt (isComplete() starts the rebuild when it finds it lost). */
+  readonly routeIndex?: { isComplete(): Promise<boolean> };
   /** Longest wait for Redis or MySQL to answer (default 2000 ms). */
   readonly timeoutMs?: number;
   /**
@@ -45,12 +49,16 @@ export function createReadinessProbe(sources: ReadinessSources): ReadinessProbe 
   const timeoutMs = sources.timeoutMs ?? DEFAULT_READINESS_TIMEOUT_MS;
   return {
     async check() {
-      const [redis, mysql] = await Promise.all([
+      const redisConnected = sources.redis.status === 'ready';
+      const routeIndex = sources.routeIndex;
+      const [redis, mysql, routes] = await Promise.all([
         // Not connected: no ping (ioredis would queue it until a reconnect).
-        sources.redis.status === 'ready' ? answersWithin(timeoutMs, () => sources.redis.ping()) : Promise.resolve(false),
+        redisConnected ? answersWithin(timeoutMs, () => sources.redis.ping()) : Promise.resolve(false),
         answersWithin(timeoutMs, () => sources.pool.query('SELECT 1')),
+        routeIndex && redisConnected ? answersWithin(timeoutMs, () => routeIndex.isComplete().then((ok) => ok || Promise.reject(new Error('incomplete')))) : Promise.resolve(false),
       ]);
-      const checks = { esl: sources.esl.state === 'ready', redis, mysql };
+      const base = { esl: sources.esl.state === 'ready', redis, mysql };
+      const checks = routeIndex ? { ...base, routes } : base;
       return sources.draining?.() ? { ...checks, accepting: false } : checks;
     },
   };

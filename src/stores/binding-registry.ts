@@ -772,7 +772,7 @@ function isConstraintClash(err: unknown): boolean {
   return isDuplicateKey(err) || (err as { errno?: number }).errno === ER_SIGNAL_EXCEPTION;
 }
 
-function rowToBinding(r: RowDataPacket): Binding {
+export function rowToBinding(r: RowDataPacket): Binding {
   const allow = (r.allow_list === null ? [] : typeof r.allow_list === 'string' ? JSON.parse(r.allow_list) : r.allow_list) as string[];
   return {
     id: String(r.id),

@@ -6,11 +6,50 @@ import { Redis } from 'ioredis';
 export type { Redis } from 'ioredis';
 
 /**
- * A Redis connection for BullMQ and the live call state. `maxRetriesPerRequest: null`
+ * A Redis connection for BullMQ (its queues, workers and the jobs' own state). `maxRetriesPerRequest: null`
  * is what BullMQ workers require (commands wait for a reconnect instead of failing).
  */
 export function createRedis(url: string): Redis {
   return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true });
+}
+
+export interface RequestRedisBounds {
+  /** The longest any one command waits for its answer, including a wait for a reconnect. */
+  readonly commandTimeoutMs: number;
+  /** How often a command cut off by a lost connection is sent again (within commandTimeoutMs). */
+  readonly maxRetriesPerRequest: number;
+}
+
+/**
+ * A Redis connection for request paths (routing a call to X, the API): every command answers or
+ * fails within commandTimeoutMs, so a Redis that is paused, restarting or unreachable costs a
+ * caller or a client a bounded wait and a clear refusal, never a hang. Commands issued while it
+ * reconnects wait in the offline queue, under the same timeout.
+ */
+export function createRequestRedis(url: string, bounds: RequestRedisBounds): Redis {
+  return new Redis(url, {
+    commandTimeout: bounds.commandTimeoutMs,
+    maxRetriesPerRequest: bounds.maxRetriesPerRequest,
+    enableOfflineQueue: true,
+    enableReadyCheck: true,
+  });
+}
+
+/**
+ * Whether an error means Redis could not be reached in time (timed out, connection lost or
+ * refused), as opposed to a command Redis refused: the former is `store_unavailable`.
+ */
+export function isRedisUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.name === 'MaxRetriesPerRequestError') return true;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ETIMEDOUT' || code === 'EPIPE') return true;
+  return (
+    err.message === 'Command timed out' ||
+    err.message === 'Connection is closed.' ||
+    err.message.startsWith("Stream isn't writeable") ||
+    err.message.startsWith('LOADING')
+  );
 }
 
 /**

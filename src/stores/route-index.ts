@@ -33,6 +33,12 @@ export type RouteDecision =
   | { readonly route: RouteTarget }
   | { readonly refused: 'unbound' | 'restricted'; readonly binding?: RouteTarget };
 
+/** A decision, and whether the index was complete when it was read. */
+export interface CheckedRouteDecision {
+  readonly decision: RouteDecision;
+  readonly complete: boolean;
+}
+
 /** What the index needs of a binding. */
 export type IndexableBinding = Omit<Binding, 'requestId' | 'state'>;
 
@@ -104,7 +110,38 @@ export class RouteIndex {
 
   async lookup(x: string, caller: string, now: number = Date.now()): Promise<RouteDecision> {
     const [own, xb] = await this.redis.mget(this.key(x, caller), this.key(x, ANY_CALLER));
-    const direct = own ? (JSON.parse(own) as RouteTarget) : null;
+    return this.decide(parsed(own), parsed(xb), caller, now);
+  }
+
+  /**
+   * lookup(), and in the same round trip (one MGET) whether the index was complete when read: a
+   * miss in an incomplete index says nothing about MySQL.
+   */
+  async lookupChecked(x: string, caller: string, now: number = Date.now()): Promise<CheckedRouteDecision> {
+    const [own, xb, ready] = await this.redis.mget(this.key(x, caller), this.key(x, ANY_CALLER), this.readyKey);
+    return { decision: this.decide(parsed(own), parsed(xb), caller, now), complete: typeof ready === 'string' };
+  }
+
+  /**
+   * The decision for a caller from the given bindings (read from MySQL while the index is being
+   * rebuilt): the routes they would put in the index, decided exactly as a lookup decides them.
+   */
+  decideFromBindings(bindings: readonly IndexableBinding[], x: string, caller: string, now: number = Date.now()): RouteDecision {
+    const own = this.key(x, caller);
+    const exclusive = this.key(x, ANY_CALLER);
+    let direct: RouteTarget | null = null;
+    let xb: RouteTarget | null = null;
+    for (const b of bindings) {
+      for (const [key, route] of this.entries(b)) {
+        if (key === own) direct = route;
+        else if (key === exclusive) xb = route;
+      }
+    }
+    return this.decide(direct, xb, caller, now);
+  }
+
+  /** The routing rules: the caller's own route first (unless past expiry), then X's XB route; restriction and allow-list. */
+  private decide(direct: RouteTarget | null, exclusive: RouteTarget | null, caller: string, now: number): RouteDecision {
     if (direct && direct.expiresAt > now) {
       const allowed =
         direct.restriction === 'both' ||
@@ -112,7 +149,6 @@ export class RouteIndex {
         (direct.restriction === 'b_to_a' && direct.callerRole === 'b');
       return allowed ? { route: direct } : { refused: 'restricted', binding: direct };
     }
-    const exclusive = xb ? (JSON.parse(xb) as RouteTarget) : null;
     if (exclusive && exclusive.expiresAt > now && exclusive.target !== caller) {
       if (exclusive.allowList.length > 0 && !exclusive.allowList.includes(this.hash(caller))) return { refused: 'restricted', binding: exclusive };
       return { route: exclusive };
@@ -131,4 +167,8 @@ export class RouteIndex {
     await this.redis.set(this.readyKey, String(now));
     return active.length;
   }
+}
+
+function parsed(stored: string | null | undefined): RouteTarget | null {
+  return stored ? (JSON.parse(stored) as RouteTarget) : null;
 }

@@ -17,7 +17,8 @@ import { MediaCatalogue } from '../../src/stores/media-catalogue';
 import { TenantStore } from '../../src/stores/tenant-store';
 import { RawEsl } from './support/raw-esl';
 import { createTestDatabase } from '../support/mysql';
-import { testRedisPrefix } from '../support/redis';
+import { deletePrefixKeys, testRedisPrefix } from '../support/redis';
+import { createRedis } from '../../src/stores/redis';
 import { SCENARIO_DIR, eslAddressFromEnv, sippHostFromEnv, sippPortBaseFromEnv, startPhone, type Phone } from './support/sipp';
 
 const X = '700100000000001';
@@ -36,6 +37,11 @@ const B2 = { number: '13900009006', port: base + 2 };
 const AGENT = { number: '13800009007', port: base + 3 };
 const CUSTOMER = { number: '13900009007', port: base + 4 };
 const CALLBACK_X = '700100000000002';
+/** The parties of the Redis-loss case. */
+const LOSS_A = '13800009012';
+const LOSS_B = { number: '13900009012', port: base + 5 };
+/** This controller's Redis prefix: the Redis-loss case deletes its keys, and no one else's. */
+const redisPrefix = testRedisPrefix();
 
 /** A phone that calls X; resolves when the call is over with sipp's exit code and what it saw. */
 function dialX(caller: string, port: number, x = X): Promise<{ code: number | null; log: string }> {
@@ -70,14 +76,14 @@ describeE2e('calls to X against a real FreeSWITCH with sipp phones', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    const overrides = Object.fromEntries([A, B, B2, AGENT, CUSTOMER].map((p) => [p.number, `sofia/internal/${p.number}@${host}:${p.port}`]));
+    const overrides = Object.fromEntries([A, B, B2, AGENT, CUSTOMER, LOSS_B].map((p) => [p.number, `sofia/internal/${p.number}@${host}:${p.port}`]));
     app = await startApp(
       loadConfig({
         ESL_HOST: esl!.host,
         ESL_PORT: String(esl!.port),
         ESL_PASSWORD: esl!.password,
         MYSQL_URL: db.url,
-        REDIS_PREFIX: testRedisPrefix(),
+        REDIS_PREFIX: redisPrefix,
         HTTP_HOST: '127.0.0.1',
         HTTP_PORT: '0',
         OUTBOUND_SOCKET_HOST: '127.0.0.1',
@@ -246,6 +252,30 @@ describeE2e('calls to X against a real FreeSWITCH with sipp phones', () => {
     // Proving that no file appears takes time: a command run by the expansion would have written it by now.
     await new Promise((r) => setTimeout(r, 500));
     expect(existsSync(marker)).toBe(false);
+  }, 60_000);
+
+  it('Redis lost every key of this controller (as in a restart without its data): a bound caller still reaches B, and /readyz is true again', async () => {
+    await app.bindings.bind({ tenantId, mode: 'axb', a: LOSS_A, b: LOSS_B.number, x: X });
+    const phoneB = await startPhone({ ...LOSS_B, behaviour: 'answer-then-bye', talkMs: 1000 });
+    phones.push(phoneB);
+    // The shared Redis is not flushed: only this controller's keys go (route index, its marker, queues).
+    const redis = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    try {
+      expect(await deletePrefixKeys(redis, redisPrefix)).toBeGreaterThan(0);
+      expect(await redis.exists(`${redisPrefix}:route:ready`)).toBe(0);
+    } finally {
+      redis.disconnect();
+    }
+    const call = await dialX(LOSS_A, base + 18);
+    expect(call.code).toBe(0);
+    const invite = await phoneB.receivedInvite(1000);
+    expect(invite.from).toContain(`"${X}" <sip:${X}@`);
+    expect(await lastCdr(LOSS_A)).toMatchObject({ result: 'connected', b: LOSS_B.number });
+    const deadline = Date.now() + 10_000;
+    while ((await app.http.inject({ method: 'GET', url: '/readyz' })).statusCode !== 200) {
+      if (Date.now() > deadline) throw new Error('/readyz not true after the route index was lost');
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }, 60_000);
 
   it("a click-to-dial presenting another tenant's X is refused before the switch is asked for anything", async () => {

@@ -202,6 +202,8 @@ export class CallFlows {
         if (ch.inbound && !ch.answered) this.sim.outbound.toCaller(ch, '183 Session Progress');
         done(); return;
       case 'ring_ready':
+        // A call to X: the caller's phone gets 180 Ringing once; a later 180 from B is not relayed again.
+        if (ch.inbound && !ch.answered && !ch.ringing) { ch.ringing = true; ch.progressUs = nowUs(); this.sim.outbound.toCaller(ch, '180 Ringing'); }
         this.sim.events.emit(ch, 'CHANNEL_PROGRESS'); done(); return;
       case 'sleep':
         await this.sim.sleep(Number(app.arg) || 0); done(); return;

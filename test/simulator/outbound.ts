@@ -153,7 +153,7 @@ export function socketTemplate(current: TemplateKey, app: AppRun): TemplateKey {
 /** Final response to an unanswered incoming call, by hangup cause (404 is recorded in 13c; the rest is sofia's mapping). */
 export const FAILURE_STATUS: Record<string, string> = {
   UNALLOCATED_NUMBER: '404 Not Found', NO_ROUTE_DESTINATION: '404 Not Found', USER_BUSY: '486 Busy Here', CALL_REJECTED: '603 Decline',
-  NO_ANSWER: '480 Temporarily Unavailable', NO_USER_RESPONSE: '408 Request Timeout',
+  NO_ANSWER: '480 Temporarily Unavailable', NO_USER_RESPONSE: '408 Request Timeout', NORMAL_TEMPORARY_FAILURE: '503 Service Unavailable',
 };
 /** Reason header FreeSWITCH puts on a BYE/CANCEL/error response (10, 11b, 12, 15 use SIP causes; the rest Q.850). */
 function sipReason(cause: string): string {
