@@ -9,16 +9,16 @@ export type SipMessaging = AppConfig['messages']['sip'];
 
 /** What the switch must send the controller: mod_sms's chatplan `fire` (MESSAGE) and its delivery reports. */
 export const MESSAGE_EVENTS = ['MESSAGE', 'CUSTOM', 'SMS::DELIVERY_REPORT'] as const;
-/** ESL filters letting through what MESSAGE_EVENTS subscribes to: texts the chatplan marked for relay, and delivery reports. */
-export const MESSAGE_EVENT_FILTERS: ReadonlyArray<readonly [string, string]> = [
-  [RELAY_MARKER, 'true'],
-  ['Event-Subclass', 'SMS::DELIVERY_REPORT'],
-];
 
 /** The header the chatplan (freeswitch-conf/chatplan/) sets on a message to X before firing it. */
 export const RELAY_MARKER = 'ng_relay';
 /** The header a relayed MESSAGE carries through mod_sms into its delivery report. */
 export const CARRIER_ID_HEADER = 'ng_carrier_id';
+/** ESL filters letting through what MESSAGE_EVENTS subscribes to: texts the chatplan marked for relay, and delivery reports. */
+export const MESSAGE_EVENT_FILTERS: ReadonlyArray<readonly [string, string]> = [
+  [RELAY_MARKER, 'true'],
+  ['Event-Subclass', 'SMS::DELIVERY_REPORT'],
+];
 
 export interface SipSwitch {
   sendEvent(name: string, headers: Record<string, string>, body: string): Promise<string>;
