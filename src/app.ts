@@ -282,9 +282,10 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const messaging = await startMessaging({
     config: config.messages,
     redis,
+    queueRedis,
     prefix: config.redisPrefix,
     pool,
-    routes,
+    routes: routeLookup,
     hash: numberHash,
     esl,
     queueWebhook,

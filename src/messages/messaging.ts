@@ -19,7 +19,10 @@ import { SmppCarrier } from './smpp-carrier';
 
 export interface MessagingDeps {
   readonly config: AppConfig['messages'];
+  /** Bounded waits: the relay's counters and part assembly. */
   readonly redis: Redis;
+  /** The queue's own connection, which waits for Redis to come back (BullMQ requires it for workers). */
+  readonly queueRedis: Redis;
   readonly prefix: string;
   readonly pool: Pool;
   readonly routes: Pick<RouteIndex, 'lookup'>;
@@ -49,7 +52,7 @@ export interface Messaging {
 export async function startMessaging(deps: MessagingDeps): Promise<Messaging> {
   const { config } = deps;
   const store = new MessageStore(deps.pool);
-  const queue = new MessageQueue({ connection: deps.redis, prefix: deps.prefix, hash: deps.hash, dedupWindowSeconds: config.dedupWindowSeconds });
+  const queue = new MessageQueue({ connection: deps.queueRedis, prefix: deps.prefix, hash: deps.hash, dedupWindowSeconds: config.dedupWindowSeconds });
   // The carriers hand reports to the relay (declared below), and the relay sends through the carriers.
   const sink: CarrierSink = {
     inbound: async (m) => {
@@ -78,7 +81,7 @@ export async function startMessaging(deps: MessagingDeps): Promise<Messaging> {
   });
   const worker = deps.workers
     ? startMessageWorker({
-        connection: deps.redis,
+        connection: deps.queueRedis,
         prefix: deps.prefix,
         relay,
         concurrency: 20,
