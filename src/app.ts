@@ -120,7 +120,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     logger,
     metrics: { refused: (limit) => metrics?.abuseRefusal(limit), flagged: (kind) => metrics?.abuseFlag(kind) },
   });
-  const bindings = new BindingRegistry(pool, routes, abuse);
+  const bindings = new BindingRegistry(pool, routes, abuse, { routeWriteTimeoutMs: config.routeIndexWrites.timeoutMs });
   // Routing never waits on MySQL: the index lives in Redis, rebuilt from MySQL whenever Redis lost it.
   const ensureRoutes = async (): Promise<void> => {
     if (!(await routes.isReady())) {
@@ -132,6 +132,19 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   // Periodic work, all ended by stop() (which waits for a run in progress).
   const scheduler = new Scheduler(logger);
   scheduler.add({ name: 'routing index check', everyMs: 10_000, run: ensureRoutes });
+  // Routing changes left in the outbox (Redis was unreachable, or a controller died after its commit) reach the index here.
+  scheduler.add({ name: 'route outbox', everyMs: 1_000, run: async () => {
+    await bindings.applyPendingRoutes();
+  } });
+  scheduler.add({
+    name: 'route index reconcile',
+    everyMs: config.routeIndexWrites.reconcileIntervalSeconds * 1000,
+    run: async () => {
+      const drift = await routes.reconcile(() => bindings.listActive());
+      metrics?.routeDrift(drift.found, drift.repaired);
+      if (drift.found > 0) logger.warn(drift, 'route index drifted from MySQL');
+    },
+  });
 
   const esl = new EslClient({ ...config.esl, events: [...SUBSCRIBED_EVENTS, ...CAPACITY_EVENTS], logger: logger.child({ component: 'esl' }) });
   esl.on('error', (err: unknown) => logger.error({ err }, 'esl error'));

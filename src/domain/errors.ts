@@ -75,6 +75,8 @@ export const ERROR_CATALOGUE = {
   // The platform cannot serve it now.
   switch_at_capacity: { kind: 'unavailable', retryable: true },
   allocation_contended: { kind: 'unavailable', retryable: true },
+  /** The change is committed in MySQL but the route index (Redis) has not confirmed it yet; it will be applied when Redis is back. */
+  route_index_unavailable: { kind: 'unavailable', retryable: true },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -5,7 +5,10 @@ import { AppError, ConflictError, ForbiddenError, NotFoundError, ValidationError
 import { parseMediaId } from '../domain/media';
 import { maskPhone, parsePrivacyNumber, parseRealNumber } from '../domain/phone-number';
 import { isDuplicateKey, toDate, toMsStrict, type Pool } from './mysql';
-import type { RouteIndex } from './route-index';
+import type { RouteIndex, VersionedBinding } from './route-index';
+import { recordRouteChange, recordRouteChanges, RouteOutbox, versionedBinding } from './route-outbox';
+import { rowToBinding } from './binding-rows';
+import { inTransaction } from './transaction';
 import type { CallbackBindingInput } from './call-outcome';
 
 /**
@@ -81,7 +84,6 @@ export interface PoolNumberInput {
 
 /** The XB trigger of migration 002 (SIGNAL SQLSTATE '45000'). */
 const ER_SIGNAL_EXCEPTION = 1644;
-const ER_LOCK_DEADLOCK = 1213;
 const ALLOCATION_TRIES = 20;
 const PAIR_BINDINGS_PER_HOUR = 30;
 const CANDIDATES_AFTER_CLASH = 8;
@@ -151,15 +153,21 @@ export async function writeCallbackBindings(conn: PoolConnection, bindings: read
   if (members.length > 0) {
     await conn.query('INSERT INTO binding_members (x, number, binding_id, expires_at) VALUES ?', [members.map((cb) => [cb.x, cb.b, cb.id, toDate(cb.expiresAt)])]);
   }
+  // The routes made and ended here reach the index through the outbox (after the locks above, so versions follow them).
+  await recordRouteChanges(conn, [...ended, ...members.map((cb) => cb.id)]);
 }
 
-/** Ends an active binding: its members go (its numbers are free on X at once), its row stays as history. */
-async function endBinding(conn: PoolConnection, id: string, state: 'expired' | 'unbound', now: number): Promise<boolean> {
+/**
+ * Ends an active binding: its members go (its numbers are free on X at once), its row stays as
+ * history, and the removal of its routes goes into the outbox. The version of that change, or null
+ * when the binding had already ended (another instance got there first).
+ */
+async function endBinding(conn: PoolConnection, id: string, state: 'expired' | 'unbound', now: number): Promise<number | null> {
   const [rows] = await conn.query<RowDataPacket[]>("SELECT id FROM bindings WHERE id = ? AND state = 'active' FOR UPDATE", [id]);
-  if (!rows[0]) return false;
+  if (!rows[0]) return null;
   await conn.query('DELETE FROM binding_members WHERE binding_id = ?', [id]);
   await conn.query('UPDATE bindings SET state = ?, updated_at = ? WHERE id = ?', [state, toDate(now), id]);
-  return true;
+  return recordRouteChange(conn, id);
 }
 
 /** Abuse control for a new binding (bindings per number per hour); throws an AppError to refuse. */
@@ -178,12 +186,26 @@ export interface ExpiredBinding {
 }
 
 export class BindingRegistry {
-  /** With an index, every change is written to MySQL first, then to the routing index. */
+  private readonly outbox: RouteOutbox | null;
+
+  /**
+   * Every change that affects routing is written to MySQL with its outbox row in one transaction.
+   * With an index, a request answers only once the index has the change (or 503
+   * route_index_unavailable); without one (the CLI) the rows wait for a controller to apply them.
+   */
   constructor(
     private readonly pool: Pool,
-    private readonly index?: RouteIndex,
+    index?: RouteIndex,
     private readonly admission?: BindingAdmission,
-  ) {}
+    options: { routeWriteTimeoutMs?: number } = {},
+  ) {
+    this.outbox = index ? new RouteOutbox(pool, index, options.routeWriteTimeoutMs ?? 2000) : null;
+  }
+
+  /** Applies routing changes left in the outbox (Redis was unreachable, or a process died after its commit); how many. */
+  async applyPendingRoutes(): Promise<number> {
+    return this.outbox ? this.outbox.applyPending() : 0;
+  }
 
   /**
    * Assigns numbers to a tenant's pool: an operator action (CLI), never a tenant's. 700 numbers
@@ -198,7 +220,7 @@ export class BindingRegistry {
       return [x, tenantId, n.area, !x.startsWith('700')] as const;
     });
     let inserted = 0;
-    await this.transaction(async (conn) => {
+    await inTransaction(this.pool, async (conn) => {
       inserted = 0;
       // Imports for one tenant queue behind each other here, so two cannot both fit under the quota.
       const [tenant] = await conn.query<RowDataPacket[]>('SELECT pool_quota FROM tenants WHERE id = ? FOR UPDATE', [tenantId]);
@@ -247,7 +269,11 @@ export class BindingRegistry {
 
     if (input.requestId) {
       const existing = await this.findByRequest(input.tenantId, input.requestId);
-      if (existing) return { binding: existing, created: false };
+      if (existing) {
+        // A retried bind makes sure the index says what MySQL says, as the first attempt should have.
+        await this.outbox?.reassert(existing);
+        return { binding: withoutVersion(existing), created: false };
+      }
     }
     await this.refuseBlacklistedOrOverPairLimit(
       input.tenantId,
@@ -290,18 +316,25 @@ export class BindingRegistry {
     if (!rows[0]) throw new ValidationError('announcement', 'announcement is not an entry of the media catalogue (GET /v1/media)', 'unknown_media');
   }
 
-  /** Ends a binding at once; its row stays as history. */
+  /**
+   * Ends a binding at once; its row stays as history. Answers only once the binding can no longer
+   * route: after the index has taken its routes away, or with route_index_unavailable when the
+   * index cannot be reached (the removal stays in the outbox and is applied when it is back). A
+   * retried unbind of an ended binding removes its routes again before answering.
+   */
   async unbind(tenantId: string, id: string, now: number = Date.now()): Promise<Binding> {
     const binding = await this.get(tenantId, id);
     if (!binding) throw new NotFoundError('binding');
     if (binding.state === 'active') {
-      await this.transaction(async (conn) => {
+      await inTransaction(this.pool, async (conn) => {
         await conn.query('SELECT x FROM pool_numbers WHERE x = ? FOR UPDATE', [binding.x]);
-        await this.end(conn, id, 'unbound', now);
+        await endBinding(conn, id, 'unbound', now);
       });
-      await this.index?.remove(binding);
     }
-    return this.mustGet(tenantId, id);
+    const ended = await this.getVersioned(tenantId, id);
+    if (!ended) throw new NotFoundError('binding');
+    await this.outbox?.reassert(ended);
+    return withoutVersion(ended);
   }
 
   /** A binding just written or read in this request: gone now only if deleted underneath, which nothing does. */
@@ -311,8 +344,14 @@ export class BindingRegistry {
     return binding;
   }
 
-  private async indexed(binding: Binding): Promise<Binding> {
-    await this.index?.put(binding);
+  private async getVersioned(tenantId: string, id: string): Promise<VersionedBinding & Binding | null> {
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT * FROM bindings WHERE id = ? AND tenant_id = ?', [id, tenantId]);
+    return rows[0] ? versionedBinding(rows[0]) : null;
+  }
+
+  /** A binding just committed at this version: answered once the index has it. */
+  private async indexed({ binding, version }: { binding: Binding; version: number }): Promise<Binding> {
+    await this.outbox?.applyCommitted({ version, binding: { ...binding, routeVersion: version } });
     return binding;
   }
 
@@ -327,12 +366,12 @@ export class BindingRegistry {
     );
     const expired: ExpiredBinding[] = [];
     for (const row of due) {
-      let ended = false as boolean;
-      await this.transaction(async (conn) => {
+      // Routing stopped at the expiry already (the index checks it); the outbox takes the routes away.
+      const ended = await inTransaction(this.pool, async (conn) => {
         await conn.query('SELECT x FROM pool_numbers WHERE x = ? FOR UPDATE', [row.x]);
-        ended = await this.end(conn, String(row.id), 'expired', now);
+        return endBinding(conn, String(row.id), 'expired', now);
       });
-      if (ended) expired.push({ id: String(row.id), tenantId: String(row.tenant_id), expiresAt: (row.expires_at as Date).getTime() });
+      if (ended !== null) expired.push({ id: String(row.id), tenantId: String(row.tenant_id), expiresAt: (row.expires_at as Date).getTime() });
     }
     return expired;
   }
@@ -374,9 +413,15 @@ export class BindingRegistry {
         change[key] = [masked(before[key]), masked(after[key])];
       }
     }
-    if (Object.keys(change).length === 0) return before;
+    if (Object.keys(change).length === 0) {
+      // Nothing to change (a retried update, say): the index still has to say what MySQL says.
+      const current = await this.getVersioned(tenantId, id);
+      if (current) await this.outbox?.reassert(current);
+      return before;
+    }
+    let version: number;
     try {
-      await this.transaction(async (conn) => {
+      version = await inTransaction(this.pool, async (conn) => {
         await conn.query(`SELECT x FROM pool_numbers WHERE x = ? ${before.kind === 'xb' ? 'FOR UPDATE' : 'LOCK IN SHARE MODE'}`, [before.x]);
         const [rows] = await conn.query<RowDataPacket[]>("SELECT id FROM bindings WHERE id = ? AND state = 'active' FOR UPDATE", [id]);
         if (!rows[0]) throw new ConflictError('binding_ended', 'the binding has ended', 'id');
@@ -392,13 +437,14 @@ export class BindingRegistry {
         await conn.query('INSERT INTO binding_history (binding_id, tenant_id, change_json, actor, request_id, created_at) VALUES (?, ?, ?, ?, ?, ?)', [
           id, tenantId, JSON.stringify(change), actor, requestId ?? null, toDate(now),
         ]);
+        return recordRouteChange(conn, id, before);
       });
     } catch (err) {
       if (isConstraintClash(err)) throw new ConflictError('binding_conflict', 'x already carries one of these numbers', 'x');
       throw err;
     }
-    await this.index?.remove(before);
-    return this.indexed(await this.mustGet(tenantId, id));
+    await this.outbox?.applyCommitted({ version, binding: { ...after, routeVersion: version }, previous: before });
+    return this.mustGet(tenantId, id);
   }
 
   /** What changed in a binding, oldest first (numbers masked). */
@@ -615,10 +661,10 @@ export class BindingRegistry {
     return { items, nextCursor: rows.length > limit && last ? last.x : null };
   }
 
-  /** Every binding that routes now (all tenants): what the routing index is rebuilt from. */
-  async listActive(now: number = Date.now()): Promise<Binding[]> {
+  /** Every binding that routes now (all tenants), with the version of its last routing change: what the routing index is rebuilt from. */
+  async listActive(now: number = Date.now()): Promise<Array<Binding & VersionedBinding>> {
     const [rows] = await this.pool.query<RowDataPacket[]>("SELECT * FROM bindings WHERE state = 'active' AND expires_at > ?", [toDate(now)]);
-    return rows.map(rowToBinding);
+    return rows.map(versionedBinding);
   }
 
   async get(tenantId: string, id: string): Promise<Binding | null> {
@@ -626,9 +672,9 @@ export class BindingRegistry {
     return rows[0] ? rowToBinding(rows[0]) : null;
   }
 
-  private async findByRequest(tenantId: string, requestId: string): Promise<Binding | null> {
+  private async findByRequest(tenantId: string, requestId: string): Promise<(Binding & VersionedBinding) | null> {
     const [rows] = await this.pool.query<RowDataPacket[]>('SELECT * FROM bindings WHERE tenant_id = ? AND request_id = ?', [tenantId, requestId]);
-    return rows[0] ? rowToBinding(rows[0]) : null;
+    return rows[0] ? versionedBinding(rows[0]) : null;
   }
 
   /**
@@ -667,9 +713,9 @@ export class BindingRegistry {
     members: string[],
     now: number,
     explicit: boolean,
-  ): Promise<Binding> {
+  ): Promise<{ binding: Binding; version: number }> {
     const id = randomUUID();
-    await this.transaction(async (conn) => {
+    const version = await inTransaction(this.pool, async (conn) => {
       // AXB binds on one X run side by side (shared lock); an XB waits for them and they for it.
       const lock = d.mode === 'xb' ? 'FOR UPDATE' : 'LOCK IN SHARE MODE';
       const [pool] = await conn.query<RowDataPacket[]>(
@@ -692,7 +738,7 @@ export class BindingRegistry {
           'SELECT DISTINCT binding_id FROM binding_members WHERE x = ? AND expires_at <= ?',
           [x, toDate(now)],
         );
-        for (const e of expired) await this.end(conn, String(e.binding_id), 'expired', now);
+        for (const e of expired) await endBinding(conn, String(e.binding_id), 'expired', now);
       }
 
       try {
@@ -713,8 +759,9 @@ export class BindingRegistry {
         if (isConstraintClash(err)) throw new Clash();
         throw err;
       }
+      return recordRouteChange(conn, id);
     });
-    return {
+    const binding: Binding = {
       id,
       tenantId: d.tenantId,
       requestId: d.requestId ?? null,
@@ -731,31 +778,18 @@ export class BindingRegistry {
       allowList: d.allowList,
       userData: d.userData ?? null,
     };
+    return { binding, version };
   }
 
-  /** Ends an active binding (inside a transaction that holds its X's pool row). */
-  /** false when the binding had already ended (another instance got there first). */
-  private end(conn: PoolConnection, id: string, state: 'expired' | 'unbound', now: number): Promise<boolean> {
-    return endBinding(conn, id, state, now);
-  }
+}
 
-  private async transaction(work: (conn: PoolConnection) => Promise<void>): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      const conn = await this.pool.getConnection();
-      try {
-        await conn.beginTransaction();
-        await work(conn);
-        await conn.commit();
-        return;
-      } catch (err) {
-        await conn.rollback().catch(() => undefined);
-        if ((err as { errno?: number }).errno === ER_LOCK_DEADLOCK && attempt < 5) continue;
-        throw err;
-      } finally {
-        conn.release();
-      }
-    }
-  }
+/** What the API shows of a binding: not the index's version. */
+function withoutVersion(b: Binding): Binding {
+  return {
+    id: b.id, tenantId: b.tenantId, requestId: b.requestId, kind: b.kind, x: b.x, a: b.a, b: b.b, state: b.state, expiresAt: b.expiresAt,
+    restriction: b.restriction, record: b.record, maxDurationSeconds: b.maxDurationSeconds, announcement: b.announcement,
+    allowList: b.allowList, userData: b.userData,
+  };
 }
 
 function encodeCursor(at: number, id: string): string {
@@ -770,25 +804,4 @@ function decodeCursor(cursor: string): { at: number; id: string } {
 
 function isConstraintClash(err: unknown): boolean {
   return isDuplicateKey(err) || (err as { errno?: number }).errno === ER_SIGNAL_EXCEPTION;
-}
-
-function rowToBinding(r: RowDataPacket): Binding {
-  const allow = (r.allow_list === null ? [] : typeof r.allow_list === 'string' ? JSON.parse(r.allow_list) : r.allow_list) as string[];
-  return {
-    id: String(r.id),
-    tenantId: String(r.tenant_id),
-    requestId: r.request_id === null ? null : String(r.request_id),
-    kind: r.kind as Binding['kind'],
-    x: String(r.x),
-    a: r.a === null ? null : String(r.a),
-    b: String(r.b),
-    state: r.state as Binding['state'],
-    expiresAt: toMsStrict(r.expires_at),
-    restriction: r.restriction as Binding['restriction'],
-    record: Boolean(r.record_call),
-    maxDurationSeconds: r.max_duration === null ? null : Number(r.max_duration),
-    announcement: r.announcement === null ? null : String(r.announcement),
-    allowList: allow,
-    userData: r.user_data === null ? null : String(r.user_data),
-  };
 }
