@@ -8,7 +8,7 @@ import { isDuplicateKey, toDate, toMsStrict, type Pool } from './mysql';
 import type { RouteIndex, VersionedBinding } from './route-index';
 import { recordRouteChange, recordRouteChanges, RouteOutbox, versionedBinding } from './route-outbox';
 import { rowToBinding } from './binding-rows';
-import { inTransaction } from './transaction';
+import { inTransaction, isRetryableTransactionError } from './transaction';
 import type { CallbackBindingInput } from './call-outcome';
 
 /**
@@ -303,7 +303,8 @@ export class BindingRegistry {
       try {
         return { binding: await this.indexed(await this.bindOn(x, draft, members, now, false)), created: true };
       } catch (err) {
-        if (!(err instanceof Clash)) throw err;
+        // Taken meanwhile, or too contended (binds racing on the same lowest X): try another.
+        if (!(err instanceof Clash) && !isRetryableTransactionError(err)) throw err;
       }
     }
     throw new AppError('allocation_contended', 'no free number could be taken after several tries; retry');
