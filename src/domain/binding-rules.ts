@@ -35,6 +35,27 @@ export function membersOf(mode: BindingMode, a: string | null, b: string): strin
   return [a, b];
 }
 
+/**
+ * The reuse invariant, stated once: on one X a number is held by at most one active binding, and
+ * an XB binding's marker holds X alone. Given the members X holds now, the member a new binding
+ * with these members would clash on, or null when it fits. MySQL enforces the same rule by
+ * itself (migration 002: the (x, number) key and the XB trigger); the tests hold both to one table.
+ */
+export function reuseClash(held: ReadonlySet<string>, adding: readonly string[]): string | null {
+  for (const n of adding) if (held.has(n)) return n;
+  if (adding.length > 0 && (held.has(XB_HOLD) || (held.size > 0 && adding.includes(XB_HOLD)))) return XB_HOLD;
+  return null;
+}
+
+/**
+ * The callback rule: a callback binding (B reaches back the A who called, through X) takes (X, B)
+ * only from nobody or from an older callback (B reaches whoever called last); it never displaces
+ * an AXB or XB binding. MySQL's callback writes and the route index's Lua apply it alike.
+ */
+export function callbackMayTake(holder: { readonly kind: BindingKind; readonly expiresAt: number } | null, expiresAt: number): boolean {
+  return holder === null || (holder.kind === 'callback' && holder.expiresAt <= expiresAt);
+}
+
 export type BindingKind = BindingMode | 'callback';
 export type BindingState = 'active' | 'expired' | 'unbound';
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
-import { ALLOW_LIST_MAX, bindingTtlSeconds, membersOf, XB_HOLD, type Binding, type BindingMode, type BindingState, type CallRestriction } from '../domain/binding-rules';
+import { ALLOW_LIST_MAX, bindingTtlSeconds, callbackMayTake, membersOf, XB_HOLD, type Binding, type BindingMode, type BindingState, type CallRestriction } from '../domain/binding-rules';
 import { AppError, ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../domain/errors';
 import { parseMediaId } from '../domain/media';
 import { maskPhone, parsePrivacyNumber, parseRealNumber } from '../domain/phone-number';
@@ -126,7 +126,7 @@ export async function writeCallbackBindings(conn: PoolConnection, bindings: read
     const key = `${cb.x}|${cb.b}`;
     const holder = holders.get(key);
     if (cb.expiresAt <= now || heldAlone.has(cb.x)) continue;
-    if (holder && !(holder.callback && holder.expiresAt <= cb.expiresAt)) continue;
+    if (!callbackMayTake(holder ? { kind: holder.callback ? 'callback' : 'axb', expiresAt: holder.expiresAt } : null, cb.expiresAt)) continue;
     if (holder) {
       if (routable.has(holder.bindingId)) routable.delete(holder.bindingId);
       superseded.push(holder.bindingId);
@@ -153,8 +153,9 @@ export async function writeCallbackBindings(conn: PoolConnection, bindings: read
   if (members.length > 0) {
     await conn.query('INSERT INTO binding_members (x, number, binding_id, expires_at) VALUES ?', [members.map((cb) => [cb.x, cb.b, cb.id, toDate(cb.expiresAt)])]);
   }
-  // The routes made and ended here reach the index through the outbox (after the locks above, so versions follow them).
-  await recordRouteChanges(conn, [...ended, ...members.map((cb) => cb.id)]);
+  // The routes made and ended here reach the index through the outbox (after the locks above, so versions follow them);
+  // a callback kept only as history too: the route its call left in Redis as it ended must go.
+  await recordRouteChanges(conn, [...ended, ...fresh.map((cb) => cb.id)]);
 }
 
 /**
