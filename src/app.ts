@@ -38,7 +38,7 @@ import { CallbackQueue, startCallbackWorker } from './calls/callback-queue';
 import { CAPACITY_EVENTS, callbackBacklog, capacityKey, SwitchCapacity } from './queues/switch-capacity';
 import type { CallOutcome } from './stores/call-outcome';
 import { CdrQueue, startCdrWriter } from './queues/cdr-queue';
-import { BindingRegistry } from './stores/binding-registry';
+import { BindingService } from './bindings/binding-service';
 import { CallStore } from './stores/call-store';
 import { CdrStore } from './stores/cdr-store';
 import { cachedApiKeyAuth, cachedTenantLookup } from './stores/cached-tenants';
@@ -58,7 +58,7 @@ import { CachedWebhookEndpoints, WebhookStore } from './webhooks/webhook-store';
 
 export interface App {
   readonly http: FastifyInstance;
-  readonly bindings: BindingRegistry;
+  readonly bindings: BindingService;
   readonly routes: RouteIndex;
   /** Where FreeSWITCH's dialplan `socket` app must connect (calls to X). */
   readonly outboundAddress: { host: string; port: number };
@@ -120,7 +120,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     logger,
     metrics: { refused: (limit) => metrics?.abuseRefusal(limit), flagged: (kind) => metrics?.abuseFlag(kind) },
   });
-  const bindings = new BindingRegistry(pool, routes, abuse, { routeWriteTimeoutMs: config.routeIndexWrites.timeoutMs });
+  const bindings = new BindingService(pool, routes, abuse, { routeWriteTimeoutMs: config.routeIndexWrites.timeoutMs });
   // Routing never waits on MySQL: the index lives in Redis, rebuilt from MySQL whenever Redis lost it.
   const ensureRoutes = async (): Promise<void> => {
     if (!(await routes.isReady())) {

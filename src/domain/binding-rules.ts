@@ -9,6 +9,8 @@ export type CallRestriction = 'both' | 'a_to_b' | 'b_to_a';
 
 export const BINDING_TTL_SECONDS = { default: 24 * 3600, min: 60, max: 7 * 24 * 3600 } as const;
 export const ALLOW_LIST_MAX = 30;
+/** The same A-B pair (either way round) is bound at most this many times within an hour (SPEC §7). */
+export const PAIR_BINDINGS_PER_HOUR = 30;
 
 /** Members an XB puts on its X besides B: a marker that makes a second XB on that X a key clash. */
 export const XB_HOLD = '*';

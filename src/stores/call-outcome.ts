@@ -1,6 +1,6 @@
 import type { PoolConnection } from 'mysql2/promise';
 import type { CdrRecord } from '../domain/call';
-import { writeCallbackBindings } from './binding-registry';
+import { writeCallbackBindings } from './binding-store';
 import { toDate, type Pool } from './mysql';
 import { inTransaction } from './transaction';
 

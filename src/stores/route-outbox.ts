@@ -22,6 +22,15 @@ export async function recordRouteChange(conn: PoolConnection, bindingId: string,
   return res.insertId;
 }
 
+/**
+ * Records the change of a binding this transaction is about to insert (its locks taken); the
+ * caller writes the returned version into the new row's route_version, saving an UPDATE.
+ */
+export async function recordNewBinding(conn: PoolConnection, bindingId: string): Promise<number> {
+  const [res] = await conn.query<ResultSetHeader>('INSERT INTO route_outbox (binding_id) VALUES (?)', [bindingId]);
+  return res.insertId;
+}
+
 /** Records a change for each of these bindings (made in conn's transaction), in one round trip each way. */
 export async function recordRouteChanges(conn: PoolConnection, bindingIds: readonly string[]): Promise<void> {
   if (bindingIds.length === 0) return;

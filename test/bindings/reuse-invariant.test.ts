@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
 import type { RowDataPacket } from 'mysql2/promise';
 import { callbackMayTake, membersOf, reuseClash, type BindingMode } from '../../src/domain/binding-rules';
 import { numberHasher } from '../../src/domain/number-hash';
-import { BindingRegistry } from '../../src/stores/binding-registry';
+import { BindingService } from '../../src/bindings/binding-service';
 import { persistCallOutcomes, type CallOutcome } from '../../src/stores/call-outcome';
 import { createRedis } from '../../src/stores/redis';
 import { RouteIndex } from '../../src/stores/route-index';
@@ -51,12 +51,12 @@ const CALLBACK_CASES: ReadonlyArray<readonly [string, 'none' | 'axb' | 'xb' | 'o
 
 describe('the reuse invariant: one table, the pure rule and MariaDB', () => {
   let db: TestDatabase;
-  let registry: BindingRegistry;
+  let registry: BindingService;
   let tenant: string;
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    registry = new BindingRegistry(db.pool);
+    registry = new BindingService(db.pool);
     tenant = (await new TenantStore(db.pool).create({ name: 't' })).id;
     await registry.importNumbers(tenant, REUSE_CASES.map((_, i) => ({ x: `7001000${String(9000 + i).padStart(8, '0')}`, area: '010' })));
   });
@@ -82,7 +82,7 @@ describe('the callback rule: one table, the pure rule, MariaDB and the route ind
   let redis: Redis;
   let prefix: string;
   let routes: RouteIndex;
-  let registry: BindingRegistry;
+  let registry: BindingService;
   let tenant: string;
 
   beforeAll(async () => {
@@ -90,7 +90,7 @@ describe('the callback rule: one table, the pure rule, MariaDB and the route ind
     redis = createRedis(TEST_REDIS_URL);
     prefix = testRedisPrefix();
     routes = new RouteIndex(redis, prefix, numberHasher('test-number-hash-key-0123456789abcdef'));
-    registry = new BindingRegistry(db.pool, routes);
+    registry = new BindingService(db.pool, routes);
     tenant = (await new TenantStore(db.pool).create({ name: 't' })).id;
     await registry.importNumbers(tenant, CALLBACK_CASES.map((_, i) => ({ x: `7001000${String(9100 + i).padStart(8, '0')}`, area: '010' })));
   });

@@ -10,7 +10,7 @@ import type { Redis } from 'ioredis';
 import { numberHasher } from '../../src/domain/number-hash';
 import type { Binding } from '../../src/domain/binding-rules';
 import { redisKeys, routeChangesChannel } from '../../src/stores/keys';
-import { BindingRegistry } from '../../src/stores/binding-registry';
+import { BindingService } from '../../src/bindings/binding-service';
 import { createMysqlPool, type Pool } from '../../src/stores/mysql';
 import { createRedis } from '../../src/stores/redis';
 import { RouteIndex } from '../../src/stores/route-index';
@@ -31,7 +31,7 @@ describe('the route index never routes an unbound binding', () => {
   let redis: Redis;
   let prefix: string;
   let routes: RouteIndex;
-  let registry: BindingRegistry;
+  let registry: BindingService;
   let tenant: string;
 
   beforeAll(async () => {
@@ -40,7 +40,7 @@ describe('the route index never routes an unbound binding', () => {
     redis = createRedis(redisServer.url);
     prefix = testRedisPrefix();
     routes = new RouteIndex(redis, prefix, numberHasher(HASH_KEY));
-    registry = new BindingRegistry(db.pool, routes, undefined, { routeWriteTimeoutMs: 500 });
+    registry = new BindingService(db.pool, routes, undefined, { routeWriteTimeoutMs: 500 });
     tenant = (await new TenantStore(db.pool).create({ name: 't' })).id;
     await registry.importNumbers(tenant, xs(0, 200).map((x) => ({ x, area: '010' })));
   });
@@ -231,14 +231,14 @@ describe('the route index never routes an unbound binding', () => {
   describe('two instances racing on the same bindings', () => {
     let otherPool: Pool;
     let otherRedis: Redis;
-    let other: BindingRegistry;
+    let other: BindingService;
     let otherRoutes: RouteIndex;
 
     beforeAll(() => {
       otherPool = createMysqlPool(db.url);
       otherRedis = createRedis(redisServer.url);
       otherRoutes = new RouteIndex(otherRedis, prefix, numberHasher(HASH_KEY));
-      other = new BindingRegistry(otherPool, otherRoutes, undefined, { routeWriteTimeoutMs: 2000 });
+      other = new BindingService(otherPool, otherRoutes, undefined, { routeWriteTimeoutMs: 2000 });
     });
     afterAll(async () => {
       otherRedis.disconnect();
