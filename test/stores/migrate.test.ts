@@ -30,7 +30,7 @@ describe('migrate', () => {
     expect(tables.map((t) => Object.values(t)[0]).sort()).toEqual(
       [
         'abuse_flags', 'agent_tokens', 'api_keys', 'audit_log', 'binding_history', 'binding_members', 'bindings', 'blacklist', 'calls', 'cdrs',
-        'console_sessions', 'media_catalogue', 'platform_secrets', 'pool_numbers', 'schema_migrations', 'tenants', 'webhook_deliveries',
+        'console_sessions', 'media_catalogue', 'platform_secrets', 'pool_numbers', 'route_outbox', 'schema_migrations', 'tenants', 'webhook_deliveries',
         'webhook_endpoints',
       ],
     );
