@@ -16,7 +16,7 @@ import { legUuid } from '../src/flows/click-to-dial';
 import { createLogger } from '../src/logger';
 import { CallbackQueue, startCallbackWorker } from '../src/calls/callback-queue';
 import { CLICK_TO_DIAL_JOB_NAME, CLICK_TO_DIAL_JOB_VERSION, signClickToDialJob, type ClickToDialJobData } from '../src/calls/click-to-dial-job';
-import { BindingRegistry } from '../src/stores/binding-registry';
+import { BindingService } from '../src/bindings/binding-service';
 import { LiveCallStore } from '../src/stores/live-calls';
 import { cachedTenantLookup } from '../src/stores/cached-tenants';
 import { CallStore } from '../src/stores/call-store';
@@ -54,7 +54,7 @@ async function runScenario(opts: { callsRecordedFirst: boolean; calls?: number }
   await migrate(pool);
   const tenants = new TenantStore(pool);
   const tenant = await tenants.create({ name: 'bench', defaultX: X });
-  const numbers = new BindingRegistry(pool);
+  const numbers = new BindingService(pool);
   await numbers.importNumbers(tenant.id, [{ x: X, area: '010' }]);
   const redis = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
   const esl = new EslClient({

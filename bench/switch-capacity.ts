@@ -35,7 +35,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CALL_EVENT_FILTERS, CALL_ID_VARIABLE, SUBSCRIBED_EVENTS } from '../src/flows/switch';
 import { CAPACITY_EVENT_FILTERS, CAPACITY_EVENTS, callbackRate, parseSwitchStatus } from '../src/queues/switch-capacity';
-import { BindingRegistry } from '../src/stores/binding-registry';
+import { BindingService } from '../src/bindings/binding-service';
 import { migrate } from '../src/stores/migrate';
 import { createMysqlPool, ensureDatabase, type Pool } from '../src/stores/mysql';
 import { createRedis } from '../src/stores/redis';
@@ -543,7 +543,7 @@ async function main(): Promise<void> {
   const redis = createRedis(redisUrl);
   const tenants = new TenantStore(pool);
   const tenant = await tenants.create({ name: 'bench', defaultX: X });
-  await new BindingRegistry(pool).importNumbers(tenant.id, [{ x: X, area: '010' }]);
+  await new BindingService(pool).importNumbers(tenant.id, [{ x: X, area: '010' }]);
   const apiKey = (await tenants.createApiKey(tenant.id, 'bench')).key;
   const logDir = os.tmpdir();
   const tap = await forkChild('tap-process.ts', { TAP_TARGET_HOST: s.esl.host, TAP_TARGET_PORT: String(s.esl.port) }, path.join(logDir, `${prefix}-tap.log`));

@@ -38,7 +38,7 @@ import { CallbackQueue, startCallbackWorker } from './calls/callback-queue';
 import { CAPACITY_EVENT_FILTERS, CAPACITY_EVENTS, callbackBacklog, capacityKey, SwitchCapacity } from './queues/switch-capacity';
 import type { CallOutcome } from './stores/call-outcome';
 import { CdrQueue, startCdrWriter } from './queues/cdr-queue';
-import { BindingRegistry } from './stores/binding-registry';
+import { BindingService } from './bindings/binding-service';
 import { CallStore } from './stores/call-store';
 import { CdrStore } from './stores/cdr-store';
 import { cachedApiKeyAuth, cachedTenantLookup } from './stores/cached-tenants';
@@ -62,7 +62,7 @@ import { MESSAGE_EVENT_FILTERS, MESSAGE_EVENTS } from './messages/sip-carrier';
 
 export interface App {
   readonly http: FastifyInstance;
-  readonly bindings: BindingRegistry;
+  readonly bindings: BindingService;
   readonly routes: RouteIndex;
   /** Where FreeSWITCH's dialplan `socket` app must connect (calls to X). */
   readonly outboundAddress: { host: string; port: number };
@@ -128,7 +128,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     logger,
     metrics: { refused: (limit) => metrics?.abuseRefusal(limit), flagged: (kind) => metrics?.abuseFlag(kind) },
   });
-  const bindings = new BindingRegistry(pool, routes, abuse);
+  const bindings = new BindingService(pool, routes, abuse, { routeWriteTimeoutMs: config.routeIndexWrites.timeoutMs });
   // Routing reads the index in Redis; when Redis has lost it, it is rebuilt from MySQL at once (seen by a
   // lookup, a reconnect, the readiness probe or the periodic check), and misses are answered from MySQL meanwhile.
   const routeLookup = new RouteLookup({ index: routes, listActive: () => bindings.listActive(), activeFor: activeBindingsFor(pool), logger });
@@ -137,6 +137,19 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   // Periodic work, all ended by stop() (which waits for a run in progress).
   const scheduler = new Scheduler(logger);
   scheduler.add({ name: 'routing index check', everyMs: 10_000, run: () => routeLookup.ensureComplete() });
+  // Routing changes left in the outbox (Redis was unreachable, or a controller died after its commit) reach the index here.
+  scheduler.add({ name: 'route outbox', everyMs: 1_000, run: async () => {
+    await bindings.applyPendingRoutes();
+  } });
+  scheduler.add({
+    name: 'route index reconcile',
+    everyMs: config.routeIndexWrites.reconcileIntervalSeconds * 1000,
+    run: async () => {
+      const drift = await routes.reconcile(() => bindings.listActive());
+      metrics?.routeDrift(drift.found, drift.repaired);
+      if (drift.found > 0) logger.warn(drift, 'route index drifted from MySQL');
+    },
+  });
 
   const esl = new EslClient({ ...config.esl, events: [...SUBSCRIBED_EVENTS, ...CAPACITY_EVENTS, ...MESSAGE_EVENTS],
     filters: [...CALL_EVENT_FILTERS, ...CAPACITY_EVENT_FILTERS, ...MESSAGE_EVENT_FILTERS],

@@ -96,6 +96,13 @@ export interface AppConfig {
     /** The switch's sounds directory: media catalogue files are played from under it. */
     readonly soundsDir: string;
   };
+  /** How binding changes reach the Redis route index (src/bindings/route-outbox.ts). */
+  readonly routeIndexWrites: {
+    /** How long a bind, update or unbind waits for Redis before answering 503 route_index_unavailable. */
+    readonly timeoutMs: number;
+    /** How often the route index is compared with MySQL and its drift repaired. */
+    readonly reconcileIntervalSeconds: number;
+  };
   /** Abuse control (SPEC §7): limits counted per tenant; 0 turns a limit off. */
   readonly abuse: {
     /** Click-to-dial calls involving a number (as A or B) and calls to X by a caller, per minute. */
@@ -394,6 +401,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
       notInServicePrompt: switchArgument(env, 'NOT_IN_SERVICE_PROMPT', 'tone_stream://%(500,500,480,620);loops=2'),
       unavailablePrompt: switchArgument(env, 'ROUTING_UNAVAILABLE_PROMPT', 'tone_stream://%(250,250,480,620);loops=4'),
       soundsDir: switchDir(env, 'SWITCH_SOUNDS_DIR', '/usr/share/freeswitch/sounds'),
+    },
+    routeIndexWrites: {
+      timeoutMs: int(env, 'ROUTE_WRITE_TIMEOUT_MS', 2000, 50, 60_000),
+      reconcileIntervalSeconds: int(env, 'ROUTE_RECONCILE_INTERVAL_SECONDS', 60, 1, 86_400),
     },
     abuse: {
       callsPerCallerPerMinute: int(env, 'CALLS_PER_CALLER_PER_MINUTE', 10, 0, 100_000),

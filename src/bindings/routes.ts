@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { ForbiddenError, NotFoundError, ValidationError } from '../domain/errors';
-import type { BindingRegistry } from '../stores/binding-registry';
+import type { BindingService } from '../bindings/binding-service';
 import { CursorParam, ErrorSchema, PhoneParam, ResourceId } from '../http/schemas';
 import { tenantOf } from '../http/tenant-context';
 
@@ -11,7 +11,7 @@ import { tenantOf } from '../http/tenant-context';
  * from `request.tenant` and only throws; the central error handler maps AppErrors to HTTP.
  */
 export interface BindingRouteDeps {
-  readonly registry: BindingRegistry;
+  readonly registry: BindingService;
 }
 
 const Number32 = Type.String({ minLength: 1, maxLength: 32 });

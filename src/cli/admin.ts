@@ -12,7 +12,7 @@ import { auditDetails } from '../domain/audit-details';
 import { blockNumbers } from '../domain/pool';
 import { AgentTokenStore } from '../stores/agent-tokens';
 import { AuditStore } from '../stores/audit-store';
-import { BindingRegistry, type PoolNumberState } from '../stores/binding-registry';
+import { BindingService, type PoolNumberState } from '../bindings/binding-service';
 import { CdrStore } from '../stores/cdr-store';
 import { MESSAGE_TRANSPORTS, type MessageRecord } from '../domain/message';
 import { MessageStore } from '../messages/message-store';
@@ -344,7 +344,7 @@ const COMMANDS: Record<string, Command> = {
       const numbers = block !== undefined
         ? blockNumbers(block, area)
         : (await readTextFile(need(ctx.values, 'file'))).split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#')).map((x) => ({ x, area }));
-      const imported = await new BindingRegistry(ctx.pool).importNumbers(tenantId, numbers, { allowLegacy: Boolean(ctx.values['allow-legacy']) });
+      const imported = await new BindingService(ctx.pool).importNumbers(tenantId, numbers, { allowLegacy: Boolean(ctx.values['allow-legacy']) });
       await ctx.audit(tenantId, 'pool.import', block ?? null, { area, offered: numbers.length, imported });
       json(ctx, { offered: numbers.length, imported });
     },
@@ -353,7 +353,7 @@ const COMMANDS: Record<string, Command> = {
     usage: 'pool stats --tenant ID',
     summary: 'per area: numbers, enabled, disabled, quarantined, free, in use, bindings',
     async run(ctx) {
-      for (const a of await new BindingRegistry(ctx.pool).poolStats(await tenantOf(ctx))) json(ctx, a);
+      for (const a of await new BindingService(ctx.pool).poolStats(await tenantOf(ctx))) json(ctx, a);
     },
   },
   'pool state': {
@@ -363,7 +363,7 @@ const COMMANDS: Record<string, Command> = {
       const tenantId = await tenantOf(ctx);
       const state = need(ctx.values, 'state');
       if (!['enabled', 'disabled', 'quarantined'].includes(state)) throw new UsageError('--state must be enabled, disabled or quarantined');
-      const n = await new BindingRegistry(ctx.pool).setNumberState(tenantId, need(ctx.values, 'x'), state as PoolNumberState);
+      const n = await new BindingService(ctx.pool).setNumberState(tenantId, need(ctx.values, 'x'), state as PoolNumberState);
       await ctx.audit(tenantId, 'pool.number_state', n.x, { state });
       json(ctx, n);
     },
@@ -408,7 +408,7 @@ const COMMANDS: Record<string, Command> = {
     summary: 'a binding by id, or the bindings of a number (as A or B), newest first',
     async run(ctx) {
       const tenantId = await tenantOf(ctx);
-      const registry = new BindingRegistry(ctx.pool);
+      const registry = new BindingService(ctx.pool);
       const id = str(ctx.values, 'id');
       const number = str(ctx.values, 'number');
       if ((id === undefined) === (number === undefined)) throw new UsageError('give exactly one of --id and --number');
@@ -477,7 +477,7 @@ const COMMANDS: Record<string, Command> = {
     async run(ctx) {
       const tenantId = ctx.values.platform ? null : await tenantOf(ctx);
       const number = parseRealNumber(need(ctx.values, 'number'), 'number');
-      await new BindingRegistry(ctx.pool).blacklistAdd(tenantId, number);
+      await new BindingService(ctx.pool).blacklistAdd(tenantId, number);
       await ctx.audit(tenantId, 'blacklist.add', maskPhone(number));
       json(ctx, { blacklisted: maskPhone(number) });
     },
@@ -488,7 +488,7 @@ const COMMANDS: Record<string, Command> = {
     async run(ctx) {
       const tenantId = ctx.values.platform ? null : await tenantOf(ctx);
       const number = parseRealNumber(need(ctx.values, 'number'), 'number');
-      await new BindingRegistry(ctx.pool).blacklistRemove(tenantId, number);
+      await new BindingService(ctx.pool).blacklistRemove(tenantId, number);
       await ctx.audit(tenantId, 'blacklist.remove', maskPhone(number));
       json(ctx, { removed: maskPhone(number) });
     },
@@ -498,7 +498,7 @@ const COMMANDS: Record<string, Command> = {
     summary: 'the blacklisted numbers (this is an operator tool: numbers are shown in full)',
     async run(ctx) {
       const tenantId = ctx.values.platform ? null : await tenantOf(ctx);
-      for (const number of await new BindingRegistry(ctx.pool).blacklistList(tenantId)) json(ctx, { number });
+      for (const number of await new BindingService(ctx.pool).blacklistList(tenantId)) json(ctx, { number });
     },
   },
   'audit list': {

@@ -9,6 +9,8 @@ export type CallRestriction = 'both' | 'a_to_b' | 'b_to_a';
 
 export const BINDING_TTL_SECONDS = { default: 24 * 3600, min: 60, max: 7 * 24 * 3600 } as const;
 export const ALLOW_LIST_MAX = 30;
+/** The same A-B pair (either way round) is bound at most this many times within an hour (SPEC §7). */
+export const PAIR_BINDINGS_PER_HOUR = 30;
 
 /** Members an XB puts on its X besides B: a marker that makes a second XB on that X a key clash. */
 export const XB_HOLD = '*';
@@ -33,6 +35,27 @@ export function membersOf(mode: BindingMode, a: string | null, b: string): strin
   if (mode === 'xb') return [b, XB_HOLD];
   if (a === null) throw new Error('an AXB binding needs A');
   return [a, b];
+}
+
+/**
+ * The reuse invariant, stated once: on one X a number is held by at most one active binding, and
+ * an XB binding's marker holds X alone. Given the members X holds now, the member a new binding
+ * with these members would clash on, or null when it fits. MySQL enforces the same rule by
+ * itself (migration 002: the (x, number) key and the XB trigger); the tests hold both to one table.
+ */
+export function reuseClash(held: ReadonlySet<string>, adding: readonly string[]): string | null {
+  for (const n of adding) if (held.has(n)) return n;
+  if (adding.length > 0 && (held.has(XB_HOLD) || (held.size > 0 && adding.includes(XB_HOLD)))) return XB_HOLD;
+  return null;
+}
+
+/**
+ * The callback rule: a callback binding (B reaches back the A who called, through X) takes (X, B)
+ * only from nobody or from an older callback (B reaches whoever called last); it never displaces
+ * an AXB or XB binding. MySQL's callback writes and the route index's Lua apply it alike.
+ */
+export function callbackMayTake(holder: { readonly kind: BindingKind; readonly expiresAt: number } | null, expiresAt: number): boolean {
+  return holder === null || (holder.kind === 'callback' && holder.expiresAt <= expiresAt);
 }
 
 export type BindingKind = BindingMode | 'callback';

@@ -76,6 +76,8 @@ export const ERROR_CATALOGUE = {
   switch_at_capacity: { kind: 'unavailable', retryable: true },
   allocation_contended: { kind: 'unavailable', retryable: true },
   store_unavailable: { kind: 'unavailable', retryable: true },
+  /** The change is committed in MySQL but the route index (Redis) has not confirmed it yet; it will be applied when Redis is back. */
+  route_index_unavailable: { kind: 'unavailable', retryable: true },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

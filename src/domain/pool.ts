@@ -1,7 +1,38 @@
+import { reuseClash } from './binding-rules';
 import { ValidationError } from './errors';
 
 /** The 10,000 15-digit 700 numbers of an 11-digit block: `<block>0000` .. `<block>9999`. */
 export function blockNumbers(block: string, area: string): Array<{ x: string; area: string }> {
   if (!/^700\d{8}$/.test(block)) throw new ValidationError('block', 'block must be 700 followed by 8 digits', 'invalid_block');
   return Array.from({ length: 10_000 }, (_, i) => ({ x: `${block}${String(i).padStart(4, '0')}`, area }));
+}
+
+/** One enabled pool number as allocation sees it: its area and the members its active bindings hold. */
+export interface PoolNumberOccupancy {
+  readonly x: string;
+  readonly area: string;
+  readonly held: ReadonlySet<string>;
+}
+
+/**
+ * First fit, the allocation rule: the lowest X (pool given in x order) where a binding with these members
+ * fits the reuse invariant, in the wanted area when one is named. Returns up to `limit` candidates
+ * in order (after a clash with a concurrent bind, the next ones). A number with d bindings blocks at
+ * most d numbers, so with Δ the largest number of concurrent bindings of any one number, an AXB
+ * lands within the first 2Δ-1 numbers.
+ */
+export function firstFit(
+  pool: readonly PoolNumberOccupancy[],
+  members: readonly string[],
+  area?: string,
+  limit = 1,
+): string[] {
+  const out: string[] = [];
+  for (const n of pool) {
+    if (area !== undefined && n.area !== area) continue;
+    if (reuseClash(n.held, members) !== null) continue;
+    out.push(n.x);
+    if (out.length >= limit) break;
+  }
+  return out;
 }

@@ -85,6 +85,8 @@ export class PlatformMetrics {
   private readonly abuseRefusals: Counter<'limit'>;
   private readonly abuseFlags: Counter<'kind'>;
   private readonly auditFailures: Counter;
+  private readonly routeDriftFound: Counter;
+  private readonly routeDriftRepaired: Counter;
   private readonly routing: Histogram;
   private poolCache: { until: number; rows: RowDataPacket[] } | null = null;
   private readonly off: () => void;
@@ -104,6 +106,8 @@ export class PlatformMetrics {
     this.webhookFailures = new Counter({ name: 'numguard_webhook_failures_total', help: 'Failed webhook delivery attempts (gave_up: the last one)', labelNames: ['status'], registers });
     this.abuseRefusals = new Counter({ name: 'numguard_abuse_refusals_total', help: 'Requests refused by abuse control, by limit', labelNames: ['limit'], registers });
     this.abuseFlags = new Counter({ name: 'numguard_abuse_flags_total', help: 'Abuse flags raised, by kind', labelNames: ['kind'], registers });
+    this.routeDriftFound = new Counter({ name: 'numguard_route_index_drift_found_total', help: 'Routes found by a reconcile to disagree with MySQL', registers });
+    this.routeDriftRepaired = new Counter({ name: 'numguard_route_index_drift_repaired_total', help: 'Routes a reconcile put right', registers });
     this.auditFailures = new Counter({ name: 'numguard_audit_failures_total', help: 'Audit entries that could not be written (the change itself went through)', registers });
     this.routing = new Histogram({
       name: 'numguard_routing_decision_seconds',
@@ -287,6 +291,11 @@ export class PlatformMetrics {
 
   abuseFlag(kind: string): void {
     this.abuseFlags.inc({ kind });
+  }
+
+  routeDrift(found: number, repaired: number): void {
+    this.routeDriftFound.inc(found);
+    this.routeDriftRepaired.inc(repaired);
   }
 
   auditFailure(): void {

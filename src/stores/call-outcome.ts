@@ -1,7 +1,8 @@
 import type { PoolConnection } from 'mysql2/promise';
 import type { CdrRecord } from '../domain/call';
-import { writeCallbackBindings } from './binding-registry';
+import { writeCallbackBindings } from './binding-store';
 import { toDate, type Pool } from './mysql';
+import { inTransaction } from './transaction';
 
 /** The binding a click-to-dial call leaves behind so B can reach A again through X (SPEC §3). */
 export interface CallbackBindingInput {
@@ -38,12 +39,6 @@ function cdrValues(c: CdrRecord, now: Date): unknown[] {
 
 const placeholders = (n: number): string => `(${new Array<string>(n).fill('?').join(', ')})`;
 
-/** MySQL errors worth retrying the whole transaction for at once. */
-function isRetryableTxError(err: unknown): boolean {
-  const errno = (err as { errno?: number } | null)?.errno;
-  return errno === 1213 /* deadlock */ || errno === 1205 /* lock wait timeout */;
-}
-
 async function writeBatch(conn: PoolConnection, outcomes: readonly CallOutcome[]): Promise<void> {
   const now = new Date();
   // 1. CDRs: one row per call. A redelivered CDR hits uq_cdrs_call and changes nothing.
@@ -72,7 +67,7 @@ async function writeBatch(conn: PoolConnection, outcomes: readonly CallOutcome[]
 /**
  * Writes call outcomes in ONE transaction: the CDRs (one per call id), the `calls` rows
  * marked completed (when they exist), and the callback bindings. Idempotent as a whole:
- * writing the same outcomes again leaves the same rows. Retries deadlocks a few times.
+ * writing the same outcomes again leaves the same rows.
  */
 export async function persistCallOutcomes(pool: Pool, outcomes: readonly CallOutcome[]): Promise<void> {
   if (outcomes.length === 0) return;
@@ -80,25 +75,7 @@ export async function persistCallOutcomes(pool: Pool, outcomes: readonly CallOut
   const byCall = new Map<string, CallOutcome>();
   for (const o of outcomes) if (!byCall.has(o.cdr.callId)) byCall.set(o.cdr.callId, o);
   const sorted = [...byCall.values()].sort((x, y) => (x.cdr.callId < y.cdr.callId ? -1 : x.cdr.callId > y.cdr.callId ? 1 : 0));
-  for (let attempt = 1; ; attempt++) {
-    const conn = await pool.getConnection();
-    try {
-      await conn.beginTransaction();
-      try {
-        await writeBatch(conn, sorted);
-        await conn.commit();
-        return;
-      } catch (err) {
-        await conn.rollback().catch(() => undefined);
-        throw err;
-      }
-    } catch (err) {
-      if (attempt < 5 && isRetryableTxError(err)) continue;
-      throw err;
-    } finally {
-      conn.release();
-    }
-  }
+  await inTransaction(pool, (conn) => writeBatch(conn, sorted));
 }
 
 /** One call's outcome; see persistCallOutcomes. */

@@ -36,6 +36,11 @@ export function redisKeys(prefix: string) {
   };
 }
 
+/** Pub/sub channel: each message is the key of a route the index just changed or removed (caches of routes drop it). */
+export function routeChangesChannel(prefix: string): string {
+  return `${prefix}:route-changes`;
+}
+
 /** BullMQ queue names (under BullMQ's prefix, which is REDIS_PREFIX). */
 export const queueNames = {
   /** Click-to-dial, one queue per carrier gateway: its limiter is the gateway's calls per second. */

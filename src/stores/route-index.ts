@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Binding, CallRestriction } from '../domain/binding-rules';
 import type { NumberHasher } from '../domain/number-hash';
 import { LuaScript } from './redis';
-import { redisKeys } from './keys';
+import { redisKeys, routeChangesChannel } from './keys';
 
 /**
  * Where a call to X goes, keyed the way calls are routed: (X, caller). Lives in Redis so the
@@ -42,13 +42,42 @@ export interface CheckedRouteDecision {
 /** What the index needs of a binding. */
 export type IndexableBinding = Omit<Binding, 'requestId' | 'state'>;
 
+/** A binding as MySQL has it now, with the version of its last routing change (route_version). */
+export type VersionedBinding = IndexableBinding & { readonly state?: Binding['state']; readonly routeVersion: number };
+
+/**
+ * One committed routing change (an outbox row): the binding as it is now, routed if active and
+ * not expired, taken away otherwise; and the routes it had before an update changed its numbers.
+ */
+export interface RouteChange {
+  readonly version: number;
+  readonly binding: VersionedBinding;
+  readonly previous?: IndexableBinding | null;
+}
+
+/** What a reconcile found: routes that disagreed with MySQL, and how many of them it put right. */
+export interface RouteDrift {
+  readonly found: number;
+  readonly repaired: number;
+}
+
+/** A route as stored: the target plus the version of the change that wrote it; or a removal's tombstone. */
+interface StoredRoute {
+  readonly version?: number;
+  readonly removed?: boolean;
+  readonly bindingId?: string;
+  readonly kind?: RouteTarget['kind'];
+  readonly expiresAt?: number;
+}
+
 const ANY_CALLER = '*';
 
-/** Inside MULTI with the plain sets, so sent as source: one EVAL per callback binding. */
-const PUT_CALLBACK_ROUTE = LuaScript.load('put-callback-route');
+/** Every write to a route: versioned, so an older change never overwrites a newer (see the script). */
+const APPLY_ROUTE_CHANGE = LuaScript.load('apply-route-change');
 
-/** Deletes a route only while it still points at the given binding (a newer binding may have replaced it). */
-const REMOVE_OWN_ROUTE = LuaScript.load('remove-own-route');
+type RouteWrite =
+  | { readonly op: 'put' | 'provisional'; readonly key: string; readonly version: number; readonly bindingId: string; readonly route: RouteTarget }
+  | { readonly op: 'remove'; readonly key: string; readonly version: number; readonly bindingId: string; readonly expiresAt: number };
 
 export class RouteIndex {
   constructor(
@@ -88,24 +117,77 @@ export class RouteIndex {
     return out;
   }
 
-  /**
-   * Adds a binding's routes. A callback binding replaces only an older callback route (B reaches
-   * whoever called last), never an AXB or XB route: the same rule MySQL applies.
-   */
-  async put(b: IndexableBinding): Promise<void> {
-    const multi = this.redis.multi();
-    for (const [key, route] of this.entries(b)) {
-      if (b.kind === 'callback') multi.eval(PUT_CALLBACK_ROUTE.source, 1, key, JSON.stringify(route), String(b.expiresAt));
-      else multi.set(key, JSON.stringify(route), 'PXAT', b.expiresAt);
-    }
-    await multi.exec();
+  /** Whether a binding as MySQL has it should route now. */
+  private static routable(b: VersionedBinding, now: number): boolean {
+    return (b.state ?? 'active') === 'active' && b.expiresAt > now;
   }
 
-  /** Removes a binding's routes (only those still pointing at this binding). */
-  async remove(b: IndexableBinding): Promise<void> {
-    for (const [key] of this.entries(b)) {
-      await REMOVE_OWN_ROUTE.run(this.redis, [key], [b.id]);
+  /** The writes that make Redis say what one change says: old routes away first, then the binding's own. */
+  private writesOf(change: RouteChange, now: number): RouteWrite[] {
+    const { binding, version } = change;
+    const own = this.entries(binding);
+    const writes: RouteWrite[] = [];
+    if (change.previous) {
+      const kept = new Set(own.map(([key]) => key));
+      for (const [key] of this.entries(change.previous)) {
+        if (!kept.has(key) || !RouteIndex.routable(binding, now)) {
+          writes.push({ op: 'remove', key, version, bindingId: change.previous.id, expiresAt: change.previous.expiresAt });
+        }
+      }
     }
+    for (const [key, route] of own) {
+      writes.push(
+        RouteIndex.routable(binding, now)
+          ? { op: 'put', key, version: binding.routeVersion, bindingId: binding.id, route }
+          : { op: 'remove', key, version: binding.routeVersion, bindingId: binding.id, expiresAt: binding.expiresAt },
+      );
+    }
+    return writes;
+  }
+
+  /** Sends the writes in one round trip; how many routes changed. */
+  private async write(writes: readonly RouteWrite[]): Promise<number> {
+    if (writes.length === 0) return 0;
+    const channel = routeChangesChannel(this.prefix);
+    const send = async (script: 'sha' | 'source'): Promise<Array<[Error | null, unknown]>> => {
+      const pipeline = this.redis.pipeline();
+      for (const w of writes) {
+        const args =
+          w.op === 'remove'
+            ? [w.op, String(w.version), w.bindingId, '', String(w.expiresAt), channel]
+            : [w.op, String(w.version), w.bindingId, routeJson(w.op === 'put' ? w.version : 0, w.route), String(w.route.expiresAt), channel];
+        if (script === 'sha') pipeline.evalsha(APPLY_ROUTE_CHANGE.sha, 1, w.key, ...args);
+        else pipeline.eval(APPLY_ROUTE_CHANGE.source, 1, w.key, ...args);
+      }
+      return (await pipeline.exec()) ?? [];
+    };
+    let results = await send('sha');
+    // A Redis that restarted has forgotten the script: send it once in full.
+    if (results.some(([err]) => err?.message.startsWith('NOSCRIPT'))) results = await send('source');
+    const failed = results.find(([err]) => err !== null)?.[0];
+    if (failed) throw failed;
+    return results.filter(([, changed]) => changed === 1).length;
+  }
+
+  /**
+   * Applies committed routing changes (outbox rows), idempotently: applying one again, or an older
+   * one after a newer, changes nothing. Resolves once Redis has every one of them.
+   */
+  async apply(changes: readonly RouteChange[], now: number = Date.now()): Promise<void> {
+    await this.write(changes.flatMap((c) => this.writesOf(c, now)));
+  }
+
+  /**
+   * Makes a binding's routes present at once, before its change has a version: the route a
+   * click-to-dial call leaves for B when it ends, before the CDR batch writes it to MySQL. A
+   * callback route replaces only an older callback route (B reaches whoever called last), never an
+   * AXB or XB route and never a removal: the same rule MySQL applies. Any other binding gets
+   * version 0, which every committed change overrides (tests and benchmarks seed routes this way).
+   */
+  async put(b: IndexableBinding): Promise<void> {
+    await this.write(
+      this.entries(b).map(([key, route]) => ({ op: b.kind === 'callback' ? 'provisional' : 'put', key, version: 0, bindingId: b.id, route })),
+    );
   }
 
   async lookup(x: string, caller: string, now: number = Date.now()): Promise<RouteDecision> {
@@ -161,12 +243,69 @@ export class RouteIndex {
     return (await this.redis.exists(this.readyKey)) === 1;
   }
 
-  /** Rebuilds every route from the bindings that route now (from MySQL), then marks the index complete. */
-  async rebuild(active: readonly IndexableBinding[], now: number = Date.now()): Promise<number> {
-    for (const b of active) await this.put(b);
+  /**
+   * Rebuilds every route from the bindings that route now (read from MySQL), then marks the index
+   * complete. Each route is written at its binding's version, so a binding unbound while this ran
+   * (a newer version, already in Redis) is never brought back.
+   */
+  async rebuild(active: readonly (IndexableBinding & { readonly routeVersion?: number })[], now: number = Date.now()): Promise<number> {
+    const batch = 500;
+    for (let i = 0; i < active.length; i += batch) {
+      await this.apply(active.slice(i, i + batch).map((b) => ({ version: b.routeVersion ?? 0, binding: { ...b, routeVersion: b.routeVersion ?? 0 } })), now);
+    }
     await this.redis.set(this.readyKey, String(now));
     return active.length;
   }
+
+  /**
+   * Compares the index with MySQL and puts right what differs: a route of a binding that no longer
+   * routes is taken away, a binding's missing or outdated route is written again. Redis is read
+   * first, MySQL after: a route seen in Redis was applied after its commit, so MySQL's answer read
+   * later already includes it. Every repair is a versioned write, so a change made meanwhile wins.
+   */
+  async reconcile(readActive: () => Promise<readonly VersionedBinding[]>, now: number = Date.now()): Promise<RouteDrift> {
+    const seen = new Map<string, StoredRoute>();
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}:route:*`, 'COUNT', 1000);
+      cursor = next;
+      const routeKeys = keys.filter((k) => k !== this.readyKey);
+      if (routeKeys.length > 0) {
+        const values = await this.redis.mget(...routeKeys);
+        routeKeys.forEach((k, i) => {
+          const v = values[i];
+          if (v) seen.set(k, JSON.parse(v) as StoredRoute);
+        });
+      }
+    } while (cursor !== '0');
+    const expected = new Map<string, { binding: VersionedBinding; route: RouteTarget }>();
+    for (const b of await readActive()) {
+      if (!RouteIndex.routable(b, now)) continue;
+      for (const [key, route] of this.entries(b)) expected.set(key, { binding: b, route });
+    }
+    const repairs: RouteWrite[] = [];
+    for (const [key, held] of seen) {
+      if (held.removed || expected.has(key) || (held.expiresAt ?? 0) <= now) continue;
+      // A callback route made routable as its call ended: its CDR batch confirms it (with a version) shortly.
+      if ((held.version ?? 0) === 0 && held.kind === 'callback') continue;
+      // Not a route MySQL has: away, at the version seen, so a newer write made meanwhile is left alone.
+      repairs.push({ op: 'remove', key, version: held.version ?? 0, bindingId: held.bindingId ?? '', expiresAt: held.expiresAt ?? now });
+    }
+    for (const [key, want] of expected) {
+      const held = seen.get(key);
+      // Newer than what MySQL said when read: a change made since, not drift.
+      if (held && (held.version ?? 0) > want.binding.routeVersion) continue;
+      if (held && !held.removed && JSON.stringify(held) === routeJson(want.binding.routeVersion, want.route)) continue;
+      repairs.push({ op: 'put', key, version: want.binding.routeVersion, bindingId: want.binding.id, route: want.route });
+    }
+    const repaired = await this.write(repairs);
+    return { found: repairs.length, repaired };
+  }
+}
+
+/** A route as stored: its version first (the provisional write of a callback rewrites it in place), then the target. */
+function routeJson(version: number, route: RouteTarget): string {
+  return JSON.stringify({ version, ...route });
 }
 
 function parsed(stored: string | null | undefined): RouteTarget | null {

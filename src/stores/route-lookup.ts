@@ -1,6 +1,6 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import type { Logger } from '../logger';
-import { rowToBinding } from './binding-registry';
+import { rowToBinding } from './binding-rows';
 import { toDate, type Pool } from './mysql';
 import type { IndexableBinding, RouteDecision, RouteIndex } from './route-index';
 

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { numberHasher } from '../../src/domain/number-hash';
 import type { RowDataPacket } from 'mysql2/promise';
-import { BindingRegistry } from '../../src/stores/binding-registry';
+import { BindingService } from '../../src/bindings/binding-service';
 import { persistCallOutcomes, type CallbackBindingInput, type CallOutcome } from '../../src/stores/call-outcome';
 import { createRedis } from '../../src/stores/redis';
 import { RouteIndex } from '../../src/stores/route-index';
@@ -16,7 +16,7 @@ describe('callback bindings go through the reuse invariant like every binding', 
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
   let redis: Redis;
   let routes: RouteIndex;
-  let registry: BindingRegistry;
+  let registry: BindingService;
   let tenant: string;
   let seq = 0;
 
@@ -24,7 +24,7 @@ describe('callback bindings go through the reuse invariant like every binding', 
     db = await createTestDatabase();
     redis = createRedis('redis://127.0.0.1:6379');
     routes = new RouteIndex(redis, testRedisPrefix(), numberHasher('test-number-hash-key-0123456789abcdef'));
-    registry = new BindingRegistry(db.pool, routes);
+    registry = new BindingService(db.pool, routes);
     tenant = (await new TenantStore(db.pool).create({ name: 't' })).id;
     await registry.importNumbers(tenant, [{ x: X, area: '010' }]);
   });

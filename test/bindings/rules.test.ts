@@ -1,7 +1,7 @@
 import { ALLOW_LIST_MAX, BINDING_TTL_SECONDS, bindingTtlSeconds, membersOf, XB_HOLD } from '../../src/domain/binding-rules';
 import { AppError } from '../../src/domain/errors';
 import { blockNumbers } from '../../src/domain/pool';
-import { BindingRegistry } from '../../src/stores/binding-registry';
+import { BindingService } from '../../src/bindings/binding-service';
 import { createTestDatabase, ensureTenants, type TestDatabase } from '../support/mysql';
 import { toHttpError } from '../../src/http/errors';
 
@@ -47,13 +47,13 @@ describe('binding rules without a database', () => {
 
 describe('binding rules the registry enforces', () => {
   let db: TestDatabase;
-  let reg: BindingRegistry;
+  let reg: BindingService;
   const T = 'rules-tenant';
   const t0 = Date.parse('2026-03-01T10:00:00Z');
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    reg = new BindingRegistry(db.pool);
+    reg = new BindingService(db.pool);
     await ensureTenants(db.pool, T, 'rules-list');
     await reg.importNumbers(T, Array.from({ length: 5 }, (_, i) => ({ x: `70020000000000${i}`, area: '010' })));
   });

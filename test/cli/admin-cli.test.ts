@@ -7,7 +7,7 @@ import { ConsoleSessionStore } from '../../src/agent-console/console-sessions';
 import { runAdminCli } from '../../src/cli/admin';
 import { AgentTokenStore } from '../../src/stores/agent-tokens';
 import { persistCallOutcomes } from '../../src/stores/call-outcome';
-import { BindingRegistry } from '../../src/stores/binding-registry';
+import { BindingService } from '../../src/bindings/binding-service';
 import { TenantStore } from '../../src/stores/tenant-store';
 import { createTestDatabase } from '../support/mysql';
 
@@ -121,7 +121,7 @@ describe('admin CLI against a real MariaDB', () => {
     expect((await cli('pool', 'import', '--tenant', tenantId, '--area', '021')).code).toBe(64);
     expect((await cli('pool', 'state', '--tenant', tenantId, '--x', '700910000000002', '--state', 'quarantined')).json[0]).toMatchObject({ state: 'quarantined' });
 
-    const registry = new BindingRegistry(db.pool);
+    const registry = new BindingService(db.pool);
     const { binding } = await registry.bind({ tenantId, mode: 'axb', a: '13800070002', b: '13900070002', area: '021' });
     const stats = (await cli('pool', 'stats', '--tenant', tenantId)).json;
     expect(stats).toEqual([
@@ -161,7 +161,7 @@ describe('admin CLI against a real MariaDB', () => {
 
   it('blacklist add, list, remove (tenant and platform); every CLI change is audited as cli:<user>', async () => {
     const tenantId = String((await cli('tenant', 'create', '--name', 'bl')).json[0]!.id);
-    const registry = new BindingRegistry(db.pool);
+    const registry = new BindingService(db.pool);
     expect((await cli('blacklist', 'add', '--tenant', tenantId, '--number', '+86 138 0007 0201')).json[0]).toEqual({ blacklisted: '138****0201' });
     expect(await registry.blacklistHas(tenantId, '13800070201')).toBe(true);
     expect((await cli('blacklist', 'list', '--tenant', tenantId)).json).toEqual([{ number: '13800070201' }]);

@@ -1,5 +1,5 @@
 import { runAdminCli } from '../../src/cli/admin';
-import { BindingRegistry } from '../../src/stores/binding-registry';
+import { BindingService } from '../../src/bindings/binding-service';
 import { TenantStore } from '../../src/stores/tenant-store';
 import { createTestDatabase } from '../support/mysql';
 
@@ -36,7 +36,7 @@ describe('admin CLI: the media catalogue (operator only)', () => {
     expect((await cli('media', 'list')).json.map((e) => e.id)).toEqual(['beep', 'welcome']);
 
     const tenant = await new TenantStore(db.pool).create({ name: 't' });
-    const registry = new BindingRegistry(db.pool);
+    const registry = new BindingService(db.pool);
     await registry.importNumbers(tenant.id, [{ x: '700100000009001', area: '010' }]);
     await registry.bind({ tenantId: tenant.id, mode: 'axb', a: '13800009001', b: '13900009001', x: '700100000009001', announcement: 'welcome' });
     const inUse = await cli('media', 'remove', '--id', 'welcome');

@@ -3,7 +3,7 @@ import type { Binding } from '../../src/domain/binding-rules';
 import { blockNumbers } from '../../src/domain/pool';
 import { registerBindingRoutes } from '../../src/bindings/routes';
 import { toHttpError } from '../../src/http/errors';
-import { BindingRegistry } from '../../src/stores/binding-registry';
+import { BindingService } from '../../src/bindings/binding-service';
 import { createTestDatabase, ensureTenants, type TestDatabase } from '../support/mysql';
 
 /**
@@ -18,7 +18,7 @@ const T2 = 'tenant-two';
 
 describe('binding routes (binding-routes.ts)', () => {
   let db: TestDatabase;
-  let registry: BindingRegistry;
+  let registry: BindingService;
   let app: FastifyInstance;
 
   async function call<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, body?: unknown, tenant = T1) {
@@ -32,7 +32,7 @@ describe('binding routes (binding-routes.ts)', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    registry = new BindingRegistry(db.pool);
+    registry = new BindingService(db.pool);
     app = Fastify({ ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } } });
     app.decorateRequest('tenant', null);
     app.setErrorHandler((err, _request, reply) => {

@@ -1,4 +1,4 @@
-import type { Binding } from '../../src/stores/binding-registry';
+import type { Binding } from '../../src/bindings/binding-service';
 import { blockNumbers } from '../../src/domain/pool';
 import { startTestSystem, type TestSystem } from '../support/system';
 

@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { registerBindingRoutes } from '../../src/bindings/routes';
 import { toHttpError } from '../../src/http/errors';
-import { BindingRegistry } from '../../src/stores/binding-registry';
+import { BindingService } from '../../src/bindings/binding-service';
 import { createTestDatabase, type TestDatabase } from '../support/mysql';
 
 /**
@@ -17,7 +17,7 @@ describe('hostile ids and query values on the binding and pool routes', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    const registry = new BindingRegistry(db.pool);
+    const registry = new BindingService(db.pool);
     app = Fastify({ ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } } });
     app.decorateRequest('tenant', null);
     app.setErrorHandler((err, _request, reply) => {

@@ -1,4 +1,4 @@
-import type { Binding } from '../../src/stores/binding-registry';
+import type { Binding } from '../../src/bindings/binding-service';
 import { startTestSystem, type TestSystem } from '../support/system';
 
 type ErrorBody = { error: { code: string; field?: string } };

@@ -1,0 +1,105 @@
+import type { PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import { RetryLaterError } from '../domain/errors';
+import type { Pool } from './mysql';
+import type { IndexableBinding, RouteChange, RouteIndex, VersionedBinding } from './route-index';
+import { rowToBinding } from './binding-rows';
+
+/**
+ * The durable path from MySQL (the truth) to the Redis route index. Every change that affects
+ * routing writes an outbox row in its own transaction; the row's id is the change's version,
+ * stored on the binding (route_version) and with its routes in Redis. After the commit the
+ * request applies its change and deletes the row; a row left behind (Redis unreachable, the
+ * process killed in between) is applied by applyPending, on any controller, as soon as it can be.
+ */
+
+/** Records one change made in conn's transaction, after its locks are taken; returns its version. */
+export async function recordRouteChange(conn: PoolConnection, bindingId: string, previous: IndexableBinding | null = null): Promise<number> {
+  const [res] = await conn.query<ResultSetHeader>('INSERT INTO route_outbox (binding_id, previous) VALUES (?, ?)', [
+    bindingId,
+    previous === null ? null : JSON.stringify(previous),
+  ]);
+  await conn.query('UPDATE bindings SET route_version = ? WHERE id = ?', [res.insertId, bindingId]);
+  return res.insertId;
+}
+
+/**
+ * Records the change of a binding this transaction is about to insert (its locks taken); the
+ * caller writes the returned version into the new row's route_version, saving an UPDATE.
+ */
+export async function recordNewBinding(conn: PoolConnection, bindingId: string): Promise<number> {
+  const [res] = await conn.query<ResultSetHeader>('INSERT INTO route_outbox (binding_id) VALUES (?)', [bindingId]);
+  return res.insertId;
+}
+
+/** Records a change for each of these bindings (made in conn's transaction), in one round trip each way. */
+export async function recordRouteChanges(conn: PoolConnection, bindingIds: readonly string[]): Promise<void> {
+  if (bindingIds.length === 0) return;
+  const [res] = await conn.query<ResultSetHeader>('INSERT INTO route_outbox (binding_id) VALUES ?', [bindingIds.map((id) => [id])]);
+  await conn.query(
+    `UPDATE bindings b JOIN (SELECT binding_id, MAX(id) AS v FROM route_outbox WHERE id >= ? AND binding_id IN (?) GROUP BY binding_id) o
+        ON o.binding_id = b.id SET b.route_version = o.v`,
+    [res.insertId, bindingIds],
+  );
+}
+
+export class RouteOutbox {
+  constructor(
+    private readonly pool: Pool,
+    private readonly routes: RouteIndex,
+    /** How long a request waits for Redis before answering route_index_unavailable. */
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** Applies a change this request just committed, then drops its row. Throws route_index_unavailable when Redis does not confirm it in time. */
+  async applyCommitted(change: RouteChange): Promise<void> {
+    await this.bounded(this.routes.apply([change]));
+    await this.pool.query('DELETE FROM route_outbox WHERE id = ?', [change.version]);
+  }
+
+  /** A retried request: makes Redis say again what MySQL says of this binding, at its version. */
+  async reassert(binding: VersionedBinding): Promise<void> {
+    await this.bounded(this.routes.apply([{ version: binding.routeVersion, binding }]));
+  }
+
+  /** Applies the oldest rows left behind, re-reading each binding as MySQL has it now; how many were applied. */
+  async applyPending(limit = 500): Promise<number> {
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT id, binding_id, previous FROM route_outbox ORDER BY id LIMIT ?', [limit]);
+    if (rows.length === 0) return 0;
+    const [bindingRows] = await this.pool.query<RowDataPacket[]>('SELECT * FROM bindings WHERE id IN (?)', [[...new Set(rows.map((r) => String(r.binding_id)))]]);
+    const current = new Map(bindingRows.map((r) => [String(r.id), versionedBinding(r)]));
+    const changes: RouteChange[] = [];
+    for (const r of rows) {
+      const binding = current.get(String(r.binding_id));
+      if (!binding) continue;
+      const previous = r.previous === null ? null : (JSON.parse(String(r.previous)) as IndexableBinding);
+      changes.push({ version: Number(r.id), binding, previous });
+    }
+    await this.routes.apply(changes);
+    await this.pool.query('DELETE FROM route_outbox WHERE id IN (?)', [rows.map((r) => Number(r.id))]);
+    return rows.length;
+  }
+
+  private async bounded(write: Promise<void>): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('timed out')), this.timeoutMs);
+    });
+    try {
+      await Promise.race([write, timeout]);
+    } catch {
+      // The write may still land when Redis answers: it is versioned, so late is harmless.
+      write.catch(() => undefined);
+      throw new RetryLaterError(
+        'route_index_unavailable',
+        'the change is recorded but the routing index did not confirm it; it is applied as soon as the index is reachable: retry the request to confirm',
+        1,
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+export function versionedBinding(r: RowDataPacket): VersionedBinding & ReturnType<typeof rowToBinding> {
+  return { ...rowToBinding(r), routeVersion: Number(r.route_version) };
+}
