@@ -10,7 +10,7 @@ import { createReadinessProbe } from './monitoring/readiness';
 import { ConsoleHub } from './agent-console/console-hub';
 import { ConsoleSessionStore } from './agent-console/console-sessions';
 import { AgentTokenStore } from './stores/agent-tokens';
-import { completionEvents, PlatformEventBus, withId } from './events/platform-events';
+import { completionEvents, PlatformEventBus, withId, type PlatformEvent } from './events/platform-events';
 import { EslOutboundServer, peerMatcher, type OutboundSession } from './esl/outbound-server';
 import { SwitchIdentity } from './esl/switch-identity';
 import { callToXId, handleCallToX, type CallToXDeps } from './flows/call-to-x';
@@ -27,6 +27,8 @@ import { RedisAuthThrottle } from './http/auth-throttle';
 import { buildHttpServer } from './http/server';
 import { registerOpsRoutes, startMetricsListener } from './monitoring/ops-routes';
 import { registerAbuseRoutes } from './abuse/abuse-routes';
+import { refuseQuarantined } from './abuse/disposal';
+import { NumberTraceReader } from './abuse/number-trace';
 import { registerConsoleRoutes, type ConsoleDeps } from './agent-console/console-routes';
 import { registerAuditRoutes } from './audit/routes';
 import { registerMediaRoutes } from './bindings/media-routes';
@@ -111,6 +113,9 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   // Created once the queues exist (below); abuse control reports through it from then on.
   // eslint-disable-next-line prefer-const -- assigned once, below; the closures made before then read it
   let metrics: PlatformMetrics | undefined;
+  // Set once the webhook queue exists (below): abuse.flagged goes to the tenant as a durable job.
+  // eslint-disable-next-line prefer-const -- assigned once, below; the closure made before then reads it
+  let announceFlag: ((event: PlatformEvent) => Promise<void>) | undefined;
   const abuse = new AbuseGuard({
     redis,
     prefix: config.redisPrefix,
@@ -118,8 +123,16 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     pool,
     limits: config.abuse,
     logger,
-    metrics: { refused: (limit) => metrics?.abuseRefusal(limit), flagged: (kind) => metrics?.abuseFlag(kind) },
+    metrics: {
+      refused: (limit) => metrics?.abuseRefusal(limit),
+      flagged: (kind) => metrics?.abuseFlag(kind),
+      acted: (action) => metrics?.abuseAction(action),
+    },
+    audit: (entry) => audit.append(entry),
+    announce: async (event) => announceFlag?.(withId(event)),
   });
+  // A quarantined X routes no call: the routing path holds the quarantined numbers in memory.
+  await abuse.quarantined.refresh();
   const bindings = new BindingRegistry(pool, routes, abuse);
   // Routing never waits on MySQL: the index lives in Redis, rebuilt from MySQL whenever Redis lost it.
   const ensureRoutes = async (): Promise<void> => {
@@ -132,6 +145,10 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   // Periodic work, all ended by stop() (which waits for a run in progress).
   const scheduler = new Scheduler(logger);
   scheduler.add({ name: 'routing index check', everyMs: 10_000, run: ensureRoutes });
+  scheduler.add({ name: 'quarantined numbers', everyMs: 5_000, run: () => abuse.quarantined.refresh() });
+  scheduler.add({ name: 'abuse block expiry', everyMs: 5_000, run: async () => {
+    await abuse.disposal.sweepExpiredBlocks();
+  } });
 
   const esl = new EslClient({ ...config.esl, events: [...SUBSCRIBED_EVENTS, ...CAPACITY_EVENTS], logger: logger.child({ component: 'esl' }) });
   esl.on('error', (err: unknown) => logger.error({ err }, 'esl error'));
@@ -209,7 +226,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   });
   const handoverQueue = new CallToXHandoverQueue({ connection: redis, prefix: config.redisPrefix });
   const callToX: CallToXDeps = {
-    routes,
+    routes: refuseQuarantined(routes, abuse.quarantined),
     dialString: flow.dialString,
     ringbackTone: config.callbacks.ringbackTone,
     notInServicePrompt: config.callsToX.notInServicePrompt,
@@ -242,6 +259,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const webhookEndpoints = new CachedWebhookEndpoints(webhookStore, 5000);
   const webhookQueue = new WebhookQueue({ connection: redis, prefix: config.redisPrefix });
   const queueWebhook = webhookQueuer({ store: webhookEndpoints, queue: webhookQueue });
+  announceFlag = queueWebhook;
   // The completion webhooks are queued again from the durable CDR job: if this instance dies between
   // the call ending and the webhook being queued, whichever instance writes the CDR queues it (same event id, sent once).
   const cdrWriter = workers
@@ -253,6 +271,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
         concurrency: 50,
         afterWrite: async (outcome) => {
           for (const e of completionEvents(outcome.cdr)) await queueWebhook(withId(e));
+          await abuse.watch.observeCall(outcome.cdr);
         },
       })
     : null;
@@ -382,7 +401,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     routes: [(api) => registerOpsRoutes(api, { metrics, adminToken: config.adminToken, queues }), (api) => registerConsoleRoutes(api, consoleDeps)],
     // Abuse control first: the tenant's request rate is counted before any other route runs.
     v1Routes: [
-      (v1) => registerAbuseRoutes(v1, abuse),
+      (v1) => registerAbuseRoutes(v1, abuse, new NumberTraceReader(pool)),
       (v1) => registerAuditRoutes(v1, audit),
       (v1) => registerCallRoutes(v1, { calls: service, cdrs }),
       (v1) => registerBindingRoutes(v1, { registry: bindings }),

@@ -84,6 +84,7 @@ export class PlatformMetrics {
   private readonly webhookFailures: Counter<'status'>;
   private readonly abuseRefusals: Counter<'limit'>;
   private readonly abuseFlags: Counter<'kind'>;
+  private readonly abuseActions: Counter<'action'>;
   private readonly auditFailures: Counter;
   private readonly routing: Histogram;
   private poolCache: { until: number; rows: RowDataPacket[] } | null = null;
@@ -104,6 +105,7 @@ export class PlatformMetrics {
     this.webhookFailures = new Counter({ name: 'numguard_webhook_failures_total', help: 'Failed webhook delivery attempts (gave_up: the last one)', labelNames: ['status'], registers });
     this.abuseRefusals = new Counter({ name: 'numguard_abuse_refusals_total', help: 'Requests refused by abuse control, by limit', labelNames: ['limit'], registers });
     this.abuseFlags = new Counter({ name: 'numguard_abuse_flags_total', help: 'Abuse flags raised, by kind', labelNames: ['kind'], registers });
+    this.abuseActions = new Counter({ name: 'numguard_abuse_actions_total', help: 'Actions of the disposal policy on abuse flags (quarantine an X, block a number)', labelNames: ['action'], registers });
     this.auditFailures = new Counter({ name: 'numguard_audit_failures_total', help: 'Audit entries that could not be written (the change itself went through)', registers });
     this.routing = new Histogram({
       name: 'numguard_routing_decision_seconds',
@@ -287,6 +289,10 @@ export class PlatformMetrics {
 
   abuseFlag(kind: string): void {
     this.abuseFlags.inc({ kind });
+  }
+
+  abuseAction(action: string): void {
+    this.abuseActions.inc({ action });
   }
 
   auditFailure(): void {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { CdrRecord } from '../domain/call';
-import { PLATFORM_EVENT_TYPES, type Leg, type PlatformEvent, type PlatformEventType } from '../events/platform-events';
+import { PLATFORM_EVENT_TYPES, type AbuseFlagReport, type Leg, type PlatformEvent, type PlatformEventType } from '../events/platform-events';
 
 /** What an endpoint can subscribe to: every platform event type. `webhook.test` is sent on request only. */
 export const WEBHOOK_EVENT_TYPES: readonly PlatformEventType[] = PLATFORM_EVENT_TYPES;
@@ -17,6 +17,8 @@ export interface WebhookEventData {
   /** call.completed: the CDR as GET /v1/cdrs shows it (the tenant's own numbers included). */
   readonly cdr?: CdrRecord;
   readonly recordingRef?: string;
+  /** abuse.flagged: the flag (numbers masked) and what the disposal policy did. */
+  readonly flag?: AbuseFlagReport;
   readonly message?: string;
 }
 
@@ -63,6 +65,7 @@ export function toWebhookPayload(event: PlatformEvent): WebhookPayload {
     ...(event.bindingId !== undefined ? { bindingId: event.bindingId } : {}),
     ...(event.cdr !== undefined ? { cdr: cdrView(event.cdr) } : {}),
     ...(event.recordingRef !== undefined ? { recordingRef: event.recordingRef } : {}),
+    ...(event.flag !== undefined ? { flag: event.flag } : {}),
   };
   return { id: event.id, type: event.type, createdAt: new Date(event.at).toISOString(), tenantId: event.tenantId, data };
 }
