@@ -217,7 +217,9 @@ export function registerAbuseRoutes(v1: FastifyInstance, guard: AbuseGuard, trac
     async (request) => {
       const { tenantId } = tenantOf(request);
       const change = validateSettingsChange(request.body, guard.limits.platform, true);
-      await guard.limitSettings.update(tenantId, change);
+      // The disposal policy changes kind by kind: the kinds a request does not name keep theirs.
+      const disposal = change.disposal ? { ...(await guard.limitSettings.get(tenantId))?.disposal, ...change.disposal } : change.disposal;
+      await guard.limitSettings.update(tenantId, 'disposal' in change ? { ...change, disposal } : change);
       guard.limits.invalidate(tenantId);
       return limitsView(guard, tenantId);
     },

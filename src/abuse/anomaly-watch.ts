@@ -47,7 +47,8 @@ const CALL_TO_X_KINDS = new Set(['axb', 'xb', 'callback']);
  *  - short_calls: of a caller's connected calls within shortCallWindowSeconds (at least
  *    shortCallMinCalls), shortCallSharePercent or more talked under shortCallSeconds;
  *  - bulk_binding: a tenant's bindings in one minute above bulkBindingFactor times its usual rate
- *    (an EWMA of its bindings per minute) and at least bulkBindingMinPerMinute.
+ *    (an EWMA of its bindings per minute, from its first whole minute on) and at least
+ *    bulkBindingMinPerMinute.
  * Calls are seen from their CDRs (every call, routed or refused, ends in one), counted by call id so
  * a redelivered CDR counts once. Each kind raises at most one flag per subject per window. A flag is
  * stored with its evidence, counted, logged and audited (numbers masked), acted on by the tenant's
@@ -92,7 +93,7 @@ export class AnomalyWatch {
           windowSeconds: 60,
           evidence: {
             bindingsThisMinute: seen.count,
-            usualPerMinute: Math.round(seen.usualPerMinute * 100) / 100,
+            usualPerMinute: Math.round((seen.usualPerMinute ?? 0) * 100) / 100,
             factor: limits.bulkBindingFactor,
             minPerMinute: limits.bulkBindingMinPerMinute,
           },

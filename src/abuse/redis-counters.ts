@@ -91,18 +91,18 @@ export class RedisAbuseCounters {
     return { connected, short, flagged: flagged === 1 };
   }
 
-  /** Notes one binding of a tenant; `flagged` at most once a minute when this minute is far above the usual rate. */
+  /** Notes one binding of a tenant; `flagged` at most once a minute when this minute is far above the usual rate (null until a first minute is complete). */
   async noteBinding(
     keys: { state: string; marker: string },
     rule: { factor: number; minPerMinute: number; baselineMinutes: number },
     now: number,
-  ): Promise<{ count: number; usualPerMinute: number; flagged: boolean }> {
+  ): Promise<{ count: number; usualPerMinute: number | null; flagged: boolean }> {
     const alpha = 2 / (rule.baselineMinutes + 1);
     const [count, usual, flagged] = (await NOTE_BINDING_RATE.run(
       this.redis,
       [keys.state, keys.marker],
       [String(Math.floor(now / 60_000)), String(alpha), String(rule.factor), String(rule.minPerMinute), String(rule.baselineMinutes * 4 * 60_000)],
     )) as [number, string, number];
-    return { count, usualPerMinute: Number(usual), flagged: flagged === 1 };
+    return { count, usualPerMinute: usual === '' ? null : Number(usual), flagged: flagged === 1 };
   }
 }
