@@ -55,6 +55,11 @@ const json = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v
 const padded = (column: string): string => `LPAD(${column}, 20, '0')`;
 const unpadded = (ref: string): string => ref.replace(/^0+(?=\d)/, '');
 
+/** A party's value before its first change, from the binding's history (already masked there); NULL when never changed. */
+const firstValue = (party: 'a' | 'b'): string =>
+  `(SELECT JSON_UNQUOTE(JSON_EXTRACT(h.change_json, '$.${party}[0]')) FROM binding_history h
+     WHERE h.binding_id = b.id AND JSON_CONTAINS_PATH(h.change_json, 'one', '$.${party}') ORDER BY h.id LIMIT 1)`;
+
 /** Every source names its rows by (tenant_id = ?, x = ?), in this order of parameters. */
 const SOURCES: readonly Source[] = [
   {
@@ -75,8 +80,10 @@ const SOURCES: readonly Source[] = [
     src: 'b',
     at: 'b.created_at',
     ref: 'b.id',
+    // The row holds the parties as they are now; the first change of each (its history, masked) says what it was made with.
     select: `b.kind, b.a, b.b, b.request_id, b.expires_at, b.user_data,
-      (SELECT l.actor FROM audit_log l WHERE l.tenant_id = b.tenant_id AND l.target = b.id AND l.action = 'binding.create' ORDER BY l.id LIMIT 1) AS actor`,
+      (SELECT l.actor FROM audit_log l WHERE l.tenant_id = b.tenant_id AND l.target = b.id AND l.action = 'binding.create' ORDER BY l.id LIMIT 1) AS actor,
+      ${firstValue('a')} AS first_a, ${firstValue('b')} AS first_b`,
     from: 'bindings b WHERE b.tenant_id = ? AND b.x = ?',
     entry: (r, at, ref) => ({
       at,
@@ -84,7 +91,13 @@ const SOURCES: readonly Source[] = [
       ref,
       // A callback binding is left by a click-to-dial call, not asked for by anyone.
       actor: str(r.actor) ?? (r.kind === 'callback' ? 'platform:click_to_dial' : null),
-      details: { kind: String(r.kind), a: masked(r.a), b: masked(r.b), requestId: str(r.request_id), expiresAt: toMs(r.expires_at) },
+      details: {
+        kind: String(r.kind),
+        a: r.first_a === null ? masked(r.a) : maskPhonesInText(text(r.first_a)),
+        b: r.first_b === null ? masked(r.b) : maskPhonesInText(text(r.first_b)),
+        requestId: str(r.request_id),
+        expiresAt: toMs(r.expires_at),
+      },
     }),
   },
   {
