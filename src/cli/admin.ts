@@ -324,7 +324,7 @@ const COMMANDS: Record<string, Command> = {
   },
   'pool state': {
     usage: 'pool state --tenant ID --x NUMBER --state enabled|disabled|quarantined',
-    summary: "change a number's state (live bindings keep routing until they end)",
+    summary: "change a number's state (a quarantined number routes no call; a disabled one's live bindings keep routing until they end)",
     async run(ctx) {
       const tenantId = await tenantOf(ctx);
       const state = need(ctx.values, 'state');
