@@ -10,7 +10,7 @@ import { createReadinessProbe } from './monitoring/readiness';
 import { ConsoleHub } from './agent-console/console-hub';
 import { ConsoleSessionStore } from './agent-console/console-sessions';
 import { AgentTokenStore } from './stores/agent-tokens';
-import { completionEvents, PlatformEventBus, withId } from './events/platform-events';
+import { completionEvents, PlatformEventBus, withId, type PlatformEvent } from './events/platform-events';
 import { EslOutboundServer, peerMatcher, type OutboundSession } from './esl/outbound-server';
 import { SwitchIdentity } from './esl/switch-identity';
 import { callToXId, handleCallToX, type CallToXDeps } from './flows/call-to-x';
@@ -27,6 +27,8 @@ import { RedisAuthThrottle } from './http/auth-throttle';
 import { buildHttpServer } from './http/server';
 import { registerOpsRoutes, startMetricsListener } from './monitoring/ops-routes';
 import { registerAbuseRoutes } from './abuse/abuse-routes';
+import { refuseQuarantined } from './abuse/disposal';
+import { NumberTraceReader } from './abuse/number-trace';
 import { registerConsoleRoutes, type ConsoleDeps } from './agent-console/console-routes';
 import { registerAuditRoutes } from './audit/routes';
 import { registerMediaRoutes } from './bindings/media-routes';
@@ -119,6 +121,9 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   // Created once the queues exist (below); abuse control reports through it from then on.
   // eslint-disable-next-line prefer-const -- assigned once, below; the closures made before then read it
   let metrics: PlatformMetrics | undefined;
+  // Set once the webhook queue exists (below): abuse.flagged goes to the tenant as a durable job.
+  // eslint-disable-next-line prefer-const -- assigned once, below; the closure made before then reads it
+  let announceFlag: ((event: PlatformEvent) => Promise<void>) | undefined;
   const abuse = new AbuseGuard({
     redis,
     prefix: config.redisPrefix,
@@ -126,8 +131,16 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     pool,
     limits: config.abuse,
     logger,
-    metrics: { refused: (limit) => metrics?.abuseRefusal(limit), flagged: (kind) => metrics?.abuseFlag(kind) },
+    metrics: {
+      refused: (limit) => metrics?.abuseRefusal(limit),
+      flagged: (kind) => metrics?.abuseFlag(kind),
+      acted: (action) => metrics?.abuseAction(action),
+    },
+    audit: (entry) => audit.append(entry),
+    announce: async (event) => announceFlag?.(withId(event)),
   });
+  // A quarantined X routes no call (nor text): the routing path holds the quarantined numbers in memory.
+  await abuse.quarantined.refresh();
   const bindings = new BindingService(pool, routes, abuse, { routeWriteTimeoutMs: config.routeIndexWrites.timeoutMs });
   // Routing reads the index in Redis; when Redis has lost it, it is rebuilt from MySQL at once (seen by a
   // lookup, a reconnect, the readiness probe or the periodic check), and misses are answered from MySQL meanwhile.
@@ -137,6 +150,8 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   // Periodic work, all ended by stop() (which waits for a run in progress).
   const scheduler = new Scheduler(logger);
   scheduler.add({ name: 'routing index check', everyMs: 10_000, run: () => routeLookup.ensureComplete() });
+  // What calls and texts to X decide by: the index (MySQL while it is rebuilt), a quarantined X refused.
+  const routing = refuseQuarantined(routeLookup, abuse.quarantined);
   // Routing changes left in the outbox (Redis was unreachable, or a controller died after its commit) reach the index here.
   scheduler.add({ name: 'route outbox', everyMs: 1_000, run: async () => {
     await bindings.applyPendingRoutes();
@@ -150,6 +165,10 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
       if (drift.found > 0) logger.warn(drift, 'route index drifted from MySQL');
     },
   });
+  scheduler.add({ name: 'quarantined numbers', everyMs: 5_000, run: () => abuse.quarantined.refresh() });
+  scheduler.add({ name: 'abuse block expiry', everyMs: 5_000, run: async () => {
+    await abuse.disposal.sweepExpiredBlocks();
+  } });
 
   const esl = new EslClient({ ...config.esl, events: [...SUBSCRIBED_EVENTS, ...CAPACITY_EVENTS, ...MESSAGE_EVENTS],
     filters: [...CALL_EVENT_FILTERS, ...CAPACITY_EVENT_FILTERS, ...MESSAGE_EVENT_FILTERS],
@@ -229,7 +248,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   });
   const handoverQueue = new CallToXHandoverQueue({ connection: queueRedis, prefix: config.redisPrefix });
   const callToX: CallToXDeps = {
-    routes: routeLookup,
+    routes: routing,
     dialString: flow.dialString,
     ringbackTone: config.callbacks.ringbackTone,
     notInServicePrompt: config.callsToX.notInServicePrompt,
@@ -264,6 +283,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const webhookEndpoints = new CachedWebhookEndpoints(webhookStore, 5000);
   const webhookQueue = new WebhookQueue({ connection: queueRedis, prefix: config.redisPrefix });
   const queueWebhook = webhookQueuer({ store: webhookEndpoints, queue: webhookQueue });
+  announceFlag = queueWebhook;
   // The completion webhooks are queued again from the durable CDR job: if this instance dies between
   // the call ending and the webhook being queued, whichever instance writes the CDR queues it (same event id, sent once).
   const cdrWriter = workers
@@ -275,6 +295,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
         concurrency: 50,
         afterWrite: async (outcome) => {
           for (const e of completionEvents(outcome.cdr)) await queueWebhook(withId(e));
+          await abuse.watch.observeCall(outcome.cdr);
         },
       })
     : null;
@@ -298,7 +319,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     queueRedis,
     prefix: config.redisPrefix,
     pool,
-    routes: routeLookup,
+    routes: routing,
     hash: numberHash,
     esl,
     queueWebhook,
@@ -429,7 +450,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     routes: [(api) => registerOpsRoutes(api, { metrics, adminToken: config.adminToken, queues }), (api) => registerConsoleRoutes(api, consoleDeps)],
     // Abuse control first: the tenant's request rate is counted before any other route runs.
     v1Routes: [
-      (v1) => registerAbuseRoutes(v1, abuse),
+      (v1) => registerAbuseRoutes(v1, abuse, new NumberTraceReader(pool)),
       (v1) => registerAuditRoutes(v1, audit),
       (v1) => registerCallRoutes(v1, { calls: service, cdrs }),
       (v1) => registerBindingRoutes(v1, { registry: bindings }),

@@ -114,6 +114,24 @@ export interface AppConfig {
     /** A number reaching more distinct parties than this within the window raises a flag. */
     readonly fanoutDistinctParties: number;
     readonly fanoutWindowSeconds: number;
+    /** The same A–B pair bound more often than this within an hour is refused. */
+    readonly pairBindingsPerHour: number;
+    /** Anomaly watch: more calls than this from one caller, or to one X, within burstWindowSeconds raises a flag. */
+    readonly callerBurstCalls: number;
+    readonly xBurstCalls: number;
+    readonly burstWindowSeconds: number;
+    /** Robocall pattern: of a caller's connected calls in the window (at least shortCallMinCalls), this share or more talked under shortCallSeconds. */
+    readonly shortCallSeconds: number;
+    readonly shortCallSharePercent: number;
+    readonly shortCallMinCalls: number;
+    readonly shortCallWindowSeconds: number;
+    /** Bulk binding: a tenant's bindings in one minute above this many times its usual rate (and at least the minimum) raise a flag. */
+    readonly bulkBindingFactor: number;
+    readonly bulkBindingMinPerMinute: number;
+    /** How long the usual rate remembers (the EWMA of bindings per minute spans about this many minutes). */
+    readonly bulkBindingBaselineMinutes: number;
+    /** How long the disposal policy `block` keeps a number on the blacklist. */
+    readonly blockSeconds: number;
   };
   /** Webhook delivery (SPEC §6). */
   readonly webhooks: {
@@ -342,6 +360,29 @@ function sipUriTemplate(env: Env, name: string): string {
   return v;
 }
 
+/** The platform's abuse limits and anomaly thresholds (also read alone by the CLI, which has no switch to talk to). */
+export function abuseConfig(env: Env = process.env): AppConfig['abuse'] {
+  return {
+    callsPerCallerPerMinute: int(env, 'CALLS_PER_CALLER_PER_MINUTE', 10, 0, 100_000),
+    bindingsPerNumberPerHour: int(env, 'BINDINGS_PER_NUMBER_PER_HOUR', 20, 0, 100_000),
+    tenantRequestsPerSecond: int(env, 'TENANT_REQUESTS_PER_SECOND', 200, 0, 1_000_000),
+    fanoutDistinctParties: int(env, 'FANOUT_DISTINCT_PARTIES', 20, 1, 100_000),
+    fanoutWindowSeconds: int(env, 'FANOUT_WINDOW_SECONDS', 600, 1, 86_400),
+    pairBindingsPerHour: int(env, 'PAIR_BINDINGS_PER_HOUR', 30, 0, 100_000),
+    callerBurstCalls: int(env, 'CALLER_BURST_CALLS', 30, 0, 1_000_000),
+    xBurstCalls: int(env, 'X_BURST_CALLS', 100, 0, 1_000_000),
+    burstWindowSeconds: int(env, 'BURST_WINDOW_SECONDS', 300, 1, 86_400),
+    shortCallSeconds: int(env, 'SHORT_CALL_SECONDS', 10, 1, 3600),
+    shortCallSharePercent: int(env, 'SHORT_CALL_SHARE_PERCENT', 80, 1, 100),
+    shortCallMinCalls: int(env, 'SHORT_CALL_MIN_CALLS', 20, 0, 1_000_000),
+    shortCallWindowSeconds: int(env, 'SHORT_CALL_WINDOW_SECONDS', 3600, 1, 86_400),
+    bulkBindingFactor: int(env, 'BULK_BINDING_FACTOR', 10, 1, 10_000),
+    bulkBindingMinPerMinute: int(env, 'BULK_BINDING_MIN_PER_MINUTE', 100, 0, 10_000_000),
+    bulkBindingBaselineMinutes: int(env, 'BULK_BINDING_BASELINE_MINUTES', 60, 1, 100_000),
+    blockSeconds: int(env, 'ABUSE_BLOCK_SECONDS', 86_400, 60, 31_536_000),
+  };
+}
+
 export function loadConfig(env: Env = process.env): AppConfig {
   const template = str(env, 'DIAL_STRING_TEMPLATE', 'sofia/gateway/carrier/{number}');
   if (!template.includes('{number}')) throw new ConfigError('DIAL_STRING_TEMPLATE', 'must contain {number}');
@@ -406,13 +447,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       timeoutMs: int(env, 'ROUTE_WRITE_TIMEOUT_MS', 2000, 50, 60_000),
       reconcileIntervalSeconds: int(env, 'ROUTE_RECONCILE_INTERVAL_SECONDS', 60, 1, 86_400),
     },
-    abuse: {
-      callsPerCallerPerMinute: int(env, 'CALLS_PER_CALLER_PER_MINUTE', 10, 0, 100_000),
-      bindingsPerNumberPerHour: int(env, 'BINDINGS_PER_NUMBER_PER_HOUR', 20, 0, 100_000),
-      tenantRequestsPerSecond: int(env, 'TENANT_REQUESTS_PER_SECOND', 200, 0, 1_000_000),
-      fanoutDistinctParties: int(env, 'FANOUT_DISTINCT_PARTIES', 20, 1, 100_000),
-      fanoutWindowSeconds: int(env, 'FANOUT_WINDOW_SECONDS', 600, 1, 86_400),
-    },
+    abuse: abuseConfig(env),
     webhooks: {
       timeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 5000, 100, 60_000),
       retryUnitMs: int(env, 'WEBHOOK_RETRY_UNIT_MS', 60_000, 1, 3_600_000),

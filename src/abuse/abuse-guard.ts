@@ -4,24 +4,20 @@ import { ForbiddenError, RetryLaterError, type ErrorCode } from '../domain/error
 import { maskPhone } from '../domain/phone-number';
 import type { Logger } from '../logger';
 import type { Pool } from '../stores/mysql';
+import type { PlatformEventInput } from '../events/platform-events';
+import type { AuditEntryInput } from '../stores/audit-store';
+import { NO_ABUSE_METRICS, type AbuseLimitName, type AbuseMetrics } from './abuse-metrics';
+import { AnomalyWatch } from './anomaly-watch';
 import { BlacklistLookup } from './blacklist-lookup';
-import { AbuseFlagStore, type AbuseFlag } from './flag-store';
+import { AbuseDisposal, QuarantinedNumbers } from './disposal';
+import { AbuseFlagStore, type AbuseFlag, type FlagQuery } from './flag-store';
 import { tenantNumberHash, type NumberHasher } from '../domain/number-hash';
 import { RedisAbuseCounters } from './redis-counters';
 import { redisKeys } from '../stores/keys';
+import { TenantLimits, TenantLimitsStore } from './tenant-limits';
 
 export type AbuseLimits = AppConfig['abuse'];
-
-/** Which limit refused a request: the label of the refusal metric. */
-export type AbuseLimitName = 'calls_per_caller' | 'bindings_per_number' | 'tenant_requests' | 'blacklist';
-
-/** What abuse control reports to the metrics registry. */
-export interface AbuseMetrics {
-  refused(limit: AbuseLimitName): void;
-  flagged(kind: string): void;
-}
-
-export const NO_ABUSE_METRICS: AbuseMetrics = { refused: () => undefined, flagged: () => undefined };
+export { NO_ABUSE_METRICS, type AbuseLimitName, type AbuseMetrics };
 
 /** A limit of abuse control refused the request: 429, and when to try again (Retry-After). */
 export class RateLimitedError extends RetryLaterError {
@@ -38,11 +34,18 @@ export interface AbuseGuardDeps {
   /** Keyed hash: how numbers appear in counter keys and flags. */
   readonly numberHash: NumberHasher;
   readonly pool: Pool;
+  /** The platform's limits; a tenant's own settings override them one by one. */
   readonly limits: AbuseLimits;
   readonly logger: Logger;
   readonly metrics?: AbuseMetrics;
   /** How long a blacklist answer is cached for the call paths (default 5 s). */
   readonly blacklistCacheMs?: number;
+  /** How long a tenant's effective limits are cached (default 5 s). */
+  readonly limitsCacheMs?: number;
+  /** The audit log, for flags and the disposal policy's actions. */
+  readonly audit?: (entry: AuditEntryInput) => Promise<unknown>;
+  /** Queues the abuse.flagged webhook. */
+  readonly announce?: (event: PlatformEventInput) => Promise<void>;
 }
 
 const MINUTE_MS = 60_000;
@@ -62,6 +65,13 @@ const SECOND_MS = 1_000;
  */
 export class AbuseGuard {
   readonly flags: AbuseFlagStore;
+  /** The one place a tenant's effective limits are resolved. */
+  readonly limits: TenantLimits;
+  readonly limitSettings: TenantLimitsStore;
+  /** The quarantined numbers as the routing path sees them. */
+  readonly quarantined: QuarantinedNumbers;
+  readonly disposal: AbuseDisposal;
+  readonly watch: AnomalyWatch;
   private readonly counters: RedisAbuseCounters;
   private readonly blacklist: BlacklistLookup;
   private readonly metrics: AbuseMetrics;
@@ -69,10 +79,31 @@ export class AbuseGuard {
 
   constructor(private readonly deps: AbuseGuardDeps) {
     this.flags = new AbuseFlagStore(deps.pool);
+    this.limitSettings = new TenantLimitsStore(deps.pool);
+    this.limits = new TenantLimits(this.limitSettings, deps.limits, deps.limitsCacheMs ?? 5_000);
     this.counters = new RedisAbuseCounters(deps.redis);
     this.blacklist = new BlacklistLookup(deps.pool, deps.blacklistCacheMs ?? 5_000);
     this.metrics = deps.metrics ?? NO_ABUSE_METRICS;
     this.log = deps.logger.child({ component: 'abuse' });
+    this.quarantined = new QuarantinedNumbers(deps.pool);
+    this.disposal = new AbuseDisposal(deps.pool, this.quarantined, (tenantId) => this.blacklist.forget(tenantId));
+    this.watch = new AnomalyWatch({
+      prefix: deps.prefix,
+      numberHash: deps.numberHash,
+      counters: this.counters,
+      flags: this.flags,
+      limits: this.limits,
+      disposal: this.disposal,
+      metrics: this.metrics,
+      logger: deps.logger,
+      audit: deps.audit,
+      announce: deps.announce,
+    });
+  }
+
+  /** The pair limit for a new AXB binding of this tenant: its own, or the platform's (0: off). */
+  pairBindingsPerHour(tenantId: string): Promise<number> {
+    return this.limits.pairBindingsPerHour(tenantId);
   }
 
   /**
@@ -93,7 +124,7 @@ export class AbuseGuard {
       'calls',
       tenantId,
       { a, b },
-      this.deps.limits.callsPerCallerPerMinute,
+      (await this.limits.effective(tenantId, now)).callsPerCallerPerMinute,
       MINUTE_MS,
       now,
       'caller_rate_limited',
@@ -109,7 +140,7 @@ export class AbuseGuard {
       'bindings',
       tenantId,
       added,
-      this.deps.limits.bindingsPerNumberPerHour,
+      (await this.limits.effective(tenantId, now)).bindingsPerNumberPerHour,
       HOUR_MS,
       now,
       'number_binding_rate_limited',
@@ -126,6 +157,7 @@ export class AbuseGuard {
   async admitBinding(tenantId: string, numbers: { a: string | null; b: string }, now: number = Date.now()): Promise<void> {
     const { a, b } = numbers;
     await this.admitRebinding(tenantId, a === null ? { b } : { a, b }, now);
+    void this.watch.observeBinding(tenantId, now);
     if (a !== null) {
       await this.noteContactsSafely(tenantId, a, [b], now);
       await this.noteContactsSafely(tenantId, b, [a], now);
@@ -144,7 +176,7 @@ export class AbuseGuard {
         this.log.warn({ tenantId, caller: maskPhone(caller) }, 'call to X refused: caller blacklisted');
         return 'blacklisted';
       }
-      const limit = this.deps.limits.callsPerCallerPerMinute;
+      const limit = (await this.limits.forRouting(tenantId, now)).callsPerCallerPerMinute;
       if (limit > 0) {
         const taken = await this.counters.takeSliding([{ key: this.key('calls', tenantId, caller), limit }], MINUTE_MS, now);
         if (!taken.admitted) {
@@ -180,6 +212,12 @@ export class AbuseGuard {
       numberHash: q.number === undefined ? undefined : tenantNumberHash(this.deps.numberHash, tenantId, q.number),
       limit: q.limit,
     });
+  }
+
+  /** A page of a tenant's flags, newest first. */
+  pageFlags(tenantId: string, q: Omit<FlagQuery, 'numberHash'> & { number?: string }): Promise<{ items: AbuseFlag[]; nextCursor: string | null }> {
+    const { number, ...rest } = q;
+    return this.flags.page(tenantId, { ...rest, ...(number === undefined ? {} : { numberHash: tenantNumberHash(this.deps.numberHash, tenantId, number) }) });
   }
 
   private key(counter: 'calls' | 'bindings' | 'fanout' | 'fanout-flag', tenantId: string, number: string): string {
@@ -221,7 +259,8 @@ export class AbuseGuard {
   }
 
   private async noteContacts(tenantId: string, number: string, parties: readonly string[], now: number): Promise<void> {
-    const { fanoutDistinctParties: threshold, fanoutWindowSeconds } = this.deps.limits;
+    const limits = await this.limits.effective(tenantId, now);
+    const { fanoutDistinctParties: threshold, fanoutWindowSeconds } = limits;
     const { distinct, flagged } = await this.counters.noteParties(
       this.key('fanout', tenantId, number),
       this.key('fanout-flag', tenantId, number),
@@ -231,17 +270,10 @@ export class AbuseGuard {
       now,
     );
     if (!flagged) return;
-    const numberMasked = maskPhone(number);
-    await this.flags.insert({
-      tenantId,
-      kind: 'fanout',
-      numberHash: tenantNumberHash(this.deps.numberHash, tenantId, number),
-      numberMasked,
-      distinctCount: distinct,
-      windowSeconds: fanoutWindowSeconds,
-      createdAt: now,
-    });
-    this.metrics.flagged('fanout');
-    this.log.warn({ tenantId, number: numberMasked, distinctParties: distinct, windowSeconds: fanoutWindowSeconds }, 'abuse flag: one number reached many parties');
+    await this.watch.raise(
+      { tenantId, kind: 'fanout', number, x: null, count: distinct, windowSeconds: fanoutWindowSeconds, evidence: { distinctParties: distinct, threshold, windowSeconds: fanoutWindowSeconds } },
+      limits,
+      now,
+    );
   }
 }

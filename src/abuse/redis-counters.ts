@@ -24,6 +24,12 @@ const TAKE_FIXED = LuaScript.load('count-in-window');
  */
 const NOTE_PARTIES = LuaScript.load('note-parties');
 
+/** A caller's connected and short calls in a window (robocall pattern); see the script. */
+const NOTE_SHORT_CALLS = LuaScript.load('note-short-calls');
+
+/** A tenant's bindings this minute against the EWMA of its past minutes; see the script. */
+const NOTE_BINDING_RATE = LuaScript.load('note-binding-rate');
+
 export interface CountedKey {
   readonly key: string;
   readonly limit: number;
@@ -67,5 +73,36 @@ export class RedisAbuseCounters {
       [String(now), String(windowMs), String(threshold), ...parties],
     )) as [number, number];
     return { distinct, flagged: flagged === 1 };
+  }
+
+  /** Notes one connected call (short or not); `flagged` once per window when short calls reach the share. */
+  async noteShortCall(
+    keys: { connected: string; short: string; marker: string },
+    callId: string,
+    isShort: boolean,
+    rule: { minCalls: number; sharePercent: number; windowMs: number },
+    now: number,
+  ): Promise<{ connected: number; short: number; flagged: boolean }> {
+    const [connected, short, flagged] = (await NOTE_SHORT_CALLS.run(
+      this.redis,
+      [keys.connected, keys.short, keys.marker],
+      [String(now), String(rule.windowMs), callId, isShort ? '1' : '0', String(rule.minCalls), String(rule.sharePercent)],
+    )) as [number, number, number];
+    return { connected, short, flagged: flagged === 1 };
+  }
+
+  /** Notes one binding of a tenant; `flagged` at most once a minute when this minute is far above the usual rate (null until a first minute is complete). */
+  async noteBinding(
+    keys: { state: string; marker: string },
+    rule: { factor: number; minPerMinute: number; baselineMinutes: number },
+    now: number,
+  ): Promise<{ count: number; usualPerMinute: number | null; flagged: boolean }> {
+    const alpha = 2 / (rule.baselineMinutes + 1);
+    const [count, usual, flagged] = (await NOTE_BINDING_RATE.run(
+      this.redis,
+      [keys.state, keys.marker],
+      [String(Math.floor(now / 60_000)), String(alpha), String(rule.factor), String(rule.minPerMinute), String(rule.baselineMinutes * 4 * 60_000)],
+    )) as [number, string, number];
+    return { count, usualPerMinute: usual === '' ? null : Number(usual), flagged: flagged === 1 };
   }
 }

@@ -22,6 +22,8 @@ export interface BindingAdmission {
   admitBinding(tenantId: string, numbers: { a: string | null; b: string }, now: number): Promise<void>;
   /** Numbers put into an existing binding by an update (bindings per number per hour). */
   admitRebinding?(tenantId: string, added: Readonly<{ a?: string; b?: string }>, now: number): Promise<void>;
+  /** How often one A-B pair may be bound in an hour for this tenant (0: no limit); PAIR_BINDINGS_PER_HOUR without it. */
+  pairBindingsPerHour?(tenantId: string): Promise<number>;
   /** The blacklist of this tenant (null: the platform's) changed: drop what is cached of it. */
   blacklistChanged?(tenantId: string | null): void;
 }
@@ -131,14 +133,15 @@ export class BindingService {
     }
   }
 
-  /** Blacklisted numbers are refused; so is the same A-B pair (either way round) bound PAIR_BINDINGS_PER_HOUR times within an hour (SPEC §7). */
+  /** Blacklisted numbers are refused; so is the same A-B pair (either way round) bound as often as the tenant's pair limit within an hour (SPEC §7). */
   private async screen(tenantId: string, numbers: Record<string, string | null>, pair: readonly [string, string] | null, now: number): Promise<void> {
     const entries = Object.entries(numbers).filter((e): e is [string, string] => e[1] !== null);
     const { listed, pairBindings } = await this.blacklist.screen(tenantId, entries.map(([, n]) => n), pair, now - 3600_000);
     const [field] = entries.find(([, n]) => listed.has(n)) ?? [];
     if (field !== undefined) throw new ForbiddenError('number_blacklisted', `${field} is on the blacklist`, field);
-    if (pairBindings >= PAIR_BINDINGS_PER_HOUR) {
-      throw new AppError('pair_rate_limited', `this pair was bound ${PAIR_BINDINGS_PER_HOUR} times in the last hour`, 'b');
+    const pairLimit = (await this.admission?.pairBindingsPerHour?.(tenantId)) ?? PAIR_BINDINGS_PER_HOUR;
+    if (pairLimit > 0 && pairBindings >= pairLimit) {
+      throw new AppError('pair_rate_limited', `this pair was bound ${pairLimit} times in the last hour`, 'b');
     }
   }
 

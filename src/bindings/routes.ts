@@ -272,7 +272,7 @@ export function registerBindingRoutes(v1: FastifyInstance, deps: BindingRouteDep
     '/pool/numbers/:x',
     {
       schema: {
-        summary: 'Enable, disable or quarantine a pool number; bindings already on it keep routing until they end',
+        summary: 'Enable, disable or quarantine a pool number; on a disabled number bindings keep routing until they end, a quarantined one routes nothing',
         security,
         params: XParams,
         body: SetNumberStateBody,

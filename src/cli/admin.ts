@@ -10,6 +10,11 @@ import { AppError } from '../domain/errors';
 import { maskPhone, maskPhonesInText, parsePrivacyNumber, parseRealNumber } from '../domain/phone-number';
 import { auditDetails } from '../domain/audit-details';
 import { blockNumbers } from '../domain/pool';
+import { AbuseDisposal, QuarantinedNumbers } from '../abuse/disposal';
+import { AbuseFlagStore } from '../abuse/flag-store';
+import { NumberTraceReader } from '../abuse/number-trace';
+import { resolveLimits, TenantLimitsStore, validateSettingsChange } from '../abuse/tenant-limits';
+import { abuseConfig } from '../config';
 import { AgentTokenStore } from '../stores/agent-tokens';
 import { AuditStore } from '../stores/audit-store';
 import { BindingService, type PoolNumberState } from '../bindings/binding-service';
@@ -61,13 +66,19 @@ const OPTIONS = {
   'store-body': { type: 'boolean' },
   'no-store-body': { type: 'boolean' },
   'body-retention-days': { type: 'string' },
+  set: { type: 'string', multiple: true },
+  active: { type: 'boolean' },
+  cursor: { type: 'string' },
 } as const;
 
 type Flag = keyof typeof OPTIONS;
-type Values = Partial<Record<Flag, string | boolean>>;
+type Values = Partial<Record<Flag, string | boolean | string[]>>;
 
 interface Context {
   readonly pool: Pool;
+  readonly env: NodeJS.ProcessEnv;
+  /** Who runs the CLI, as the audit log names it. */
+  readonly actor: string;
   readonly values: Values;
   readonly out: (line: string) => void;
   /** Records a change in the audit log as this CLI user. */
@@ -358,7 +369,7 @@ const COMMANDS: Record<string, Command> = {
   },
   'pool state': {
     usage: 'pool state --tenant ID --x NUMBER --state enabled|disabled|quarantined',
-    summary: "change a number's state (live bindings keep routing until they end)",
+    summary: "change a number's state (a quarantined number routes no call; a disabled one's live bindings keep routing until they end)",
     async run(ctx) {
       const tenantId = await tenantOf(ctx);
       const state = need(ctx.values, 'state');
@@ -501,6 +512,95 @@ const COMMANDS: Record<string, Command> = {
       for (const number of await new BindingService(ctx.pool).blacklistList(tenantId)) json(ctx, { number });
     },
   },
+  'abuse limits': {
+    usage: 'abuse limits --tenant ID',
+    summary: "a tenant's abuse limits, anomaly thresholds and disposal policy: effective, its own, and the platform's",
+    async run(ctx) {
+      const tenantId = await tenantOf(ctx);
+      const platform = abuseConfig(ctx.env);
+      const own = await new TenantLimitsStore(ctx.pool).get(tenantId);
+      json(ctx, { effective: resolveLimits(platform, own), own: own ?? {}, platform });
+    },
+  },
+  'abuse set': {
+    usage: 'abuse set --tenant ID --set NAME=VALUE [--set ...]   (NAME: callsPerCallerPerMinute, pairBindingsPerHour, …, or disposal.KIND=warn|quarantine|block; VALUE null: the platform\'s)',
+    summary: "set a tenant's own abuse limits and disposal policy (the operator may loosen a limit past the platform's); the controllers apply it within 5 s",
+    async run(ctx) {
+      const tenantId = await tenantOf(ctx);
+      const pairs = ctx.values.set;
+      if (!Array.isArray(pairs) || pairs.length === 0) throw new UsageError('--set is required');
+      const change: Record<string, unknown> = {};
+      const store = new TenantLimitsStore(ctx.pool);
+      const disposal: Record<string, string> = { ...((await store.get(tenantId))?.disposal ?? {}) };
+      let disposalChanged = false;
+      for (const pair of pairs) {
+        const m = /^([A-Za-z]+)(?:\.([a-z_]+))?=(.+)$/.exec(pair);
+        if (!m?.[1] || m[3] === undefined) throw new UsageError(`--set ${pair}: expected NAME=VALUE`);
+        if (m[1] === 'disposal') {
+          if (!m[2]) throw new UsageError(`--set ${pair}: expected disposal.KIND=warn|quarantine|block`);
+          disposal[m[2]] = m[3];
+          disposalChanged = true;
+        } else {
+          change[m[1]] = m[3] === 'null' ? null : /^\d+$/.test(m[3]) ? Number(m[3]) : m[3];
+        }
+      }
+      if (disposalChanged) change.disposal = disposal;
+      let valid;
+      try {
+        valid = validateSettingsChange(change, abuseConfig(ctx.env), false);
+      } catch (refused) {
+        if (refused instanceof AppError && refused.field) throw new UsageError(`--set ${refused.field}: ${refused.message}`);
+        throw refused;
+      }
+      const own = await store.update(tenantId, valid);
+      await ctx.audit(tenantId, 'abuse.limits', null, { body: change });
+      json(ctx, { own });
+    },
+  },
+  'abuse flags': {
+    usage: 'abuse flags --tenant ID [--limit N]',
+    summary: 'the abuse flags of a tenant, newest first, with their evidence and action (numbers masked)',
+    async run(ctx) {
+      const tenantId = await tenantOf(ctx);
+      for (const f of await new AbuseFlagStore(ctx.pool).list(tenantId, { limit: intFlag(ctx.values, 'limit', 1, 500) ?? 50 })) {
+        json(ctx, { ...f, numberHash: undefined });
+      }
+    },
+  },
+  'abuse actions': {
+    usage: 'abuse actions --tenant ID [--active] [--limit N]',
+    summary: 'quarantines and blocks the disposal policy took, newest first (--active: those in force)',
+    async run(ctx) {
+      const tenantId = await tenantOf(ctx);
+      const disposal = new AbuseDisposal(ctx.pool, new QuarantinedNumbers(ctx.pool), () => undefined);
+      const page = await disposal.page(tenantId, { active: Boolean(ctx.values.active), limit: intFlag(ctx.values, 'limit', 1, 500) ?? 50 });
+      for (const a of page.items) json(ctx, a);
+    },
+  },
+  'abuse lift': {
+    usage: 'abuse lift --tenant ID --id ACTION_ID',
+    summary: 'lift a quarantine (the X is enabled again) or a block (the number leaves the blacklist); controllers apply it within 5 s',
+    async run(ctx) {
+      const tenantId = await tenantOf(ctx);
+      const id = intFlag(ctx.values, 'id', 1, Number.MAX_SAFE_INTEGER);
+      if (id === undefined) throw new UsageError('--id is required');
+      const lifted = await new AbuseDisposal(ctx.pool, new QuarantinedNumbers(ctx.pool), () => undefined).lift(tenantId, id, ctx.actor);
+      await ctx.audit(tenantId, 'abuse.lift', String(id), { action: lifted.action, x: lifted.x, number: lifted.numberMasked });
+      json(ctx, lifted);
+    },
+  },
+  'pool trace': {
+    usage: 'pool trace --tenant ID --x NUMBER [--limit N] [--cursor C]',
+    summary: "one number's life, newest first: imported, state changes, bindings (who asked), calls and refusals, flags, quarantines (numbers masked)",
+    async run(ctx) {
+      const tenantId = await tenantOf(ctx);
+      const x = parsePrivacyNumber(need(ctx.values, 'x'), 'x', true);
+      const trace = await new NumberTraceReader(ctx.pool).trace(tenantId, x, { limit: intFlag(ctx.values, 'limit', 1, 500) ?? 100, cursor: str(ctx.values, 'cursor') });
+      json(ctx, { number: trace.number });
+      for (const e of trace.items) json(ctx, e);
+      json(ctx, { nextCursor: trace.nextCursor });
+    },
+  },
   'audit list': {
     usage: 'audit list (--tenant ID | --platform) [--action ACTION] [--limit N]',
     summary: 'the audit log, newest first (numbers masked)',
@@ -559,6 +659,8 @@ export async function runAdminCli(
     if (command !== COMMANDS.migrate) await migrate(pool);
     await command.run({
       pool,
+      env,
+      actor,
       values,
       out,
       async audit(tenantId, action, target, details) {

@@ -21,7 +21,8 @@ export type PlatformEventType =
   | 'sms.received'
   | 'sms.delivered'
   | 'sms.failed'
-  | 'sms.refused';
+  | 'sms.refused'
+  | 'abuse.flagged';
 
 export const PLATFORM_EVENT_TYPES: readonly PlatformEventType[] = [
   'call.calling',
@@ -35,9 +36,25 @@ export const PLATFORM_EVENT_TYPES: readonly PlatformEventType[] = [
   'sms.delivered',
   'sms.failed',
   'sms.refused',
+  'abuse.flagged',
 ];
 
 export type Leg = 'a' | 'b';
+
+/** abuse.flagged: what the anomaly watch saw (numbers masked) and what the tenant's disposal policy did. */
+export interface AbuseFlagReport {
+  readonly flagId: number;
+  readonly kind: string;
+  /** The real number flagged, masked; null for a flag about an X or the tenant's binding rate. */
+  readonly number: string | null;
+  readonly x: string | null;
+  readonly evidence: Readonly<Record<string, number>>;
+  readonly disposal: 'warn' | 'quarantine' | 'block';
+  /** The action taken (lift it with POST /v1/abuse/actions/{id}/lift); null when only warned. */
+  readonly actionId: number | null;
+  /** When a block ends (epoch ms). */
+  readonly until: number | null;
+}
 
 export interface PlatformEvent {
   /** Stable for the same fact: a redelivered job reports the same id, so receivers can de-duplicate. */
@@ -53,6 +70,7 @@ export interface PlatformEvent {
   readonly recordingRef?: string;
   /** sms.*: the message's record as GET /v1/messages shows it (parties masked). */
   readonly message?: MessageRecord;
+  readonly flag?: AbuseFlagReport;
 }
 
 export type PlatformEventInput = Omit<PlatformEvent, 'id'>;
@@ -61,7 +79,8 @@ export type PlatformEventInput = Omit<PlatformEvent, 'id'>;
 export type ReportEvent = (event: PlatformEventInput) => void;
 
 export function eventId(e: PlatformEventInput): string {
-  return deterministicUuid('platform-event', e.type, e.tenantId, e.callId ?? e.message?.id ?? '', e.leg ?? '', e.bindingId ?? '');
+  const parts = ['platform-event', e.type, e.tenantId, e.callId ?? e.message?.id ?? '', e.leg ?? '', e.bindingId ?? ''];
+  return deterministicUuid(...(e.flag ? [...parts, `flag:${e.flag.flagId}`] : parts));
 }
 
 export function withId(e: PlatformEventInput): PlatformEvent {

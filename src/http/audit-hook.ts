@@ -28,6 +28,8 @@ const ACTIONS: Record<string, string> = {
   'PUT /v1/webhook': 'webhook.set',
   'DELETE /v1/webhook': 'webhook.delete',
   'POST /v1/webhook/test': 'webhook.test',
+  'PATCH /v1/abuse/limits': 'abuse.limits',
+  'POST /v1/abuse/actions/:id/lift': 'abuse.lift',
   'POST /console/api/calls': 'call.create',
   'POST /console/api/calls/:id/again': 'call.create',
   'POST /console/api/calls/:id/hangup': 'call.cancel',

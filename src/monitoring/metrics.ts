@@ -84,6 +84,7 @@ export class PlatformMetrics {
   private readonly webhookFailures: Counter<'status'>;
   private readonly abuseRefusals: Counter<'limit'>;
   private readonly abuseFlags: Counter<'kind'>;
+  private readonly abuseActions: Counter<'action'>;
   private readonly auditFailures: Counter;
   private readonly routeDriftFound: Counter;
   private readonly routeDriftRepaired: Counter;
@@ -108,6 +109,7 @@ export class PlatformMetrics {
     this.abuseFlags = new Counter({ name: 'numguard_abuse_flags_total', help: 'Abuse flags raised, by kind', labelNames: ['kind'], registers });
     this.routeDriftFound = new Counter({ name: 'numguard_route_index_drift_found_total', help: 'Routes found by a reconcile to disagree with MySQL', registers });
     this.routeDriftRepaired = new Counter({ name: 'numguard_route_index_drift_repaired_total', help: 'Routes a reconcile put right', registers });
+    this.abuseActions = new Counter({ name: 'numguard_abuse_actions_total', help: 'Actions of the disposal policy on abuse flags (quarantine an X, block a number)', labelNames: ['action'], registers });
     this.auditFailures = new Counter({ name: 'numguard_audit_failures_total', help: 'Audit entries that could not be written (the change itself went through)', registers });
     this.routing = new Histogram({
       name: 'numguard_routing_decision_seconds',
@@ -296,6 +298,10 @@ export class PlatformMetrics {
   routeDrift(found: number, repaired: number): void {
     this.routeDriftFound.inc(found);
     this.routeDriftRepaired.inc(repaired);
+  }
+
+  abuseAction(action: string): void {
+    this.abuseActions.inc({ action });
   }
 
   auditFailure(): void {

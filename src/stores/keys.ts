@@ -4,6 +4,8 @@
  * same, so its keys are `<prefix>:<queue name>:…`. Real numbers never appear in a key: callers and
  * counted numbers come in already hashed (domain/number-hash.ts).
  */
+export type AnomalyWindow = 'caller-calls' | 'caller-calls-flag' | 'x-calls' | 'x-calls-flag' | 'connected' | 'short' | 'short-flag';
+
 export function redisKeys(prefix: string) {
   return {
     /** Where a call to X goes, by (X, hash of the caller, or `*` for an XB binding). */
@@ -16,6 +18,11 @@ export function redisKeys(prefix: string) {
     legClaim: (callId: string, step: string) => `${prefix}:claim:${callId}:${step}`,
     /** Abuse control: a number's calls, bindings or fan-out (and its flag marker), by its tenant-scoped hash. */
     abuseCounter: (counter: 'calls' | 'bindings' | 'fanout' | 'fanout-flag', numberHash: string) => `${prefix}:abuse:${counter}:${numberHash}`,
+    /** Anomaly watch: a caller's or an X's recent calls, a caller's connected and short calls, and each one's flag marker. */
+    anomalyWindow: (window: AnomalyWindow, numberHash: string) => `${prefix}:abuse:${window}:${numberHash}`,
+    /** Anomaly watch: a tenant's bindings this minute and their usual rate, and the flag marker. */
+    bindingRate: (tenantId: string) => `${prefix}:abuse:binding-rate:${tenantId}`,
+    bindingRateFlag: (tenantId: string) => `${prefix}:abuse:binding-rate-flag:${tenantId}`,
     /** Abuse limits: a tenant's /v1 requests in one second. */
     tenantRequests: (tenantId: string, second: number) => `${prefix}:abuse:tenant:${tenantId}:${second}`,
     /** Call and binding events of a tenant (pub/sub channel). */

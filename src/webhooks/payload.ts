@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { CdrRecord } from '../domain/call';
 import type { MessageRecord } from '../domain/message';
-import { PLATFORM_EVENT_TYPES, type Leg, type PlatformEvent, type PlatformEventType } from '../events/platform-events';
+import { PLATFORM_EVENT_TYPES, type AbuseFlagReport, type Leg, type PlatformEvent, type PlatformEventType } from '../events/platform-events';
 
 /** What an endpoint can subscribe to: every platform event type. `webhook.test` is sent on request only. */
 export const WEBHOOK_EVENT_TYPES: readonly PlatformEventType[] = PLATFORM_EVENT_TYPES;
@@ -20,6 +20,8 @@ export interface WebhookEventData {
   readonly recordingRef?: string;
   /** sms.*: the message's record as GET /v1/messages shows it (parties masked; the body only when the tenant keeps bodies). */
   readonly sms?: MessageRecord;
+  /** abuse.flagged: the flag (numbers masked) and what the disposal policy did. */
+  readonly flag?: AbuseFlagReport;
   readonly message?: string;
 }
 
@@ -91,6 +93,7 @@ export function toWebhookPayload(event: PlatformEvent): WebhookPayload {
     ...(event.cdr !== undefined ? { cdr: cdrView(event.cdr) } : {}),
     ...(event.recordingRef !== undefined ? { recordingRef: event.recordingRef } : {}),
     ...(event.message !== undefined ? { sms: messageView(event.message) } : {}),
+    ...(event.flag !== undefined ? { flag: event.flag } : {}),
   };
   return { id: event.id, type: event.type, createdAt: new Date(event.at).toISOString(), tenantId: event.tenantId, data };
 }

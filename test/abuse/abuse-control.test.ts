@@ -235,9 +235,9 @@ describe('abuse limits: calls per caller, bindings per number, blacklist, calls 
       prefix: `${sys.env.REDIS_PREFIX}`,
       numberHash: numberHasher('test-number-hash-key-0123456789abcdef'),
       pool: sys.app.pool,
-      limits: { callsPerCallerPerMinute: 1, bindingsPerNumberPerHour: 1, tenantRequestsPerSecond: 1, fanoutDistinctParties: 1, fanoutWindowSeconds: 60 },
+      limits: { ...loadConfig({ ESL_PASSWORD: 'x' }).abuse, callsPerCallerPerMinute: 1, bindingsPerNumberPerHour: 1, tenantRequestsPerSecond: 1, fanoutDistinctParties: 1, fanoutWindowSeconds: 60 },
       logger: createLogger('silent'),
-      metrics: { refused: (l) => refused.push(l), flagged: (k) => flagged.push(k) },
+      metrics: { refused: (l) => refused.push(l), flagged: (k) => flagged.push(k), acted: () => undefined },
     });
     try {
       const a = num('13800017001');
@@ -295,7 +295,17 @@ describe('fan-out flags', () => {
     const listed = await flags();
     expect(listed.status).toBe(200);
     expect(listed.body.items).toEqual([
-      { id: expect.any(Number), kind: 'fanout', number: maskPhone(a), distinctParties: 4, windowSeconds: 600, createdAt: expect.any(String) },
+      {
+        id: expect.any(Number),
+        kind: 'fanout',
+        number: maskPhone(a),
+        x: null,
+        distinctParties: 4,
+        windowSeconds: 600,
+        evidence: { distinctParties: 4, threshold: 3, windowSeconds: 600 },
+        action: null,
+        createdAt: expect.any(String),
+      },
     ]);
     expect(listed.text).not.toContain(a);
     expect((await flags(`?number=${a}`)).body.items).toHaveLength(1);
@@ -360,6 +370,18 @@ describe('abuse configuration', () => {
       tenantRequestsPerSecond: 200,
       fanoutDistinctParties: 20,
       fanoutWindowSeconds: 600,
+      pairBindingsPerHour: 30,
+      callerBurstCalls: 30,
+      xBurstCalls: 100,
+      burstWindowSeconds: 300,
+      shortCallSeconds: 10,
+      shortCallSharePercent: 80,
+      shortCallMinCalls: 20,
+      shortCallWindowSeconds: 3600,
+      bulkBindingFactor: 10,
+      bulkBindingMinPerMinute: 100,
+      bulkBindingBaselineMinutes: 60,
+      blockSeconds: 86_400,
     });
     expect(loadConfig({ ESL_PASSWORD: 'x', TENANT_REQUESTS_PER_SECOND: '0' }).abuse.tenantRequestsPerSecond).toBe(0);
     for (const [variable, value] of [

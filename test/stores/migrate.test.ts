@@ -29,9 +29,10 @@ describe('migrate', () => {
     const [tables] = await db.pool.query<RowDataPacket[]>('SHOW TABLES');
     expect(tables.map((t) => Object.values(t)[0]).sort()).toEqual(
       [
-        'abuse_flags', 'agent_tokens', 'api_keys', 'audit_log', 'binding_history', 'binding_members', 'bindings', 'blacklist', 'calls', 'cdrs',
-        'console_sessions', 'media_catalogue', 'message_carrier_ids', 'message_settings', 'messages', 'platform_secrets', 'pool_numbers',
-        'route_outbox', 'schema_migrations', 'tenants', 'webhook_deliveries', 'webhook_endpoints',
+        'abuse_actions', 'abuse_flags', 'agent_tokens', 'api_keys', 'audit_log', 'binding_history', 'binding_members', 'bindings', 'blacklist',
+        'calls', 'cdrs', 'console_sessions', 'media_catalogue', 'message_carrier_ids', 'message_settings', 'messages', 'platform_secrets',
+        'pool_number_events', 'pool_numbers', 'route_outbox', 'schema_migrations', 'tenant_abuse_settings', 'tenants', 'webhook_deliveries',
+        'webhook_endpoints',
       ],
     );
   });

@@ -60,6 +60,11 @@ export async function startTestSystem(opts: TestSystemOptions = {}): Promise<Tes
     CALLS_PER_CALLER_PER_MINUTE: '0',
     BINDINGS_PER_NUMBER_PER_HOUR: '0',
     TENANT_REQUESTS_PER_SECOND: '0',
+    // The anomaly watch off too (test/abuse/anomaly-watch.test.ts sets a tenant's own thresholds): it costs Redis round trips per CDR.
+    CALLER_BURST_CALLS: '0',
+    X_BURST_CALLS: '0',
+    SHORT_CALL_MIN_CALLS: '0',
+    BULK_BINDING_MIN_PER_MINUTE: '0',
     // Back-pressure off unless a test turns it on (test/queues/back-pressure.test.ts): suites queue calls in bursts,
     // and the simulator reports the shipped sessions-per-second (30), which would hold the queue to 12 calls/s.
     CALLBACK_SWITCH_SHARE: '0',
