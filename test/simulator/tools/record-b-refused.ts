@@ -16,10 +16,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { startPhone } from '../../e2e/support/sipp';
-import { Framer } from '../trace-replay';
+import { recordEsl } from './recording-session';
 import { sanitize } from './sanitize';
 
 const BASE_EVENTS =
@@ -41,37 +40,7 @@ async function main(): Promise<void> {
   const job = randomUUID();
   const bridgeEvent = randomUUID();
   const playbackEvent = randomUUID();
-  const started = Date.now();
-  const log: Array<{ dir: 'send' | 'recv'; t_ms: number; raw: string }> = [];
-  const sock = net.connect(eslPort, host);
-  sock.setEncoding('utf8');
-  let closedBy: 'freeswitch' | null = null;
-  let wake: (() => void) | undefined;
-  const framer = new Framer((raw) => {
-    log.push({ dir: 'recv', t_ms: Date.now() - started, raw });
-    wake?.();
-  });
-  sock.on('data', (d: string) => framer.push(d));
-  sock.on('end', () => (closedBy = 'freeswitch'));
-  const send = (raw: string): void => {
-    log.push({ dir: 'send', t_ms: Date.now() - started, raw });
-    sock.write(raw);
-  };
-  const until = async (pred: (raw: string) => boolean, ms = 20_000): Promise<void> => {
-    const deadline = Date.now() + ms;
-    while (!log.some((m) => m.dir === 'recv' && pred(m.raw))) {
-      if (Date.now() > deadline) throw new Error('timed out waiting for the switch');
-      await new Promise<void>((r) => {
-        wake = r;
-        setTimeout(r, 20);
-      });
-    }
-  };
-  const count = (): number => log.filter((m) => m.dir === 'recv').length;
-  const next = async (): Promise<void> => {
-    const n = count();
-    await until(() => count() > n);
-  };
+  const { socket: sock, log, send, until, next, closedByFreeswitch } = recordEsl(host, eslPort);
   try {
     await until((raw) => raw.startsWith('Content-Type: auth/request'));
     send(`auth ${password}\n\n`);
@@ -112,7 +81,7 @@ async function main(): Promise<void> {
     recorded: new Date().toISOString().slice(0, 10),
     switch: 'FreeSWITCH 1.10.12-release',
     bridgeEndpoint: endpoint,
-    transcripts: [{ file: `${name}.esl.jsonl`, closed_by_freeswitch_at_ms: closedBy ? log[log.length - 1]!.t_ms : null, closed_by_client_at_ms: null }],
+    transcripts: [{ file: `${name}.esl.jsonl`, closed_by_freeswitch_at_ms: closedByFreeswitch() ? log[log.length - 1]!.t_ms : null, closed_by_client_at_ms: null }],
     ids: { uA, uB, job_uuid: job, event_uuid: bridgeEvent, playback_event_uuid: playbackEvent },
     phones: [{ label: 'A', number: A, address: `127.0.0.1:${aPort}`, behaviour: "UAS: 180 Ringing, 200 OK at once, then waits for FreeSWITCH's BYE" }],
   };
