@@ -743,13 +743,13 @@ function table(phases: Record<string, unknown>[]): TableRow[] {
   });
 }
 
-/** The highest offered rate each side connected at >= 99 %, and their ratio. */
+/** The most calls per second each side connected in a phase where it connected >= 99 % of its calls, and their ratio. */
 function summarise(phases: Record<string, unknown>[]): Record<string, unknown> & { ratio: number | null } {
   const sustained = (side: 'numguard' | 'bare'): number => {
     let best = 0;
     for (const p of phases) {
       const ph = p[side] as Phase;
-      if (ph.connectedPct >= 99) best = Math.max(best, p.offeredPerSecond as number);
+      if (ph.connectedPct >= 99) best = Math.max(best, ph.connectedPerSecond);
     }
     return best;
   };
