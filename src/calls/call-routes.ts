@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { CallResult, CdrRecord } from '../domain/call';
-import { ValidationError } from '../domain/errors';
+import { timeWindow } from '../http/query';
 import { ErrorSchema } from '../http/schemas';
 import { tenantOf } from '../http/tenant-context';
 import { CallIdParams, CallViewSchema, CdrPageSchema, CreateCallBody, ListCdrsQuery } from './call-schemas';
@@ -63,8 +63,7 @@ export function registerCallRoutes(v1: FastifyInstance, deps: CallRouteDeps): vo
     async (request) => {
       const q = request.query;
       return deps.cdrs.list(tenantOf(request).tenantId, {
-        from: q.from === undefined ? undefined : parseTime(q.from, 'from'),
-        to: q.to === undefined ? undefined : parseTime(q.to, 'to'),
+        ...timeWindow(q),
         result: q.result,
         userData: q.userData,
         limit: q.limit === undefined ? undefined : Number(q.limit),
@@ -72,10 +71,4 @@ export function registerCallRoutes(v1: FastifyInstance, deps: CallRouteDeps): vo
       });
     },
   );
-}
-
-export function parseTime(value: string, field: string): number {
-  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
-  if (!Number.isFinite(ms)) throw new ValidationError(field, `${field} must be an ISO time or epoch milliseconds`);
-  return ms;
 }

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { parseTime } from '../calls/call-routes';
+import { timeWindow } from '../http/query';
 import { MESSAGE_STATUSES } from '../domain/message';
 import { NotFoundError } from '../domain/errors';
 import { CursorParam, ErrorSchema, ResourceId } from '../http/schemas';
@@ -76,8 +76,7 @@ export function registerMessageRoutes(v1: FastifyInstance, deps: { store: Messag
     async (request) => {
       const q = request.query;
       return deps.store.list(tenantOf(request).tenantId, {
-        from: q.from === undefined ? undefined : parseTime(q.from, 'from'),
-        to: q.to === undefined ? undefined : parseTime(q.to, 'to'),
+        ...timeWindow(q),
         status: q.status,
         bindingId: q.bindingId,
         limit: q.limit === undefined ? undefined : Number(q.limit),
