@@ -43,6 +43,7 @@ import { CdrQueue, startCdrWriter } from './queues/cdr-queue';
 import { BindingService } from './bindings/binding-service';
 import { CallStore } from './stores/call-store';
 import { CdrStore } from './stores/cdr-store';
+import { refusalAttribution } from './stores/cdr-attribution';
 import { cachedApiKeyAuth, cachedTenantLookup } from './stores/cached-tenants';
 import { LiveCallStore } from './stores/live-calls';
 import { MediaCatalogue, MediaPlayback } from './stores/media-catalogue';
@@ -293,6 +294,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
         pool,
         logger,
         concurrency: 50,
+        attribute: refusalAttribution(pool),
         afterWrite: async (outcome) => {
           for (const e of completionEvents(outcome.cdr)) await queueWebhook(withId(e));
           await abuse.watch.observeCall(outcome.cdr);

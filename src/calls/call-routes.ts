@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { CallResult, CdrRecord } from '../domain/call';
+import { tenantCdrView } from '../domain/call-result';
 import { timeWindow } from '../http/query';
 import { ErrorSchema } from '../http/schemas';
 import { tenantOf } from '../http/tenant-context';
@@ -62,13 +63,14 @@ export function registerCallRoutes(v1: FastifyInstance, deps: CallRouteDeps): vo
     { schema: { summary: 'Call detail records, newest first', security, querystring: ListCdrsQuery, response: { 200: CdrPageSchema, ...errorResponses } } },
     async (request) => {
       const q = request.query;
-      return deps.cdrs.list(tenantOf(request).tenantId, {
+      const page = await deps.cdrs.list(tenantOf(request).tenantId, {
         ...timeWindow(q),
         result: q.result,
         userData: q.userData,
         limit: q.limit === undefined ? undefined : Number(q.limit),
         cursor: q.cursor,
       });
+      return { ...page, items: page.items.map(tenantCdrView) };
     },
   );
 }

@@ -1,4 +1,5 @@
-import type { CallResult } from './call';
+import type { CallResult, CdrRecord } from './call';
+import { maskPhone } from './phone-number';
 
 /**
  * Hangup causes to business results, in one place (fs-traces README §06–§12).
@@ -38,6 +39,25 @@ export function resultOfBFailure(cause: string | undefined): CallResult {
 /** Results after which the tenant's retry policy may try A again: A was never reached. */
 export function isRetryable(result: CallResult): boolean {
   return result === 'a_busy' || result === 'a_no_answer' || result === 'failed';
+}
+
+/**
+ * The results of a call to X that was refused (never routed): the caller heard "not in service".
+ * Every refusal reason is listed here once; its CDR belongs to X's tenant, and it is reported as
+ * `call.refused` (caller masked) instead of `call.completed`.
+ */
+export const REFUSAL_RESULTS: ReadonlySet<CallResult> = new Set<CallResult>(['unbound', 'expired', 'restricted', 'rate_limited', 'blacklisted']);
+
+export function isRefusal(result: CallResult): boolean {
+  return REFUSAL_RESULTS.has(result);
+}
+
+/**
+ * A CDR as its tenant reads it (GET /v1/cdrs): the caller of a refused call is masked, since it
+ * is anyone who dialled X, not a number the tenant bound.
+ */
+export function tenantCdrView(cdr: CdrRecord): CdrRecord {
+  return isRefusal(cdr.result) && cdr.a ? { ...cdr, a: maskPhone(cdr.a) } : cdr;
 }
 
 /** Parses a BACKGROUND_JOB body of originate: "+OK <uuid>\n" or "-ERR <CAUSE>\n". */

@@ -16,6 +16,8 @@ export const CALL_RESULTS = [
   'cancelled',
   'failed',
   'unbound',
+  /** A call to X from a caller whose binding on X had expired (the binding id is in its CDR). */
+  'expired',
   'restricted',
   /** A call to X refused because its caller was over the calls-per-minute limit (abuse control). */
   'rate_limited',

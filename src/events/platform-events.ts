@@ -1,6 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
-import type { CdrRecord } from '../domain/call';
+import type { CallResult, CdrRecord } from '../domain/call';
+import { isRefusal } from '../domain/call-result';
+import { maskPhone } from '../domain/phone-number';
 import type { MessageRecord } from '../domain/message';
 import { deterministicUuid } from '../domain/ids';
 import { redisKeys } from '../stores/keys';
@@ -16,6 +18,7 @@ export type PlatformEventType =
   | 'call.answered'
   | 'call.bridged'
   | 'call.completed'
+  | 'call.refused'
   | 'recording.ready'
   | 'binding.expired'
   | 'sms.received'
@@ -30,6 +33,7 @@ export const PLATFORM_EVENT_TYPES: readonly PlatformEventType[] = [
   'call.answered',
   'call.bridged',
   'call.completed',
+  'call.refused',
   'recording.ready',
   'binding.expired',
   'sms.received',
@@ -56,6 +60,14 @@ export interface AbuseFlagReport {
   readonly until: number | null;
 }
 
+/** call.refused: a call to one of the tenant's X that was never routed, and why. */
+export interface RefusalReport {
+  readonly x: string;
+  /** The caller's number, masked. */
+  readonly caller: string;
+  readonly result: CallResult;
+}
+
 export interface PlatformEvent {
   /** Stable for the same fact: a redelivered job reports the same id, so receivers can de-duplicate. */
   readonly id: string;
@@ -71,6 +83,7 @@ export interface PlatformEvent {
   /** sms.*: the message's record as GET /v1/messages shows it (parties masked). */
   readonly message?: MessageRecord;
   readonly flag?: AbuseFlagReport;
+  readonly refusal?: RefusalReport;
 }
 
 export type PlatformEventInput = Omit<PlatformEvent, 'id'>;
@@ -87,11 +100,17 @@ export function withId(e: PlatformEventInput): PlatformEvent {
   return { id: eventId(e), ...e };
 }
 
-/** The events a finished call reports: completed (carrying the CDR), then the recording when there is one. */
+/**
+ * The events a finished call reports: completed (carrying the CDR), then the recording when there is
+ * one; a refused call reports only call.refused (its caller masked, no CDR: the caller is anyone who dialled X).
+ */
 export function completionEvents(cdr: CdrRecord): PlatformEventInput[] {
-  const events: PlatformEventInput[] = [
-    { type: 'call.completed', tenantId: cdr.tenantId, callId: cdr.callId, at: cdr.endedAt, cdr, ...(cdr.bindingId ? { bindingId: cdr.bindingId } : {}) },
-  ];
+  const binding = cdr.bindingId ? { bindingId: cdr.bindingId } : {};
+  if (isRefusal(cdr.result)) {
+    const refusal: RefusalReport = { x: cdr.x, caller: cdr.a ? maskPhone(cdr.a) : '', result: cdr.result };
+    return [{ type: 'call.refused', tenantId: cdr.tenantId, callId: cdr.callId, at: cdr.endedAt, refusal, ...binding }];
+  }
+  const events: PlatformEventInput[] = [{ type: 'call.completed', tenantId: cdr.tenantId, callId: cdr.callId, at: cdr.endedAt, cdr, ...binding }];
   if (cdr.recordingRef) {
     events.push({ type: 'recording.ready', tenantId: cdr.tenantId, callId: cdr.callId, at: cdr.endedAt, recordingRef: cdr.recordingRef });
   }

@@ -202,9 +202,7 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
       route = decision.binding;
       result = decision.refused;
       log.info({ caller, result }, 'call to X refused');
-      await session.execute('pre_answer', undefined, { awaitCompletion: true, timeoutMs: 10_000 });
-      await session.execute('playback', deps.notInServicePrompt, { awaitCompletion: true, timeoutMs: 60_000 });
-      await session.execute('hangup', 'UNALLOCATED_NUMBER');
+      await refuse(deps, session);
     } else {
       const routed = decision.route;
       route = routed;
@@ -293,6 +291,19 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
   await deps.finished({ cdr });
   log.info({ result, cause, talkSeconds: cdr.talkSeconds }, 'call to X ended');
   return cdr;
+}
+
+/**
+ * Every refusal of a call to X ends here, whatever its reason: the caller hears "not in service" as
+ * early media and gets UNALLOCATED_NUMBER (trace 13c: never answered, never billed). The reason is
+ * the CDR's result; a refusal result (REFUSAL_RESULTS, domain/call-result) makes the CDR X's
+ * tenant's (the CDR writer's refusalAttribution, when no binding named the tenant) and its end a
+ * `call.refused` event with the caller masked (completionEvents).
+ */
+async function refuse(deps: Pick<CallToXDeps, 'notInServicePrompt'>, session: OutboundSession): Promise<void> {
+  await session.execute('pre_answer', undefined, { awaitCompletion: true, timeoutMs: 10_000 });
+  await session.execute('playback', deps.notInServicePrompt, { awaitCompletion: true, timeoutMs: 60_000 });
+  await session.execute('hangup', 'UNALLOCATED_NUMBER');
 }
 
 const UNAVAILABLE: Unavailable = { refused: 'failed', unavailable: true };

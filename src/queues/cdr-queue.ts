@@ -77,6 +77,11 @@ export interface CdrWriterOptions {
    * this must be too.
    */
   readonly afterWrite?: (outcome: CallOutcome) => Promise<void>;
+  /**
+   * Completes an outcome from MySQL before it is written (e.g. a refused call to X gets X's tenant);
+   * afterWrite sees what was written. A failure retries the job.
+   */
+  readonly attribute?: (outcome: CallOutcome) => Promise<CallOutcome>;
 }
 
 export function cappedExponentialBackoff(baseMs: number, maxMs: number): (attemptsMade: number) => number {
@@ -169,7 +174,8 @@ export function startCdrWriter(opts: CdrWriterOptions): { worker: Worker<CallOut
   const worker = new Worker<CallOutcome>(
     cdrQueueName(opts.prefix),
     async (job: Job<CallOutcome>) => {
-      const outcome = validateOutcome(job.data);
+      const queued = validateOutcome(job.data);
+      const outcome = opts.attribute ? await opts.attribute(queued) : queued;
       try {
         await batcher.write(outcome);
       } catch (err) {

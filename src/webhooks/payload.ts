@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { CdrRecord } from '../domain/call';
 import type { MessageRecord } from '../domain/message';
-import { PLATFORM_EVENT_TYPES, type AbuseFlagReport, type Leg, type PlatformEvent, type PlatformEventType } from '../events/platform-events';
+import { PLATFORM_EVENT_TYPES, type AbuseFlagReport, type Leg, type RefusalReport, type PlatformEvent, type PlatformEventType } from '../events/platform-events';
 
 /** What an endpoint can subscribe to: every platform event type. `webhook.test` is sent on request only. */
 export const WEBHOOK_EVENT_TYPES: readonly PlatformEventType[] = PLATFORM_EVENT_TYPES;
@@ -22,6 +22,8 @@ export interface WebhookEventData {
   readonly sms?: MessageRecord;
   /** abuse.flagged: the flag (numbers masked) and what the disposal policy did. */
   readonly flag?: AbuseFlagReport;
+  /** call.refused: X, the caller (masked) and the result (unbound, expired, restricted, …). */
+  readonly refusal?: RefusalReport;
   readonly message?: string;
 }
 
@@ -94,6 +96,7 @@ export function toWebhookPayload(event: PlatformEvent): WebhookPayload {
     ...(event.recordingRef !== undefined ? { recordingRef: event.recordingRef } : {}),
     ...(event.message !== undefined ? { sms: messageView(event.message) } : {}),
     ...(event.flag !== undefined ? { flag: event.flag } : {}),
+    ...(event.refusal !== undefined ? { refusal: { x: event.refusal.x, caller: event.refusal.caller, result: event.refusal.result } } : {}),
   };
   return { id: event.id, type: event.type, createdAt: new Date(event.at).toISOString(), tenantId: event.tenantId, data };
 }

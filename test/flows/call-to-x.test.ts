@@ -77,7 +77,7 @@ describe('calls to X through the outbound socket (simulator, real MariaDB and Re
     const a = '13800008006';
     const b = '13900008006';
     await sys.app.bindings.bind({ tenantId: sys.tenantId, mode: 'axb', a, b, x: xs(3), ttlSeconds: 60 }, Date.now() - 61_000);
-    expect((await callX(a, xs(3))).cdr).toMatchObject({ result: 'unbound' });
+    expect((await callX(a, xs(3))).cdr).toMatchObject({ result: 'expired' });
     expect(sys.sim.invitesTo(b)).toHaveLength(0);
   });
 
