@@ -10,7 +10,7 @@ import { createReadinessProbe } from './monitoring/readiness';
 import { ConsoleHub } from './agent-console/console-hub';
 import { ConsoleSessionStore } from './agent-console/console-sessions';
 import { AgentTokenStore } from './stores/agent-tokens';
-import { completionEvents, PlatformEventBus, withId, type PlatformEvent } from './events/platform-events';
+import { completionEvents, PlatformEventBus, progressEvents, withId, type PlatformEvent } from './events/platform-events';
 import { EslOutboundServer, peerMatcher, type OutboundSession } from './esl/outbound-server';
 import { SwitchIdentity } from './esl/switch-identity';
 import { callToXId, handleCallToX, type CallToXDeps } from './flows/call-to-x';
@@ -285,8 +285,8 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const webhookQueue = new WebhookQueue({ connection: queueRedis, prefix: config.redisPrefix });
   const queueWebhook = webhookQueuer({ store: webhookEndpoints, queue: webhookQueue });
   announceFlag = queueWebhook;
-  // The completion webhooks are queued again from the durable CDR job: if this instance dies between
-  // the call ending and the webhook being queued, whichever instance writes the CDR queues it (same event id, sent once).
+  // The completion webhooks, and the progress ones the CDR implies, are queued again from the durable CDR job: if an
+  // instance dies between an event and its webhook being queued, whichever instance writes the CDR queues it (same event id, sent once).
   const cdrWriter = workers
     ? startCdrWriter({
         connection: queueRedis,
@@ -296,7 +296,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
         concurrency: 50,
         attribute: refusalAttribution(pool),
         afterWrite: async (outcome) => {
-          for (const e of completionEvents(outcome.cdr)) await queueWebhook(withId(e));
+          for (const e of [...progressEvents(outcome.cdr), ...completionEvents(outcome.cdr)]) await queueWebhook(withId(e));
           await abuse.watch.observeCall(outcome.cdr);
         },
       })

@@ -117,6 +117,25 @@ export function completionEvents(cdr: CdrRecord): PlatformEventInput[] {
   return events;
 }
 
+/**
+ * The progress events (ringing, answered, bridged) a finished call's CDR says happened, as the flows
+ * report them live: same type, leg and binding, so the same event id. Queued again from the durable
+ * CDR job, they reach the tenant even when the controller that saw them died before queueing them
+ * (one delivery per id: the webhook job id is the event id).
+ */
+export function progressEvents(cdr: CdrRecord): PlatformEventInput[] {
+  const base = { tenantId: cdr.tenantId, callId: cdr.callId, ...(cdr.bindingId ? { bindingId: cdr.bindingId } : {}) };
+  const events: PlatformEventInput[] = [];
+  if (cdr.kind === 'click_to_dial') {
+    if (cdr.aRingAt !== null) events.push({ type: 'call.ringing', leg: 'a', at: cdr.aRingAt, ...base });
+    if (cdr.aAnswerAt !== null) events.push({ type: 'call.answered', leg: 'a', at: cdr.aAnswerAt, ...base });
+    if (cdr.bRingAt !== null) events.push({ type: 'call.ringing', leg: 'b', at: cdr.bRingAt, ...base });
+  }
+  if (cdr.bAnswerAt !== null) events.push({ type: 'call.answered', leg: 'b', at: cdr.bAnswerAt, ...base });
+  if (cdr.result === 'connected' && cdr.bAnswerAt !== null) events.push({ type: 'call.bridged', at: cdr.bAnswerAt, ...base });
+  return events;
+}
+
 type Listener = (event: PlatformEvent) => void | Promise<void>;
 
 /**

@@ -470,13 +470,29 @@ class ClickToDialFlow {
   /** Another delivery of this job already dialled A. Follow what exists; dial nothing already dialled. */
   private async resume(prior: LiveCall | null): Promise<AttemptOutcome> {
     this.log.warn({ state: prior?.state }, 'resuming an attempt that was already started');
+    this.reportKnownProgress(prior);
     if (!(await this.legExists(this.uA))) {
       const result: CallResult = prior?.state === 'bridged' ? 'connected' : (prior?.result ?? 'failed');
       return this.settle({ result, cause: prior?.hangupCause ?? null, side: prior?.hangupSide ?? 'unknown' });
     }
     if (prior?.state === 'calling_a' || prior?.state === 'queued' || prior === null) return this.awaitAnswerOfExistingA();
     if (prior.state === 'a_answered') return this.aAnswered();
+    // B may still ring: its ringing is this delivery's to report.
+    if (prior.bRingAt === null) this.trackRinging(this.b, 'bRingAt');
     return this.followToEnd(prior.state);
+  }
+
+  /**
+   * A takeover reports at once what the live record says already happened. Same event ids as the
+   * first owner's reports: what it queued before dying is not sent twice, what it did not is sent now.
+   */
+  private reportKnownProgress(prior: LiveCall | null): void {
+    if (!prior || prior.attempt !== this.call.attempt) return;
+    if (prior.aRingAt !== null) this.report('call.ringing', 'a', prior.aRingAt);
+    if (prior.aAnswerAt !== null) this.report('call.answered', 'a', prior.aAnswerAt);
+    if (prior.bRingAt !== null) this.report('call.ringing', 'b', prior.bRingAt);
+    if (prior.bAnswerAt !== null) this.report('call.answered', 'b', prior.bAnswerAt);
+    if (prior.state === 'bridged' && prior.bAnswerAt !== null) this.report('call.bridged', undefined, prior.bAnswerAt);
   }
 
   /**
@@ -487,7 +503,14 @@ class ClickToDialFlow {
     this.bDialled = true;
     if (state === 'bridged') return this.connectedCallEnded();
     const disposition = await this.variableOf(this.uA, 'originate_disposition');
-    if (disposition?.toUpperCase() === 'SUCCESS') return this.connectedCallEnded();
+    if (disposition?.toUpperCase() === 'SUCCESS') {
+      // B answered while no controller followed the call: recorded and reported now.
+      const bAnsweredAt = Date.now();
+      await this.deps.live.update(this.call.callId, { state: 'bridged', bAnswerAt: bAnsweredAt }).catch((err: unknown) => this.log.warn({ err }, 'could not record the bridge'));
+      this.report('call.answered', 'b', bAnsweredAt);
+      this.report('call.bridged', undefined, bAnsweredAt);
+      return this.connectedCallEnded();
+    }
     if (disposition) return this.bFailed(disposition);
     return this.afterBridgeStarted();
   }
