@@ -226,6 +226,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     ringbackTone: config.callbacks.ringbackTone,
     bFailedPrompt: config.callbacks.bFailedPrompt,
     recordingPath: (callId) => `${config.callbacks.recordingsDir}/${callId}.wav`,
+    endWarningTone: config.endWarning.tone,
     report: events.report,
     logger,
   };
@@ -235,6 +236,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     ringTimeoutBSeconds: config.callbacks.ringTimeoutBSeconds,
     maxDurationSeconds: config.callbacks.maxDurationSeconds,
     passthroughAllowed: config.callbacks.passthroughAllowed,
+    endWarningSeconds: config.endWarning.seconds,
   };
   const media = new MediaCatalogue(pool);
   const mediaPlayback = new MediaPlayback(media, config.callsToX.soundsDir);
@@ -259,6 +261,8 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     bFailedPrompt: config.callbacks.bFailedPrompt,
     ringTimeoutSeconds: config.callbacks.ringTimeoutBSeconds,
     maxDurationSeconds: config.callbacks.maxDurationSeconds,
+    endWarningSeconds: config.endWarning.seconds,
+    endWarningTone: config.endWarning.tone,
     recordingPath: flow.recordingPath,
     finished,
     report: events.report,

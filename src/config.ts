@@ -87,6 +87,14 @@ export interface AppConfig {
     /** Where the switch writes call recordings (a path on the FreeSWITCH host). */
     readonly recordingsDir: string;
   };
+  /**
+   * The warning before a call's maximum duration ends it: both parties hear `tone` this many seconds
+   * before (0: none). Bindings and click-to-dial requests may set their own seconds; the tone is the operator's only.
+   */
+  readonly endWarning: {
+    readonly seconds: number;
+    readonly tone: string;
+  };
   /** Calls to a privacy number X (SPEC §5). */
   readonly callsToX: {
     /** What a caller without a binding (or past expiry, or restricted) hears before the hangup. */
@@ -437,6 +445,11 @@ export function loadConfig(env: Env = process.env): AppConfig {
       ringbackTone: originateArgument(env, 'RINGBACK_TONE', '%(2000,4000,440,480)'),
       bFailedPrompt: switchArgument(env, 'B_FAILED_PROMPT', 'tone_stream://%(500,500,480,620);loops=2'),
       recordingsDir: switchDir(env, 'RECORDINGS_DIR', '/var/lib/freeswitch/recordings'),
+    },
+    endWarning: {
+      seconds: int(env, 'CALL_END_WARNING_SECONDS', 60, 0, 3600),
+      // Scheduled on the switch as `sched_broadcast +N <uuid> <tone> both`, also from B's originate variables (quoted).
+      tone: originateArgument(env, 'CALL_END_WARNING_TONE', 'tone_stream://%(300,200,880);loops=2'),
     },
     callsToX: {
       notInServicePrompt: switchArgument(env, 'NOT_IN_SERVICE_PROMPT', 'tone_stream://%(500,500,480,620);loops=2'),

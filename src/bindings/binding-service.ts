@@ -200,10 +200,11 @@ export class BindingService {
       restriction: patch.restriction ?? before.restriction,
       record: patch.record ?? before.record,
       maxDurationSeconds: patch.maxDurationSeconds === undefined ? before.maxDurationSeconds : patch.maxDurationSeconds,
+      endWarningSeconds: patch.endWarningSeconds === undefined ? before.endWarningSeconds : patch.endWarningSeconds,
       announcement: patch.announcement === undefined ? before.announcement : patch.announcement,
     };
     const change: Record<string, [unknown, unknown]> = {};
-    for (const key of ['a', 'b', 'expiresAt', 'restriction', 'record', 'maxDurationSeconds', 'announcement'] as const) {
+    for (const key of ['a', 'b', 'expiresAt', 'restriction', 'record', 'maxDurationSeconds', 'endWarningSeconds', 'announcement'] as const) {
       if (before[key] !== after[key]) {
         const masked = (v: unknown) => (typeof v === 'string' && (key === 'a' || key === 'b') ? maskPhone(v) : v);
         change[key] = [masked(before[key]), masked(after[key])];
@@ -283,7 +284,7 @@ export class BindingService {
 function withoutVersion(b: Binding): Binding {
   return {
     id: b.id, tenantId: b.tenantId, requestId: b.requestId, kind: b.kind, x: b.x, a: b.a, b: b.b, state: b.state, expiresAt: b.expiresAt,
-    restriction: b.restriction, record: b.record, maxDurationSeconds: b.maxDurationSeconds, announcement: b.announcement,
+    restriction: b.restriction, record: b.record, maxDurationSeconds: b.maxDurationSeconds, endWarningSeconds: b.endWarningSeconds, announcement: b.announcement,
     allowList: b.allowList, userData: b.userData,
   };
 }

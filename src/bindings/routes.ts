@@ -18,6 +18,9 @@ const Number32 = Type.String({ minLength: 1, maxLength: 32 });
 const Restriction = Type.Union([Type.Literal('both'), Type.Literal('a_to_b'), Type.Literal('b_to_a')]);
 const Area = Type.String({ pattern: '^0?\\d{2,4}$' });
 
+/** Seconds before the maximum duration ends a call that both parties hear a warning tone; 0: none. */
+const EndWarningSeconds = Type.Integer({ minimum: 0, maximum: 3600 });
+
 export const CreateBindingBody = Type.Object(
   {
     requestId: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._:-]+$' })),
@@ -32,6 +35,7 @@ export const CreateBindingBody = Type.Object(
     restriction: Type.Optional(Restriction),
     record: Type.Optional(Type.Boolean()),
     maxDurationSeconds: Type.Optional(Type.Integer({ minimum: 10, maximum: 86_400 })),
+    endWarningSeconds: Type.Optional(EndWarningSeconds),
     // The id of an entry of the operator's media catalogue (GET /v1/media); checked by the registry: `unknown_media`.
     announcement: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
     // Length checked by the registry: `allow_list_too_long`.
@@ -50,6 +54,7 @@ export const UpdateBindingBody = Type.Object(
     restriction: Type.Optional(Restriction),
     record: Type.Optional(Type.Boolean()),
     maxDurationSeconds: Type.Optional(Type.Union([Type.Integer({ minimum: 10, maximum: 86_400 }), Type.Null()])),
+    endWarningSeconds: Type.Optional(Type.Union([EndWarningSeconds, Type.Null()])),
     announcement: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 64 }), Type.Null()])),
   },
   { additionalProperties: false, minProperties: 1 },
@@ -68,6 +73,7 @@ export const BindingSchema = Type.Object({
   restriction: Type.String(),
   record: Type.Boolean(),
   maxDurationSeconds: Type.Union([Type.Integer(), Type.Null()]),
+  endWarningSeconds: Type.Union([Type.Integer({ description: 'null: the platform default; 0: no warning' }), Type.Null()]),
   announcement: Type.Union([Type.String({ description: 'media catalogue id' }), Type.Null()]),
   allowList: Type.Array(Type.String()),
   userData: Type.Union([Type.String(), Type.Null()]),

@@ -17,6 +17,7 @@ export const CreateCallBody = Type.Object(
     ringTimeoutASeconds: Type.Optional(Type.Integer({ minimum: 5, maximum: 120 })),
     ringTimeoutBSeconds: Type.Optional(Type.Integer({ minimum: 5, maximum: 120 })),
     maxDurationSeconds: Type.Optional(Type.Integer({ minimum: 10, maximum: 86_400 })),
+    endWarningSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, description: 'a warning tone this long before the maximum duration ends the call; 0: none' })),
     record: Type.Optional(Type.Boolean()),
     userData: Type.Optional(Type.String({ maxLength: 256 })),
   },

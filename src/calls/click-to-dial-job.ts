@@ -38,6 +38,7 @@ export const ClickToDialJobSchema = Type.Object(
     ringTimeoutASeconds: Type.Optional(Seconds(5, 120, 'ring timeout of A')),
     ringTimeoutBSeconds: Type.Optional(Seconds(5, 120, 'ring timeout of B')),
     maxDurationSeconds: Type.Optional(Seconds(10, 86_400, 'maximum call duration, enforced by the switch')),
+    endWarningSeconds: Type.Optional(Seconds(0, 3600, 'a warning tone this long before the maximum duration ends the call; 0: none')),
     record: Type.Optional(Type.Boolean()),
     userData: Type.Optional(Type.String({ maxLength: 256, description: 'echoed in the CDR' })),
     attempt: Type.Optional(Type.Integer({ minimum: 1, maximum: 10, description: 'set by the worker when it retries; producers leave it out' })),

@@ -13,6 +13,8 @@ export interface ClickToDialDefaults {
   readonly ringTimeoutBSeconds: number;
   readonly maxDurationSeconds: number;
   readonly passthroughAllowed: boolean;
+  /** CALL_END_WARNING_SECONDS: the warning before the maximum duration (0: none). */
+  readonly endWarningSeconds?: number;
 }
 
 export const USER_DATA_MAX = 256;
@@ -76,6 +78,7 @@ export function resolveClickToDialRequest(
     ringTimeoutASeconds: input.ringTimeoutASeconds ?? defaults.ringTimeoutASeconds,
     ringTimeoutBSeconds: input.ringTimeoutBSeconds ?? defaults.ringTimeoutBSeconds,
     maxDurationSeconds: input.maxDurationSeconds ?? defaults.maxDurationSeconds,
+    endWarningSeconds: input.endWarningSeconds ?? (tenant.clickToDialEndWarning ? (defaults.endWarningSeconds ?? 0) : 0),
     record: input.record ?? false,
     userData: input.userData ?? null,
   };
@@ -101,6 +104,7 @@ export function requestOfCall(call: CallRecord): ClickToDialRequest {
     ringTimeoutASeconds: call.ringTimeoutASeconds,
     ringTimeoutBSeconds: call.ringTimeoutBSeconds,
     maxDurationSeconds: call.maxDurationSeconds,
+    endWarningSeconds: call.endWarningSeconds ?? 0,
     record: call.record,
     userData: call.userData,
   };

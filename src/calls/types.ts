@@ -11,6 +11,8 @@ export interface CreateClickToDialInput {
   readonly ringTimeoutASeconds?: number;
   readonly ringTimeoutBSeconds?: number;
   readonly maxDurationSeconds?: number;
+  /** 0: no warning; absent: the platform's default, unless the tenant turned it off for click-to-dial. */
+  readonly endWarningSeconds?: number;
   readonly record?: boolean;
   readonly userData?: string;
 }

@@ -75,6 +75,8 @@ export interface Binding {
   readonly restriction: CallRestriction;
   readonly record: boolean;
   readonly maxDurationSeconds: number | null;
+  /** Seconds before the maximum duration ends a call that both parties hear a warning tone; null or absent: the platform's default, 0: none. */
+  readonly endWarningSeconds?: number | null;
   readonly announcement: string | null;
   readonly allowList: readonly string[];
   readonly userData: string | null;

@@ -49,6 +49,8 @@ export interface ClickToDialRequest {
   readonly ringTimeoutASeconds: number;
   readonly ringTimeoutBSeconds: number;
   readonly maxDurationSeconds: number;
+  /** Seconds before the maximum duration ends the call that both parties hear a warning tone; absent or 0: none. */
+  readonly endWarningSeconds?: number;
   readonly record: boolean;
   readonly userData: string | null;
 }

@@ -6,6 +6,7 @@ import { deterministicUuid } from '../domain/ids';
 import { parsePhoneNumber } from '../domain/phone-number';
 import type { EslEvent } from '../esl/event';
 import type { OutboundSession } from '../esl/outbound-server';
+import { endWarningCommand } from './switch';
 import type { Logger } from '../logger';
 import type { CallOutcome } from '../stores/call-outcome';
 import type { RouteDecision, RouteIndex, RouteTarget } from '../stores/route-index';
@@ -52,6 +53,10 @@ export interface CallToXDeps {
   readonly announcementOf: (mediaId: string) => Promise<string | null>;
   readonly ringTimeoutSeconds: number;
   readonly maxDurationSeconds: number;
+  /** CALL_END_WARNING_SECONDS: the warning before the maximum duration when the binding sets none (0: none). */
+  readonly endWarningSeconds?: number;
+  /** CALL_END_WARNING_TONE: what both parties hear then. */
+  readonly endWarningTone?: string;
   readonly recordingPath: (callId: string) => string;
   readonly finished: (outcome: CallOutcome) => Promise<void>;
   /** Progress for webhooks; never awaited. */
@@ -231,6 +236,8 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
         deps.report?.({ type: 'call.answered', leg: 'b', ...bridged });
         deps.report?.({ type: 'call.bridged', ...bridged });
         void session.api(`sched_hangup +${maxDuration} ${session.uuid} ALLOTTED_TIMEOUT`).catch(() => undefined);
+        const warning = endWarningCommand(session.uuid, maxDuration, routed.endWarningSeconds ?? deps.endWarningSeconds ?? 0, deps.endWarningTone);
+        if (warning) void session.api(warning).catch(() => undefined);
         if (routed.record) void session.execute('record_session', deps.recordingPath(callId)).catch(() => undefined);
       };
       session.on('event', onBridge);

@@ -7,7 +7,7 @@ import { CANCEL_CAUSE, parseOriginateReply, resultOfAFailure, resultOfBFailure }
 import type { EslEvent } from '../esl/event';
 import type { Logger } from '../logger';
 import type { LiveCall, LiveCallStore } from '../stores/live-calls';
-import { CALL_ID_VARIABLE, eventTime, LegWatch, type SwitchControl } from './switch';
+import { CALL_ID_VARIABLE, endWarningCommand, eventTime, LegWatch, type SwitchControl } from './switch';
 
 /**
  * Click-to-dial (回拨), SPEC §4: the platform calls A; when A answers, A hears ringback while the
@@ -29,6 +29,8 @@ export interface ClickToDialDeps {
   readonly ringbackTone: string;
   readonly bFailedPrompt: string;
   readonly recordingPath: (callId: string) => string;
+  /** CALL_END_WARNING_TONE: played to both parties endWarningSeconds (of the request) before the maximum duration. */
+  readonly endWarningTone?: string;
   /** Progress for webhooks and the agent console; never awaited. */
   readonly report?: ReportEvent;
   readonly logger: Logger;
@@ -383,6 +385,11 @@ class ClickToDialFlow {
       this.report('call.answered', 'b', bAnswerAt);
       this.report('call.bridged', undefined, eventTime(bridge));
       this.log.info('bridged');
+      // The warning tone before the cap, scheduled on the switch as the cap was (from B's answer). Not in B's
+      // api_on_answer: a tone has commas, which B's variables in the inline dialplan cannot carry.
+      const elapsed = Math.max(0, Math.floor((Date.now() - bAnswerAt) / 1000));
+      const warning = endWarningCommand(this.uB, this.req.maxDurationSeconds - elapsed, this.req.endWarningSeconds ?? 0, this.deps.endWarningTone);
+      if (warning) void this.deps.switch.api(warning).catch((err: unknown) => this.log.warn({ err }, 'could not schedule the end warning'));
       if (this.req.record) {
         await this.deps.switch.execute(this.uA, 'record_session', this.deps.recordingPath(this.call.callId));
       }

@@ -35,6 +35,17 @@ export interface SwitchControl {
   off(event: 'ready', listener: () => void): unknown;
 }
 
+/**
+ * The API command that plays the warning tone to both parties of the bridge of channel `uuid`,
+ * `warningSeconds` before the talk-time cap ends it (`sched_broadcast`, run by the switch itself even
+ * if the controller dies). null when there is no warning to give: none asked, no tone configured, or
+ * a warning as long as the call itself. The tone is the operator's (config), never a tenant's text.
+ */
+export function endWarningCommand(uuid: string, maxDurationSeconds: number, warningSeconds: number, tone: string | undefined): string | null {
+  if (!tone || !Number.isInteger(warningSeconds) || warningSeconds <= 0 || warningSeconds >= maxDurationSeconds) return null;
+  return `sched_broadcast +${maxDurationSeconds - warningSeconds} ${uuid} ${tone} both`;
+}
+
 /** Epoch ms of an event, from FreeSWITCH's own clock (Event-Date-Timestamp is in µs). */
 export function eventTime(e: EslEvent): number {
   const us = e.header('Event-Date-Timestamp');

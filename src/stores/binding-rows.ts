@@ -18,6 +18,7 @@ export function rowToBinding(r: RowDataPacket): Binding {
     restriction: r.restriction as Binding['restriction'],
     record: Boolean(r.record_call),
     maxDurationSeconds: r.max_duration === null ? null : Number(r.max_duration),
+    endWarningSeconds: r.end_warning_seconds === null || r.end_warning_seconds === undefined ? null : Number(r.end_warning_seconds),
     announcement: r.announcement === null ? null : String(r.announcement),
     allowList: allow,
     userData: r.user_data === null ? null : String(r.user_data),

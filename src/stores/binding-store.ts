@@ -35,6 +35,7 @@ export interface NewBinding {
   readonly restriction?: CallRestriction;
   readonly record?: boolean;
   readonly maxDurationSeconds?: number;
+  readonly endWarningSeconds?: number | null;
   readonly announcement?: string;
   /** XB only: callers allowed to reach B (at most 30); empty means anyone. */
   readonly allowList?: readonly string[];
@@ -51,6 +52,7 @@ export interface BindingPatch {
   readonly restriction?: CallRestriction;
   readonly record?: boolean;
   readonly maxDurationSeconds?: number | null;
+  readonly endWarningSeconds?: number | null;
   readonly announcement?: string | null;
 }
 
@@ -196,12 +198,12 @@ export class BindingStore {
       try {
         await conn.query(
           `INSERT INTO bindings (id, tenant_id, request_id, kind, x, a, b, restriction, record_call, max_duration, announcement,
-             allow_list, state, expires_at, user_data, created_at, updated_at, route_version)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)`,
+             allow_list, state, expires_at, user_data, created_at, updated_at, route_version, end_warning_seconds)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?)`,
           [
             id, d.tenantId, d.requestId ?? null, d.mode, x, d.a, d.b, d.restriction ?? 'both', d.record ?? false,
             d.maxDurationSeconds ?? null, d.announcement ?? null, JSON.stringify(d.allowList), toDate(d.expiresAt),
-            d.userData ?? null, toDate(now), toDate(now), version,
+            d.userData ?? null, toDate(now), toDate(now), version, d.endWarningSeconds ?? null,
           ],
         );
         await conn.query('INSERT INTO binding_members (x, number, binding_id, expires_at) VALUES ?', [
@@ -226,6 +228,7 @@ export class BindingStore {
       restriction: d.restriction ?? 'both',
       record: d.record ?? false,
       maxDurationSeconds: d.maxDurationSeconds ?? null,
+      endWarningSeconds: d.endWarningSeconds ?? null,
       announcement: d.announcement ?? null,
       allowList: d.allowList,
       userData: d.userData ?? null,
@@ -280,9 +283,10 @@ export class BindingStore {
           membersOf(before.kind as BindingMode, a, b).map((n) => [before.x, n, id, toDate(expiresAt)]),
         ]);
         await conn.query(
-          `UPDATE bindings SET a = ?, b = ?, expires_at = ?, restriction = ?, record_call = ?, max_duration = ?, announcement = ?, updated_at = ?
+          `UPDATE bindings SET a = ?, b = ?, expires_at = ?, restriction = ?, record_call = ?, max_duration = ?, announcement = ?, updated_at = ?,
+                end_warning_seconds = ?
             WHERE id = ?`,
-          [a, b, toDate(expiresAt), after.restriction, after.record, after.maxDurationSeconds, after.announcement, toDate(now), id],
+          [a, b, toDate(expiresAt), after.restriction, after.record, after.maxDurationSeconds, after.announcement, toDate(now), after.endWarningSeconds, id],
         );
         await conn.query('INSERT INTO binding_history (binding_id, tenant_id, change_json, actor, request_id, created_at) VALUES (?, ?, ?, ?, ?, ?)', [
           id, tenantId, JSON.stringify(change), actor, requestId ?? null, toDate(now),

@@ -16,6 +16,8 @@ export interface CallRecord {
   readonly ringTimeoutASeconds: number;
   readonly ringTimeoutBSeconds: number;
   readonly maxDurationSeconds: number;
+  /** The warning before the maximum duration, as resolved on acceptance; 0: none. */
+  readonly endWarningSeconds?: number;
   readonly record: boolean;
   readonly userData: string | null;
   readonly result: CallResult | null;
@@ -30,7 +32,7 @@ export interface CallRecord {
 export type NewCall = Pick<
   CallRecord,
   | 'id' | 'tenantId' | 'requestId' | 'kind' | 'displayMode' | 'x' | 'a' | 'b'
-  | 'ringTimeoutASeconds' | 'ringTimeoutBSeconds' | 'maxDurationSeconds' | 'record' | 'userData'
+  | 'ringTimeoutASeconds' | 'ringTimeoutBSeconds' | 'maxDurationSeconds' | 'endWarningSeconds' | 'record' | 'userData'
 > & {
   readonly state?: CallState;
   readonly createdAt?: number;
@@ -60,6 +62,7 @@ export function rowToCall(r: RowDataPacket): CallRecord {
     ringTimeoutASeconds: Number(r.ring_timeout_a),
     ringTimeoutBSeconds: Number(r.ring_timeout_b),
     maxDurationSeconds: Number(r.max_duration),
+    endWarningSeconds: Number(r.end_warning_seconds ?? 0),
     record: Boolean(r.record),
     userData: r.user_data === null ? null : String(r.user_data),
     result: r.result === null ? null : (r.result as CallResult),
@@ -83,8 +86,8 @@ export class CallStore {
     try {
       await this.pool.execute(
         `INSERT INTO calls (id, tenant_id, request_id, kind, state, display_mode, x, a, b,
-           ring_timeout_a, ring_timeout_b, max_duration, record, user_data, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           ring_timeout_a, ring_timeout_b, max_duration, record, user_data, created_at, updated_at, end_warning_seconds)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         [
           call.id,
           call.tenantId,
@@ -102,6 +105,7 @@ export class CallStore {
           call.userData,
           created,
           created,
+          call.endWarningSeconds ?? 0,
         ],
       );
     } catch (err) {

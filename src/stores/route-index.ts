@@ -22,6 +22,8 @@ export interface RouteTarget {
   readonly restriction: CallRestriction;
   readonly record: boolean;
   readonly maxDurationSeconds: number | null;
+  /** Absent in routes written before it existed: the platform's default. */
+  readonly endWarningSeconds?: number | null;
   readonly announcement: string | null;
   readonly userData: string | null;
   readonly expiresAt: number;
@@ -103,6 +105,7 @@ export class RouteIndex {
       restriction: b.restriction,
       record: b.record,
       maxDurationSeconds: b.maxDurationSeconds,
+      endWarningSeconds: b.endWarningSeconds,
       announcement: b.announcement,
       userData: b.userData,
       expiresAt: b.expiresAt,

@@ -11,6 +11,8 @@ export interface Tenant {
   readonly name: string;
   readonly status: TenantStatus;
   readonly passthroughAllowed: boolean;
+  /** Click-to-dial calls get the warning before their maximum duration unless the request says otherwise (false: none by default). */
+  readonly clickToDialEndWarning: boolean;
   readonly defaultDisplayMode: DisplayMode;
   /** Privacy number used for click-to-dial when the request names none. */
   readonly defaultX: string | null;
@@ -33,6 +35,7 @@ export interface AuthenticatedTenant extends Tenant {
 export interface NewTenant {
   readonly name: string;
   readonly passthroughAllowed?: boolean;
+  readonly clickToDialEndWarning?: boolean;
   readonly defaultDisplayMode?: DisplayMode;
   readonly defaultX?: string | null;
   readonly poolQuota?: number;
@@ -81,6 +84,7 @@ const COLUMNS: Record<keyof TenantPatch, string> = {
   name: 'name',
   status: 'status',
   passthroughAllowed: 'passthrough_allowed',
+  clickToDialEndWarning: 'click_to_dial_end_warning',
   defaultDisplayMode: 'default_display_mode',
   defaultX: 'default_x',
   poolQuota: 'pool_quota',
@@ -96,6 +100,7 @@ function rowToTenant(r: RowDataPacket): Tenant {
     name: String(r.name),
     status: r.status as TenantStatus,
     passthroughAllowed: Boolean(r.passthrough_allowed),
+    clickToDialEndWarning: r.click_to_dial_end_warning === undefined ? true : Boolean(r.click_to_dial_end_warning),
     defaultDisplayMode: r.default_display_mode as DisplayMode,
     defaultX: r.default_x === null ? null : String(r.default_x),
     poolQuota: Number(r.pool_quota),

@@ -56,6 +56,10 @@ export class FreeSwitchSimulator {
   onCommand(hook: ((raw: string) => void | Promise<void>) | undefined): void { this.sim.commandHook = hook; }
   /** Text messages (messages.ts, recordings 18a/18b): a carrier's MESSAGE to X, what the switch sent, the carrier's answer. */
   get messages(): Pick<SimMessages, 'receive' | 'sent' | 'carrierAnswer'> { return this.sim.messages; }
+  /** What `sched_broadcast` played to the channel of phone `number` (the callee's number, or a caller's to X), in order. */
+  broadcastsTo(number: string): Array<{ path: string; at: number }> {
+    return this.sim.broadcasts.filter((b) => b.number === number).map(({ path, at }) => ({ path, at }));
+  }
   invitesTo(number: string): SeenInvite[] { return [...(this.sim.invites.get(number) ?? [])]; }
   /** What the phone `number` received while calling X (connectOutbound): responses to its INVITE, BYE. */
   seenByCaller(number: string): SeenByCaller[] { return [...(this.sim.callerMessages.get(number) ?? [])]; }

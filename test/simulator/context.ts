@@ -28,6 +28,8 @@ export class SimContext {
   readonly startedAt = Date.now();
   /** mod_hash: `hash insert|select|delete/<realm>/<key>[/<value>]`. */
   readonly hashes = new Map<string, string>();
+  /** What `sched_broadcast` played, when it fired: to which channel (and its phone's number), what. */
+  readonly broadcasts: Array<{ readonly uuid: string; readonly number: string; readonly path: string; readonly at: number }> = [];
   /** This switch's identity, as every event's Core-UUID and `global_getvar core_uuid` give it. */
   readonly coreUuid = randomUUID();
   /** See FreeSwitchSimulator.onCommand. */

@@ -305,6 +305,19 @@ export class EslProtocol {
         this.sim.timer(ch, secs * 1000, () => void this.sim.calls.hangup(ch, args[2] ?? 'ALLOTTED_TIMEOUT', 'local'));
         return '+OK\n';
       }
+      case 'sched_broadcast': {
+        // sched_broadcast [+]<secs> <uuid> <path> [aleg|bleg|both]: the playback is queued on the leg(s) when it fires.
+        const secs = Number((args[0] ?? '+0').replace('+', ''));
+        const ch = this.sim.chans.get(args[1] ?? '');
+        const path = args[2] ?? '';
+        const legs = args[3] ?? 'aleg';
+        if (!ch || ch.hungup || !path) return '-ERR No such channel!\n';
+        this.sim.timer(ch, secs * 1000, () => {
+          const targets = [...(legs === 'bleg' ? [] : [ch]), ...(legs !== 'aleg' && ch.peer ? [ch.peer] : [])];
+          for (const t of targets) if (!t.hungup) this.sim.broadcasts.push({ uuid: t.uuid, number: t.inbound ? t.origNum : t.ep.number, path, at: Date.now() });
+        });
+        return '+OK Message scheduled with task id: 1\n';
+      }
       case 'uuid_setvar': {
         const ch = this.sim.chans.get(args[0] ?? '');
         if (!ch || ch.hungup) return '-ERR No such channel!\n';
