@@ -7,19 +7,23 @@
 import { startApp, type App } from '../../src/app';
 import type { CallView } from '../../src/calls/types';
 import { loadConfig } from '../../src/config';
+import type { EslEvent } from '../../src/esl/event';
+import { legUuid } from '../../src/flows/click-to-dial';
 import { createLogger } from '../../src/logger';
 import { TenantStore } from '../../src/stores/tenant-store';
+import { callIdFor } from '../../src/calls/click-to-dial-request';
 import { createTestDatabase } from '../support/mysql';
 import { testRedisPrefix } from '../support/redis';
 import { eslAddressFromEnv, sippHostFromEnv, sippPortBaseFromEnv, startPhone, type Phone, type PhoneOptions } from './support/sipp';
 
 const X = '700100000000001';
+const WARNING_TONE = 'tone_stream://%(300,200,880);loops=2';
 const esl = eslAddressFromEnv();
 if (!esl) console.warn('E2E skipped: set E2E_ESL_HOST (and E2E_ESL_PORT, E2E_ESL_PASSWORD) to run test/e2e (see test/e2e/README.md).');
 const describeE2e = esl ? describe : describe.skip;
 
 /** Each case has its own A and B, each on its own sipp port (offset from the harness's ports). */
-const CASES = ['fixed', 'passthrough', 'aBusy', 'bNoAnswer', 'cancel', 'bRefused'] as const;
+const CASES = ['fixed', 'passthrough', 'aBusy', 'bNoAnswer', 'cancel', 'bRefused', 'endWarning'] as const;
 type Case = (typeof CASES)[number];
 const base = sippPortBaseFromEnv() + 20;
 const numbers = (c: Case) => {
@@ -34,6 +38,7 @@ describeE2e('click-to-dial against a real FreeSWITCH with sipp phones', () => {
   let app: App;
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
   let key: string;
+  let tenantId: string;
   let baseUrl: string;
   const phones: Phone[] = [];
 
@@ -59,6 +64,7 @@ describeE2e('click-to-dial against a real FreeSWITCH with sipp phones', () => {
       B_FAILED_PROMPT: 'tone_stream://%(500,500,480,620);loops=1',
       // The passthrough case: the operator allows it for the platform and for this tenant.
       PASSTHROUGH_ALLOWED: 'true',
+      CALL_END_WARNING_TONE: WARNING_TONE,
       LOG_LEVEL: 'warn',
     });
     app = await startApp(config, createLogger('warn'));
@@ -66,6 +72,7 @@ describeE2e('click-to-dial against a real FreeSWITCH with sipp phones', () => {
     const tenant = await tenants.create({ name: 'e2e', defaultX: X, passthroughAllowed: true });
     await app.bindings.importNumbers(tenant.id, [{ x: X, area: '010' }]);
     key = (await tenants.createApiKey(tenant.id, 'e2e')).key;
+    tenantId = tenant.id;
     const addr = app.http.server.address();
     baseUrl = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
   }, 60_000);
@@ -210,5 +217,37 @@ describeE2e('click-to-dial against a real FreeSWITCH with sipp phones', () => {
     expect((await phoneA.waitForExit(20_000)).code).toBe(0);
     await neverInvited(phoneB);
     expect(await cdrRows(body.id)).toBe(1);
+  }, 60_000);
+
+  it('the warning before the maximum duration: both legs play the tone, and the call still ends at the cap', async () => {
+    const { a, b } = numbers('endWarning');
+    await phone(a, { behaviour: 'answer', ringMs: 300 });
+    await phone(b, { behaviour: 'answer', ringMs: 300 });
+    const requestId = 'e2e-end-warning';
+    const callId = callIdFor(tenantId, requestId);
+    const played = new Map<string, EslEvent>();
+    const unsubscribe = ['a', 'b'].map((leg) => {
+      const uuid = legUuid(callId, leg as 'a' | 'b', 1);
+      return app.esl.onChannel(uuid, (e) => {
+        if (e.name === 'CHANNEL_EXECUTE_COMPLETE' && e.header('Application') === 'playback') played.set(leg, e);
+      });
+    });
+    try {
+      const { status } = await api('POST', '/v1/calls', { requestId, a: a.number, b: b.number, maxDurationSeconds: 10, endWarningSeconds: 4 });
+      expect(status).toBe(202);
+      const done = await waitForCall(callId, (c) => c.cdr !== null, 40_000);
+      expect(done.cdr).toMatchObject({ result: 'connected', hangupCause: 'ALLOTTED_TIMEOUT', hangupSide: 'platform' });
+      expect(Math.abs(done.cdr!.talkSeconds - 10)).toBeLessThanOrEqual(1);
+      for (const leg of ['a', 'b']) {
+        expect(played.get(leg)?.header('Application-Data')).toBe(WARNING_TONE);
+        expect(played.get(leg)?.header('Application-Response')).toBe('FILE PLAYED');
+      }
+      // Played before the end, about endWarningSeconds before it (the switch counts whole seconds).
+      const playedAt = Number(played.get('b')!.header('Event-Date-Timestamp')) / 1000;
+      expect(done.cdr!.endedAt - playedAt).toBeGreaterThan(1000);
+      expect(done.cdr!.endedAt - playedAt).toBeLessThan(5000);
+    } finally {
+      for (const off of unsubscribe) off();
+    }
   }, 60_000);
 });

@@ -312,11 +312,17 @@ export class EslProtocol {
         const path = args[2] ?? '';
         const legs = args[3] ?? 'aleg';
         if (!ch || ch.hungup || !path) return '-ERR No such channel!\n';
+        // Recording 19a: each leg plays it inside the bridge (which goes on), then reports its playback's
+        // CHANNEL_EXECUTE_COMPLETE (FILE PLAYED; no Event-UUID of ours); the reply is `+OK Message scheduled`.
         this.sim.timer(ch, secs * 1000, () => {
           const targets = [...(legs === 'bleg' ? [] : [ch]), ...(legs !== 'aleg' && ch.peer ? [ch.peer] : [])];
-          for (const t of targets) if (!t.hungup) this.sim.broadcasts.push({ uuid: t.uuid, number: t.inbound ? t.origNum : t.ep.number, path, at: Date.now() });
+          for (const t of targets) {
+            if (t.hungup) continue;
+            this.sim.broadcasts.push({ uuid: t.uuid, number: t.inbound ? t.origNum : t.ep.number, path, at: Date.now() });
+            this.sim.timer(t, 1000, () => { if (!t.hungup) this.sim.events.emit(t, 'CHANNEL_EXECUTE_COMPLETE', { name: 'playback', arg: path, uuid: randomUUID(), response: 'FILE PLAYED' }); });
+          }
         });
-        return '+OK Message scheduled with task id: 1\n';
+        return '+OK Message scheduled\n';
       }
       case 'uuid_setvar': {
         const ch = this.sim.chans.get(args[0] ?? '');
