@@ -14,6 +14,7 @@ import { startApp, type App } from '../../src/app';
 import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
 import { MediaCatalogue } from '../../src/stores/media-catalogue';
+import { CdrStore } from '../../src/stores/cdr-store';
 import { TenantStore } from '../../src/stores/tenant-store';
 import { RawEsl } from './support/raw-esl';
 import { createTestDatabase } from '../support/mysql';
@@ -157,7 +158,11 @@ describeE2e('calls to X against a real FreeSWITCH with sipp phones', () => {
     expect(toCaller.some((r) => r.startsWith('SIP/2.0 200'))).toBe(false);
     const final = toCaller.find((r) => r.startsWith('SIP/2.0 404'));
     expect(final).toContain('UNALLOCATED_NUMBER');
-    expect(await lastCdr(stranger)).toMatchObject({ result: 'unbound', talk_seconds: 0 });
+    const cdr = await lastCdr(stranger);
+    // reported to X's tenant (through the pool: there is no binding), listed with its result
+    expect(cdr).toMatchObject({ result: 'unbound', talk_seconds: 0, tenant_id: tenantId, binding_id: null });
+    const listed = await new CdrStore(db.pool).list(tenantId, { result: 'unbound' });
+    expect(listed.items.map((c) => c.callId)).toContain(String(cdr.call_id));
   }, 60_000);
 
   it('a restricted direction and an expired binding are refused the same way', async () => {
@@ -166,10 +171,10 @@ describeE2e('calls to X against a real FreeSWITCH with sipp phones', () => {
     expect(responses(restricted.log).some((r) => r.startsWith('SIP/2.0 404'))).toBe(true);
     expect(await lastCdr('13900009004')).toMatchObject({ result: 'restricted' });
 
-    await app.bindings.bind({ tenantId, mode: 'axb', a: '13800009005', b: '13900009005', x: X, ttlSeconds: 60 }, Date.now() - 61_000);
+    const { binding } = await app.bindings.bind({ tenantId, mode: 'axb', a: '13800009005', b: '13900009005', x: X, ttlSeconds: 60 }, Date.now() - 61_000);
     const expired = await dialX('13800009005', base + 14);
     expect(responses(expired.log).some((r) => r.startsWith('SIP/2.0 404'))).toBe(true);
-    expect(await lastCdr('13800009005')).toMatchObject({ result: 'unbound' });
+    expect(await lastCdr('13800009005')).toMatchObject({ result: 'expired', tenant_id: tenantId, binding_id: binding.id });
   }, 60_000);
 
   it('after a click-to-dial call, the customer redials X from the call log and reaches the agent (callback binding)', async () => {
