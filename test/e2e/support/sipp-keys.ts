@@ -103,7 +103,7 @@ ${keyingSteps(call)}
   <recv response="480" optional="true" next="refused" response_txn="invite"/>
   <recv response="503" optional="true" next="refused" response_txn="invite"/>
   <recv response="200" rtd="true" response_txn="invite"/>
-  <send>
+  <send ack_txn="invite">
     <![CDATA[
 
       ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
@@ -133,7 +133,7 @@ ${keyingSteps(call)}
   </send>
   <nop next="end"/>
   <label id="refused"/>
-  <send>
+  <send ack_txn="invite">
     <![CDATA[
 
       ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
