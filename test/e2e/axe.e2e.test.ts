@@ -101,6 +101,7 @@ describeE2e('AXE calls against a real FreeSWITCH with sipp phones', () => {
     expect(invite.from).toContain(X);
     for (const header of [invite.from, invite.remotePartyId ?? '', invite.pAssertedIdentity ?? '']) expect(header).not.toContain(A);
     expect(invite.raw).not.toContain(A);
+    if (call.code !== 0) console.log(call.log.slice(-6000));
     expect(call.code).toBe(0);
     expect(call.log).toMatch(/SIP\/2\.0 200 OK[\s\S]*CSeq: 1 INVITE/);
     expect(await cdrOfCallFrom(A, before)).toMatchObject({ result: 'connected', kind: 'axe', binding_id: bindingId, tenant_id: tenantId, x: X, b: B.number });

@@ -35,10 +35,12 @@ function keyingSteps(call: KeyingCall): string {
   if (call.method === 'none') return '';
   if (!/^[0-9]*$/.test(call.digits)) throw new Error('digits only');
   return Array.from({ length: call.digits.length }, (_, i) => call.digits.charAt(i))
-    .map((d, i) => {
+    .map((d, i, all) => {
+      // No pause after the last digit: the switch's answer may come at once, and sipp refuses a message that arrives during a pause.
+      const gap = (ms: number) => (i + 1 < all.length ? `\n  <pause milliseconds="${ms}"/>` : '');
       if (call.method === 'rfc2833') {
-        return `  <nop><action><exec play_pcap_audio="${pcapDir}/dtmf_2833_${d}.pcap"/></action></nop>
-  <pause milliseconds="500"/>`;
+        // play_pcap_audio runs beside the scenario: the pause lets one digit's events end before the next.
+        return `  <nop><action><exec play_pcap_audio="${pcapDir}/dtmf_2833_${d}.pcap"/></action></nop>${gap(500)}`;
       }
       const body = `Signal=${d}\r\nDuration=160\r\n`;
       return `  <send start_txn="info${i}">
@@ -56,8 +58,7 @@ function keyingSteps(call: KeyingCall): string {
 
 ${body}]]>
   </send>
-  <recv response="200" response_txn="info${i}"/>
-  <pause milliseconds="300"/>`;
+  <recv response="200" response_txn="info${i}"/>${gap(300)}`;
     })
     .join('\n');
 }
