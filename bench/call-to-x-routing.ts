@@ -144,12 +144,13 @@ export async function run(): Promise<Record<string, unknown>> {
       lookupSide.push(performance.now() - t);
       return decision;
     },
+    lookupExtension: (x: string, extension: string, now?: number) => lookup.lookupExtension(x, extension, now),
   };
   const server = new EslOutboundServer({ host: '127.0.0.1', port: 0, logger, commandTimeoutMs: 5000, lingerExitMs: 10 });
   server.on('session', (s) => {
     void handleCallToX(
       {
-        routes: timedLookup, dialString: (n) => `sofia/gateway/carrier/${n}`, ringbackTone: '%(2000,4000,440,480)', notInServicePrompt: 'tone_stream://x',
+        routes: timedLookup, extensions: { prompt: 'tone_stream://x', timeoutMs: 5000, digitTimeoutMs: 3000 }, dialString: (n) => `sofia/gateway/carrier/${n}`, ringbackTone: '%(2000,4000,440,480)', notInServicePrompt: 'tone_stream://x',
         unavailablePrompt: 'tone_stream://x', routingTimeoutMs: 3000,
         bFailedPrompt: 'tone_stream://x', announcementOf: async () => null, ringTimeoutSeconds: 30, maxDurationSeconds: 600, recordingPath: () => '/tmp/r.wav',
         finished: async () => undefined, logger, routed: (ms) => void controllerSide.push(ms),

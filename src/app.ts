@@ -52,7 +52,7 @@ import { numberHasher } from './domain/number-hash';
 import { migrate } from './stores/migrate';
 import { createMysqlPool, ensureDatabase, type Pool } from './stores/mysql';
 import { createRedis, createRequestRedis } from './stores/redis';
-import { activeBindingsFor, RouteLookup } from './stores/route-lookup';
+import { activeBindingsFor, activeBindingsForExtension, RouteLookup } from './stores/route-lookup';
 import { RouteIndex } from './stores/route-index';
 import { TenantStore } from './stores/tenant-store';
 import { AuditStore } from './stores/audit-store';
@@ -145,7 +145,13 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const bindings = new BindingService(pool, routes, abuse, { routeWriteTimeoutMs: config.routeIndexWrites.timeoutMs });
   // Routing reads the index in Redis; when Redis has lost it, it is rebuilt from MySQL at once (seen by a
   // lookup, a reconnect, the readiness probe or the periodic check), and misses are answered from MySQL meanwhile.
-  const routeLookup = new RouteLookup({ index: routes, listActive: () => bindings.listActive(), activeFor: activeBindingsFor(pool), logger });
+  const routeLookup = new RouteLookup({
+    index: routes,
+    listActive: () => bindings.listActive(),
+    activeFor: activeBindingsFor(pool),
+    activeForExtension: activeBindingsForExtension(pool),
+    logger,
+  });
   await routeLookup.ensureComplete();
   redis.on('ready', () => void routeLookup.ensureComplete().catch(() => undefined));
   // Periodic work, all ended by stop() (which waits for a run in progress).
@@ -252,6 +258,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const handoverQueue = new CallToXHandoverQueue({ connection: queueRedis, prefix: config.redisPrefix });
   const callToX: CallToXDeps = {
     routes: routing,
+    extensions: config.callsToX.extensions,
     dialString: flow.dialString,
     ringbackTone: config.callbacks.ringbackTone,
     notInServicePrompt: config.callsToX.notInServicePrompt,

@@ -103,6 +103,11 @@ export interface AppConfig {
     readonly unavailablePrompt: string;
     /** The switch's sounds directory: media catalogue files are played from under it. */
     readonly soundsDir: string;
+    /**
+     * AXE: EXTENSION_PROMPT (what a caller hears before keying the extension: a tone_stream or a file of
+     * the operator's), EXTENSION_TIMEOUT_MS (to start keying), EXTENSION_DIGIT_TIMEOUT_MS (between digits).
+     */
+    readonly extensions: { readonly prompt: string; readonly timeoutMs: number; readonly digitTimeoutMs: number };
   };
   /** How binding changes reach the Redis route index (src/bindings/route-outbox.ts). */
   readonly routeIndexWrites: {
@@ -292,6 +297,13 @@ function switchArgument(env: Env, name: string, fallback: string): string {
   return v;
 }
 
+/** An argument that goes into a space-separated argument list (play_and_get_digits). */
+function oneWordSwitchArgument(env: Env, name: string, fallback: string): string {
+  const v = switchArgument(env, name, fallback);
+  if (/\s/.test(v)) throw new ConfigError(name, 'must not contain a space (it is one argument of play_and_get_digits)');
+  return v;
+}
+
 /** Click-to-dial sends the dial strings and the ringback in one `originate` line (its arguments split on spaces, the inline dialplan on ^). */
 const ORIGINATE_LINE_RULE = "must not contain a space, a quote (') or ^ (it goes into the originate command line)";
 function fitsOriginateLine(value: string): boolean {
@@ -455,6 +467,11 @@ export function loadConfig(env: Env = process.env): AppConfig {
       notInServicePrompt: switchArgument(env, 'NOT_IN_SERVICE_PROMPT', 'tone_stream://%(500,500,480,620);loops=2'),
       unavailablePrompt: switchArgument(env, 'ROUTING_UNAVAILABLE_PROMPT', 'tone_stream://%(250,250,480,620);loops=4'),
       soundsDir: switchDir(env, 'SWITCH_SOUNDS_DIR', '/usr/share/freeswitch/sounds'),
+      extensions: {
+        prompt: oneWordSwitchArgument(env, 'EXTENSION_PROMPT', 'tone_stream://%(400,200,440);loops=2'),
+        timeoutMs: int(env, 'EXTENSION_TIMEOUT_MS', 5000, 1000, 60_000),
+        digitTimeoutMs: int(env, 'EXTENSION_DIGIT_TIMEOUT_MS', 3000, 500, 30_000),
+      },
     },
     routeIndexWrites: {
       timeoutMs: int(env, 'ROUTE_WRITE_TIMEOUT_MS', 2000, 50, 60_000),

@@ -37,7 +37,7 @@ export interface Anomaly {
   readonly evidence: Readonly<Record<string, number>>;
 }
 
-const CALL_TO_X_KINDS = new Set(['axb', 'xb', 'callback']);
+const CALL_TO_X_KINDS = new Set(['axb', 'xb', 'callback', 'axe']);
 
 /**
  * The anomaly watch (SPEC §7 "用中监控", issue #10 item 6). Besides fan-out (abuse-guard.ts) it

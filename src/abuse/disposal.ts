@@ -66,10 +66,20 @@ export class QuarantinedNumbers {
  * The route index as calls to X see it: a quarantined X routes no call, even on a binding made
  * before it was quarantined; its callers are refused like restricted ones (not-in-service prompt).
  */
-export function refuseQuarantined(routes: Pick<RouteIndex, 'lookup'>, quarantined: Pick<QuarantinedNumbers, 'has'>): Pick<RouteIndex, 'lookup'> {
+export function refuseQuarantined(
+  routes: Pick<RouteIndex, 'lookup' | 'lookupExtension'>,
+  quarantined: Pick<QuarantinedNumbers, 'has'>,
+): Pick<RouteIndex, 'lookup' | 'lookupExtension'> {
   return {
     async lookup(x, caller, now) {
       const decision = await routes.lookup(x, caller, now);
+      if (!quarantined.has(x)) return decision;
+      if ('route' in decision) return { refused: 'restricted', binding: decision.route };
+      // An AXE X asks for no extension while quarantined.
+      return 'extension' in decision ? { refused: 'restricted' } : decision;
+    },
+    async lookupExtension(x, extension, now) {
+      const decision = await routes.lookupExtension(x, extension, now);
       return 'route' in decision && quarantined.has(x) ? { refused: 'restricted', binding: decision.route } : decision;
     },
   };

@@ -3,6 +3,7 @@ import { AppError, ConflictError, ForbiddenError, NotFoundError, ValidationError
 import { parseMediaId } from '../domain/media';
 import { maskPhone, parsePrivacyNumber, parseRealNumber } from '../domain/phone-number';
 import { BlacklistStore } from '../stores/blacklist-store';
+import { AxePlacement } from './axe-bindings';
 import { BindingStore, XRefused, type BindingDraft, type BindingPatch, type ExpiredBinding, type NewBinding } from '../stores/binding-store';
 import type { Pool } from '../stores/mysql';
 import { PoolStore, type PoolAreaStats, type PoolNumber, type PoolNumberInput, type PoolNumberState } from '../stores/pool-store';
@@ -38,6 +39,8 @@ export class BindingService {
   readonly bindings: BindingStore;
   readonly numbers: PoolStore;
   readonly blacklist: BlacklistStore;
+  /** AXE bindings: their X and extension, and the tenant's extension length. */
+  readonly axe: AxePlacement;
   private readonly outbox: RouteOutbox | null;
 
   /**
@@ -54,6 +57,7 @@ export class BindingService {
     this.bindings = new BindingStore(pool);
     this.numbers = new PoolStore(pool);
     this.blacklist = new BlacklistStore(pool, (tenantId) => admission?.blacklistChanged?.(tenantId));
+    this.axe = new AxePlacement(pool, this.bindings);
     this.outbox = index ? new RouteOutbox(pool, index, options.routeWriteTimeoutMs ?? 2000) : null;
   }
 
@@ -62,10 +66,11 @@ export class BindingService {
     return this.outbox ? this.outbox.applyPending() : 0;
   }
 
-  /** Creates an AXB or XB binding. Idempotent by requestId. */
+  /** Creates an AXB, XB or AXE binding. Idempotent by requestId. */
   async bind(input: NewBinding, now: number = Date.now()): Promise<{ binding: Binding; created: boolean }> {
     const b = parseRealNumber(input.b, 'b');
-    const a = input.mode === 'axb' ? parseRealNumber(input.a, 'a') : null;
+    const a = input.mode === 'axb' || (input.mode === 'axe' && input.a !== undefined) ? parseRealNumber(input.a, 'a') : null;
+    if (input.mode !== 'axe' && input.extension !== undefined) throw new ValidationError('extension', 'an extension is for AXE bindings only', 'unknown_field');
     if (a === b) throw new ValidationError('b', 'a and b must be different numbers', 'same_number');
     const ttl = bindingTtlSeconds(input.ttlSeconds);
     const allowList = (input.allowList ?? []).map((n, i) => parseRealNumber(n, `allowList[${i}]`));
@@ -86,6 +91,7 @@ export class BindingService {
     await this.screen(input.tenantId, { a, b, ...Object.fromEntries(allowList.map((n, i) => [`allowList[${i}]`, n])) }, a === null ? null : [a, b], now);
     await this.admission?.admitBinding(input.tenantId, { a, b }, now);
     const draft: BindingDraft = { ...input, a, b, allowList, expiresAt: now + ttl * 1000 };
+    if (input.mode === 'axe') return { binding: await this.indexed(await this.axe.place(input, draft, now)), created: true };
 
     if (input.x !== undefined) {
       const x = parsePrivacyNumber(input.x, 'x', true);
@@ -283,7 +289,7 @@ export class BindingService {
 /** What the API shows of a binding: not the index's version. */
 function withoutVersion(b: Binding): Binding {
   return {
-    id: b.id, tenantId: b.tenantId, requestId: b.requestId, kind: b.kind, x: b.x, a: b.a, b: b.b, state: b.state, expiresAt: b.expiresAt,
+    id: b.id, tenantId: b.tenantId, requestId: b.requestId, kind: b.kind, x: b.x, a: b.a, b: b.b, extension: b.extension ?? null, state: b.state, expiresAt: b.expiresAt,
     restriction: b.restriction, record: b.record, maxDurationSeconds: b.maxDurationSeconds, endWarningSeconds: b.endWarningSeconds, announcement: b.announcement,
     allowList: b.allowList, userData: b.userData,
   };

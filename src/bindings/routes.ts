@@ -24,10 +24,12 @@ const EndWarningSeconds = Type.Integer({ minimum: 0, maximum: 3600 });
 export const CreateBindingBody = Type.Object(
   {
     requestId: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._:-]+$' })),
-    mode: Type.Union([Type.Literal('axb'), Type.Literal('xb')]),
+    mode: Type.Union([Type.Literal('axb'), Type.Literal('xb'), Type.Literal('axe')]),
     a: Type.Optional(Number32),
     b: Number32,
     x: Type.Optional(Number32),
+    // AXE only; exactly the tenant's extension length in digits, checked by the registry: `invalid_extension`.
+    extension: Type.Optional(Type.String({ minLength: 1, maxLength: 16, description: 'AXE: the extension wanted; a free one is drawn at random otherwise' })),
     area: Type.Optional(Area),
     strictArea: Type.Optional(Type.Boolean()),
     // Range checked by the registry, so a bad value is `invalid_ttl`, not a generic schema error.
@@ -68,6 +70,7 @@ export const BindingSchema = Type.Object({
   x: Type.String(),
   a: Type.Union([Type.String(), Type.Null()]),
   b: Type.Union([Type.String(), Type.Null()]),
+  extension: Type.Union([Type.String({ description: 'AXE: the digits a caller keys after dialling X' }), Type.Null()]),
   state: Type.String(),
   expiresAt: Type.Integer({ description: 'epoch ms' }),
   restriction: Type.String(),
@@ -136,6 +139,11 @@ const ListNumbersQuery = Type.Object(
 const XParams = Type.Object({ x: PhoneParam() });
 const SetNumberStateBody = Type.Object({ state: PoolNumberState }, { additionalProperties: false });
 
+const AxeSettingsSchema = Type.Object({
+  extensionLength: Type.Integer({ minimum: 3, maximum: 6, description: 'digits of every AXE extension of the tenant; changes only while it has no active AXE binding' }),
+});
+const AxeSettingsBody = Type.Object({ extensionLength: Type.Integer() }, { additionalProperties: false });
+
 const IdParams = Type.Object({ id: ResourceId('binding id') });
 const NumberParams = Type.Object({ number: PhoneParam() });
 const BlacklistBody = Type.Object({ number: Number32 }, { additionalProperties: false });
@@ -149,7 +157,7 @@ export function registerBindingRoutes(v1: FastifyInstance, deps: BindingRouteDep
     '/bindings',
     {
       schema: {
-        summary: 'Bind A and B (AXB) or B alone (XB) to a privacy number; X is allocated when not named',
+        summary: 'Bind A and B (AXB), B alone (XB), or B (and optionally A) with an extension (AXE) to a privacy number; X is allocated when not named',
         security,
         body: CreateBindingBody,
         response: { 200: BindingSchema, 201: BindingSchema, ...errors },
@@ -159,7 +167,8 @@ export function registerBindingRoutes(v1: FastifyInstance, deps: BindingRouteDep
       const body = request.body;
       if (body.mode === 'axb' && body.a === undefined) throw new ValidationError('a', 'a is required for an AXB binding', 'missing_field');
       if (body.mode === 'xb' && body.a !== undefined) throw new ValidationError('a', 'an XB binding has no A', 'unknown_field');
-      if (body.mode === 'axb' && body.allowList !== undefined) throw new ValidationError('allowList', 'an allow-list is for XB bindings only', 'unknown_field');
+      if (body.mode !== 'xb' && body.allowList !== undefined) throw new ValidationError('allowList', 'an allow-list is for XB bindings only', 'unknown_field');
+      if (body.mode !== 'axe' && body.extension !== undefined) throw new ValidationError('extension', 'an extension is for AXE bindings only', 'unknown_field');
       const { binding, created } = await registry.bind({ ...body, tenantId: tenantOf(request).tenantId });
       return reply.status(created ? 201 : 200).header('location', `/v1/bindings/${binding.id}`).send(binding);
     },
@@ -229,6 +238,25 @@ export function registerBindingRoutes(v1: FastifyInstance, deps: BindingRouteDep
       if (!(await registry.get(tenantId, request.params.id))) throw new NotFoundError('binding');
       return { items: await registry.history(tenantId, request.params.id) };
     },
+  );
+
+  v1.get(
+    '/axe/settings',
+    { schema: { summary: 'The tenant’s AXE extension length', security, response: { 200: AxeSettingsSchema, ...errors } } },
+    async (request) => ({ extensionLength: await registry.axe.extensionLength(tenantOf(request).tenantId) }),
+  );
+
+  v1.patch<{ Body: Static<typeof AxeSettingsBody> }>(
+    '/axe/settings',
+    {
+      schema: {
+        summary: 'Set the tenant’s AXE extension length (3-6 digits); 409 axe_bindings_active while it has an active AXE binding',
+        security,
+        body: AxeSettingsBody,
+        response: { 200: AxeSettingsSchema, ...errors },
+      },
+    },
+    async (request) => ({ extensionLength: await registry.axe.setExtensionLength(tenantOf(request).tenantId, request.body.extensionLength) }),
   );
 
   v1.post<{ Body: Static<typeof BlacklistBody> }>(

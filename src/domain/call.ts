@@ -1,7 +1,7 @@
 /** What B sees: X (fixed), or A's real number (passthrough, where the operator allows it). */
 export type DisplayMode = 'fixed' | 'passthrough';
 
-export type CallKind = 'click_to_dial' | 'axb' | 'xb' | 'callback';
+export type CallKind = 'click_to_dial' | 'axb' | 'xb' | 'callback' | 'axe';
 
 /** Final outcome of a call, as the business sees it (SPEC §4, §6). */
 /** Every result a call can end with, for validation and listing; CallResult is derived from it. */
@@ -23,6 +23,8 @@ export const CALL_RESULTS = [
   'rate_limited',
   /** A call to X refused because its caller is on the tenant's or the platform's blacklist. */
   'blacklisted',
+  /** A call to an AXE X whose caller keyed no extension, or one no active binding holds. */
+  'wrong_extension',
 ] as const;
 
 export type CallResult = (typeof CALL_RESULTS)[number];

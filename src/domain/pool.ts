@@ -1,4 +1,4 @@
-import { reuseClash } from './binding-rules';
+import { extensionCapacity, extensionMember, isExtensionMember, membersOf, reuseClash } from './binding-rules';
 import { ValidationError } from './errors';
 
 /** The 10,000 15-digit 700 numbers of an 11-digit block: `<block>0000` .. `<block>9999`. */
@@ -31,6 +31,53 @@ export function firstFit(
   for (const n of pool) {
     if (area !== undefined && n.area !== area) continue;
     if (reuseClash(n.held, members) !== null) continue;
+    out.push(n.x);
+    if (out.length >= limit) break;
+  }
+  return out;
+}
+
+/**
+ * A free extension of `length` digits on an X holding these members, or null when X carries all
+ * 10^n. Drawn at random (then the next free one up, wrapping), so that a caller who knows one
+ * extension cannot guess its neighbours: `draw` is a number in [0, 1), Math.random by default.
+ */
+export function freeExtension(held: ReadonlySet<string>, length: number, draw: () => number = Math.random): string | null {
+  const capacity = extensionCapacity(length);
+  const start = Math.min(capacity - 1, Math.floor(draw() * capacity));
+  for (let i = 0; i < capacity; i++) {
+    const extension = String((start + i) % capacity).padStart(length, '0');
+    if (!held.has(extensionMember(extension))) return extension;
+  }
+  return null;
+}
+
+/** How many extensions an X carries now (its AXE bindings). */
+export function extensionsHeld(held: ReadonlySet<string>): number {
+  let n = 0;
+  for (const m of held) if (isExtensionMember(m)) n++;
+  return n;
+}
+
+/**
+ * First fit for an AXE binding: the lowest X (pool in x order, in the wanted area when one is named)
+ * with a free extension of `length` digits where the binding fits the reuse invariant (not an XB's
+ * X; with A set, B not already held on it). Up to `limit` candidates in order. AXE bindings pack onto
+ * the lowest X until its 10^n extensions are taken.
+ */
+export function firstFitWithExtension(
+  pool: readonly PoolNumberOccupancy[],
+  party: { readonly a: string | null; readonly b: string },
+  length: number,
+  area?: string,
+  limit = 1,
+): string[] {
+  const out: string[] = [];
+  for (const n of pool) {
+    if (area !== undefined && n.area !== area) continue;
+    if (extensionsHeld(n.held) >= extensionCapacity(length)) continue;
+    const extension = freeExtension(n.held, length, () => 0);
+    if (extension === null || reuseClash(n.held, membersOf('axe', party.a, party.b, extension)) !== null) continue;
     out.push(n.x);
     if (out.length >= limit) break;
   }

@@ -9,7 +9,7 @@ import type { OutboundSession } from '../esl/outbound-server';
 import { endWarningCommand } from './switch';
 import type { Logger } from '../logger';
 import type { CallOutcome } from '../stores/call-outcome';
-import type { RouteDecision, RouteIndex, RouteTarget } from '../stores/route-index';
+import type { ExtensionDecision, ExtensionPrompt, RouteDecision, RouteIndex, RouteTarget } from '../stores/route-index';
 
 /**
  * A call to a privacy number X (SPEC §5). The dialplan hands it to the controller's outbound
@@ -21,6 +21,11 @@ import type { RouteDecision, RouteIndex, RouteTarget } from '../stores/route-ind
  *  - not bound, past expiry, or restricted: the caller hears a "not in service" prompt as early
  *    media and gets UNALLOCATED_NUMBER (trace 13c: never answered, so never billed); its number
  *    is sent nowhere;
+ *  - an X that takes AXE extensions, called by someone without a route of their own on it: the
+ *    caller hears the extension prompt as early media and keys the extension (RFC 2833 or SIP INFO,
+ *    whatever the switch takes), with a digit timeout and one retry; the binding holding it is
+ *    routed like any other (B sees only X); a wrong or missing extension is refused like an unbound
+ *    caller (result wrong_extension, X's tenant);
  *  - the route could not be decided within routingTimeoutMs (Redis did not answer): the caller
  *    hears a "temporarily unavailable" prompt as early media and gets NORMAL_TEMPORARY_FAILURE
  *    (SIP 503); its CDR says `failed`.
@@ -36,11 +41,37 @@ interface Unavailable {
   readonly binding?: undefined;
 }
 
+/** A keyed extension reaches nobody (none keyed, none held, or held by a binding that only lets B call): X's tenant's refused call. */
+interface ExtensionRefusal {
+  readonly refused: 'wrong_extension' | 'restricted';
+  readonly binding?: RouteTarget;
+  readonly xTenantId: string;
+}
+
+/** The index's decision once any extension has been keyed. */
+type Looked = Exclude<RouteDecision, { readonly extension: ExtensionPrompt }> | ExtensionRefusal;
+
 /** The routing decision, with abuse control's refusal of a routed caller. */
-type Decision = RouteDecision | { readonly refused: CallerRefusal; readonly binding: RouteTarget } | Unavailable;
+type Decision = Looked | { readonly refused: CallerRefusal; readonly binding: RouteTarget } | Unavailable;
+
+/** How a caller keys an AXE extension on X. */
+export interface ExtensionKeying {
+  /** What the caller hears before keying (a switch argument from the configuration: a tone or an operator's file, never tenant text). */
+  readonly prompt: string;
+  /** How long the caller has to start keying after the prompt, ms; the prompt is played once more when nothing (or too little) was keyed. */
+  readonly timeoutMs: number;
+  /** How long the caller may pause between two digits, ms. */
+  readonly digitTimeoutMs: number;
+}
+
+/** The prompt and the wait, played at most this many times (one retry). */
+const EXTENSION_TRIES = 2;
+/** The channel variable play_and_get_digits leaves the keyed digits in. */
+const EXTENSION_VARIABLE = 'ng_extension';
 
 export interface CallToXDeps {
-  readonly routes: Pick<RouteIndex, 'lookup'>;
+  readonly routes: Pick<RouteIndex, 'lookup' | 'lookupExtension'>;
+  readonly extensions: ExtensionKeying;
   readonly dialString: (number: string) => string;
   readonly ringbackTone: string;
   readonly notInServicePrompt: string;
@@ -145,8 +176,8 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
     const call: HandedOverCallToX = {
       uuid: session.uuid,
       callId,
-      tenantId: bound?.tenantId ?? '',
-      kind: bound?.kind ?? 'axb',
+      tenantId: bound?.tenantId ?? ('xTenantId' in decision ? decision.xTenantId : ''),
+      kind: bound?.kind ?? ('xTenantId' in decision ? 'axe' : 'axb'),
       bindingId: bound?.bindingId ?? null,
       x: x ?? '',
       a: caller ?? '',
@@ -180,17 +211,37 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
   // the decision only the bridge is left to send.
   void session.execute('ring_ready').catch((err: unknown) => log.debug({ err }, 'could not signal ringing'));
   void session.execute('set', `ringback=${deps.ringbackTone}`).catch((err: unknown) => log.debug({ err }, 'could not set ringback'));
+  // Abuse control's word on a routed caller (a route is only looked up with a caller).
+  const admitted = async (looked: Looked): Promise<Decision> => {
+    const refusal = 'route' in looked && caller && deps.admitCaller ? await deps.admitCaller(looked.route.tenantId, caller, looked.route.target, startedAt) : null;
+    return 'route' in looked && refusal ? { refused: refusal, binding: looked.route } : looked;
+  };
+  const notDecidedInTime = (err: unknown): Unavailable => {
+    log.warn({ err: errorSummary(err), boundMs: deps.routingTimeoutMs }, 'route not decided in time: caller told the service is temporarily unavailable');
+    return UNAVAILABLE;
+  };
   let decision: Decision;
   try {
-    decision = await decideWithin(deps.routingTimeoutMs, async () => {
+    const first = await decideWithin(deps.routingTimeoutMs, async () => {
       const looked = caller && x ? checkedRoute(await deps.routes.lookup(x, caller, startedAt)) : ({ refused: 'unbound' } as const);
-      // A route is only looked up with a caller, so `caller` holds whenever `looked` has one.
-      const refusal = 'route' in looked && caller && deps.admitCaller ? await deps.admitCaller(looked.route.tenantId, caller, looked.route.target, startedAt) : null;
-      return 'route' in looked && refusal ? ({ refused: refusal, binding: looked.route } as const) : looked;
-    }).catch((err: unknown) => {
-      log.warn({ err: errorSummary(err), boundMs: deps.routingTimeoutMs }, 'route not decided in time: caller told the service is temporarily unavailable');
-      return UNAVAILABLE;
-    });
+      return 'extension' in looked ? looked : admitted(looked);
+    }).catch(notDecidedInTime);
+    if ('extension' in first && x !== null) {
+      // An AXE X: the caller keys the extension (not bounded by the routing timeout: the caller takes its time), then it is looked up.
+      const xTenantId = first.extension.tenantId;
+      const keyed = await keyExtension(session, deps.extensions, first.extension.extensionLength).catch((err: unknown) => {
+        log.info({ err: errorSummary(err) }, 'no extension keyed (the caller left?)');
+        return null;
+      });
+      decision =
+        keyed === null
+          ? { refused: 'wrong_extension', xTenantId }
+          : await decideWithin(deps.routingTimeoutMs, async () =>
+              admitted(checkedExtension(await deps.routes.lookupExtension(x, keyed, Date.now()), xTenantId)),
+            ).catch(notDecidedInTime);
+    } else {
+      decision = 'extension' in first ? { refused: 'unbound' } : first;
+    }
     decided = decision;
   } finally {
     onDecided();
@@ -270,13 +321,14 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
   finishing = true;
   await session.close().catch(() => undefined);
   const endedAt = Date.now();
-  const kind: CallKind = route?.kind ?? 'axb';
+  const xTenantId = 'xTenantId' in decision ? decision.xTenantId : null;
+  const kind: CallKind = route?.kind ?? (xTenantId !== null ? 'axe' : 'axb');
   const billsec = end?.variable('billsec');
   const firstHangup = seen.find((e) => e.name === 'CHANNEL_HANGUP');
   const cause = firstHangup?.header('Hangup-Cause') ?? end?.header('Hangup-Cause') ?? null;
   const cdr: CdrRecord = {
     callId,
-    tenantId: route?.tenantId ?? '',
+    tenantId: route?.tenantId ?? xTenantId ?? '',
     kind,
     bindingId: route?.bindingId ?? null,
     x: x ?? '',
@@ -350,6 +402,30 @@ function checkedRoute(decision: RouteDecision): RouteDecision {
   if (!('route' in decision)) return decision;
   const target = digitsOf(decision.route.target);
   return target === decision.route.target ? decision : { refused: 'unbound' };
+}
+
+/** checkedRoute() for a keyed extension; a refusal belongs to X's tenant. */
+function checkedExtension(decision: ExtensionDecision, xTenantId: string): Looked {
+  if ('refused' in decision) return { ...decision, xTenantId };
+  const target = digitsOf(decision.route.target);
+  return target === decision.route.target ? decision : { refused: 'wrong_extension', xTenantId };
+}
+
+/**
+ * Plays the extension prompt as early media and collects exactly `length` digits (the switch takes
+ * RFC 2833 events and SIP INFO dtmf-relay alike), with one retry; the digits, or null when none (or
+ * too few) were keyed in time.
+ */
+async function keyExtension(session: OutboundSession, keying: ExtensionKeying, length: number): Promise<string | null> {
+  await session.execute('pre_answer', undefined, { awaitCompletion: true, timeoutMs: 10_000 });
+  const args = [length, length, EXTENSION_TRIES, keying.timeoutMs, '#', keying.prompt, 'silence_stream://250', EXTENSION_VARIABLE, `\\d{${length}}`, keying.digitTimeoutMs];
+  const done = await session.execute('play_and_get_digits', args.join(' '), {
+    awaitCompletion: true,
+    // The prompt's own length is the operator's; a minute on top of the waits covers any sane one.
+    timeoutMs: EXTENSION_TRIES * (keying.timeoutMs + length * keying.digitTimeoutMs + 30_000),
+  });
+  const keyed = done?.variable(EXTENSION_VARIABLE);
+  return keyed !== undefined && new RegExp(`^\\d{${length}}$`).test(keyed) ? keyed : null;
 }
 
 function digitsOf(value: string | undefined): string | null {

@@ -29,6 +29,7 @@ const ACTIONS: Record<string, string> = {
   'DELETE /v1/webhook': 'webhook.delete',
   'POST /v1/webhook/test': 'webhook.test',
   'PATCH /v1/abuse/limits': 'abuse.limits',
+  'PATCH /v1/axe/settings': 'axe.settings',
   'POST /v1/abuse/actions/:id/lift': 'abuse.lift',
   'POST /console/api/calls': 'call.create',
   'POST /console/api/calls/:id/again': 'call.create',

@@ -88,7 +88,7 @@ export class MessageRelay {
   private async decide(job: RelayJob): Promise<MessageRecord | null> {
     const now = job.receivedAt;
     const looked = await this.deps.routes.lookup(job.x, job.sender, now);
-    const bound = 'route' in looked ? looked.route : (looked.binding ?? null);
+    const bound = 'route' in looked ? looked.route : 'binding' in looked ? (looked.binding ?? null) : null;
     const tenantId = bound?.tenantId ?? (await this.deps.store.tenantOfX(job.x));
     const sender = maskPhone(job.sender);
     if (!tenantId) {

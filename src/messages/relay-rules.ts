@@ -13,6 +13,8 @@ export type RelayDecision =
   | { readonly refused: MessageRefusal; readonly binding: RouteTarget | null };
 
 export function relayDecision(route: RouteDecision, senderRefusal: 'blacklisted' | 'rate_limited' | null): RelayDecision {
+  // An AXE X asks a caller for an extension; a text cannot key one, so it reaches nobody.
+  if ('extension' in route) return { refused: 'unbound', binding: null };
   if (!('route' in route)) return { refused: route.refused, binding: route.binding ?? null };
   // The index lives in Redis, not where trust lives: a target that is not a real number is no route.
   if (normalizePhoneNumber(route.route.target)?.digits !== route.route.target) return { refused: 'unbound', binding: null };

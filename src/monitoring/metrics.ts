@@ -71,7 +71,7 @@ export async function oldestWaitingSince(queue: WaitingQueue): Promise<number | 
   return oldest.attemptsMade > 0 && oldest.processedOn ? oldest.processedOn : oldest.timestamp;
 }
 
-const CALL_KIND_OF_CDR: Record<string, string> = { click_to_dial: 'click_to_dial', axb: 'call_to_x', xb: 'call_to_x', callback: 'call_to_x' };
+const CALL_KIND_OF_CDR: Record<string, string> = { click_to_dial: 'click_to_dial', axb: 'call_to_x', xb: 'call_to_x', callback: 'call_to_x', axe: 'call_to_x' };
 const DEFAULT_STALE_CALL_MS = 25 * 3600_000;
 const DEFAULT_MAX_TRACKED_CALLS = 100_000;
 const DEFAULT_SOURCE_TIMEOUT_MS = 2000;

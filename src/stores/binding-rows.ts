@@ -13,6 +13,7 @@ export function rowToBinding(r: RowDataPacket): Binding {
     x: String(r.x),
     a: r.a === null ? null : String(r.a),
     b: String(r.b),
+    extension: r.extension === null || r.extension === undefined ? null : String(r.extension),
     state: r.state as Binding['state'],
     expiresAt: toMsStrict(r.expires_at),
     restriction: r.restriction as Binding['restriction'],

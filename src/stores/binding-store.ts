@@ -23,9 +23,11 @@ export interface NewBinding {
   readonly tenantId: string;
   readonly requestId?: string;
   readonly mode: BindingMode;
-  /** AXB only. */
+  /** AXB; optional for AXE. */
   readonly a?: string;
   readonly b: string;
+  /** AXE only: the extension wanted (the tenant's length); one free on X is drawn otherwise. */
+  readonly extension?: string;
   /** An explicit X; otherwise one is allocated from the tenant's pool. */
   readonly x?: string;
   /** Preferred area for allocation; with strictArea, no fallback to other areas. */
@@ -57,7 +59,14 @@ export interface BindingPatch {
 }
 
 /** A binding with everything checked, ready to be written. */
-export type BindingDraft = Omit<NewBinding, 'a' | 'allowList'> & { readonly a: string | null; readonly b: string; readonly allowList: readonly string[]; readonly expiresAt: number };
+export type BindingDraft = Omit<NewBinding, 'a' | 'allowList' | 'extension'> & {
+  readonly a: string | null;
+  readonly b: string;
+  readonly allowList: readonly string[];
+  readonly expiresAt: number;
+  /** AXE: the extension to write (chosen by the caller of insertOn). */
+  readonly extension?: string | null;
+};
 
 export interface ExpiredBinding {
   readonly id: string;
@@ -165,7 +174,7 @@ export class BindingStore {
    * it (explicit: x_not_in_pool / x_unavailable instead when X is not an enabled number of the pool).
    */
   async insertOn(x: string, d: BindingDraft, now: number, explicit: boolean): Promise<{ binding: Binding; version: number }> {
-    const members = membersOf(d.mode, d.a, d.b);
+    const members = membersOf(d.mode, d.a, d.b, d.extension ?? null);
     const id = randomUUID();
     const version = await inTransaction(this.pool, async (conn) => {
       // AXB binds on one X run side by side (shared lock); an XB waits for them and they for it.
@@ -197,11 +206,11 @@ export class BindingStore {
       const version = await recordNewBinding(conn, id);
       try {
         await conn.query(
-          `INSERT INTO bindings (id, tenant_id, request_id, kind, x, a, b, restriction, record_call, max_duration, announcement,
+          `INSERT INTO bindings (id, tenant_id, request_id, kind, x, a, b, extension, restriction, record_call, max_duration, announcement,
              allow_list, state, expires_at, user_data, created_at, updated_at, route_version, end_warning_seconds)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?)`,
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?)`,
           [
-            id, d.tenantId, d.requestId ?? null, d.mode, x, d.a, d.b, d.restriction ?? 'both', d.record ?? false,
+            id, d.tenantId, d.requestId ?? null, d.mode, x, d.a, d.b, d.extension ?? null, d.restriction ?? 'both', d.record ?? false,
             d.maxDurationSeconds ?? null, d.announcement ?? null, JSON.stringify(d.allowList), toDate(d.expiresAt),
             d.userData ?? null, toDate(now), toDate(now), version, d.endWarningSeconds ?? null,
           ],
@@ -223,6 +232,7 @@ export class BindingStore {
       x,
       a: d.a,
       b: d.b,
+      extension: d.extension ?? null,
       state: 'active',
       expiresAt: d.expiresAt,
       restriction: d.restriction ?? 'both',
@@ -280,7 +290,7 @@ export class BindingStore {
         if (!rows[0]) throw new ConflictError('binding_ended', 'the binding has ended', 'id');
         await conn.query('DELETE FROM binding_members WHERE binding_id = ?', [id]);
         await conn.query('INSERT INTO binding_members (x, number, binding_id, expires_at) VALUES ?', [
-          membersOf(before.kind as BindingMode, a, b).map((n) => [before.x, n, id, toDate(expiresAt)]),
+          membersOf(before.kind as BindingMode, a, b, before.extension ?? null).map((n) => [before.x, n, id, toDate(expiresAt)]),
         ]);
         await conn.query(
           `UPDATE bindings SET a = ?, b = ?, expires_at = ?, restriction = ?, record_call = ?, max_duration = ?, announcement = ?, updated_at = ?,

@@ -10,6 +10,10 @@ export function redisKeys(prefix: string) {
   return {
     /** Where a call to X goes, by (X, hash of the caller, or `*` for an XB binding). */
     route: (x: string, callerHash: string) => `${prefix}:route:${x}:${callerHash}`,
+    /** Where a call to X goes once the caller has keyed an AXE binding's extension. */
+    routeByExtension: (x: string, extension: string) => `${prefix}:route:${x}:#${extension}`,
+    /** That X takes AXE extensions: their length and X's tenant (kept until the last of its AXE bindings expires). */
+    extensionNumber: (x: string) => `${prefix}:axe:${x}`,
     /** Set once the route index is complete (built from MySQL, and not lost since). */
     routeIndexReady: `${prefix}:route:ready`,
     /** A click-to-dial call in progress (hash). */

@@ -14,10 +14,10 @@ import { redisKeys, routeChangesChannel } from './keys';
 export interface RouteTarget {
   readonly bindingId: string;
   readonly tenantId: string;
-  readonly kind: 'axb' | 'xb' | 'callback';
+  readonly kind: 'axb' | 'xb' | 'callback' | 'axe';
   /** The real number to connect. */
   readonly target: string;
-  /** The party the caller is, in the binding: 'a', 'b', or 'any' (an XB caller). */
+  /** The party the caller is, in the binding: 'a', 'b', or 'any' (an XB caller, or one who keyed an AXE extension). */
   readonly callerRole: 'a' | 'b' | 'any';
   readonly restriction: CallRestriction;
   readonly record: boolean;
@@ -31,9 +31,29 @@ export interface RouteTarget {
   readonly allowList: readonly string[];
 }
 
+/** X takes AXE extensions (and the caller has no route of its own on X): ask for this many digits. */
+export interface ExtensionPrompt {
+  /** X's tenant: a wrong extension is its refused call. */
+  readonly tenantId: string;
+  readonly extensionLength: number;
+  /** The latest expiry of the AXE bindings written on X. */
+  readonly expiresAt: number;
+}
+
 export type RouteDecision =
   | { readonly route: RouteTarget }
-  | { readonly refused: 'unbound' | 'restricted'; readonly binding?: RouteTarget };
+  | { readonly refused: 'unbound' | 'restricted'; readonly binding?: RouteTarget }
+  | { readonly extension: ExtensionPrompt };
+
+/** Where the extension a caller keyed on X goes. */
+export type ExtensionDecision =
+  | { readonly route: RouteTarget }
+  | { readonly refused: 'wrong_extension' | 'restricted'; readonly binding?: RouteTarget };
+
+export interface CheckedExtensionDecision {
+  readonly decision: ExtensionDecision;
+  readonly complete: boolean;
+}
 
 /** A decision, and whether the index was complete when it was read. */
 export interface CheckedRouteDecision {
@@ -76,10 +96,13 @@ const ANY_CALLER = '*';
 
 /** Every write to a route: versioned, so an older change never overwrites a newer (see the script). */
 const APPLY_ROUTE_CHANGE = LuaScript.load('apply-route-change');
+/** The marker of an X that takes AXE extensions: only ever extended, never a route (see the script). */
+const MARK_EXTENSION_NUMBER = LuaScript.load('mark-extension-number');
 
 type RouteWrite =
   | { readonly op: 'put' | 'provisional'; readonly key: string; readonly version: number; readonly bindingId: string; readonly route: RouteTarget }
-  | { readonly op: 'remove'; readonly key: string; readonly version: number; readonly bindingId: string; readonly expiresAt: number };
+  | { readonly op: 'remove'; readonly key: string; readonly version: number; readonly bindingId: string; readonly expiresAt: number }
+  | { readonly op: 'mark'; readonly key: string; readonly prompt: ExtensionPrompt };
 
 export class RouteIndex {
   constructor(
@@ -91,6 +114,20 @@ export class RouteIndex {
 
   private key(x: string, caller: string): string {
     return redisKeys(this.prefix).route(x, caller === ANY_CALLER ? ANY_CALLER : this.hash(caller));
+  }
+
+  private extensionKey(x: string, extension: string): string {
+    return redisKeys(this.prefix).routeByExtension(x, extension);
+  }
+
+  private markerKey(x: string): string {
+    return redisKeys(this.prefix).extensionNumber(x);
+  }
+
+  /** The marker an AXE binding puts on its X while it routes. */
+  private static promptOf(b: IndexableBinding): ExtensionPrompt | null {
+    if (b.kind !== 'axe' || !b.extension) return null;
+    return { tenantId: b.tenantId, extensionLength: b.extension.length, expiresAt: b.expiresAt };
   }
 
   private get readyKey(): string {
@@ -112,6 +149,13 @@ export class RouteIndex {
       allowList: b.allowList.map(this.hash),
     };
     if (b.kind === 'xb') return [[this.key(b.x, ANY_CALLER), { ...base, target: b.b, callerRole: 'any' }]];
+    if (b.kind === 'axe') {
+      // Whoever keys the extension reaches B; with A set, B dialling X reaches A by the caller pair.
+      if (!b.extension) return [];
+      const out: Array<[string, RouteTarget]> = [[this.extensionKey(b.x, b.extension), { ...base, target: b.b, callerRole: 'any' }]];
+      if (b.a !== null) out.push([this.key(b.x, b.b), { ...base, target: b.a, callerRole: 'b' }]);
+      return out;
+    }
     // An AXB or callback binding always has A; one without it routes nowhere.
     if (b.a === null) return [];
     const out: Array<[string, RouteTarget]> = [[this.key(b.x, b.b), { ...base, target: b.a, callerRole: 'b' }]];
@@ -145,6 +189,8 @@ export class RouteIndex {
           : { op: 'remove', key, version: binding.routeVersion, bindingId: binding.id, expiresAt: binding.expiresAt },
       );
     }
+    const prompt = RouteIndex.promptOf(binding);
+    if (prompt && RouteIndex.routable(binding, now)) writes.push({ op: 'mark', key: this.markerKey(binding.x), prompt });
     return writes;
   }
 
@@ -155,6 +201,12 @@ export class RouteIndex {
     const send = async (script: 'sha' | 'source'): Promise<Array<[Error | null, unknown]>> => {
       const pipeline = this.redis.pipeline();
       for (const w of writes) {
+        if (w.op === 'mark') {
+          const markArgs = [w.prompt.tenantId, String(w.prompt.extensionLength), String(w.prompt.expiresAt)];
+          if (script === 'sha') pipeline.evalsha(MARK_EXTENSION_NUMBER.sha, 1, w.key, ...markArgs);
+          else pipeline.eval(MARK_EXTENSION_NUMBER.source, 1, w.key, ...markArgs);
+          continue;
+        }
         const args =
           w.op === 'remove'
             ? [w.op, String(w.version), w.bindingId, '', String(w.expiresAt), channel]
@@ -188,14 +240,43 @@ export class RouteIndex {
    * version 0, which every committed change overrides (tests and benchmarks seed routes this way).
    */
   async put(b: IndexableBinding): Promise<void> {
-    await this.write(
-      this.entries(b).map(([key, route]) => ({ op: b.kind === 'callback' ? 'provisional' : 'put', key, version: 0, bindingId: b.id, route })),
-    );
+    const prompt = RouteIndex.promptOf(b);
+    await this.write([
+      ...this.entries(b).map(([key, route]): RouteWrite => ({ op: b.kind === 'callback' ? 'provisional' : 'put', key, version: 0, bindingId: b.id, route })),
+      ...(prompt ? [{ op: 'mark', key: this.markerKey(b.x), prompt } as const] : []),
+    ]);
   }
 
   async lookup(x: string, caller: string, now: number = Date.now()): Promise<RouteDecision> {
-    const [own, xb] = await this.redis.mget(this.key(x, caller), this.key(x, ANY_CALLER));
-    return this.decide(parsed(own), parsed(xb), caller, now);
+    const [own, xb, marker] = await this.redis.mget(this.key(x, caller), this.key(x, ANY_CALLER), this.markerKey(x));
+    return this.decide(parsed(own), parsed(xb), caller, now, parsedPrompt(marker));
+  }
+
+  /** Where the extension a caller keyed on X goes, and whether the index was complete when read (one MGET). */
+  async lookupExtensionChecked(x: string, extension: string, now: number = Date.now()): Promise<CheckedExtensionDecision> {
+    const [route, ready] = await this.redis.mget(this.extensionKey(x, extension), this.readyKey);
+    return { decision: RouteIndex.decideExtension(parsed(route), now), complete: typeof ready === 'string' };
+  }
+
+  async lookupExtension(x: string, extension: string, now: number = Date.now()): Promise<ExtensionDecision> {
+    return (await this.lookupExtensionChecked(x, extension, now)).decision;
+  }
+
+  /** The extension decision from the given bindings (read from MySQL while the index is being rebuilt), as lookupExtension decides it. */
+  decideExtensionFromBindings(bindings: readonly IndexableBinding[], x: string, extension: string, now: number = Date.now()): ExtensionDecision {
+    const wanted = this.extensionKey(x, extension);
+    const route = bindings.flatMap((b) => this.entries(b)).find(([key]) => key === wanted)?.[1] ?? null;
+    return RouteIndex.decideExtension(route, now);
+  }
+
+  /**
+   * The extension rule: the binding holding it, unless past its expiry; a binding that only lets B
+   * call A (restriction b_to_a) refuses whoever keys it.
+   */
+  private static decideExtension(route: RouteTarget | null, now: number): ExtensionDecision {
+    // A removal's tombstone has no expiry: it routes nothing, like a route past its expiry.
+    if (!route || !(route.expiresAt > now)) return { refused: 'wrong_extension' };
+    return route.restriction === 'b_to_a' ? { refused: 'restricted', binding: route } : { route };
   }
 
   /**
@@ -203,8 +284,8 @@ export class RouteIndex {
    * miss in an incomplete index says nothing about MySQL.
    */
   async lookupChecked(x: string, caller: string, now: number = Date.now()): Promise<CheckedRouteDecision> {
-    const [own, xb, ready] = await this.redis.mget(this.key(x, caller), this.key(x, ANY_CALLER), this.readyKey);
-    return { decision: this.decide(parsed(own), parsed(xb), caller, now), complete: typeof ready === 'string' };
+    const [own, xb, ready, marker] = await this.redis.mget(this.key(x, caller), this.key(x, ANY_CALLER), this.readyKey, this.markerKey(x));
+    return { decision: this.decide(parsed(own), parsed(xb), caller, now, parsedPrompt(marker)), complete: typeof ready === 'string' };
   }
 
   /**
@@ -216,17 +297,22 @@ export class RouteIndex {
     const exclusive = this.key(x, ANY_CALLER);
     let direct: RouteTarget | null = null;
     let xb: RouteTarget | null = null;
+    let prompt: ExtensionPrompt | null = null;
     for (const b of bindings) {
       for (const [key, route] of this.entries(b)) {
         if (key === own) direct = route;
         else if (key === exclusive) xb = route;
       }
+      prompt ??= b.x === x ? RouteIndex.promptOf(b) : null;
     }
-    return this.decide(direct, xb, caller, now);
+    return this.decide(direct, xb, caller, now, prompt);
   }
 
-  /** The routing rules: the caller's own route first (unless past expiry), then X's XB route; restriction and allow-list. */
-  private decide(direct: RouteTarget | null, exclusive: RouteTarget | null, caller: string, now: number): RouteDecision {
+  /**
+   * The routing rules: the caller's own route first (unless past expiry), then X's XB route;
+   * restriction and allow-list; then, on an X that takes AXE extensions, the caller is asked for one.
+   */
+  private decide(direct: RouteTarget | null, exclusive: RouteTarget | null, caller: string, now: number, prompt: ExtensionPrompt | null = null): RouteDecision {
     if (direct && direct.expiresAt > now) {
       const allowed =
         direct.restriction === 'both' ||
@@ -238,6 +324,7 @@ export class RouteIndex {
       if (exclusive.allowList.length > 0 && !exclusive.allowList.includes(this.hash(caller))) return { refused: 'restricted', binding: exclusive };
       return { route: exclusive };
     }
+    if (prompt && prompt.expiresAt > now) return { extension: prompt };
     return { refused: 'unbound' };
   }
 
@@ -282,9 +369,13 @@ export class RouteIndex {
       }
     } while (cursor !== '0');
     const expected = new Map<string, { binding: VersionedBinding; route: RouteTarget }>();
+    const expectedPrompts = new Map<string, ExtensionPrompt>();
     for (const b of await readActive()) {
       if (!RouteIndex.routable(b, now)) continue;
       for (const [key, route] of this.entries(b)) expected.set(key, { binding: b, route });
+      const prompt = RouteIndex.promptOf(b);
+      const key = this.markerKey(b.x);
+      if (prompt && (expectedPrompts.get(key)?.expiresAt ?? 0) < prompt.expiresAt) expectedPrompts.set(key, prompt);
     }
     const repairs: RouteWrite[] = [];
     for (const [key, held] of seen) {
@@ -301,6 +392,19 @@ export class RouteIndex {
       if (held && !held.removed && JSON.stringify(held) === routeJson(want.binding.routeVersion, want.route)) continue;
       repairs.push({ op: 'put', key, version: want.binding.routeVersion, bindingId: want.binding.id, route: want.route });
     }
+    // The markers of Xs that take extensions: missing (Redis lost them) or short of their latest binding.
+    const markerKeys = [...expectedPrompts.keys()];
+    for (let i = 0; i < markerKeys.length; i += 1000) {
+      const keys = markerKeys.slice(i, i + 1000);
+      const held = await this.redis.mget(...keys);
+      keys.forEach((key, j) => {
+        const want = expectedPrompts.get(key);
+        const have = parsedPrompt(held[j]);
+        if (!want) return;
+        if (have && have.tenantId === want.tenantId && have.extensionLength === want.extensionLength && have.expiresAt >= want.expiresAt) return;
+        repairs.push({ op: 'mark', key, prompt: want });
+      });
+    }
     const repaired = await this.write(repairs);
     return { found: repairs.length, repaired };
   }
@@ -313,4 +417,13 @@ function routeJson(version: number, route: RouteTarget): string {
 
 function parsed(stored: string | null | undefined): RouteTarget | null {
   return stored ? (JSON.parse(stored) as RouteTarget) : null;
+}
+
+function parsedPrompt(stored: string | null | undefined): ExtensionPrompt | null {
+  if (!stored) return null;
+  const p = JSON.parse(stored) as Partial<ExtensionPrompt>;
+  // Redis is not where trust lives: a marker that does not say a length of 3-6 digits asks for nothing.
+  const length = Number(p.extensionLength);
+  if (typeof p.tenantId !== 'string' || !Number.isInteger(length) || length < 3 || length > 6) return null;
+  return { tenantId: p.tenantId, extensionLength: length, expiresAt: Number(p.expiresAt) };
 }

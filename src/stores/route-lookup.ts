@@ -2,14 +2,17 @@ import type { RowDataPacket } from 'mysql2/promise';
 import type { Logger } from '../logger';
 import { rowToBinding } from './binding-rows';
 import { toDate, type Pool } from './mysql';
-import type { IndexableBinding, RouteDecision, RouteIndex } from './route-index';
+import { extensionMember } from '../domain/binding-rules';
+import type { ExtensionDecision, IndexableBinding, RouteDecision, RouteIndex } from './route-index';
 
 export interface RouteLookupDeps {
-  readonly index: Pick<RouteIndex, 'lookupChecked' | 'decideFromBindings' | 'isReady' | 'rebuild'>;
+  readonly index: Pick<RouteIndex, 'lookupChecked' | 'decideFromBindings' | 'lookupExtensionChecked' | 'decideExtensionFromBindings' | 'isReady' | 'rebuild'>;
   /** The bindings that route now: the whole index, rebuilt from them. */
   readonly listActive: () => Promise<readonly IndexableBinding[]>;
-  /** The active bindings of X that can route this caller: its own (X, caller) member and X's XB member. */
+  /** The active bindings of X that can route this caller: its own (X, caller) member and X's XB member (and one AXE binding, if X carries any). */
   readonly activeFor: (x: string, caller: string, now: number) => Promise<readonly IndexableBinding[]>;
+  /** The active binding holding this extension on X, if any. */
+  readonly activeForExtension?: (x: string, extension: string, now: number) => Promise<readonly IndexableBinding[]>;
   readonly logger: Logger;
   /** Told each time the index was found incomplete and a rebuild starts (metrics, tests). */
   readonly onRebuild?: (bindings: number) => void;
@@ -33,6 +36,15 @@ export class RouteLookup {
     void this.ensureComplete().catch(() => undefined);
     if (!('refused' in decision) || decision.refused !== 'unbound') return decision;
     return this.deps.index.decideFromBindings(await this.deps.activeFor(x, caller, now), x, caller, now);
+  }
+
+  /** Where a keyed extension goes: from the index, or from MySQL while the index is incomplete (as lookup()). */
+  async lookupExtension(x: string, extension: string, now: number = Date.now()): Promise<ExtensionDecision> {
+    const { decision, complete } = await this.deps.index.lookupExtensionChecked(x, extension, now);
+    if (complete || !this.deps.activeForExtension) return decision;
+    void this.ensureComplete().catch(() => undefined);
+    if ('route' in decision) return decision;
+    return this.deps.index.decideExtensionFromBindings(await this.deps.activeForExtension(x, extension, now), x, extension, now);
   }
 
   /** Whether the index is complete; when it is not, its rebuild is started (not awaited). */
@@ -69,10 +81,26 @@ export class RouteLookup {
  */
 export function activeBindingsFor(pool: Pool): RouteLookupDeps['activeFor'] {
   return async (x, caller, now) => {
+    // One AXE binding of X, if any, says X asks for extensions (and how many digits).
+    const [rows] = await pool.query<RowDataPacket[]>(
+      `(SELECT b.* FROM binding_members m JOIN bindings b ON b.id = m.binding_id
+         WHERE m.x = ? AND m.number IN (?, '*') AND m.expires_at > ? AND b.state = 'active')
+       UNION ALL
+       (SELECT b.* FROM binding_members m JOIN bindings b ON b.id = m.binding_id
+         WHERE m.x = ? AND m.number LIKE '#%' AND m.expires_at > ? AND b.state = 'active' LIMIT 1)`,
+      [x, caller, toDate(now), x, toDate(now)],
+    );
+    return rows.map(rowToBinding);
+  };
+}
+
+/** The active binding holding an extension on X, straight from MySQL (migration 045: at most one). */
+export function activeBindingsForExtension(pool: Pool): NonNullable<RouteLookupDeps['activeForExtension']> {
+  return async (x, extension, now) => {
     const [rows] = await pool.query<RowDataPacket[]>(
       `SELECT b.* FROM binding_members m JOIN bindings b ON b.id = m.binding_id
-        WHERE m.x = ? AND m.number IN (?, '*') AND m.expires_at > ? AND b.state = 'active'`,
-      [x, caller, toDate(now)],
+        WHERE m.x = ? AND m.number = ? AND m.expires_at > ? AND b.state = 'active'`,
+      [x, extensionMember(extension), toDate(now)],
     );
     return rows.map(rowToBinding);
   };

@@ -12,6 +12,7 @@ const xs = (i: number) => `7001000${String(970 + i).padStart(8, '0')}`;
 
 /** What a decision says, without the stored route's details: routed to whom, or refused why. */
 function outcome(d: RouteDecision): string {
+  if ('extension' in d) return `extension:${d.extension.extensionLength}`;
   return 'route' in d ? `route:${d.route.target}:${d.route.kind}` : `refused:${d.refused}`;
 }
 

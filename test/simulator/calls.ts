@@ -211,6 +211,17 @@ export class CallFlows {
         await this.sim.sleep(playbackMs(app.arg));
         done(ch.hungup ? 'FILE NOT PLAYED' : 'FILE PLAYED'); return;
       }
+      case 'play_and_get_digits': {
+        const got = await this.collectDigits(ch, app.arg);
+        if (ch.hungup) return;
+        const pg = playAndGetDigitsArgs(app.arg);
+        if (got !== null) ch.setVars.set(pg.variable, got);
+        ch.apps = ch.apps.filter((x) => x !== app);
+        ch.lastApp = app;
+        this.sim.events.emit(ch, 'CHANNEL_EXECUTE_COMPLETE', { ...app, response: '_none_' }, got === null ? undefined : [[`variable_${pg.variable}`, got]]);
+        if (ch.socketReleased) this.sim.outbound.releaseOutbound(ch);
+        return;
+      }
       case 'record_session': {
         ch.recording = app.arg; ch.recStartUs = nowUs();
         await this.sim.sleep(20);
@@ -227,6 +238,30 @@ export class CallFlows {
       default:
         done(); return;
     }
+  }
+
+  /**
+   * play_and_get_digits on a call to X: the prompt, then what the caller keys on that try (a DTMF event per
+   * digit); a try whose digits do not match (too few, or none before the timeout) plays the invalid file and
+   * the prompt again, up to `tries`. The digits, or null.
+   */
+  private async collectDigits(ch: Channel, arg: string): Promise<string | null> {
+    const pg = playAndGetDigitsArgs(arg);
+    for (let i = 0; i < pg.tries; i++) {
+      await this.sim.sleep(playbackMs(pg.file));
+      if (ch.hungup) return null;
+      const keyed = ch.keys?.tries[i] ?? '';
+      for (const d of keyed.slice(0, pg.max)) {
+        await this.sim.sleep(120);
+        if (ch.hungup) return null;
+        this.sim.events.emit(ch, 'DTMF', undefined, [['DTMF-Digit', d], ['DTMF-Duration', '960'], ['DTMF-Source', ch.keys?.via === 'info' ? 'INBAND_SIGNALING' : 'RTP']]);
+      }
+      const got = keyed.slice(0, pg.max);
+      if (got.length >= pg.min && pg.regexp.test(got)) return got;
+      await this.sim.sleep(got.length === 0 ? pg.timeoutMs : pg.digitTimeoutMs);
+      if (i + 1 < pg.tries) await this.sim.sleep(playbackMs(pg.invalidFile));
+    }
+    return null;
   }
 
   private async bridge(a: Channel, app: AppRun, oneShot: boolean): Promise<void> {
@@ -478,6 +513,15 @@ function refusedTemplate(arg: string, beh: PhoneBehaviour): TemplateKey | undefi
   const ep = parseEndpoint(parseVarBlock(arg).rest.trim());
   if (!refusedCause(ep, beh)) return undefined;
   return ep.channelName.startsWith('error/') ? '16a' : '16b';
+}
+
+/** `<min> <max> <tries> <timeout> <terminators> <file> <invalid_file> <var_name> <regexp> [<digit_timeout>]` (mod_dptools). */
+function playAndGetDigitsArgs(arg: string): { min: number; max: number; tries: number; timeoutMs: number; file: string; invalidFile: string; variable: string; regexp: RegExp; digitTimeoutMs: number } {
+  const [min, max, tries, timeout, , file, invalidFile, variable, regexp, digitTimeout] = splitArgs(arg);
+  return {
+    min: Number(min), max: Number(max), tries: Number(tries) || 1, timeoutMs: Number(timeout) || 0, file: file ?? '', invalidFile: invalidFile ?? '',
+    variable: variable ?? 'digits', regexp: new RegExp(`^(?:${regexp ?? '.*'})$`), digitTimeoutMs: Number(digitTimeout ?? timeout) || 0,
+  };
 }
 
 /** Duration of a playback: tone_stream://%(on,off,f1,f2);loops=N → (on+off)*N ms; files: 1 s. */

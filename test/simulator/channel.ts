@@ -1,7 +1,7 @@
 /** A channel's state (one leg of a call), the endpoint and `{vars}` parsers, and the simulator's clock in µs. */
 import type { Conn } from './esl';
 import type { TemplateKey } from './templates';
-import type { PhoneBehaviour } from './types';
+import type { KeyedDigits, PhoneBehaviour } from './types';
 
 export const SIP_HOST = '127.0.0.1';
 
@@ -46,6 +46,8 @@ export class Channel {
   ep: Endpoint;
   vars: Array<[string, string]>;
   setVars = new Map<string, string>();
+  /** A caller of X: the digits it keys at each prompt (play_and_get_digits). */
+  keys?: KeyedDigits;
   answered = false;
   ringing = false;
   hungup = false;

@@ -25,6 +25,7 @@ export class OutboundSocket {
     ch.callerNum = call.callerNumber; ch.callerName = call.callerNumber; ch.origNum = call.callerNumber; ch.origName = call.callerNumber; ch.ani = call.callerNumber;
     ch.calleeName = ''; ch.calleeNum = '';
     ch.fromDisplay = call.callerNumber; ch.fromUser = call.callerNumber;
+    ch.keys = call.keys;
     this.sim.chans.set(uuid, ch);
     this.sim.sessionsSinceStartup++;
     this.toCaller(ch, '100 Trying', undefined, false);

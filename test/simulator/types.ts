@@ -46,4 +46,8 @@ export interface OutboundCall {
   callerAddress?: string;
   /** Only `hangupAfterMs` applies: the caller sends BYE that long after its call is answered. */
   caller?: PhoneBehaviour;
+  /** What the caller keys when the switch asks for digits (play_and_get_digits), try by try ('' keys nothing), and how. */
+  keys?: KeyedDigits;
 }
+/** Digits a calling phone keys, per prompt: RFC 2833 telephone-events in its RTP, or SIP INFO application/dtmf-relay. */
+export interface KeyedDigits { via: 'rfc2833' | 'info'; tries: string[] }
