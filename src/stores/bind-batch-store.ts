@@ -200,13 +200,15 @@ export class BindBatchStore {
         ]);
         const count = new Map(mine.map((r) => [String(r.binding_id), Number(r.n)]));
         for (const e of rows) if ((count.get(e.id) ?? 0) < membersOf(e.draft.mode, e.draft.a, e.draft.b).length) clashed.add(e.id);
-        const out = [...clashed];
-        await conn.query('DELETE FROM binding_members WHERE binding_id IN (?)', [out]);
-        await conn.query('DELETE FROM bindings WHERE id IN (?)', [out]);
+        // By primary key (never a range of a secondary index), so no gap is locked against other batches' inserts.
+        const out = rows.filter((e) => clashed.has(e.id));
+        const keys = out.flatMap((e) => membersOf(e.draft.mode, e.draft.a, e.draft.b).map((n) => [e.x, n]));
+        await conn.query('DELETE FROM binding_members WHERE (x, number) IN (?) AND binding_id IN (?)', [keys, out.map((e) => e.id)]);
+        await conn.query('DELETE FROM bindings WHERE id IN (?)', [out.map((e) => e.id)]);
       }
     }
-    const left = [...duplicateRequest, ...clashed];
-    if (left.length > 0) await conn.query('DELETE FROM route_outbox WHERE binding_id IN (?)', [left]);
+    const left = [...duplicateRequest, ...clashed].map((id) => versions.get(id) ?? 0);
+    if (left.length > 0) await conn.query('DELETE FROM route_outbox WHERE id IN (?)', [left]);
     const written = new Map<string, number>();
     for (const e of rows) if (!clashed.has(e.id)) written.set(e.id, versions.get(e.id) ?? 0);
     return { written, xRefused, clashed, duplicateRequest };
