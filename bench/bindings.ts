@@ -1,12 +1,22 @@
 /**
- * Binding creation through the HTTP API with real MySQL and Redis (goal >= 5,000 bindings/s,
- * p99 <= 20 ms), and pool efficiency: distinct X used against Δ (the largest number of
- * concurrent bindings any one number holds) for several workloads, and churn (bindings arriving
- * and expiring over simulated hours in several areas). The floor (durable single-row INSERTs/s from
- * 64 connections) is measured in the same run, and bindings/s is given as a share of it.
+ * Binding creation through the HTTP API with real MySQL and Redis (goal >= 5,000 bindings/s
+ * sustained 60 s, p99 <= 20 ms, >= 0.5 of the floor), and pool efficiency: distinct X used
+ * against Δ (the largest number of concurrent bindings any one number holds) for several
+ * workloads, and churn (bindings arriving and expiring over simulated hours in several areas).
+ * The floor (durable single-row INSERTs/s from 64 connections) is measured in the same run, and
+ * bindings/s is given as a share of it.
+ *
+ * Creation: short runs at several concurrencies (BENCH_CONCURRENCY, default 16,32,64,128;
+ * BENCH_SWEEP_SECONDS each, default 5), then the sustained run (BENCH_SUSTAINED_SECONDS, default
+ * 60) at the concurrency that reached the most bindings/s with p99 <= 20 ms (or the most
+ * bindings/s). Each run gives CPU ms per binding of the controller, MariaDB, Redis and the client,
+ * which the machine's other load changes less than the rates. BENCH_ECONOMY=0 skips the pool
+ * economy workloads; BENCH_FLOOR_SECONDS (default 10) sets the floor's length.
  */
 import { randomBytes } from 'node:crypto';
-import { startApp } from '../src/app';
+import os from 'node:os';
+import type { RowDataPacket } from 'mysql2/promise';
+import { startApp, type App } from '../src/app';
 import { loadConfig } from '../src/config';
 import { createLogger } from '../src/logger';
 import { TenantStore } from '../src/stores/tenant-store';
@@ -18,7 +28,8 @@ import type { BindingService } from '../src/bindings/binding-service';
 import { blockNumbers } from '../src/domain/pool';
 import type { Pool } from '../src/stores/mysql';
 import { RemoteSimulator } from './support/remote-simulator';
-import { postFromWorker } from './support/http-load';
+import { loadFromProcess, type ProcessLoadResult } from './support/http-load-process';
+import { pidListeningOn, processCpuMs } from './support/proc-cpu';
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -60,29 +71,38 @@ export async function run(): Promise<Record<string, unknown>> {
   // into a table like bindings, each its own autocommitted transaction.
   const floor = await insertFloor(app.pool, testDatabaseUrl(dbName), Number(process.env.BENCH_FLOOR_SECONDS ?? 10));
 
-  // Creation: disjoint pairs with allocated X, `concurrency` requests in flight from a client thread.
-  const total = Number(process.env.BENCH_BINDINGS ?? 4000);
-  const concurrency = 32;
-  const load = await postFromWorker(
-    url,
-    { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    Array.from({ length: total }, (_, i) => ({
-      path: '/v1/bindings',
-      body: { mode: 'axb', a: `138${String(i).padStart(8, '0')}`, b: `139${String(i).padStart(8, '0')}` },
-    })),
-    concurrency,
-  );
-  const elapsed = load.elapsedMs;
-  const failures = load.statuses.filter((s) => s !== 201).length;
-  const latencies = [...load.latenciesMs].sort((a, b) => a - b);
+  // Creation through the API: disjoint pairs with allocated X, a closed loop of `concurrency`
+  // requests in flight from a process of its own. Short runs at several concurrencies first; then
+  // the sustained run at the one that reached the most bindings/s with p99 <= 20 ms (the most
+  // bindings/s when none did).
+  const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
+  const bodyTemplate = JSON.stringify({ mode: 'axb', a: '138{i}', b: '139{i}' });
+  let offset = 0;
+  const measure = async (concurrency: number, seconds: number): Promise<CreationRun> => {
+    const cpu0 = cpuNow();
+    const run = await loadFromProcess({ baseUrl: url, path: '/v1/bindings', headers, concurrency, seconds, bodyTemplate, offset });
+    offset += run.sent;
+    return creationRun(concurrency, run, cpuSince(cpu0));
+  };
+  const sweepSeconds = Number(process.env.BENCH_SWEEP_SECONDS ?? 5);
+  const sweep: CreationRun[] = [];
+  for (const c of (process.env.BENCH_CONCURRENCY ?? '16,32,64,128').split(',').map(Number)) sweep.push(await measure(c, sweepSeconds));
+  const within = sweep.filter((r) => r.p99Ms <= 20);
+  const best = (within.length ? within : sweep).reduce((p, q) => (q.bindingsPerSecond > p.bindingsPerSecond ? q : p));
+  const sustainedSeconds = Number(process.env.BENCH_SUSTAINED_SECONDS ?? 60);
+  const sustained = sustainedSeconds > 0 ? await measure(best.concurrency, sustainedSeconds) : null;
+  const violations = await invariantViolations(app.pool);
+  const routed = await sampleRoutes(app, 500);
 
   // Efficiency: first-fit on workloads with different degree skews (through the registry).
   const efficiency: Array<Record<string, number | string>> = [];
+  const economy = process.env.BENCH_ECONOMY !== '0';
   for (const [name, pairs, hot, people] of [
     ['uniform', 2000, 2000, 2000],
     ['skewed (5 hot numbers)', 2000, 5, 4000],
     ['star (1 number, 150 partners)', 150, 1, 150],
   ] as const) {
+    if (!economy) break;
     const degree = new Map<string, number>();
     const used = new Set<string>();
     let s = 7;
@@ -103,7 +123,7 @@ export async function run(): Promise<Record<string, unknown>> {
     efficiency.push({ workload: name, pairs, delta, distinctX: used.size, deltaPlusOne: delta + 1, pairsOver200: Math.ceil(pairs / 200) });
   }
 
-  const churn = await churnWorkload(app.bindings, tenant.id);
+  const churn = economy ? await churnWorkload(app.bindings, tenant.id) : [];
 
   await app.stop();
   await sim.stop();
@@ -111,23 +131,110 @@ export async function run(): Promise<Record<string, unknown>> {
   const redis = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
   await deletePrefixKeys(redis, prefix);
   await redis.quit();
+  const headline = sustained ?? best;
   return {
     creationViaHttp: {
-      bindings: total,
-      concurrency,
-      client: 'a worker thread (undici), so the clients do not share the controller\'s event loop',
-      failures,
-      bindingsPerSecond: Math.round((total / elapsed) * 1000),
-      p50Ms: Number(percentile(latencies, 50).toFixed(2)),
-      p99Ms: Number(percentile(latencies, 99).toFixed(2)),
-      goal: '>= 5000/s, p99 <= 20 ms',
+      workload: 'POST /v1/bindings, AXB, disjoint pairs, X allocated from a 10,000-number pool',
+      client: 'a separate process (node:http, keep-alive), closed loop',
+      bindingsPerSecond: headline.bindingsPerSecond,
+      p50Ms: headline.p50Ms,
+      p99Ms: headline.p99Ms,
+      concurrency: headline.concurrency,
+      goal: '>= 5000/s sustained 60 s, p99 <= 20 ms',
+      sweep,
+      sustained,
+      invariantViolations: violations,
+      routesChecked: routed,
     },
     floor,
-    bindingsPerSecondOverFloor: Number((Math.round((total / elapsed) * 1000) / floor.insertsPerSecond).toFixed(3)),
+    bindingsPerSecondOverFloor: Number((headline.bindingsPerSecond / floor.insertsPerSecond).toFixed(3)),
     ratioGoal: '>= 0.5',
     poolEfficiency: efficiency,
     churn,
   };
+}
+
+interface CreationRun {
+  readonly concurrency: number;
+  readonly seconds: number;
+  readonly bindings: number;
+  readonly failures: Record<string, number>;
+  readonly bindingsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  /** Completed per second: the slowest, middle and fastest whole second. */
+  readonly perSecondMin: number;
+  readonly perSecondMedian: number;
+  readonly perSecondMax: number;
+  /** CPU ms per created binding: the controller, MariaDB, Redis and the load generator. */
+  readonly cpuMsPerBinding: Record<string, number | null>;
+  readonly loadAverage: number;
+}
+
+const MYSQLD = pidListeningOn('127.0.0.1', 3306);
+const REDIS_SERVER = pidListeningOn('127.0.0.1', 6379);
+
+function cpuNow(): { controller: number; mysqld: number | null; redis: number | null } {
+  const c = process.cpuUsage();
+  return { controller: (c.user + c.system) / 1000, mysqld: MYSQLD && processCpuMs(MYSQLD), redis: REDIS_SERVER && processCpuMs(REDIS_SERVER) };
+}
+
+function cpuSince(t0: ReturnType<typeof cpuNow>): { controller: number; mysqld: number | null; redis: number | null } {
+  const t1 = cpuNow();
+  const diff = (a: number | null, b: number | null): number | null => (a === null || b === null ? null : b - a);
+  return { controller: t1.controller - t0.controller, mysqld: diff(t0.mysqld, t1.mysqld), redis: diff(t0.redis, t1.redis) };
+}
+
+function creationRun(concurrency: number, run: ProcessLoadResult, cpu: ReturnType<typeof cpuSince>): CreationRun {
+  const created = run.statuses['201'] ?? 0;
+  const latencies = [...run.latenciesMs].sort((a, b) => a - b);
+  // The last second is cut short by the deadline: left out of the per-second figures.
+  const whole = run.perSecond.slice(0, Math.max(1, Math.floor(run.elapsedMs / 1000))).sort((a, b) => a - b);
+  const per = (ms: number | null): number | null => (ms === null || created === 0 ? null : Number((ms / created).toFixed(3)));
+  return {
+    concurrency,
+    seconds: Number((run.elapsedMs / 1000).toFixed(1)),
+    bindings: created,
+    failures: Object.fromEntries(Object.entries(run.statuses).filter(([status]) => status !== '201')),
+    bindingsPerSecond: Math.round((created / run.elapsedMs) * 1000),
+    p50Ms: Number(percentile(latencies, 50).toFixed(2)),
+    p99Ms: Number(percentile(latencies, 99).toFixed(2)),
+    perSecondMin: whole[0] ?? 0,
+    perSecondMedian: whole[Math.floor(whole.length / 2)] ?? 0,
+    perSecondMax: whole.at(-1) ?? 0,
+    cpuMsPerBinding: { controller: per(cpu.controller), mysqld: per(cpu.mysqld), redis: per(cpu.redis), client: per(run.cpuMs) },
+    loadAverage: Number(os.loadavg()[0]!.toFixed(1)),
+  };
+}
+
+/** Active bindings breaking the reuse invariant (a number twice on one X, anything beside an XB), or missing their members. */
+async function invariantViolations(pool: Pool): Promise<{ numberTwiceOnX: number; besideXb: number; membersMissing: number }> {
+  const [[twice], [xb], [members]] = await Promise.all([
+    pool.query<RowDataPacket[]>(
+      `SELECT COUNT(*) AS n FROM (SELECT x, n FROM (SELECT x, a AS n FROM bindings WHERE state = 'active' AND kind = 'axb' AND expires_at > NOW(3)
+         UNION ALL SELECT x, b FROM bindings WHERE state = 'active' AND expires_at > NOW(3)) t GROUP BY x, n HAVING COUNT(*) > 1) d`,
+    ),
+    pool.query<RowDataPacket[]>(
+      `SELECT COUNT(*) AS n FROM bindings o JOIN bindings xb ON xb.x = o.x AND xb.kind = 'xb' AND xb.state = 'active' AND xb.expires_at > NOW(3)
+        WHERE o.id <> xb.id AND o.state = 'active' AND o.expires_at > NOW(3)`,
+    ),
+    pool.query<RowDataPacket[]>(
+      `SELECT COUNT(*) AS n FROM bindings b LEFT JOIN (SELECT binding_id, COUNT(*) AS c FROM binding_members GROUP BY binding_id) m ON m.binding_id = b.id
+        WHERE b.state = 'active' AND b.kind = 'axb' AND COALESCE(m.c, 0) <> 2`,
+    ),
+  ]);
+  return { numberTwiceOnX: Number(twice[0]?.n ?? 0), besideXb: Number(xb[0]?.n ?? 0), membersMissing: Number(members[0]?.n ?? 0) };
+}
+
+/** A random sample of the active bindings, looked up in the route index both ways: how many route as MySQL says. */
+async function sampleRoutes(app: App, sample: number): Promise<{ sampled: number; routedBothWays: number }> {
+  const [rows] = await app.pool.query<RowDataPacket[]>("SELECT x, a, b FROM bindings WHERE state = 'active' AND kind = 'axb' ORDER BY RAND() LIMIT ?", [sample]);
+  let routed = 0;
+  for (const r of rows) {
+    const [fromA, fromB] = await Promise.all([app.routes.lookup(String(r.x), String(r.a)), app.routes.lookup(String(r.x), String(r.b))]);
+    if ('route' in fromA && fromA.route.target === String(r.b) && 'route' in fromB && fromB.route.target === String(r.a)) routed++;
+  }
+  return { sampled: rows.length, routedBothWays: routed };
 }
 
 /** Durable single-row INSERTs per second from 64 connections into a copy of the bindings table. */

@@ -55,7 +55,7 @@ import { createRedis, createRequestRedis } from './stores/redis';
 import { activeBindingsFor, activeBindingsForExtension, RouteLookup } from './stores/route-lookup';
 import { RouteIndex } from './stores/route-index';
 import { TenantStore } from './stores/tenant-store';
-import { AuditStore } from './stores/audit-store';
+import { AuditStore, BatchedAuditWriter } from './stores/audit-store';
 import { startWebhookDispatch, webhookQueuer } from './webhooks/dispatch';
 import { startWebhookWorker, WebhookQueue } from './webhooks/webhook-queue';
 import { CachedWebhookEndpoints, WebhookStore } from './webhooks/webhook-store';
@@ -114,6 +114,8 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const tenants = new TenantStore(pool);
   const apiKeys = cachedApiKeyAuth(tenants, 5000);
   const audit = new AuditStore(pool);
+  // What the API's requests append goes in multi-row INSERTs (after each response, as before).
+  const auditWrites = new BatchedAuditWriter(audit);
   const calls = new CallStore(pool);
   const cdrs = new CdrStore(pool);
   const live = new LiveCallStore(redis, config.redisPrefix);
@@ -142,7 +144,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   });
   // A quarantined X routes no call (nor text): the routing path holds the quarantined numbers in memory.
   await abuse.quarantined.refresh();
-  const bindings = new BindingService(pool, routes, abuse, { routeWriteTimeoutMs: config.routeIndexWrites.timeoutMs });
+  const bindings = new BindingService(pool, routes, abuse, { routeWriteTimeoutMs: config.routeIndexWrites.timeoutMs, batch: config.bindBatch });
   // Routing reads the index in Redis; when Redis has lost it, it is rebuilt from MySQL at once (seen by a
   // lookup, a reconnect, the readiness probe or the periodic check), and misses are answered from MySQL meanwhile.
   const routeLookup = new RouteLookup({
@@ -439,7 +441,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     hub: consoleHub,
     redis,
     prefix: config.redisPrefix,
-    audit,
+    audit: auditWrites,
     onAuditError: auditFailed,
   };
   const webhookRoutes: WebhookRouteDeps = {
@@ -456,7 +458,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
         return t ? { tenantId: t.id, keyId: t.apiKeyId, name: t.name } : null;
       },
     },
-    audit,
+    audit: auditWrites,
     onAuditError: auditFailed,
     authThrottle: new RedisAuthThrottle(redis, config.redisPrefix, config.authFailuresPerMinute),
     readiness: createReadinessProbe({ esl, redis, pool, routeIndex: routeLookup, draining: () => draining }),
@@ -547,6 +549,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
       capacity.stop();
       await outbound.close();
       await http.close();
+      await auditWrites.flush();
       await metricsListener?.close();
       // Forced: what still runs here was given back to the queue at the drain deadline.
       await callbackWorker.close(true);

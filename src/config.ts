@@ -116,6 +116,8 @@ export interface AppConfig {
     /** How often the route index is compared with MySQL and its drift repaired. */
     readonly reconcileIntervalSeconds: number;
   };
+  /** Group commit of binds (src/bindings/bind-batcher.ts): most binds in one transaction (1: each its own), batches written at once. */
+  readonly bindBatch: { readonly maxBatch: number; readonly maxInFlight: number };
   /** Abuse control (SPEC §7): limits counted per tenant; 0 turns a limit off. */
   readonly abuse: {
     /** Click-to-dial calls involving a number (as A or B) and calls to X by a caller, per minute. */
@@ -476,6 +478,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
     routeIndexWrites: {
       timeoutMs: int(env, 'ROUTE_WRITE_TIMEOUT_MS', 2000, 50, 60_000),
       reconcileIntervalSeconds: int(env, 'ROUTE_RECONCILE_INTERVAL_SECONDS', 60, 1, 86_400),
+    },
+    bindBatch: {
+      maxBatch: int(env, 'BIND_BATCH_MAX', 200, 1, 1000),
+      maxInFlight: int(env, 'BIND_BATCH_IN_FLIGHT', 4, 1, 16),
     },
     abuse: abuseConfig(env),
     webhooks: {

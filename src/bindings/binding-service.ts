@@ -10,6 +10,7 @@ import { PoolStore, type PoolAreaStats, type PoolNumber, type PoolNumberInput, t
 import type { RouteIndex, VersionedBinding } from '../stores/route-index';
 import { RouteOutbox } from '../stores/route-outbox';
 import { isRetryableTransactionError } from '../stores/transaction';
+import { BindBatcher, withoutVersion, type BatchedBind, type BindResult } from './bind-batcher';
 
 export type { Binding, BindingState } from '../domain/binding-rules';
 export type { BindingPatch, ExpiredBinding, NewBinding } from '../stores/binding-store';
@@ -42,6 +43,8 @@ export class BindingService {
   /** AXE bindings: their X and extension, and the tenant's extension length. */
   readonly axe: AxePlacement;
   private readonly outbox: RouteOutbox | null;
+  /** Group commit of allocated AXB binds (with an index and options.batch); without it every bind is its own transaction. */
+  private readonly batcher: BindBatcher | null;
 
   /**
    * Every change that affects routing is written to MySQL with its outbox row in one transaction.
@@ -52,13 +55,25 @@ export class BindingService {
     pool: Pool,
     index?: RouteIndex,
     private readonly admission?: BindingAdmission,
-    options: { routeWriteTimeoutMs?: number } = {},
+    options: { routeWriteTimeoutMs?: number; batch?: { maxBatch: number; maxInFlight: number } } = {},
   ) {
     this.bindings = new BindingStore(pool);
     this.numbers = new PoolStore(pool);
     this.blacklist = new BlacklistStore(pool, (tenantId) => admission?.blacklistChanged?.(tenantId));
     this.axe = new AxePlacement(pool, this.bindings);
     this.outbox = index ? new RouteOutbox(pool, index, options.routeWriteTimeoutMs ?? 2000) : null;
+    this.batcher =
+      this.outbox && options.batch && options.batch.maxBatch > 1
+        ? new BindBatcher({
+            pool,
+            outbox: this.outbox,
+            admit: admission ? (tenantId, numbers, now) => admission.admitBinding(tenantId, numbers, now) : undefined,
+            pairLimit: (tenantId) => this.pairLimit(tenantId),
+            bindAlone: (b) => this.bindAlone(b),
+            placeAlone: (b) => this.place(b),
+            ...options.batch,
+          })
+        : null;
   }
 
   /** Applies routing changes left in the outbox (Redis was unreachable, or a process died after its commit); how many. */
@@ -67,7 +82,7 @@ export class BindingService {
   }
 
   /** Creates an AXB, XB or AXE binding. Idempotent by requestId. */
-  async bind(input: NewBinding, now: number = Date.now()): Promise<{ binding: Binding; created: boolean }> {
+  async bind(input: NewBinding, now: number = Date.now()): Promise<BindResult> {
     const b = parseRealNumber(input.b, 'b');
     const a = input.mode === 'axb' || (input.mode === 'axe' && input.a !== undefined) ? parseRealNumber(input.a, 'a') : null;
     if (input.mode !== 'axe' && input.extension !== undefined) throw new ValidationError('extension', 'an extension is for AXE bindings only', 'unknown_field');
@@ -79,7 +94,14 @@ export class BindingService {
     }
     if (input.userData && input.userData.length > 256) throw new ValidationError('userData', 'userData is longer than 256 characters', 'too_long');
     if (input.announcement !== undefined) await this.requireMedia(input.announcement);
+    const draft: BindingDraft = { ...input, a, b, allowList, expiresAt: now + ttl * 1000 };
+    if (this.batcher && input.mode === 'axb' && input.x === undefined) return this.batcher.bind({ input, draft, now });
+    return this.bindAlone({ input, draft, now });
+  }
 
+  /** One bind in transactions of its own: idempotency, screening, abuse control, then allocation and the write. */
+  private async bindAlone({ input, draft, now }: BatchedBind): Promise<BindResult> {
+    const { a, b, allowList } = draft;
     if (input.requestId) {
       const existing = await this.bindings.findByRequest(input.tenantId, input.requestId);
       if (existing) {
@@ -90,13 +112,18 @@ export class BindingService {
     }
     await this.screen(input.tenantId, { a, b, ...Object.fromEntries(allowList.map((n, i) => [`allowList[${i}]`, n])) }, a === null ? null : [a, b], now);
     await this.admission?.admitBinding(input.tenantId, { a, b }, now);
-    const draft: BindingDraft = { ...input, a, b, allowList, expiresAt: now + ttl * 1000 };
     if (input.mode === 'axe') return { binding: await this.indexed(await this.axe.place(input, draft, now)), created: true };
+    return this.place({ input, draft, now });
+  }
 
+  /** Writes a screened and admitted bind on its X, or on one first fit allocates (a few tries when binds race for the same X). */
+  private async place({ input, draft, now }: BatchedBind): Promise<BindResult> {
     if (input.x !== undefined) {
       const x = parsePrivacyNumber(input.x, 'x', true);
       try {
-        return { binding: await this.indexed(await this.bindings.insertOn(x, draft, now, true)), created: true };
+        const binding = await this.indexed(await this.bindings.insertOn(x, draft, now, true));
+        if (draft.mode === 'xb') this.batcher?.forget(input.tenantId);
+        return { binding, created: true };
       } catch (err) {
         if (err instanceof XRefused) throw new ConflictError('binding_conflict', `x already carries one of these numbers, or is held by an XB binding`, 'x');
         throw err;
@@ -109,7 +136,9 @@ export class BindingService {
       const x = attempt === 0 ? candidates[0] : candidates[Math.floor(Math.random() * candidates.length)];
       if (x === undefined) throw new ConflictError('no_number_available', 'no number is free in the pool for these numbers', 'x');
       try {
-        return { binding: await this.indexed(await this.bindings.insertOn(x, draft, now, false)), created: true };
+        const binding = await this.indexed(await this.bindings.insertOn(x, draft, now, false));
+        if (draft.mode === 'xb') this.batcher?.forget(input.tenantId);
+        return { binding, created: true };
       } catch (err) {
         // Taken meanwhile, or too contended (binds racing on the same lowest X): try another.
         if (!(err instanceof XRefused) && !isRetryableTransactionError(err)) throw err;
@@ -145,10 +174,15 @@ export class BindingService {
     const { listed, pairBindings } = await this.blacklist.screen(tenantId, entries.map(([, n]) => n), pair, now - 3600_000);
     const [field] = entries.find(([, n]) => listed.has(n)) ?? [];
     if (field !== undefined) throw new ForbiddenError('number_blacklisted', `${field} is on the blacklist`, field);
-    const pairLimit = (await this.admission?.pairBindingsPerHour?.(tenantId)) ?? PAIR_BINDINGS_PER_HOUR;
+    const pairLimit = await this.pairLimit(tenantId);
     if (pairLimit > 0 && pairBindings >= pairLimit) {
       throw new AppError('pair_rate_limited', `this pair was bound ${pairLimit} times in the last hour`, 'b');
     }
+  }
+
+  /** How often one A-B pair may be bound in an hour for this tenant (0: no limit). */
+  private async pairLimit(tenantId: string): Promise<number> {
+    return (await this.admission?.pairBindingsPerHour?.(tenantId)) ?? PAIR_BINDINGS_PER_HOUR;
   }
 
   /**
@@ -253,8 +287,10 @@ export class BindingService {
     return this.numbers.poolStats(tenantId, now);
   }
 
-  setNumberState(tenantId: string, x: string, state: PoolNumberState): Promise<PoolNumber> {
-    return this.numbers.setNumberState(tenantId, x, state);
+  async setNumberState(tenantId: string, x: string, state: PoolNumberState): Promise<PoolNumber> {
+    const changed = await this.numbers.setNumberState(tenantId, x, state);
+    this.batcher?.forget(tenantId);
+    return changed;
   }
 
   numberState(tenantId: string, x: string): Promise<PoolNumberState | null> {
@@ -284,13 +320,4 @@ export class BindingService {
   blacklistRemove(tenantId: string | null, number: string): Promise<void> {
     return this.blacklist.remove(tenantId, number);
   }
-}
-
-/** What the API shows of a binding: not the index's version. */
-function withoutVersion(b: Binding): Binding {
-  return {
-    id: b.id, tenantId: b.tenantId, requestId: b.requestId, kind: b.kind, x: b.x, a: b.a, b: b.b, extension: b.extension ?? null, state: b.state, expiresAt: b.expiresAt,
-    restriction: b.restriction, record: b.record, maxDurationSeconds: b.maxDurationSeconds, endWarningSeconds: b.endWarningSeconds, announcement: b.announcement,
-    allowList: b.allowList, userData: b.userData,
-  };
 }

@@ -27,10 +27,24 @@ export function firstFit(
   area?: string,
   limit = 1,
 ): string[] {
+  return firstFitBy(pool, (n) => n.held, members, area, limit);
+}
+
+/**
+ * firstFit over a pool whose occupancy is read through `heldOn` (what X holds now), for callers
+ * that keep occupancy by number rather than by X (group commit reads it for a batch's numbers).
+ */
+export function firstFitBy<T extends { readonly x: string; readonly area: string }>(
+  pool: readonly T[],
+  heldOn: (n: T) => ReadonlySet<string>,
+  members: readonly string[],
+  area?: string,
+  limit = 1,
+): string[] {
   const out: string[] = [];
   for (const n of pool) {
     if (area !== undefined && n.area !== area) continue;
-    if (reuseClash(n.held, members) !== null) continue;
+    if (reuseClash(heldOn(n), members) !== null) continue;
     out.push(n.x);
     if (out.length >= limit) break;
   }

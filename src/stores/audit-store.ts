@@ -44,6 +44,22 @@ export class AuditStore {
     return res.insertId;
   }
 
+  /** Many entries in one multi-row INSERT, in the order given, each at the time it was made. */
+  async appendMany(entries: ReadonlyArray<{ readonly entry: AuditEntryInput; readonly at: number }>): Promise<void> {
+    if (entries.length === 0) return;
+    await this.pool.query('INSERT INTO audit_log (tenant_id, actor, action, target, request_id, details, created_at) VALUES ?', [
+      entries.map(({ entry: e, at }) => [
+        e.tenantId,
+        e.actor,
+        e.action,
+        e.target ?? null,
+        e.requestId ?? null,
+        e.details === undefined || e.details === null ? null : JSON.stringify(e.details),
+        new Date(at),
+      ]),
+    ]);
+  }
+
   /** A tenant's entries (or, with tenantId null, platform-wide ones), newest first; page with `nextCursor`. */
   async list(
     tenantId: string | null,
@@ -89,4 +105,46 @@ function rowToEntry(r: RowDataPacket): AuditEntry {
     details: r.details === null ? null : typeof r.details === 'string' ? (JSON.parse(r.details) as Record<string, unknown>) : (r.details as Record<string, unknown>),
     createdAt: toMsStrict(r.created_at),
   };
+}
+
+/**
+ * The audit log as the API writes it, after each response: entries made while a write is under
+ * way go together in the next multi-row INSERT, so a busy API costs the database one commit per
+ * batch instead of one per request. append resolves once its entry is stored (or rejects with
+ * the write's error); flush waits for everything appended so far.
+ */
+export class BatchedAuditWriter {
+  private queue: Array<{ entry: AuditEntryInput; at: number; done: (err?: Error) => void }> = [];
+  private writing: Promise<void> | null = null;
+
+  constructor(
+    private readonly store: Pick<AuditStore, 'appendMany'>,
+    private readonly maxBatch = 500,
+  ) {}
+
+  append(entry: AuditEntryInput): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ entry, at: Date.now(), done: (err) => (err === undefined ? resolve() : reject(err)) });
+      this.writing ??= this.drain();
+    });
+  }
+
+  async flush(): Promise<void> {
+    while (this.writing) await this.writing;
+  }
+
+  private async drain(): Promise<void> {
+    // Lets the rest of this turn of the event loop append too.
+    await new Promise((resolve) => setImmediate(resolve));
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.maxBatch);
+      try {
+        await this.store.appendMany(batch);
+        for (const e of batch) e.done();
+      } catch (err) {
+        for (const e of batch) e.done(err instanceof Error ? err : new Error(String(err)));
+      }
+    }
+    this.writing = null;
+  }
 }

@@ -56,6 +56,19 @@ export class RouteOutbox {
     await this.pool.query('DELETE FROM route_outbox WHERE id = ?', [change.version]);
   }
 
+  /**
+   * A batch of requests at once (group commit): the changes they committed and the bindings
+   * retried requests found, in one round trip to Redis, then the committed rows dropped.
+   */
+  async applyBatch(committed: readonly RouteChange[], reasserted: readonly VersionedBinding[]): Promise<void> {
+    if (committed.length === 0 && reasserted.length === 0) return;
+    await this.bounded(this.routes.apply([...committed, ...reasserted.map((binding) => ({ version: binding.routeVersion, binding }))]));
+    // Housekeeping, not part of the answer: a row left behind is applied again (harmlessly) and dropped by applyPending.
+    if (committed.length > 0) {
+      this.pool.query('DELETE FROM route_outbox WHERE id IN (?)', [committed.map((c) => c.version)]).catch(() => undefined);
+    }
+  }
+
   /** A retried request: makes Redis say again what MySQL says of this binding, at its version. */
   async reassert(binding: VersionedBinding): Promise<void> {
     await this.bounded(this.routes.apply([{ version: binding.routeVersion, binding }]));
