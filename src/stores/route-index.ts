@@ -1,7 +1,7 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis';
 import type { Binding, CallRestriction } from '../domain/binding-rules';
 import type { NumberHasher } from '../domain/number-hash';
-import { LuaScript } from './redis';
+import { getMany, LuaScript, scanKeys } from './redis';
 import { redisKeys, routeChangesChannel } from './keys';
 
 /**
@@ -81,7 +81,7 @@ type RouteWrite =
 
 export class RouteIndex {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     /** Callers appear in key names (and XB allow-lists) only as this keyed hash. */
     private readonly hash: NumberHasher,
@@ -145,28 +145,28 @@ export class RouteIndex {
     return writes;
   }
 
-  /** Sends the writes in one round trip; how many routes changed. */
+  /**
+   * Sends the writes together (one script call per route, each in its route's slot, none waiting
+   * for another's answer); how many routes changed. Every write is sent even when one fails; then
+   * the first failure is thrown.
+   */
   private async write(writes: readonly RouteWrite[]): Promise<number> {
     if (writes.length === 0) return 0;
     const channel = routeChangesChannel(this.prefix);
-    const send = async (script: 'sha' | 'source'): Promise<Array<[Error | null, unknown]>> => {
-      const pipeline = this.redis.pipeline();
-      for (const w of writes) {
-        const args =
+    const results = await Promise.allSettled(
+      writes.map((w) =>
+        APPLY_ROUTE_CHANGE.run(
+          this.redis,
+          [w.key],
           w.op === 'remove'
             ? [w.op, String(w.version), w.bindingId, '', String(w.expiresAt), channel]
-            : [w.op, String(w.version), w.bindingId, routeJson(w.op === 'put' ? w.version : 0, w.route), String(w.route.expiresAt), channel];
-        if (script === 'sha') pipeline.evalsha(APPLY_ROUTE_CHANGE.sha, 1, w.key, ...args);
-        else pipeline.eval(APPLY_ROUTE_CHANGE.source, 1, w.key, ...args);
-      }
-      return (await pipeline.exec()) ?? [];
-    };
-    let results = await send('sha');
-    // A Redis that restarted has forgotten the script: send it once in full.
-    if (results.some(([err]) => err?.message.startsWith('NOSCRIPT'))) results = await send('source');
-    const failed = results.find(([err]) => err !== null)?.[0];
-    if (failed) throw failed;
-    return results.filter(([, changed]) => changed === 1).length;
+            : [w.op, String(w.version), w.bindingId, routeJson(w.op === 'put' ? w.version : 0, w.route), String(w.route.expiresAt), channel],
+        ),
+      ),
+    );
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return results.filter((r) => r.status === 'fulfilled' && r.value === 1).length;
   }
 
   /**
@@ -196,11 +196,12 @@ export class RouteIndex {
   }
 
   /**
-   * lookup(), and in the same round trip (one MGET) whether the index was complete when read: a
-   * miss in an incomplete index says nothing about MySQL.
+   * lookup(), and alongside it (sent together, so no extra wait) whether the index was complete when
+   * read: a miss in an incomplete index says nothing about MySQL. The ready marker is read on its own:
+   * in a cluster it lives in another slot than X's routes.
    */
   async lookupChecked(x: string, caller: string, now: number = Date.now()): Promise<CheckedRouteDecision> {
-    const [own, xb, ready] = await this.redis.mget(this.key(x, caller), this.key(x, ANY_CALLER), this.readyKey);
+    const [[own, xb], ready] = await Promise.all([this.redis.mget(this.key(x, caller), this.key(x, ANY_CALLER)), this.redis.get(this.readyKey)]);
     return { decision: this.decide(parsed(own), parsed(xb), caller, now), complete: typeof ready === 'string' };
   }
 
@@ -265,19 +266,14 @@ export class RouteIndex {
    */
   async reconcile(readActive: () => Promise<readonly VersionedBinding[]>, now: number = Date.now()): Promise<RouteDrift> {
     const seen = new Map<string, StoredRoute>();
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}:route:*`, 'COUNT', 1000);
-      cursor = next;
+    for await (const keys of scanKeys(this.redis, redisKeys(this.prefix).routePattern)) {
       const routeKeys = keys.filter((k) => k !== this.readyKey);
-      if (routeKeys.length > 0) {
-        const values = await this.redis.mget(...routeKeys);
-        routeKeys.forEach((k, i) => {
-          const v = values[i];
-          if (v) seen.set(k, JSON.parse(v) as StoredRoute);
-        });
-      }
-    } while (cursor !== '0');
+      const values = await getMany(this.redis, routeKeys);
+      routeKeys.forEach((k, i) => {
+        const v = values[i];
+        if (v) seen.set(k, JSON.parse(v) as StoredRoute);
+      });
+    }
     const expected = new Map<string, { binding: VersionedBinding; route: RouteTarget }>();
     for (const b of await readActive()) {
       if (!RouteIndex.routable(b, now)) continue;
