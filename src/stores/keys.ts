@@ -23,8 +23,12 @@ export function redisKeys(prefix: string) {
     route: (x: string, callerHash: string) => `${prefix}:route:${tag(x)}:${callerHash}`,
     /** What SCAN matches to find every route (the ready marker among them is skipped by name). */
     routePattern: `${prefix}:route:*`,
-    /** Set once the route index is complete (built from MySQL, and not lost since). */
-    routeIndexReady: `${prefix}:route:ready`,
+    /**
+     * Set once the route index is complete (built from MySQL, and not lost since). Named apart from
+     * the routes of before the hash tags (`<prefix>:route:ready`), so an upgraded deployment finds it
+     * absent and rebuilds the routes under their tagged names.
+     */
+    routeIndexReady: `${prefix}:route-index:ready`,
     /** A click-to-dial call in progress (hash); its leg claims share its slot (one script starts an attempt). */
     liveCall: (callId: string) => `${prefix}:call:${tag(callId)}`,
     /** A leg of a call, claimed before it is dialled (never ring twice). */
