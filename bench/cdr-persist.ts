@@ -142,6 +142,8 @@ export async function run(): Promise<Record<string, unknown>> {
     cdrsPerSec: result.persistPerSec,
     meetsGoal: Number(result.persistPerSec) >= 10_000,
     noopQueueCeilingPerSec: noopCeiling,
+    ratioToCeiling: Math.round((Number(result.persistPerSec) / noopCeiling) * 100) / 100,
+    goalRatio: 0.7,
     batched: result,
     unbatched,
   };

@@ -5,10 +5,19 @@
  *
  * Phone A answers busy, so each job is one originate and a settled result: the figure is the
  * dispatch rate, not the rate of connected calls (CDR persistence is bench/cdr-persist.ts).
- * The simulator runs in its own process, as a real switch would. Jobs are queued the way a
- * backend queues them directly, so the worker also records each call in MySQL.
+ * Jobs are queued the way a backend queues them directly, so the worker also records each call in MySQL.
+ *
+ * Two switches: two simulators, each in its own process as a real switch would be, each with the
+ * callback worker of a controller connected to it (one event socket each). Both workers take jobs
+ * from the one queue, so the calls spread over both switches by whichever worker is free; the
+ * product has no per-call switch placement in this branch, so the bench harness does the spreading.
+ * Duplicates are counted over both switches together.
+ *
+ * The ceiling, measured in the same run: the same kind of signed jobs through a BullMQ worker of the
+ * same total concurrency whose processor does nothing (BullMQ's own rate on this machine).
  */
 import { randomBytes } from 'node:crypto';
+import { Worker } from 'bullmq';
 import { callIdFor } from '../src/calls/click-to-dial-request';
 import { SUBSCRIBED_EVENTS } from '../src/flows/switch';
 import { EslClient } from '../src/esl/client';
@@ -30,22 +39,68 @@ import { RemoteSimulator } from './support/remote-simulator';
 
 const X = '700100000000001';
 
+const SWITCHES = 2;
+const CONCURRENCY_PER_WORKER = Number(process.env.BENCH_CONCURRENCY ?? 200);
+
 export async function run(): Promise<Record<string, unknown>> {
+  const viaApi = await runScenario({ callsRecordedFirst: true });
+  const queuedDirectly = await runScenario({ callsRecordedFirst: false });
+  const calls = Number(process.env.BENCH_CALLS ?? 3000);
+  const ceiling = await noopQueueCeiling(calls, CONCURRENCY_PER_WORKER * SWITCHES);
+  const ratio = (figure: unknown): number => Math.round((Number(figure) / ceiling) * 100) / 100;
   return {
-    viaApi: await runScenario({ callsRecordedFirst: true }),
-    queuedDirectly: await runScenario({ callsRecordedFirst: false }),
-    goal: '>= 1000 originates/s, 0 duplicates',
+    switches: SWITCHES,
+    concurrencyPerWorker: CONCURRENCY_PER_WORKER,
+    viaApi,
+    queuedDirectly,
+    noopQueueCeilingPerSec: ceiling,
+    viaApiRatio: ratio(viaApi.originatesPerSecond),
+    queuedDirectlyRatio: ratio(queuedDirectly.originatesPerSecond),
+    goal: '>= 1000 originates/s, 0 duplicates, spread over both switches',
   };
+}
+
+/** BullMQ alone: the same kind of signed jobs through a worker that does nothing, at the same concurrency. */
+async function noopQueueCeiling(calls: number, concurrency: number): Promise<number> {
+  const prefix = `ngbench${randomBytes(4).toString('hex')}`;
+  const redis = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+  const queue = new CallbackQueue(redis, prefix, 'bench');
+  const jobs = Array.from({ length: calls }, (_, i) =>
+    signClickToDialJob(
+      { v: CLICK_TO_DIAL_JOB_VERSION, tenantId: 'tenant', requestId: `r${i}`, a: `138${String(i).padStart(8, '0')}`, b: `139${String(i).padStart(8, '0')}` },
+      { keyId: 'key', apiKey: 'k'.repeat(32) },
+    ),
+  );
+  await queue.queue.addBulk(jobs.map((data) => ({ name: CLICK_TO_DIAL_JOB_NAME, data, opts: { jobId: callIdFor('tenant', data.requestId) } })));
+  let done = 0;
+  let resolveAll!: () => void;
+  const allDone = new Promise<void>((r) => (resolveAll = r));
+  const started = performance.now();
+  const worker = new Worker(
+    queue.queue.name,
+    async () => {
+      if (++done === calls) resolveAll();
+    },
+    { connection: redis, prefix, concurrency },
+  );
+  await allDone;
+  const perSecond = Math.round((calls / (performance.now() - started)) * 1000);
+  await worker.close();
+  await queue.queue.obliterate({ force: true });
+  await queue.close();
+  await deletePrefixKeys(redis, prefix);
+  await redis.quit();
+  return perSecond;
 }
 
 /**
  * callsRecordedFirst: the API path (the call row exists, the worker only reads it);
  * otherwise the direct path (a backend queued the job; the worker records the call).
  */
-async function runScenario(opts: { callsRecordedFirst: boolean; calls?: number }): Promise<Record<string, unknown>> {
+export async function runScenario(opts: { callsRecordedFirst: boolean; calls?: number }): Promise<Record<string, unknown>> {
   const calls = opts.calls ?? Number(process.env.BENCH_CALLS ?? 3000);
   const logger = createLogger('silent');
-  const sim = await RemoteSimulator.start(0);
+  const sims = await Promise.all(Array.from({ length: SWITCHES }, () => RemoteSimulator.start(0)));
   const prefix = `ngbench${randomBytes(4).toString('hex')}`;
   const dbName = `ng_bench_${randomBytes(6).toString('hex')}`;
   const dbUrl = testDatabaseUrl(dbName);
@@ -57,17 +112,20 @@ async function runScenario(opts: { callsRecordedFirst: boolean; calls?: number }
   const numbers = new BindingService(pool);
   await numbers.importNumbers(tenant.id, [{ x: X, area: '010' }]);
   const redis = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-  const esl = new EslClient({
-    host: sim.address.host,
-    port: sim.address.port,
-    password: 'ClueCon',
-    events: SUBSCRIBED_EVENTS,
-    commandTimeoutMs: 30_000,
-    reconnectMinMs: 100,
-    reconnectMaxMs: 1000,
-    logger,
-  });
-  await esl.start();
+  const esls = sims.map(
+    (sim) =>
+      new EslClient({
+        host: sim.address.host,
+        port: sim.address.port,
+        password: 'ClueCon',
+        events: SUBSCRIBED_EVENTS,
+        commandTimeoutMs: 30_000,
+        reconnectMinMs: 100,
+        reconnectMaxMs: 1000,
+        logger,
+      }),
+  );
+  await Promise.all(esls.map((esl) => esl.start()));
   const queue = new CallbackQueue(redis, prefix, 'bench');
   let finished = 0;
   let resolveAll!: () => void;
@@ -81,10 +139,7 @@ async function runScenario(opts: { callsRecordedFirst: boolean; calls?: number }
       { keyId: key.id, apiKey: key.key },
     ),
   );
-  await sim.setPhones(
-    jobs.map((j) => j.a),
-    { answer: 'busy' },
-  );
+  await Promise.all(sims.map((sim) => sim.setPhones(jobs.map((j) => j.a), { answer: 'busy' })));
   const callStore = new CallStore(pool);
   if (opts.callsRecordedFirst) {
     for (const job of jobs) {
@@ -110,49 +165,57 @@ async function runScenario(opts: { callsRecordedFirst: boolean; calls?: number }
   );
 
   const started = Date.now();
-  const worker = startCallbackWorker({
-    connection: redis,
-    prefix,
-    gateway: 'bench',
-    concurrency: 400,
-    callsPerSecond: 100_000,
-    tenants: cachedTenantLookup(tenants, 5000),
-    calls: callStore,
-    keys: tenants,
-    numbers,
-    defaults: { ringTimeoutASeconds: 30, ringTimeoutBSeconds: 30, maxDurationSeconds: 1800, passthroughAllowed: true },
-    flow: {
-      switch: esl,
-      live: new LiveCallStore(redis, prefix),
-      dialString: (n) => `sofia/gateway/carrier/${n}`,
-      ringbackTone: '%(2000,4000,440,480)',
-      bFailedPrompt: 'tone_stream://%(500,500,480,620)',
-      recordingPath: (id) => `/tmp/${id}.wav`,
+  // One worker per switch, as one controller per switch would run it, each on its own Redis connection.
+  const workerRedis = esls.map(() => createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'));
+  const tenantLookup = cachedTenantLookup(tenants, 5000);
+  const workers = esls.map((esl, i) =>
+    startCallbackWorker({
+      connection: workerRedis[i] ?? redis,
+      prefix,
+      gateway: 'bench',
+      concurrency: CONCURRENCY_PER_WORKER,
+      callsPerSecond: 100_000,
+      tenants: tenantLookup,
+      calls: callStore,
+      keys: tenants,
+      numbers,
+      defaults: { ringTimeoutASeconds: 30, ringTimeoutBSeconds: 30, maxDurationSeconds: 1800, passthroughAllowed: true },
+      flow: {
+        switch: esl,
+        live: new LiveCallStore(workerRedis[i] ?? redis, prefix),
+        dialString: (n) => `sofia/gateway/carrier/${n}`,
+        ringbackTone: '%(2000,4000,440,480)',
+        bFailedPrompt: 'tone_stream://%(500,500,480,620)',
+        recordingPath: (id) => `/tmp/${id}.wav`,
+        logger,
+      },
+      finished: async () => {
+        if (++finished === calls) resolveAll();
+      },
+      callbackBindingTtlSeconds: 3600,
       logger,
-    },
-    finished: async () => {
-      if (++finished === calls) resolveAll();
-    },
-    callbackBindingTtlSeconds: 3600,
-    logger,
-  });
+    }),
+  );
   await allDone;
   const elapsedMs = Date.now() - started;
 
-  const { counts, total } = await sim.originateCounts(jobs.map((job) => legUuid(callIdFor(tenant.id, job.requestId), 'a', 1)));
-  const duplicates = counts.reduce((sum, n) => sum + Math.abs(n - 1), 0);
-  await worker.close();
+  const uuids = jobs.map((job) => legUuid(callIdFor(tenant.id, job.requestId), 'a', 1));
+  const perSwitch = await Promise.all(sims.map((sim) => sim.originateCounts(uuids)));
+  const duplicates = uuids.reduce((sum, _, i) => sum + Math.abs(perSwitch.reduce((n, s) => n + (s.counts[i] ?? 0), 0) - 1), 0);
+  await Promise.all(workers.map((w) => w.close()));
   await queue.queue.obliterate({ force: true });
   await queue.close();
-  await esl.stop();
-  await sim.stop();
+  await Promise.all(esls.map((esl) => esl.stop()));
+  await Promise.all(sims.map((sim) => sim.stop()));
+  for (const r of workerRedis) r.disconnect();
   await deletePrefixKeys(redis, prefix);
   await redis.quit();
   await pool.end();
   await dropDatabase(dbName);
   return {
     calls,
-    originates: total,
+    originates: perSwitch.reduce((n, s) => n + s.total, 0),
+    originatesPerSwitch: perSwitch.map((s) => s.total),
     elapsedMs,
     originatesPerSecond: Math.round((calls / elapsedMs) * 1000),
     duplicateOriginates: duplicates,

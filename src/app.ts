@@ -108,8 +108,9 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const pool = createMysqlPool(config.mysqlUrl);
   await migrate(pool, logger);
   // Request paths (routing, the API) wait on Redis a bounded time; BullMQ's queues and workers wait for a reconnect.
-  const redis = createRequestRedis(config.redisUrl, config.redisRequests);
-  const queueRedis = createRedis(config.redisUrl);
+  const redisTarget = { url: config.redisUrl, clusterNodes: config.redisClusterNodes };
+  const redis = createRequestRedis(redisTarget, config.redisRequests);
+  const queueRedis = createRedis(redisTarget);
 
   const tenants = new TenantStore(pool);
   const apiKeys = cachedApiKeyAuth(tenants, 5000);
@@ -412,7 +413,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     { name: 'webhooks', queue: webhookQueue.queue },
     { name: 'messages', queue: messaging.queue.queue },
   ] as const;
-  const consoleHub = new ConsoleHub(events, createRedis(config.redisUrl));
+  const consoleHub = new ConsoleHub(events, createRedis(redisTarget));
   const agentTokens = new AgentTokenStore(pool);
   // Longer than any call can last: ringing A and B, then the talk-time cap, and a margin.
   const longestCallMs =

@@ -35,6 +35,11 @@ export interface AppConfig {
   readonly drainTimeoutSeconds: number;
   readonly mysqlUrl: string;
   readonly redisUrl: string;
+  /**
+   * REDIS_CLUSTER_NODES: `host:port,…`, seed nodes of a Redis Cluster. Empty (the default): the one
+   * Redis of REDIS_URL. When set, REDIS_URL gives only the credentials and TLS (rediss:).
+   */
+  readonly redisClusterNodes: readonly { readonly host: string; readonly port: number }[];
   /** Prefix for every Redis key and BullMQ queue, so several deployments (or test runs) can share a Redis. */
   readonly redisPrefix: string;
   /**
@@ -274,6 +279,30 @@ function url(env: Env, name: string, fallback: string, protocols: string[]): str
   return v;
 }
 
+/** `host:port,…` (IPv6 in brackets: `[::1]:7000`). */
+function clusterNodes(env: Env, name: string): { host: string; port: number }[] {
+  const raw = read(env, name);
+  if (raw === undefined) return [];
+  return raw
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean)
+    .map((entry) => {
+      const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(entry);
+      const port = Number(m?.[3]);
+      const host = m?.[1] ?? m?.[2];
+      if (!m || host === undefined || port < 1 || port > 65535) throw new ConfigError(name, `"${entry}" is not host:port`);
+      return { host, port };
+    });
+}
+
+/** Braces would become a Redis Cluster hash tag of their own and break the slot layout of keys.ts. */
+function redisPrefix(env: Env, name: string): string {
+  const v = str(env, name, 'ng');
+  if (/[{}\s]/.test(v)) throw new ConfigError(name, 'must not contain {, } or spaces');
+  return v;
+}
+
 /**
  * IPs and CIDRs, comma-separated. Default: loopback, and the switch's ESL address when that is an IP
  * (the switch connects to the outbound socket from the address it serves ESL on, as a rule).
@@ -423,7 +452,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
     drainTimeoutSeconds: int(env, 'DRAIN_TIMEOUT_SECONDS', 20, 0, 86_400),
     mysqlUrl: url(env, 'MYSQL_URL', 'mysql://root@127.0.0.1:3306/numguard', ['mysql:']),
     redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
-    redisPrefix: str(env, 'REDIS_PREFIX', 'ng'),
+    redisClusterNodes: clusterNodes(env, 'REDIS_CLUSTER_NODES'),
+    redisPrefix: redisPrefix(env, 'REDIS_PREFIX'),
     redisRequests: {
       commandTimeoutMs: int(env, 'REDIS_COMMAND_TIMEOUT_MS', 3000, 50, 60_000),
       maxRetriesPerRequest: int(env, 'REDIS_MAX_RETRIES_PER_REQUEST', 1, 0, 10),

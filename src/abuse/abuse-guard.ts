@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../stores/redis';
 import type { AppConfig } from '../config';
 import { ForbiddenError, RetryLaterError, type ErrorCode } from '../domain/errors';
 import { maskPhone } from '../domain/phone-number';
@@ -28,7 +28,7 @@ export class RateLimitedError extends RetryLaterError {
 }
 
 export interface AbuseGuardDeps {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   /** The app's REDIS_PREFIX. */
   readonly prefix: string;
   /** Keyed hash: how numbers appear in counter keys and flags. */
@@ -221,7 +221,7 @@ export class AbuseGuard {
   }
 
   private key(counter: 'calls' | 'bindings' | 'fanout' | 'fanout-flag', tenantId: string, number: string): string {
-    return redisKeys(this.deps.prefix).abuseCounter(counter, tenantNumberHash(this.deps.numberHash, tenantId, number));
+    return redisKeys(this.deps.prefix).abuseCounter(counter, tenantId, tenantNumberHash(this.deps.numberHash, tenantId, number));
   }
 
   private async takeOrRefuse(

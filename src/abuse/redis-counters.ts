@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../stores/redis';
 import { LuaScript } from '../stores/redis';
 
 /**
@@ -38,7 +38,7 @@ export interface CountedKey {
 export type TakeResult = { readonly admitted: true } | { readonly admitted: false; readonly index: number; readonly retryAfterMs: number };
 
 export class RedisAbuseCounters {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: RedisClient) {}
 
   /** Counts one event on every key if all are under their limits within `windowMs`; otherwise counts nothing. */
   async takeSliding(keys: readonly CountedKey[], windowMs: number, now: number): Promise<TakeResult> {

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../stores/redis';
 import type { PlatformEvent, PlatformEventBus } from '../events/platform-events';
 
 /**
@@ -14,7 +14,7 @@ export class ConsoleHub {
 
   constructor(
     private readonly events: Pick<PlatformEventBus, 'subscribe'>,
-    private readonly subscriber: Redis,
+    private readonly subscriber: RedisClient,
   ) {
     // events.subscribe adds one 'message' listener per tenant watched.
     subscriber.setMaxListeners(0);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../stores/redis';
 import { callIdFor } from '../calls/click-to-dial-request';
 import type { CallView, ClickToDialService } from '../calls/types';
 import type { TenantContext } from '../domain/tenant-context';
@@ -31,7 +31,7 @@ export interface ConsoleDeps {
   readonly cookie?: ConsoleCookieOptions;
   readonly calls: ClickToDialService;
   readonly hub: ConsoleHub;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly prefix: string;
   readonly audit?: AuditSink;
   readonly onAuditError?: (err: unknown) => void;
@@ -173,7 +173,7 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleDeps): 
     const callId = callIdFor(agent.tenantId, requestId);
     await deps.redis
       .multi()
-      .set(ownerKey(callId), agent.id, 'EX', OWNERSHIP_TTL_SECONDS)
+      .set(ownerKey(agent.id, callId), agent.id, 'EX', OWNERSHIP_TTL_SECONDS)
       .lpush(recentKey(agent.id), callId)
       .ltrim(recentKey(agent.id), 0, RECENT_KEPT - 1)
       .expire(recentKey(agent.id), OWNERSHIP_TTL_SECONDS)
@@ -182,13 +182,13 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleDeps): 
       const { call } = await deps.calls.create(contextOf(agent), { requestId, a: agent.agentNumber, b: customer, userData: order });
       return consoleView(call);
     } catch (err) {
-      await deps.redis.multi().del(ownerKey(callId)).lrem(recentKey(agent.id), 1, callId).exec();
+      await deps.redis.multi().del(ownerKey(agent.id, callId)).lrem(recentKey(agent.id), 1, callId).exec();
       throw err;
     }
   };
 
   const ownCall = async (agent: AgentTokenInfo, id: string): Promise<void> => {
-    if ((await deps.redis.get(ownerKey(id))) !== agent.id) throw new NotFoundError('call');
+    if ((await deps.redis.get(ownerKey(agent.id, id))) !== agent.id) throw new NotFoundError('call');
   };
 
   app.get('/console', { schema: { hide: true } }, async (_request, reply) =>
@@ -347,7 +347,7 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleDeps): 
             if (mine.has(callId)) return true;
             if (others.has(callId)) return false;
             // A call placed after this stream opened: its owner is read once, then remembered.
-            const owned = (await deps.redis.get(ownerKey(callId))) === agent.id;
+            const owned = (await deps.redis.get(ownerKey(agent.id, callId))) === agent.id;
             if (owned) mine.add(callId);
             else {
               if (others.size >= 1000) others.clear();

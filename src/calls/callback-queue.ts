@@ -1,6 +1,7 @@
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../stores/redis';
 import { callIdFor } from './click-to-dial-request';
+import { queueNames } from '../stores/keys';
 import { runClickToDialAttempt, type ClickToDialUseCaseDeps } from './click-to-dial-use-case';
 import type { CallResult } from '../domain/call';
 import type { JobsInFlight } from '../lifecycle/jobs-in-flight';
@@ -12,13 +13,18 @@ import { CLICK_TO_DIAL_JOB_NAME, type ClickToDialJobData } from './click-to-dial
  * The job id is the call id: queueing the same call twice is a no-op.
  */
 export function callbackQueueName(gateway: string): string {
-  return `click-to-dial.${gateway}`;
+  return queueNames.clickToDial(gateway);
+}
+
+/** The gateway a callback queue is for, from its name. */
+export function gatewayOfCallbackQueue(queueName: string): string {
+  return queueNames.gatewayOfClickToDial(queueName) ?? queueName;
 }
 
 export class CallbackQueue {
   readonly queue: Queue<ClickToDialJobData>;
 
-  constructor(connection: Redis, prefix: string, gateway: string) {
+  constructor(connection: RedisClient, prefix: string, gateway: string) {
     this.queue = new Queue<ClickToDialJobData>(callbackQueueName(gateway), {
       connection,
       prefix,
@@ -53,7 +59,7 @@ export class CallbackQueue {
 }
 
 export interface CallbackWorkerDeps extends Omit<ClickToDialUseCaseDeps, 'holdMs'> {
-  readonly connection: Redis;
+  readonly connection: RedisClient;
   readonly prefix: string;
   readonly gateway: string;
   readonly concurrency: number;

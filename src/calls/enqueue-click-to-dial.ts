@@ -1,6 +1,6 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
 import { callIdFor } from './click-to-dial-request';
-import { callbackQueueName } from './callback-queue';
+import { callbackQueueName, gatewayOfCallbackQueue } from './callback-queue';
 import { admitNewCall, callbackBacklog, readCapacitySnapshot } from '../queues/switch-capacity';
 import {
   CLICK_TO_DIAL_JOB_NAME,
@@ -64,7 +64,7 @@ export async function enqueueClickToDial(
 
 /** The capacity check of a callback queue, from the snapshot its controllers keep in Redis. */
 async function admitToQueue(queue: Queue): Promise<void> {
-  const gateway = queue.name.slice(callbackQueueName('').length);
+  const gateway = gatewayOfCallbackQueue(queue.name);
   const snapshot = await readCapacitySnapshot(await queue.getBackend().client, queue.opts.prefix ?? 'bull', gateway);
   if (!snapshot || Date.now() > snapshot.validUntil) return;
   if (!snapshot.refusing && snapshot.maxWaitSeconds <= 0) return;

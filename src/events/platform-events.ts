@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../stores/redis';
 import type { CallResult, CdrRecord } from '../domain/call';
 import { isRefusal } from '../domain/call-result';
 import { maskPhone } from '../domain/phone-number';
@@ -146,7 +146,7 @@ export class PlatformEventBus {
   private readonly local = new EventEmitter();
 
   constructor(
-    private readonly publisher: Redis,
+    private readonly publisher: RedisClient,
     private readonly prefix: string,
     private readonly onError: (err: unknown, event: PlatformEvent) => void,
   ) {
@@ -182,7 +182,7 @@ export class PlatformEventBus {
    * Every event of one tenant, whichever instance reported it. `subscriber` must be a Redis
    * connection of its own (a subscribed connection can do nothing else).
    */
-  async subscribe(subscriber: Redis, tenantId: string, listener: (event: PlatformEvent) => void): Promise<() => Promise<void>> {
+  async subscribe(subscriber: RedisClient, tenantId: string, listener: (event: PlatformEvent) => void): Promise<() => Promise<void>> {
     const channel = this.channel(tenantId);
     const onMessage = (ch: string, message: string): void => {
       if (ch !== channel) return;

@@ -147,25 +147,20 @@ class ClickToDialFlow {
       return this.outcomeOf(prior.finalCdr, prior.aAnswerAt !== null, prior.state !== 'calling_a' && prior.state !== 'queued');
     }
     if (prior?.cancelRequested) return this.settle({ result: 'cancelled', cause: CANCEL_CAUSE, side: 'platform' });
-    if (!(await live.claim(this.call.callId, `a:${this.call.attempt}`))) {
-      this.watchForCancel();
-      return this.resume(prior);
-    }
-    // B is dialled by the switch itself once A answers, so its claim is taken now, with A's.
-    if (!(await live.claim(this.call.callId, `b:${this.call.attempt}`))) {
-      this.watchForCancel();
-      return this.resume(prior);
-    }
-
-    await live.update(this.call.callId, {
+    // Both legs are claimed before A is dialled: B is dialled by the switch itself once A answers.
+    const start = await live.startAttempt(this.call.callId, this.call.attempt, {
       ...FRESH_ATTEMPT,
       state: 'calling_a',
       attempt: this.call.attempt,
       aUuid: this.uA,
       bUuid: this.uB,
     });
-    // A cancel between the first look and the claim found no leg to kill: nobody is rung then.
-    if (await live.isCancelRequested(this.call.callId)) return this.settle({ result: 'cancelled', cause: CANCEL_CAUSE, side: 'platform' });
+    if (start === 'taken') {
+      this.watchForCancel();
+      return this.resume(prior);
+    }
+    // A cancel between the first look and the claims found no leg to kill: nobody is rung then.
+    if (start === 'cancelled') return this.settle({ result: 'cancelled', cause: CANCEL_CAUSE, side: 'platform' });
     this.watchForCancel();
     this.report('call.calling', 'a');
     return this.callA();

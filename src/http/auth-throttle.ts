@@ -1,5 +1,5 @@
 import { isIPv6 } from 'node:net';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../stores/redis';
 import { LuaScript } from '../stores/redis';
 import { redisKeys } from '../stores/keys';
 
@@ -46,7 +46,7 @@ const READ_COUNT = LuaScript.load('read-count');
 
 export class RedisAuthThrottle implements AuthFailureThrottle {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     /** Failures allowed per window; 0 turns the throttle off. */
     private readonly maxFailures: number,

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
-import { LiveCallStore, type ClaimStep, type LiveCallPatch } from '../stores/live-calls';
+import type { RedisClient } from '../stores/redis';
+import { LiveCallStore, type AttemptStart, type LiveCallPatch } from '../stores/live-calls';
 
 /**
  * Click-to-dial calls this controller gave back to the queue at its drain deadline. The job's
@@ -32,16 +32,16 @@ export class HandedOverError extends Error {
  */
 export class GuardedLiveCallStore extends LiveCallStore {
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     prefix: string,
     private readonly handedOver: HandedOverCalls,
   ) {
     super(redis, prefix);
   }
 
-  override claim(callId: string, step: ClaimStep): Promise<boolean> {
+  override startAttempt(callId: string, attempt: number, patch: LiveCallPatch): Promise<AttemptStart> {
     if (this.handedOver.has(callId)) return Promise.reject(new HandedOverError(callId));
-    return super.claim(callId, step);
+    return super.startAttempt(callId, attempt, patch);
   }
 
   override update(callId: string, patch: LiveCallPatch): Promise<void> {

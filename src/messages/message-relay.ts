@@ -131,8 +131,8 @@ export class MessageRelay {
     const keys = redisKeys(this.deps.prefix);
     const counted: CountedKey[] = [];
     const { perSenderPerMinute, perXPerMinute } = this.deps.limits;
-    if (perSenderPerMinute > 0) counted.push({ key: keys.messageRate('sender', tenantNumberHash(this.deps.hash, tenantId, sender)), limit: perSenderPerMinute });
-    if (perXPerMinute > 0) counted.push({ key: keys.messageRate('x', x), limit: perXPerMinute });
+    if (perSenderPerMinute > 0) counted.push({ key: keys.messageRate('sender', tenantId, tenantNumberHash(this.deps.hash, tenantId, sender)), limit: perSenderPerMinute });
+    if (perXPerMinute > 0) counted.push({ key: keys.messageRate('x', tenantId, x), limit: perXPerMinute });
     const taken = await this.deps.counters.takeSliding(counted, MINUTE_MS, now);
     return taken.admitted ? null : 'rate_limited';
   }

@@ -1,5 +1,5 @@
 import type { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../stores/redis';
 import { BlacklistLookup } from '../abuse/blacklist-lookup';
 import { RedisAbuseCounters } from '../abuse/redis-counters';
 import type { AppConfig } from '../config';
@@ -20,9 +20,9 @@ import { SmppCarrier } from './smpp-carrier';
 export interface MessagingDeps {
   readonly config: AppConfig['messages'];
   /** Bounded waits: the relay's counters and part assembly. */
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   /** The queue's own connection, which waits for Redis to come back (BullMQ requires it for workers). */
-  readonly queueRedis: Redis;
+  readonly queueRedis: RedisClient;
   readonly prefix: string;
   readonly pool: Pool;
   readonly routes: Pick<RouteIndex, 'lookup'>;

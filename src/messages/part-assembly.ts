@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../stores/redis';
 import type { MessageTransport } from '../domain/message';
 import type { NumberHasher } from '../domain/number-hash';
 import { redisKeys } from '../stores/keys';
@@ -12,7 +12,7 @@ import { reassemble, type ReceivedPart } from './text-segments';
  */
 export class PartAssembly {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly hash: NumberHasher,
     private readonly waitMs: number,

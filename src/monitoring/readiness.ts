@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../stores/redis';
 import type { ReadinessProbe } from '../http/server';
 import type { Pool } from '../stores/mysql';
 
@@ -11,7 +11,7 @@ import type { Pool } from '../stores/mysql';
  */
 export interface ReadinessSources {
   readonly esl: { readonly state: string };
-  readonly redis: Pick<Redis, 'status' | 'ping'>;
+  readonly redis: Pick<RedisClient, 'status' | 'ping'>;
   readonly pool: Pick<Pool, 'query'>;
   /** The calls-to-X route index: complete, or being rebuilt (isComplete() starts the rebuild when it finds it lost). */
   readonly routeIndex?: { isComplete(): Promise<boolean> };

@@ -18,7 +18,7 @@
  * The snapshot is also kept in Redis (`<prefix>:capacity:<gateway>`), where `enqueueClickToDial`
  * reads it: a backend queueing straight into BullMQ is refused the same way.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../stores/redis';
 import { RetryLaterError } from '../domain/errors';
 import type { EslEvent } from '../esl/event';
 import type { Logger } from '../logger';
@@ -133,7 +133,7 @@ export function capacityKey(prefix: string, gateway: string): string {
 }
 
 /** The snapshot a controller left in Redis, or null (none, or unreadable). */
-export async function readCapacitySnapshot(redis: Pick<Redis, 'get'>, prefix: string, gateway: string): Promise<CapacitySnapshot | null> {
+export async function readCapacitySnapshot(redis: Pick<RedisClient, 'get'>, prefix: string, gateway: string): Promise<CapacitySnapshot | null> {
   const raw = await redis.get(capacityKey(prefix, gateway));
   if (!raw) return null;
   try {

@@ -1,13 +1,17 @@
-import type { Redis } from 'ioredis';
 import type { CallResult, CallState, CdrRecord, HangupSide } from '../domain/call';
 import { redisKeys } from './keys';
+import { LuaScript, type RedisClient } from './redis';
+
+/** Claims both legs of an attempt, records it and reads the cancel flag, in one round trip; see the script. */
+const START_ATTEMPT = LuaScript.load('start-attempt');
 
 /**
  * The state of calls in progress, in Redis so any controller instance can follow, cancel or
  * take over a call. MySQL is written once, at the end, through the CDR queue.
  *
  * Claims are the guard against ringing anyone twice: before a leg is dialled its step is
- * claimed with SET NX; a redelivered job finds the claim taken and never dials that leg again.
+ * claimed with SET NX (both legs of an attempt at once, start-attempt.lua); a redelivered job finds
+ * the claim taken and never dials that leg again.
  */
 export interface LiveCall {
   readonly state: CallState;
@@ -29,7 +33,8 @@ export interface LiveCall {
 
 export type LiveCallPatch = Partial<Omit<LiveCall, 'cancelRequested'>>;
 
-export type ClaimStep = `a:${number}` | `b:${number}`;
+/** taken: a leg of this attempt was claimed before (another delivery has it); cancelled: claimed, but the call was cancelled first. */
+export type AttemptStart = 'started' | 'taken' | 'cancelled';
 
 const TTL_SECONDS = 8 * 24 * 3600;
 
@@ -37,7 +42,7 @@ type NumericField = 'attempt' | 'aRingAt' | 'aAnswerAt' | 'bRingAt' | 'bAnswerAt
 
 export class LiveCallStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
 
@@ -45,18 +50,22 @@ export class LiveCallStore {
     return redisKeys(this.prefix).liveCall(callId);
   }
 
-  /** true when this caller is the first to take the step; false when someone already did. */
-  async claim(callId: string, step: ClaimStep): Promise<boolean> {
-    const ok = await this.redis.set(redisKeys(this.prefix).legClaim(callId, step), '1', 'EX', TTL_SECONDS, 'NX');
-    return ok === 'OK';
+  /**
+   * Claims both legs of `attempt` and records `patch`, atomically; reads the cancel flag in the same
+   * step. Only 'started' lets the caller dial.
+   */
+  async startAttempt(callId: string, attempt: number, patch: LiveCallPatch): Promise<AttemptStart> {
+    const keys = redisKeys(this.prefix);
+    const reply = await START_ATTEMPT.run(
+      this.redis,
+      [this.key(callId), keys.legClaim(callId, `a:${attempt}`), keys.legClaim(callId, `b:${attempt}`)],
+      [TTL_SECONDS, ...Object.entries(hashFields(patch)).flat()],
+    );
+    return reply === 1 ? 'started' : reply === 2 ? 'cancelled' : 'taken';
   }
 
   async update(callId: string, patch: LiveCallPatch): Promise<void> {
-    const fields: Record<string, string> = {};
-    for (const [k, v] of Object.entries(patch) as Array<[string, unknown]>) {
-      if (v === undefined) continue;
-      fields[k] = v === null ? '' : typeof v === 'string' || typeof v === 'number' ? String(v) : JSON.stringify(v);
-    }
+    const fields = hashFields(patch);
     if (Object.keys(fields).length === 0) return;
     await this.redis.multi().hset(this.key(callId), fields).expire(this.key(callId), TTL_SECONDS).exec();
   }
@@ -91,4 +100,14 @@ export class LiveCallStore {
       finalCdr: h.finalCdr ? (JSON.parse(h.finalCdr) as CdrRecord) : null,
     };
   }
+}
+
+/** A patch as the hash stores it: null as '', objects as JSON; undefined fields are left out. */
+function hashFields(patch: LiveCallPatch): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const [k, v] of Object.entries(patch) as Array<[string, unknown]>) {
+    if (v === undefined) continue;
+    fields[k] = v === null ? '' : typeof v === 'string' || typeof v === 'number' ? String(v) : JSON.stringify(v);
+  }
+  return fields;
 }

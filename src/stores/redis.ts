@@ -1,16 +1,57 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Redis } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 
-export type { Redis } from 'ioredis';
+export type { Redis, Cluster } from 'ioredis';
+
+/** A connection to a single Redis or to a Redis Cluster: the stores use either alike (see keys.ts for the slots). */
+export type RedisClient = Redis | Cluster;
+
+/** Where Redis is: a URL, and for a Redis Cluster its seed nodes (the URL then gives only credentials and TLS). */
+export interface RedisTarget {
+  readonly url: string;
+  readonly clusterNodes?: readonly { readonly host: string; readonly port: number }[];
+}
+
+function connect(target: string, options: RedisOptions): Redis;
+function connect(target: string | RedisTarget, options: RedisOptions): RedisClient;
+function connect(target: string | RedisTarget, options: RedisOptions): RedisClient {
+  const { url, clusterNodes = [] } = typeof target === 'string' ? { url: target } : target;
+  if (clusterNodes.length === 0) return new Redis(url, options);
+  const parsed = new URL(url);
+  const redisOptions: RedisOptions = {
+    ...options,
+    ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
+    ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
+    ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+  return new Cluster(
+    clusterNodes.map((n) => ({ host: n.host, port: n.port })),
+    {
+      redisOptions,
+      enableReadyCheck: options.enableReadyCheck ?? true,
+      enableOfflineQueue: options.enableOfflineQueue ?? true,
+      maxRedirections: 16,
+      retryDelayOnFailover: 100,
+      retryDelayOnClusterDown: 100,
+    },
+  );
+}
+
+/** Whether this is a Redis Cluster client (SCAN and multi-slot reads then go node by node, slot by slot). */
+export function isCluster(redis: RedisClient): redis is Cluster {
+  return redis instanceof Cluster;
+}
 
 /**
  * A Redis connection for BullMQ (its queues, workers and the jobs' own state). `maxRetriesPerRequest: null`
  * is what BullMQ workers require (commands wait for a reconnect instead of failing).
  */
-export function createRedis(url: string): Redis {
-  return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true });
+export function createRedis(url: string): Redis;
+export function createRedis(target: string | RedisTarget): RedisClient;
+export function createRedis(target: string | RedisTarget): RedisClient {
+  return connect(target, { maxRetriesPerRequest: null, enableReadyCheck: true });
 }
 
 export interface RequestRedisBounds {
@@ -26,8 +67,10 @@ export interface RequestRedisBounds {
  * caller or a client a bounded wait and a clear refusal, never a hang. Commands issued while it
  * reconnects wait in the offline queue, under the same timeout.
  */
-export function createRequestRedis(url: string, bounds: RequestRedisBounds): Redis {
-  return new Redis(url, {
+export function createRequestRedis(url: string, bounds: RequestRedisBounds): Redis;
+export function createRequestRedis(target: string | RedisTarget, bounds: RequestRedisBounds): RedisClient;
+export function createRequestRedis(target: string | RedisTarget, bounds: RequestRedisBounds): RedisClient {
+  return connect(target, {
     commandTimeout: bounds.commandTimeoutMs,
     maxRetriesPerRequest: bounds.maxRetriesPerRequest,
     enableOfflineQueue: true,
@@ -41,14 +84,18 @@ export function createRequestRedis(url: string, bounds: RequestRedisBounds): Red
  */
 export function isRedisUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
-  if (err.name === 'MaxRetriesPerRequestError') return true;
+  if (err.name === 'MaxRetriesPerRequestError' || err.name === 'ClusterAllFailedError') return true;
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ETIMEDOUT' || code === 'EPIPE') return true;
   return (
     err.message === 'Command timed out' ||
     err.message === 'Connection is closed.' ||
     err.message.startsWith("Stream isn't writeable") ||
-    err.message.startsWith('LOADING')
+    err.message.startsWith('LOADING') ||
+    err.message.startsWith('CLUSTERDOWN') ||
+    err.message.startsWith('TRYAGAIN') ||
+    err.message === 'Failed to refresh slots cache.' ||
+    err.message === 'None of startup nodes is available'
   );
 }
 
@@ -67,7 +114,7 @@ export class LuaScript {
     return new LuaScript(readFileSync(path.join(luaDir(), `${name}.lua`), 'utf8'));
   }
 
-  async run(redis: Redis, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+  async run(redis: RedisClient, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
     try {
       return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (err) {
@@ -75,6 +122,63 @@ export class LuaScript {
       return redis.eval(this.source, keys.length, ...keys, ...args);
     }
   }
+}
+
+/**
+ * Every key matching a SCAN pattern, a page at a time: over every master of a cluster, or the one Redis.
+ */
+export async function* scanKeys(redis: RedisClient, pattern: string, count = 1000): AsyncGenerator<string[]> {
+  const nodes: Redis[] = isCluster(redis) ? redis.nodes('master') : [redis];
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', count);
+      cursor = next;
+      if (keys.length > 0) yield keys;
+    } while (cursor !== '0');
+  }
+}
+
+/**
+ * GET of many keys in as few round trips as the deployment allows: one MGET on a single Redis,
+ * one MGET per hash slot on a cluster (sent together). Values in the order of the keys.
+ */
+export async function getMany(redis: RedisClient, keys: readonly string[]): Promise<(string | null)[]> {
+  if (keys.length === 0) return [];
+  if (!isCluster(redis)) return redis.mget(...keys);
+  const bySlot = new Map<number, number[]>();
+  keys.forEach((key, i) => {
+    const slot = keySlot(key);
+    bySlot.set(slot, [...(bySlot.get(slot) ?? []), i]);
+  });
+  const values = new Array<string | null>(keys.length).fill(null);
+  await Promise.all(
+    [...bySlot.values()].map(async (indexes) => {
+      const got = await redis.mget(...indexes.map((i) => keys[i] ?? ''));
+      indexes.forEach((i, j) => (values[i] = got[j] ?? null));
+    }),
+  );
+  return values;
+}
+
+/** The Redis Cluster hash slot of a key (CRC16/XMODEM of its hash tag, or of the whole key, mod 16384). */
+export function keySlot(key: string): number {
+  const open = key.indexOf('{');
+  let hashed = key;
+  if (open !== -1) {
+    const close = key.indexOf('}', open + 1);
+    if (close > open + 1) hashed = key.slice(open + 1, close);
+  }
+  return crc16(Buffer.from(hashed, 'utf8')) % 16384;
+}
+
+function crc16(bytes: Buffer): number {
+  let crc = 0;
+  for (const byte of bytes) {
+    crc ^= byte << 8;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc;
 }
 
 /**

@@ -1,7 +1,7 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis';
 import type { Binding, CallRestriction } from '../domain/binding-rules';
 import type { NumberHasher } from '../domain/number-hash';
-import { LuaScript } from './redis';
+import { getMany, LuaScript, scanKeys } from './redis';
 import { redisKeys, routeChangesChannel } from './keys';
 
 /**
@@ -106,7 +106,7 @@ type RouteWrite =
 
 export class RouteIndex {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     /** Callers appear in key names (and XB allow-lists) only as this keyed hash. */
     private readonly hash: NumberHasher,
@@ -194,34 +194,30 @@ export class RouteIndex {
     return writes;
   }
 
-  /** Sends the writes in one round trip; how many routes changed. */
+  /**
+   * Sends the writes together (one script call per route, each in its route's slot, none waiting
+   * for another's answer); how many routes changed. Every write is sent even when one fails; then
+   * the first failure is thrown.
+   */
   private async write(writes: readonly RouteWrite[]): Promise<number> {
     if (writes.length === 0) return 0;
     const channel = routeChangesChannel(this.prefix);
-    const send = async (script: 'sha' | 'source'): Promise<Array<[Error | null, unknown]>> => {
-      const pipeline = this.redis.pipeline();
-      for (const w of writes) {
-        if (w.op === 'mark') {
-          const markArgs = [w.prompt.tenantId, String(w.prompt.extensionLength), String(w.prompt.expiresAt)];
-          if (script === 'sha') pipeline.evalsha(MARK_EXTENSION_NUMBER.sha, 1, w.key, ...markArgs);
-          else pipeline.eval(MARK_EXTENSION_NUMBER.source, 1, w.key, ...markArgs);
-          continue;
-        }
-        const args =
-          w.op === 'remove'
-            ? [w.op, String(w.version), w.bindingId, '', String(w.expiresAt), channel]
-            : [w.op, String(w.version), w.bindingId, routeJson(w.op === 'put' ? w.version : 0, w.route), String(w.route.expiresAt), channel];
-        if (script === 'sha') pipeline.evalsha(APPLY_ROUTE_CHANGE.sha, 1, w.key, ...args);
-        else pipeline.eval(APPLY_ROUTE_CHANGE.source, 1, w.key, ...args);
-      }
-      return (await pipeline.exec()) ?? [];
-    };
-    let results = await send('sha');
-    // A Redis that restarted has forgotten the script: send it once in full.
-    if (results.some(([err]) => err?.message.startsWith('NOSCRIPT'))) results = await send('source');
-    const failed = results.find(([err]) => err !== null)?.[0];
-    if (failed) throw failed;
-    return results.filter(([, changed]) => changed === 1).length;
+    const results = await Promise.allSettled(
+      writes.map((w) =>
+        w.op === 'mark'
+          ? MARK_EXTENSION_NUMBER.run(this.redis, [w.key], [w.prompt.tenantId, String(w.prompt.extensionLength), String(w.prompt.expiresAt)])
+          : APPLY_ROUTE_CHANGE.run(
+              this.redis,
+              [w.key],
+              w.op === 'remove'
+                ? [w.op, String(w.version), w.bindingId, '', String(w.expiresAt), channel]
+                : [w.op, String(w.version), w.bindingId, routeJson(w.op === 'put' ? w.version : 0, w.route), String(w.route.expiresAt), channel],
+            ),
+      ),
+    );
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return results.filter((r) => r.status === 'fulfilled' && r.value === 1).length;
   }
 
   /**
@@ -252,9 +248,9 @@ export class RouteIndex {
     return this.decide(parsed(own), parsed(xb), caller, now, parsedPrompt(marker));
   }
 
-  /** Where the extension a caller keyed on X goes, and whether the index was complete when read (one MGET). */
+  /** Where the extension a caller keyed on X goes, and whether the index was complete when read (sent together). */
   async lookupExtensionChecked(x: string, extension: string, now: number = Date.now()): Promise<CheckedExtensionDecision> {
-    const [route, ready] = await this.redis.mget(this.extensionKey(x, extension), this.readyKey);
+    const [route, ready] = await Promise.all([this.redis.get(this.extensionKey(x, extension)), this.redis.get(this.readyKey)]);
     return { decision: RouteIndex.decideExtension(parsed(route), now), complete: typeof ready === 'string' };
   }
 
@@ -280,11 +276,15 @@ export class RouteIndex {
   }
 
   /**
-   * lookup(), and in the same round trip (one MGET) whether the index was complete when read: a
-   * miss in an incomplete index says nothing about MySQL.
+   * lookup(), and alongside it (sent together, so no extra wait) whether the index was complete when
+   * read: a miss in an incomplete index says nothing about MySQL. The ready marker is read on its own:
+   * in a cluster it lives in another slot than X's routes.
    */
   async lookupChecked(x: string, caller: string, now: number = Date.now()): Promise<CheckedRouteDecision> {
-    const [own, xb, ready, marker] = await this.redis.mget(this.key(x, caller), this.key(x, ANY_CALLER), this.readyKey, this.markerKey(x));
+    const [[own, xb, marker], ready] = await Promise.all([
+      this.redis.mget(this.key(x, caller), this.key(x, ANY_CALLER), this.markerKey(x)),
+      this.redis.get(this.readyKey),
+    ]);
     return { decision: this.decide(parsed(own), parsed(xb), caller, now, parsedPrompt(marker)), complete: typeof ready === 'string' };
   }
 
@@ -355,19 +355,14 @@ export class RouteIndex {
    */
   async reconcile(readActive: () => Promise<readonly VersionedBinding[]>, now: number = Date.now()): Promise<RouteDrift> {
     const seen = new Map<string, StoredRoute>();
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}:route:*`, 'COUNT', 1000);
-      cursor = next;
+    for await (const keys of scanKeys(this.redis, redisKeys(this.prefix).routePattern)) {
       const routeKeys = keys.filter((k) => k !== this.readyKey);
-      if (routeKeys.length > 0) {
-        const values = await this.redis.mget(...routeKeys);
-        routeKeys.forEach((k, i) => {
-          const v = values[i];
-          if (v) seen.set(k, JSON.parse(v) as StoredRoute);
-        });
-      }
-    } while (cursor !== '0');
+      const values = await getMany(this.redis, routeKeys);
+      routeKeys.forEach((k, i) => {
+        const v = values[i];
+        if (v) seen.set(k, JSON.parse(v) as StoredRoute);
+      });
+    }
     const expected = new Map<string, { binding: VersionedBinding; route: RouteTarget }>();
     const expectedPrompts = new Map<string, ExtensionPrompt>();
     for (const b of await readActive()) {
@@ -396,7 +391,7 @@ export class RouteIndex {
     const markerKeys = [...expectedPrompts.keys()];
     for (let i = 0; i < markerKeys.length; i += 1000) {
       const keys = markerKeys.slice(i, i + 1000);
-      const held = await this.redis.mget(...keys);
+      const held = await getMany(this.redis, keys);
       keys.forEach((key, j) => {
         const want = expectedPrompts.get(key);
         const have = parsedPrompt(held[j]);

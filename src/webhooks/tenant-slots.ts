@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../stores/redis';
 import { LuaScript } from '../stores/redis';
 import { redisKeys } from '../stores/keys';
 
@@ -23,7 +23,7 @@ const ACQUIRE = LuaScript.load('acquire-lease');
 
 export class RedisTenantSlots implements TenantSlots {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     /** Slots per tenant. */
     readonly limit: number,

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { DelayedError, Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job, type JobsOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../stores/redis';
 import { maskPhonesInText } from '../domain/phone-number';
 import type { Logger } from '../logger';
 import type { WebhookPayload } from './payload';
@@ -74,7 +74,7 @@ export { postWebhook, type AttemptResult, type PostOptions } from './pinned-post
 
 export interface WebhookWorkerOptions {
   /** Also holds the per-tenant in-flight slots. */
-  readonly connection: Redis;
+  readonly connection: RedisClient;
   readonly prefix: string;
   readonly store: Pick<WebhookStore, 'recordDelivery'>;
   readonly endpoints: EndpointLookup;

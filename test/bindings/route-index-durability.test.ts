@@ -162,7 +162,7 @@ describe('the route index never routes an unbound binding', () => {
       await registry.unbind(tenant, binding.id);
       await waitUntil('four route changes (two routes bound, then removed)', () => seen.length >= 4);
       expect(new Set(seen).size).toBe(2);
-      for (const key of seen) expect(key.startsWith(`${prefix}:route:${binding.x}:`)).toBe(true);
+      for (const key of seen) expect(key.startsWith(`${prefix}:route:{${binding.x}}:`)).toBe(true);
     } finally {
       subscriber.disconnect();
     }

@@ -10,6 +10,15 @@ describe('config', () => {
     expect(c.esl).toMatchObject({ host: '127.0.0.1', port: 8021, password: 'secret' });
     expect(c.callbacks.maxDurationSeconds).toBe(1800);
     expect(Object.isFrozen(c)).toBe(true);
+    expect(c.redisClusterNodes).toEqual([]);
+  });
+
+  it('reads a Redis Cluster’s seed nodes, IPv6 in brackets', () => {
+    expect(loadConfig({ ...base, REDIS_CLUSTER_NODES: 'redis-1:7000, 10.0.0.2:7001,[::1]:7002' }).redisClusterNodes).toEqual([
+      { host: 'redis-1', port: 7000 },
+      { host: '10.0.0.2', port: 7001 },
+      { host: '::1', port: 7002 },
+    ]);
   });
 
   it.each([
@@ -24,6 +33,10 @@ describe('config', () => {
     [{ ...base, DIAL_STRING_TEMPLATE: 'sofia/gateway/carrier/{number} x' }, 'DIAL_STRING_TEMPLATE'],
     [{ ...base, DIAL_STRING_OVERRIDES: '{"1":"sofia/gw/a^b"}' }, 'DIAL_STRING_OVERRIDES'],
     [{ ...base, RINGBACK_TONE: "tone_stream://%(2000,4000,440,480);loops=-1 '" }, 'RINGBACK_TONE'],
+    [{ ...base, REDIS_CLUSTER_NODES: '10.0.0.1:7000,10.0.0.2' }, 'REDIS_CLUSTER_NODES'],
+    [{ ...base, REDIS_CLUSTER_NODES: '10.0.0.1:70000' }, 'REDIS_CLUSTER_NODES'],
+    // braces would be a hash tag of their own and break the slot layout of the keys
+    [{ ...base, REDIS_PREFIX: '{ng}' }, 'REDIS_PREFIX'],
   ])('fails fast naming the bad variable (%#)', (env, variable) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     try {

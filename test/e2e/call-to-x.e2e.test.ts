@@ -19,6 +19,7 @@ import { TenantStore } from '../../src/stores/tenant-store';
 import { RawEsl } from './support/raw-esl';
 import { createTestDatabase } from '../support/mysql';
 import { deletePrefixKeys, testRedisPrefix } from '../support/redis';
+import { redisKeys } from '../../src/stores/keys';
 import { createRedis } from '../../src/stores/redis';
 import { SCENARIO_DIR, eslAddressFromEnv, sippHostFromEnv, sippPortBaseFromEnv, startPhone, type Phone } from './support/sipp';
 
@@ -267,7 +268,7 @@ describeE2e('calls to X against a real FreeSWITCH with sipp phones', () => {
     const redis = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
     try {
       expect(await deletePrefixKeys(redis, redisPrefix)).toBeGreaterThan(0);
-      expect(await redis.exists(`${redisPrefix}:route:ready`)).toBe(0);
+      expect(await redis.exists(redisKeys(redisPrefix).routeIndexReady)).toBe(0);
     } finally {
       redis.disconnect();
     }

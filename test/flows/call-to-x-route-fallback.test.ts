@@ -6,6 +6,7 @@ import type { IndexableBinding, RouteDecision } from '../../src/stores/route-ind
 import { RouteIndex } from '../../src/stores/route-index';
 import { activeBindingsFor, RouteLookup } from '../../src/stores/route-lookup';
 import { createTestRedis, type TestRedis } from '../support/redis';
+import { redisKeys } from '../../src/stores/keys';
 import { startTestSystem, type TestSystem } from '../support/system';
 
 const xs = (i: number) => `7001000${String(970 + i).padStart(8, '0')}`;
@@ -115,7 +116,7 @@ describe('route lookup while the index is incomplete: misses answered from MySQL
     const ub = '13900009705';
     const { binding } = await sys.app.bindings.bind({ tenantId: sys.tenantId, mode: 'axb', a: ua, b: ub, x: xs(4) });
     await sys.app.bindings.unbind(sys.tenantId, binding.id);
-    await redis.redis.del(`${redis.prefix}:route:ready`);
+    await redis.redis.del(redisKeys(redis.prefix).routeIndexReady);
     expect(outcome(await lookup.lookup(xs(4), ua, Date.now()))).toBe('refused:unbound');
   });
 });

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { keySlot, scanKeys, type RedisClient } from '../../src/stores/redis';
 
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -9,16 +10,16 @@ export function testRedisPrefix(): string {
 }
 
 /** Deletes every key of this prefix (`<prefix>…` and BullMQ's default `bull:<prefix>…`), nothing else. */
-export async function deletePrefixKeys(redis: Redis, prefix: string): Promise<number> {
+export async function deletePrefixKeys(redis: RedisClient, prefix: string): Promise<number> {
   if (!/^ng[a-z]*[0-9a-f]{8,}$/.test(prefix)) throw new Error(`refusing to delete keys of prefix "${prefix}"`);
   let deleted = 0;
   for (const pattern of [`${prefix}*`, `bull:${prefix}*`]) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) deleted += await redis.unlink(...keys);
-    } while (cursor !== '0');
+    for await (const keys of scanKeys(redis, pattern)) {
+      // One UNLINK per hash slot: a cluster refuses a command over keys of several slots.
+      const bySlot = new Map<number, string[]>();
+      for (const key of keys) bySlot.set(keySlot(key), [...(bySlot.get(keySlot(key)) ?? []), key]);
+      for (const group of bySlot.values()) deleted += await redis.unlink(...group);
+    }
   }
   return deleted;
 }
