@@ -34,6 +34,8 @@ export interface TestSystemOptions {
   readonly stalledIntervalMs?: number;
   /** Run the callback and CDR workers in this process (default true). */
   readonly workers?: boolean;
+  /** Do not wait for the switches to connect before returning. */
+  readonly noSwitchWait?: boolean;
 }
 
 /** The whole controller against the switch simulator, a fresh database and a fresh Redis prefix. */
@@ -85,6 +87,8 @@ export async function startTestSystem(opts: TestSystemOptions = {}): Promise<Tes
     stalledIntervalMs: opts.stalledIntervalMs,
     workers: opts.workers,
   });
+  // The controller serves without waiting for its switches; tests start once the simulator is connected.
+  if (!opts.noSwitchWait && !(await app.fleet.whenConnected(10_000))) throw new Error('the controller did not connect to the switch simulator');
   const tenants = new TenantStore(db.pool);
   const tenant = await tenants.create({ name: 'acme', defaultX: X, ...opts.tenant });
   // The operator assigns the tenant its numbers; X, its default, is one of them.
