@@ -161,13 +161,15 @@ class ClickToDialFlow {
 
   private async switchLost(cause: string): Promise<AttemptOutcome> {
     this.log.error({ cause }, 'the switch of this call was lost: settling it as failed');
-    this.a.abandonWaits();
-    this.b.abandonWaits();
     const prior = this.settled ? null : await this.deps.live.get(this.call.callId).catch(() => null);
     if (prior?.finalCdr && prior.attempt === this.call.attempt) {
       return this.outcomeOf(prior.finalCdr, prior.aAnswerAt !== null, prior.state !== 'calling_a' && prior.state !== 'queued');
     }
-    const outcome = await this.settle({ result: 'failed', cause, side: 'platform' });
+    // Settled first, then the waits let go: what they wake up to finds the call settled.
+    const settling = this.settle({ result: 'failed', cause, side: 'platform' });
+    this.a.abandonWaits();
+    this.b.abandonWaits();
+    const outcome = await settling;
     return { ...outcome, switchLost: outcome.result === 'failed' && outcome.cdr.hangupCause === cause };
   }
 
