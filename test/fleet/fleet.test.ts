@@ -152,6 +152,61 @@ describe('click-to-dial over a fleet of two switches', () => {
   });
 });
 
+describe('the fleet follows the switches table', () => {
+  it('a switch added with the CLI joins: calls reach it, /metrics reports each switch, a cancel goes to the call’s switch', async () => {
+    const sys = await startTestSystem({ env: { SWITCHES_REFRESH_SECONDS: '1', ADMIN_TOKEN: 'metrics-token-0123456789' } });
+    const { FreeSwitchSimulator: Simulator } = await import('../simulator');
+    const extra = new Simulator({ timeScale: 0.05 });
+    try {
+      const addr = await extra.start();
+      await new SwitchStore(sys.app.pool).add('fs-extra', addr.host, addr.port);
+      await waitUntil('fs-extra connected', () => Promise.resolve(sys.app.fleet.get('fs-extra')?.connected === true), 10_000);
+      const ids: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const a = `1380009700${String(i)}`;
+        const b = `1390009700${String(i)}`;
+        for (const s of [sys.sim, extra]) {
+          s.setPhone(a, { answer: 'answer' });
+          s.setPhone(b, { answer: 'answer', hangupAfterMs: 200 });
+        }
+        ids.push((await sys.placeCall({ requestId: `joined-${i}`, a, b })).id);
+      }
+      for (const id of ids) expect((await sys.waitForCall(id, (c) => c.cdr !== null, 15_000)).result).toBe('connected');
+      expect(extra.originateCount()).toBeGreaterThan(0);
+      expect(sys.sim.originateCount()).toBeGreaterThan(0);
+
+      const port = (sys.app.http.server.address() as { port: number }).port;
+      const metrics = await (await fetch(`http://127.0.0.1:${String(port)}/metrics`, { headers: { authorization: 'Bearer metrics-token-0123456789' } })).text();
+      expect(metrics).toContain('numguard_switch_up{switch="default"} 1');
+      expect(metrics).toContain('numguard_switch_up{switch="fs-extra"} 1');
+      const placed = (name: string): number => Number(new RegExp(`numguard_switch_calls_placed_total\\{switch="${name}"\\} (\\d+)`).exec(metrics)?.[1] ?? -1);
+      expect(placed('default') + placed('fs-extra')).toBe(6);
+      const rungOnExtra = [0, 1, 2, 3, 4, 5].filter((i) => extra.invitesTo(`1380009700${String(i)}`).length > 0).length;
+      expect(placed('fs-extra')).toBe(rungOnExtra);
+
+      // A cancel kills the legs on the switch the call was placed on, and only there.
+      const a = '13800097100';
+      for (const s of [sys.sim, extra]) s.setPhone(a, { answer: 'no-answer', ringMs: 60_000 });
+      const call = await sys.placeCall({ requestId: 'cancel-on-owner', a, b: '13900097100' });
+      await waitUntil('A ringing', () => [sys.sim, extra].some((s) => s.invitesTo(a).length > 0), 10_000);
+      const owner = sys.sim.invitesTo(a).length > 0 ? sys.sim : extra;
+      const other = owner === sys.sim ? extra : sys.sim;
+      expect((await sys.api('POST', `/v1/calls/${call.id}/cancel`)).status).toBe(200);
+      expect((await sys.waitForCall(call.id, (c) => c.cdr !== null, 15_000)).result).toBe('cancelled');
+      const killsOf = (s: FreeSwitchSimulator): number => s.received.filter((l) => l.includes(`uuid_kill ${legUuid(call.id, 'a', 1)}`)).length;
+      expect(killsOf(owner)).toBeGreaterThan(0);
+      expect(killsOf(other)).toBe(0);
+
+      // removed from the table: it leaves the fleet
+      await new SwitchStore(sys.app.pool).remove('fs-extra');
+      await waitUntil('fs-extra gone', () => Promise.resolve(sys.app.fleet.get('fs-extra') === undefined), 10_000);
+    } finally {
+      await sys.stop();
+      await extra.stop();
+    }
+  });
+});
+
 describe('a controller whose switches are all down', () => {
   it('serves the API, /livez, /readyz (saying which switch is down) and refuses new calls with 503', async () => {
     const sys = await startTestSystem({ noSwitchWait: true, env: { SWITCHES: 'fs1@127.0.0.1:1,fs2@127.0.0.1:2', SWITCH_LOST_SECONDS: '1' } });
