@@ -70,6 +70,8 @@ export class SwitchStore {
       'INSERT INTO switch_health (name, reported_by, health, reported_at) VALUES ? ON DUPLICATE KEY UPDATE health = VALUES(health), reported_at = VALUES(reported_at)',
       [health.map((h) => [h.name, reportedBy, JSON.stringify(h.health), when])],
     );
+    // Controllers come and go (NODE_ID defaults to the pid): reports nobody renewed for a day leave.
+    await this.pool.query('DELETE FROM switch_health WHERE reported_at < ?', [new Date(at - 86_400_000)]);
   }
 
   /** The reports younger than maxAgeMs, newest first. */

@@ -17,6 +17,8 @@ import { LiveCallStore } from '../../src/stores/live-calls';
 import { TenantStore } from '../../src/stores/tenant-store';
 import { createTestDatabase } from '../support/mysql';
 import { testRedisPrefix } from '../support/redis';
+import { BindingService } from '../../src/bindings/binding-service';
+import { startControllerProcess, type ControllerProcess } from '../support/controller-process';
 import { sippHostFromEnv, sippPortBaseFromEnv, startPhone, type Phone } from './support/sipp';
 
 const X = '700100000000001';
@@ -39,6 +41,8 @@ const numbers = (i: number) => ({
   b: { number: `1390008${String(1000 + i)}`, port: base + 2 * i + 1 },
 });
 const ALL = SPREAD_CALLS + 4;
+/** The controller-kill case's phones, after every other case's. */
+const KILL_CALL = ALL;
 
 describeFleet('a fleet of two real switches and two controllers', () => {
   const apps: App[] = [];
@@ -192,4 +196,84 @@ describeFleet('a fleet of two real switches and two controllers', () => {
       expect(switchThatRang((await pa.receivedInvite()).raw)).not.toBe(dead);
     }
   }, 120_000);
+});
+
+describeFleet('a controller killed mid-call on a fleet of real switches', () => {
+  const controllers: ControllerProcess[] = [];
+  const phones: Phone[] = [];
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  let key: string;
+
+  afterAll(async () => {
+    await Promise.all(phones.map((p) => p.stop()));
+    await Promise.all(controllers.map((c) => c.kill()));
+    await db?.drop();
+  });
+
+  it('the other controller writes its one CDR within 15 s of the kill, from the switch the call is on', async () => {
+    db = await createTestDatabase();
+    const host = sippHostFromEnv();
+    const { a, b } = { a: { number: '13800089001', port: base + 2 * KILL_CALL }, b: { number: '13900089001', port: base + 2 * KILL_CALL + 1 } };
+    const overrides = { [a.number]: `sofia/internal/${a.number}@${host}:${String(a.port)}`, [b.number]: `sofia/internal/${b.number}@${host}:${String(b.port)}` };
+    const env: Record<string, string> = {
+      SWITCHES: fleet ?? '',
+      ESL_PASSWORD: process.env.E2E_ESL_PASSWORD ?? 'ClueCon',
+      MYSQL_URL: db.url,
+      REDIS_PREFIX: testRedisPrefix(),
+      HTTP_HOST: '127.0.0.1',
+      HTTP_PORT: '0',
+      OUTBOUND_SOCKET_PORT: '0',
+      DIAL_STRING_OVERRIDES: JSON.stringify(overrides),
+      CALLBACK_SWITCH_SHARE: '0',
+      CALLBACK_MAX_WAIT_SECONDS: '0',
+      CALLS_PER_CALLER_PER_MINUTE: '0',
+    };
+    // CALLBACK_LOCK_SECONDS as shipped.
+    for (const id of ['e2e-k1', 'e2e-k2']) controllers.push(await startControllerProcess({ ...env, NODE_ID: id }, 60_000));
+    const tenants = new TenantStore(db.pool);
+    const tenant = await tenants.create({ name: 'e2e-kill', defaultX: X });
+    await new BindingService(db.pool).importNumbers(tenant.id, [{ x: X, area: '010' }]);
+    key = (await tenants.createApiKey(tenant.id, 'e2e')).key;
+    const url = `http://127.0.0.1:${String(controllers[0]!.httpPort)}`;
+
+    const phoneA = await startPhone({ ...a, behaviour: 'answer', ringMs: 200 });
+    const phoneB = await startPhone({ ...b, behaviour: 'answer-then-bye', ringMs: 200, talkMs: 4000 });
+    phones.push(phoneA, phoneB);
+    const res = await fetch(`${url}/v1/calls`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ requestId: 'kill-controller', a: a.number, b: b.number }),
+    });
+    const call = (await res.json()) as CallView;
+    const deadline = Date.now() + 30_000;
+    let owner: ControllerProcess | undefined;
+    while (!owner && Date.now() < deadline) {
+      owner = controllers.find((c) => c.logs.some((l) => l.callId === call.id && l.msg === 'bridged'));
+      if (!owner) await new Promise((r) => setTimeout(r, 100));
+    }
+    if (!owner) throw new Error('no controller bridged the call');
+    const survivor = controllers.find((c) => c !== owner)!;
+    const killedAt = Date.now();
+    await owner.kill();
+
+    const surviving = `http://127.0.0.1:${String(survivor.httpPort)}`;
+    let done: CallView | undefined;
+    while (Date.now() < killedAt + 30_000) {
+      const view = (await (await fetch(`${surviving}/v1/calls/${call.id}`, { headers: { authorization: `Bearer ${key}` } })).json()) as CallView;
+      if (view.cdr) {
+        done = view;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const tookMs = Date.now() - killedAt;
+    console.info(`takeover: the CDR of a call whose controller was SIGKILLed was written ${String(tookMs)} ms after the kill`);
+    expect(done?.result).toBe('connected');
+    expect(tookMs).toBeLessThan(15_000);
+    expect(survivor.logs.some((l) => l.callId === call.id && l.msg === 'resuming an attempt that was already started')).toBe(true);
+    expect((phoneA.log().match(/^INVITE sip:/gm) ?? []).length).toBe(1);
+    expect((phoneB.log().match(/^INVITE sip:/gm) ?? []).length).toBe(1);
+    const [rows] = await db.pool.query('SELECT COUNT(*) AS n FROM cdrs WHERE call_id = ?', [call.id]);
+    expect((rows as Array<{ n: number }>)[0]!.n).toBe(1);
+  }, 150_000);
 });
