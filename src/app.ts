@@ -4,7 +4,10 @@ import { AbuseGuard } from './abuse/abuse-guard';
 import type { ClickToDialDefaults } from './calls/click-to-dial-request';
 import { DefaultClickToDialService } from './calls/click-to-dial-service';
 import type { AppConfig } from './config';
-import { EslClient } from './esl/client';
+import type { EslClient } from './esl/client';
+import { SwitchFleet } from './fleet/switch-fleet';
+import { FleetBackPressure, fleetPlacement } from './fleet/placement';
+import { SwitchStore } from './stores/switch-store';
 import { PlatformMetrics } from './monitoring/metrics';
 import { createReadinessProbe } from './monitoring/readiness';
 import { ConsoleHub } from './agent-console/console-hub';
@@ -37,7 +40,7 @@ import { registerCallRoutes } from './calls/call-routes';
 import { registerWebhookRoutes, type WebhookRouteDeps } from './webhooks/routes';
 import type { Logger } from './logger';
 import { CallbackQueue, startCallbackWorker } from './calls/callback-queue';
-import { CAPACITY_EVENT_FILTERS, CAPACITY_EVENTS, callbackBacklog, capacityKey, SwitchCapacity } from './queues/switch-capacity';
+import { CAPACITY_EVENT_FILTERS, CAPACITY_EVENTS, callbackBacklog, capacityKey } from './queues/switch-capacity';
 import type { CallOutcome } from './stores/call-outcome';
 import { CdrQueue, startCdrWriter } from './queues/cdr-queue';
 import { BindingService } from './bindings/binding-service';
@@ -69,6 +72,9 @@ export interface App {
   readonly routes: RouteIndex;
   /** Where FreeSWITCH's dialplan `socket` app must connect (calls to X). */
   readonly outboundAddress: { host: string; port: number };
+  /** Every switch this controller drives. */
+  readonly fleet: SwitchFleet;
+  /** The event socket of the fleet's first switch (the only one without SWITCHES). */
   readonly esl: EslClient;
   readonly pool: Pool;
   readonly service: DefaultClickToDialService;
@@ -180,11 +186,36 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     await abuse.disposal.sweepExpiredBlocks();
   } });
 
-  const esl = new EslClient({ ...config.esl, events: [...SUBSCRIBED_EVENTS, ...CAPACITY_EVENTS, ...MESSAGE_EVENTS],
-    filters: [...CALL_EVENT_FILTERS, ...CAPACITY_EVENT_FILTERS, ...MESSAGE_EVENT_FILTERS],
-    logger: logger.child({ component: 'esl' }) });
-  esl.on('error', (err: unknown) => logger.error({ err }, 'esl error'));
-  await esl.start();
+  // Every switch of the fleet, each over its own event socket. Nothing here waits for a switch: the API,
+  // health endpoints and metrics serve whether or not any is up; /readyz says which are.
+  // eslint-disable-next-line prefer-const -- assigned once, below; the fleet reports to it from then on
+  let backPressure: FleetBackPressure | undefined;
+  const fleet = new SwitchFleet({
+    configured: config.fleet.switches,
+    esl: {
+      password: config.esl.password,
+      commandTimeoutMs: config.esl.commandTimeoutMs,
+      reconnectMinMs: config.esl.reconnectMinMs,
+      reconnectMaxMs: config.esl.reconnectMaxMs,
+      events: [...SUBSCRIBED_EVENTS, ...CAPACITY_EVENTS, ...MESSAGE_EVENTS],
+      filters: [...CALL_EVENT_FILTERS, ...CAPACITY_EVENT_FILTERS, ...MESSAGE_EVENT_FILTERS],
+    },
+    lostAfterMs: config.fleet.lostAfterSeconds * 1000,
+    gatewayCallsPerSecond: config.callbacks.callsPerSecond,
+    switchSharePercent: config.callbacks.switchSharePercent,
+    maxWaitSeconds: config.callbacks.maxWaitSeconds,
+    changed: () => void backPressure?.changed(),
+    logger,
+  });
+  const esl = fleet.primary.client;
+  const switchStore = new SwitchStore(pool);
+  // The `switches` table (CLI): switches added there join, drained ones take no new calls, removed ones leave.
+  await fleet.apply(await switchStore.list()).catch((err: unknown) => logger.error({ err }, 'switches table not read'));
+  fleet.start();
+  scheduler.add({ name: 'switch fleet', everyMs: config.fleet.refreshSeconds * 1000, run: async () => {
+    await fleet.apply(await switchStore.list());
+    await switchStore.report(config.nodeId, fleet.list().map((n) => ({ name: n.name, health: n.health() })));
+  } });
 
   const events = new PlatformEventBus(redis, config.redisPrefix, (err, event) =>
     logger.warn({ err, type: event.type, callId: event.callId }, 'event listener failed'),
@@ -211,12 +242,9 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   };
   scheduler.add({ name: 'binding expiry sweep', everyMs: 5_000, run: expireBindings });
   const callbackQueue = new CallbackQueue(queueRedis, config.redisPrefix, config.dial.gateway);
-  // Back-pressure: the queue's rate follows the switch's sessions-per-second; calls it cannot dial in time are refused.
-  const capacity = new SwitchCapacity({
-    feed: esl,
-    gatewayCallsPerSecond: config.callbacks.callsPerSecond,
-    switchSharePercent: config.callbacks.switchSharePercent,
-    maxWaitSeconds: config.callbacks.maxWaitSeconds,
+  // Back-pressure: the queue's rate follows the switches' sessions-per-second; calls none can dial in time are refused.
+  const capacity = new FleetBackPressure({
+    fleet,
     applyRate: async (rate) => {
       await callbackQueue.queue.setGlobalRateLimit(rate, 1000);
     },
@@ -225,10 +253,12 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     },
     logger,
   });
-  await capacity.start();
+  backPressure = capacity;
+  await capacity.changed();
 
   const flow: ClickToDialDeps = {
-    switch: esl,
+    // Each attempt is placed on a switch of the fleet (placement below); this is the default.
+    switch: fleet.primary,
     // A call handed over at the drain deadline is another controller's: its flow here writes nothing more.
     live: new GuardedLiveCallStore(queueRedis, config.redisPrefix, handedOver),
     dialString: (n) => config.dial.overrides[n] ?? config.dial.template.replace('{number}', n),
@@ -249,7 +279,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   };
   const media = new MediaCatalogue(pool);
   const mediaPlayback = new MediaPlayback(media, config.callsToX.soundsDir);
-  const switches = new SwitchIdentity([esl]);
+  const switches = new SwitchIdentity(() => fleet.list());
   const outbound = new EslOutboundServer({
     host: config.outboundSocket.host,
     port: config.outboundSocket.port,
@@ -278,7 +308,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     report: events.report,
     routed: (ms) => metrics?.routingDecision(ms),
     admitCaller: (tenantId, caller, target, now) => abuse.admitCallToX(tenantId, caller, target, now),
-    handOver: callToXHandOver({ queue: handoverQueue, ringTimeoutSeconds: config.callbacks.ringTimeoutBSeconds }),
+    handOver: handOverFromFleet(callToXHandOver({ queue: handoverQueue, ringTimeoutSeconds: config.callbacks.ringTimeoutBSeconds }), fleet),
     logger,
   };
   outbound.on('session', (session: OutboundSession) => {
@@ -337,7 +367,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     pool,
     routes: routing,
     hash: numberHash,
-    esl,
+    esl: fleetMessaging(fleet),
     queueWebhook,
     logger,
     workers,
@@ -362,7 +392,15 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   cdrWriter?.worker.on('completed', (job) => queuedCdrs.written(job.id ?? ''));
   // Calls to X handed over by a controller that stopped are settled by whichever runs workers.
   const settler = workers
-    ? startCallToXSettler({ connection: queueRedis, prefix: config.redisPrefix, switch: esl, finished, logger, inFlight: settlerJobs })
+    ? startCallToXSettler({
+        connection: queueRedis,
+        prefix: config.redisPrefix,
+        switch: fleet.primary,
+        switchOf: (name) => (name === undefined ? fleet.primary : (fleet.get(name) ?? fleet.primary)),
+        finished,
+        logger,
+        inFlight: settlerJobs,
+      })
     : null;
   const stopWebhookDispatch = startWebhookDispatch({ events, store: webhookEndpoints, queue: webhookQueue, logger });
   const callbackWorker = startCallbackWorker({
@@ -386,10 +424,12 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     callbackBindingTtlSeconds: config.callbacks.callbackBindingTtlSeconds,
     routes,
     logger,
-    lockDurationMs: options.lockDurationMs,
-    stalledIntervalMs: options.stalledIntervalMs,
+    // Short locks: a controller that dies has its calls taken over by another within about twice this.
+    lockDurationMs: options.lockDurationMs ?? config.callbacks.lockSeconds * 1000,
+    stalledIntervalMs: options.stalledIntervalMs ?? config.callbacks.lockSeconds * 500,
     autorun: workers,
     capacity: { holdMs: () => capacity.holdMs(), hold: (ms) => callbackQueue.queue.rateLimit(ms) },
+    placement: fleetPlacement(fleet, () => capacity.holdMs()),
   });
 
   const service = new DefaultClickToDialService({
@@ -398,7 +438,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     cdrs,
     live,
     queue: callbackQueue,
-    switchApi: (cmd) => esl.api(cmd),
+    switchApi: (cmd, switchName) => switchCommand(fleet, cmd, switchName),
     finished,
     defaults,
     numbers: bindings,
@@ -422,7 +462,12 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     events,
     queues,
     pool,
-    eslConnected: () => esl.state === 'ready',
+    eslConnected: () => fleet.anyConnected,
+    switches: () =>
+      fleet.list().map((n) => {
+        const h = n.health();
+        return { name: n.name, connected: h.connected, draining: h.state === 'draining', sessions: h.sessions, sessionsPerSecond: h.sessionsPerSecond, idleCpu: h.idleCpu, calls: h.calls, placedTotal: n.callsPlacedTotal };
+      }),
     redisReady: () => redis.status === 'ready',
     staleCallMs: longestCallMs,
   });
@@ -462,7 +507,14 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     audit: auditWrites,
     onAuditError: auditFailed,
     authThrottle: new RedisAuthThrottle(redis, config.redisPrefix, config.authFailuresPerMinute),
-    readiness: createReadinessProbe({ esl, redis, pool, routeIndex: routeLookup, draining: () => draining }),
+    readiness: createReadinessProbe({
+      esl: { get state() { return fleet.anyConnected ? 'ready' : 'disconnected'; } },
+      switches: () => fleet.states(),
+      redis,
+      pool,
+      routeIndex: routeLookup,
+      draining: () => draining,
+    }),
     routes: [(api) => registerOpsRoutes(api, { metrics, adminToken: config.adminToken, queues }), (api) => registerConsoleRoutes(api, consoleDeps)],
     // Abuse control first: the tenant's request rate is counted before any other route runs.
     v1Routes: [
@@ -534,6 +586,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     bindings,
     routes,
     outboundAddress,
+    fleet,
     esl,
     pool,
     service,
@@ -547,7 +600,6 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
       // Nothing live is dropped: without a drain first, live calls are handed over now.
       await drain(0);
       await scheduler.stop();
-      capacity.stop();
       await outbound.close();
       await http.close();
       await auditWrites.flush();
@@ -565,10 +617,42 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
       await callbackQueue.close();
       await handoverQueue.close();
       await cdrQueue.close();
-      await esl.stop();
+      await fleet.stop();
       await redis.quit();
       await queueRedis.quit();
       await pool.end();
     },
+  };
+}
+
+/** A command for a call's switch; a call not placed yet may be on none, so every connected switch is asked (the first +OK wins). */
+async function switchCommand(fleet: SwitchFleet, command: string, switchName: string | null): Promise<string> {
+  const target = switchName === null ? undefined : fleet.get(switchName);
+  if (target) return target.api(command);
+  const replies = await Promise.allSettled(fleet.list().filter((n) => n.connected).map((n) => n.api(command)));
+  const ok = replies.find((r): r is PromiseFulfilledResult<string> => r.status === 'fulfilled' && r.value.startsWith('+OK'));
+  const any = replies.find((r): r is PromiseFulfilledResult<string> => r.status === 'fulfilled');
+  if (ok ?? any) return (ok ?? any)?.value ?? '';
+  throw new Error('no switch connected');
+}
+
+/** Text messages over a fleet: MESSAGE events from every switch; a text goes out through a connected one. */
+function fleetMessaging(fleet: SwitchFleet): Parameters<typeof startMessaging>[0]['esl'] {
+  return {
+    sendEvent: (name, headers, body) => {
+      const up = fleet.list().filter((n) => n.connected);
+      const node = up.sort((x, y) => x.load() - y.load())[0] ?? fleet.primary;
+      return node.client.sendEvent(name, headers, body);
+    },
+    on: (_event, listener) => fleet.on('event', listener),
+    off: (_event, listener) => fleet.off('event', listener),
+  };
+}
+
+/** A call to X handed over records which switch carries it, so the controller that settles it asks that one. */
+function handOverFromFleet(handOver: NonNullable<CallToXDeps['handOver']>, fleet: SwitchFleet): NonNullable<CallToXDeps['handOver']> {
+  return (session, call, hungUp) => {
+    const node = fleet.byIdentity(session.channelData.header('Core-UUID'));
+    return handOver(session, node ? { ...call, switchName: node.name } : call, hungUp);
   };
 }

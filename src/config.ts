@@ -13,6 +13,13 @@ export class ConfigError extends Error {
   }
 }
 
+/** One switch of the fleet: its name (in logs, metrics, the call's state) and its event socket. */
+export interface SwitchAddress {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+}
+
 export interface AppConfig {
   readonly nodeId: string;
   readonly logLevel: string;
@@ -53,12 +60,25 @@ export interface AppConfig {
     readonly maxRetriesPerRequest: number;
   };
   readonly esl: {
+    /** The default switch (ESL_HOST/ESL_PORT): the fleet when SWITCHES is not set. */
     readonly host: string;
     readonly port: number;
     readonly password: string;
     readonly commandTimeoutMs: number;
     readonly reconnectMinMs: number;
     readonly reconnectMaxMs: number;
+  };
+  /**
+   * The switch fleet: every switch the controller drives, each over its own event socket. SWITCHES
+   * (`name@host:port,...`) or, without it, the one switch at ESL_HOST/ESL_PORT named `default`; the
+   * `switches` table (CLI `switch add|drain|resume|remove`) adds to it and may drain any of them.
+   */
+  readonly fleet: {
+    readonly switches: ReadonlyArray<SwitchAddress>;
+    /** SWITCH_LOST_SECONDS: a switch unreachable this long has lost its calls: they are settled failed. */
+    readonly lostAfterSeconds: number;
+    /** How often the `switches` table is read again (SWITCHES_REFRESH_SECONDS). */
+    readonly refreshSeconds: number;
   };
   readonly outboundSocket: {
     readonly host: string;
@@ -82,6 +102,12 @@ export interface AppConfig {
     /** A new call that would wait longer than this for its turn is refused (429/503 + Retry-After); 0: no bound. */
     readonly maxWaitSeconds: number;
     readonly concurrency: number;
+    /**
+     * CALLBACK_LOCK_SECONDS: a controller's hold on a running click-to-dial job (BullMQ lock, renewed
+     * at half of it); stalled jobs are looked for at half of it too, so another controller takes over
+     * the calls of one that died within about twice this.
+     */
+    readonly lockSeconds: number;
     readonly ringTimeoutASeconds: number;
     readonly ringTimeoutBSeconds: number;
     readonly maxDurationSeconds: number;
@@ -304,12 +330,12 @@ function redisPrefix(env: Env, name: string): string {
 }
 
 /**
- * IPs and CIDRs, comma-separated. Default: loopback, and the switch's ESL address when that is an IP
+ * IPs and CIDRs, comma-separated. Default: loopback, and each fleet switch's ESL address that is an IP
  * (the switch connects to the outbound socket from the address it serves ESL on, as a rule).
  */
-function peerList(env: Env, name: string, eslHost: string): string[] {
+function peerList(env: Env, name: string, switchHosts: readonly string[]): string[] {
   const raw = read(env, name);
-  const list = raw === undefined ? ['127.0.0.0/8', '::1', ...(isIP(eslHost) ? [eslHost] : [])] : raw.split(',').map((p) => p.trim()).filter(Boolean);
+  const list = raw === undefined ? ['127.0.0.0/8', '::1', ...new Set(switchHosts.filter((h) => isIP(h) !== 0))] : raw.split(',').map((p) => p.trim()).filter(Boolean);
   for (const entry of list) {
     const [address, bits, extra] = entry.split('/');
     const family = isIP(address ?? '');
@@ -318,6 +344,31 @@ function peerList(env: Env, name: string, eslHost: string): string[] {
     if (family === 0 || !okBits || extra !== undefined) throw new ConfigError(name, `"${entry}" is not an IP address or CIDR`);
   }
   if (list.length === 0) throw new ConfigError(name, 'must name at least one address');
+  return list;
+}
+
+const SWITCH_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
+
+/** A switch name: letters, digits, `_ . -`, at most 32. */
+export function isSwitchName(name: string): boolean {
+  return SWITCH_NAME.test(name);
+}
+
+/** SWITCHES=`name@host:port,...` (port 8021 when left out); unset: the one switch of ESL_HOST/ESL_PORT, named `default`. */
+function switchList(env: Env, name: string, fallback: SwitchAddress): SwitchAddress[] {
+  const raw = read(env, name);
+  if (raw === undefined) return [fallback];
+  const list: SwitchAddress[] = [];
+  for (const entry of raw.split(',').map((e) => e.trim()).filter(Boolean)) {
+    const m = /^([^@]+)@(\[[^\]]+\]|[^:]+)(?::(\d{1,5}))?$/.exec(entry);
+    const port = m?.[3] === undefined ? 8021 : Number(m[3]);
+    if (!m?.[1] || !m[2] || !isSwitchName(m[1]) || port < 1 || port > 65535) {
+      throw new ConfigError(name, `"${entry}" is not name@host:port (a name of letters, digits, _ . -)`);
+    }
+    if (list.some((s) => s.name === m[1])) throw new ConfigError(name, `switch ${m[1]} is named twice`);
+    list.push({ name: m[1], host: m[2].replace(/^\[|\]$/g, ''), port });
+  }
+  if (list.length === 0) throw new ConfigError(name, 'must name at least one switch');
   return list;
 }
 
@@ -440,6 +491,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
   if (!fitsOriginateLine(template)) throw new ConfigError('DIAL_STRING_TEMPLATE', ORIGINATE_LINE_RULE);
   const reconnectMinMs = int(env, 'ESL_RECONNECT_MIN_MS', 500, 10, 60_000);
   const eslHost = str(env, 'ESL_HOST', '127.0.0.1');
+  const eslPort = int(env, 'ESL_PORT', 8021, 1, 65535);
+  const switches = switchList(env, 'SWITCHES', { name: 'default', host: eslHost, port: eslPort });
   const consoleSessionHours = int(env, 'CONSOLE_SESSION_HOURS', 12, 1, 168);
   const config: AppConfig = {
     nodeId: str(env, 'NODE_ID', `controller-${process.pid}`),
@@ -460,16 +513,21 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     esl: {
       host: eslHost,
-      port: int(env, 'ESL_PORT', 8021, 1, 65535),
+      port: eslPort,
       password: str(env, 'ESL_PASSWORD'),
       commandTimeoutMs: int(env, 'ESL_COMMAND_TIMEOUT_MS', 5000, 100, 120_000),
       reconnectMinMs,
       reconnectMaxMs: int(env, 'ESL_RECONNECT_MAX_MS', 15_000, reconnectMinMs, 600_000),
     },
+    fleet: {
+      switches,
+      lostAfterSeconds: int(env, 'SWITCH_LOST_SECONDS', 10, 1, 3600),
+      refreshSeconds: int(env, 'SWITCHES_REFRESH_SECONDS', 5, 1, 3600),
+    },
     outboundSocket: {
       host: str(env, 'OUTBOUND_SOCKET_HOST', '127.0.0.1'),
       port: int(env, 'OUTBOUND_SOCKET_PORT', 8084, 0, 65535),
-      allowedPeers: peerList(env, 'OUTBOUND_SOCKET_ALLOW', eslHost),
+      allowedPeers: peerList(env, 'OUTBOUND_SOCKET_ALLOW', switches.map((s) => s.host)),
     },
     dial: {
       template,
@@ -481,6 +539,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       switchSharePercent: int(env, 'CALLBACK_SWITCH_SHARE', 85, 0, 100),
       maxWaitSeconds: int(env, 'CALLBACK_MAX_WAIT_SECONDS', 5, 0, 3600),
       concurrency: int(env, 'CALLBACK_CONCURRENCY', 200, 1, 100_000),
+      lockSeconds: int(env, 'CALLBACK_LOCK_SECONDS', 6, 2, 300),
       ringTimeoutASeconds: int(env, 'RING_TIMEOUT_A_SECONDS', 30, 5, 120),
       ringTimeoutBSeconds: int(env, 'RING_TIMEOUT_B_SECONDS', 30, 5, 120),
       maxDurationSeconds: int(env, 'MAX_CALL_DURATION_SECONDS', 1800, 10, 86_400),

@@ -21,7 +21,7 @@ async function main(): Promise<void> {
     {
       http: http ? { host: http.address, port: http.port } : config.http,
       outboundSocket: app.outboundAddress,
-      esl: `${config.esl.host}:${config.esl.port}`,
+      switches: config.fleet.switches.map((s) => `${s.name}@${s.host}:${String(s.port)}`),
       drainTimeoutSeconds: config.drainTimeoutSeconds,
     },
     'controller started',

@@ -26,8 +26,8 @@ export interface ClickToDialServiceDeps {
   readonly cdrs: { get(tenantId: string, callId: string): Promise<CdrRecord | null> };
   readonly live: LiveCallStore;
   readonly queue: Pick<CallbackQueue, 'enqueue' | 'removeIfWaiting'>;
-  /** Ends a call on the switch, e.g. `uuid_kill`. */
-  readonly switchApi: (command: string) => Promise<string>;
+  /** Ends a call on the switch it was placed on (null: not placed yet, every switch), e.g. `uuid_kill`. */
+  readonly switchApi: (command: string, switchName: string | null) => Promise<string>;
   readonly finished: (call: CallOutcome) => Promise<void>;
   readonly defaults: ClickToDialDefaults;
   /** The tenant's pool: X must be one of its enabled numbers. */

@@ -7,6 +7,7 @@ import type { CallOutcome } from '../stores/call-outcome';
 import type { CallRecord, CallStore } from '../stores/call-store';
 import type { LiveCall, LiveCallStore } from '../stores/live-calls';
 import type { RouteIndex } from '../stores/route-index';
+import type { SwitchControl } from '../flows/switch';
 import type { TenantStore } from '../stores/tenant-store';
 import { hasValidSignature, InvalidJobError, validateClickToDialJob, type ClickToDialJobData } from './click-to-dial-job';
 import {
@@ -42,7 +43,28 @@ export interface ClickToDialUseCaseDeps {
   readonly routes?: Pick<RouteIndex, 'put'>;
   /** Back-pressure: > 0 while the switch refuses new channels (ms to hold the queue). */
   readonly holdMs?: () => number;
+  /**
+   * A fleet of switches: each attempt is placed on one (recorded in the call's live state) and driven
+   * there, whichever controller runs it. Without it every attempt goes to `flow.switch`.
+   */
+  readonly placement?: AttemptPlacement;
   readonly logger: Logger;
+}
+
+/** A switch an attempt can be placed on. */
+export interface PlacedSwitch extends SwitchControl {
+  readonly name: string;
+  /** This controller's attempt starts there; the returned function ends it. */
+  callStarted(): () => void;
+}
+
+export interface AttemptPlacement {
+  /** The switch for a new attempt (up, active, with headroom), or null when none takes a call now. */
+  choose(): PlacedSwitch | null;
+  /** The switch an attempt was placed on; one that left the fleet answers as lost. */
+  byName(name: string): PlacedSwitch;
+  /** How long to hold the queue when no switch takes a call. */
+  holdMs(): number;
 }
 
 /** What became of an attempt. */
@@ -62,7 +84,7 @@ export async function runClickToDialAttempt(deps: ClickToDialUseCaseDeps, data: 
   // The switch refuses new channels now (idle CPU, sessions): an attempt not yet dialled waits in the
   // queue instead of failing; one already under way is followed as usual.
   const holdMs = deps.holdMs?.() ?? 0;
-  if (holdMs > 0) {
+  if (holdMs > 0 && !deps.placement) {
     const live = await deps.flow.live.get(call.id);
     if (!live || live.state === 'queued' || live.attempt < attempt) {
       deps.logger.info({ callId: call.id, holdMs }, 'switch at capacity: holding the call queue');
@@ -70,15 +92,48 @@ export async function runClickToDialAttempt(deps: ClickToDialUseCaseDeps, data: 
     }
   }
 
-  const outcome = await runClickToDial(deps.flow, { callId: call.id, attempt, request: requestOfCall(call), queuedAt: call.createdAt });
+  let flow = deps.flow;
+  let placedHere: (() => void) | undefined;
+  if (deps.placement) {
+    const placed = await placeAttempt(deps.placement, deps.flow.live, call.id, attempt);
+    if (!placed) {
+      const ms = deps.placement.holdMs();
+      deps.logger.info({ callId: call.id, holdMs: ms }, 'no switch takes a call now: holding the call queue');
+      return { kind: 'hold', ms };
+    }
+    flow = { ...deps.flow, switch: placed };
+    placedHere = placed.callStarted();
+  }
+  let outcome: Awaited<ReturnType<typeof runClickToDial>>;
+  try {
+    outcome = await runClickToDial(flow, { callId: call.id, attempt, request: requestOfCall(call), queuedAt: call.createdAt });
+  } finally {
+    placedHere?.();
+  }
 
-  if (!outcome.aReached && isRetryable(outcome.result) && attempt < tenant.maxAttempts) {
+  // A call whose switch was lost may have rung A already: it is never dialled again.
+  if (!outcome.aReached && !outcome.switchLost && isRetryable(outcome.result) && attempt < tenant.maxAttempts) {
     deps.logger.info({ callId: call.id, attempt, result: outcome.result }, 'A not reached; retrying per tenant policy');
     return { kind: 'retry', at: Date.now() + tenant.retryDelaySeconds * 1000, data: { ...payload, attempt: attempt + 1 } };
   }
 
   await settle(deps, outcome);
   return { kind: 'done', result: outcome.result, attempt };
+}
+
+/** The switch this attempt runs on: the one it was placed on already (by any controller), or a new choice. null: none takes a call now. */
+async function placeAttempt(
+  placement: AttemptPlacement,
+  live: Pick<LiveCallStore, 'placementOf' | 'placeAttempt'>,
+  callId: string,
+  attempt: number,
+): Promise<PlacedSwitch | null> {
+  const placed = await live.placementOf(callId, attempt);
+  if (placed) return placement.byName(placed);
+  const chosen = placement.choose();
+  if (!chosen) return null;
+  const owner = await live.placeAttempt(callId, attempt, chosen.name);
+  return owner === chosen.name ? chosen : placement.byName(owner);
 }
 
 type Admitted =
@@ -155,8 +210,8 @@ export interface CancelDeps {
   readonly live: Pick<LiveCallStore, 'requestCancel' | 'update'>;
   readonly queue: { removeIfWaiting(callId: string): Promise<boolean> };
   readonly finished: (call: CallOutcome) => Promise<void>;
-  /** Ends a leg on the switch (`uuid_kill`). */
-  readonly switchApi: (command: string) => Promise<string>;
+  /** Ends a leg (`uuid_kill`) on the switch the call was placed on (null: not placed yet, every switch). */
+  readonly switchApi: (command: string, switchName: string | null) => Promise<string>;
   readonly logger: Logger;
 }
 
@@ -175,7 +230,7 @@ export async function cancelClickToDial(deps: CancelDeps, call: CallRecord, live
   }
   const attempt = live?.attempt ?? 1;
   for (const leg of ['a', 'b'] as const) {
-    await deps.switchApi(`uuid_kill ${legUuid(call.id, leg, attempt)} ${CANCEL_CAUSE}`).catch((err: unknown) => {
+    await deps.switchApi(`uuid_kill ${legUuid(call.id, leg, attempt)} ${CANCEL_CAUSE}`, live?.switchName ?? null).catch((err: unknown) => {
       deps.logger.warn({ err, callId: call.id }, 'uuid_kill on cancel failed');
     });
   }

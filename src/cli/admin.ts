@@ -14,7 +14,8 @@ import { AbuseDisposal, QuarantinedNumbers } from '../abuse/disposal';
 import { AbuseFlagStore } from '../abuse/flag-store';
 import { NumberTraceReader } from '../abuse/number-trace';
 import { resolveLimits, TenantLimitsStore, validateSettingsChange } from '../abuse/tenant-limits';
-import { abuseConfig } from '../config';
+import { abuseConfig, isSwitchName } from '../config';
+import { SwitchStore, type SwitchAdminState } from '../stores/switch-store';
 import { AgentTokenStore } from '../stores/agent-tokens';
 import { AuditStore } from '../stores/audit-store';
 import { BindingService, type PoolNumberState } from '../bindings/binding-service';
@@ -69,6 +70,8 @@ const OPTIONS = {
   set: { type: 'string', multiple: true },
   active: { type: 'boolean' },
   cursor: { type: 'string' },
+  host: { type: 'string' },
+  port: { type: 'string' },
 } as const;
 
 type Flag = keyof typeof OPTIONS;
@@ -132,6 +135,22 @@ async function tenantOf(ctx: Context): Promise<string> {
 }
 
 const json = (ctx: Context, value: unknown): void => ctx.out(JSON.stringify(value));
+
+function switchName(values: Values): string {
+  const name = need(values, 'name');
+  if (!isSwitchName(name)) throw new UsageError('--name: letters, digits, _ . - (at most 32)');
+  return name;
+}
+
+/** How old a controller's report of a switch may be to count in `switch list`. */
+const SWITCH_HEALTH_MAX_AGE_MS = 60_000;
+
+async function setSwitchState(ctx: Context, state: SwitchAdminState): Promise<void> {
+  const name = switchName(ctx.values);
+  await new SwitchStore(ctx.pool).setState(name, state);
+  await ctx.audit(null, state === 'draining' ? 'switch.drain' : 'switch.resume', name);
+  json(ctx, { name, state });
+}
 
 /** A file stream that is open (so a bad path is a clear error naming --out, not a crash later). */
 async function openForWriting(file: string): Promise<WriteStream> {
@@ -599,6 +618,71 @@ const COMMANDS: Record<string, Command> = {
       json(ctx, { number: trace.number });
       for (const e of trace.items) json(ctx, e);
       json(ctx, { nextCursor: trace.nextCursor });
+    },
+  },
+  'switch add': {
+    usage: 'switch add --name NAME --host HOST [--port 8021]',
+    summary: 'add a switch to the fleet (or change its address); every controller connects to it within SWITCHES_REFRESH_SECONDS',
+    async run(ctx) {
+      const name = switchName(ctx.values);
+      const host = need(ctx.values, 'host');
+      if (!/^[A-Za-z0-9.:_-]{1,255}$/.test(host)) throw new UsageError('--host: a host name or an IP address');
+      const port = intFlag(ctx.values, 'port', 1, 65535) ?? 8021;
+      await new SwitchStore(ctx.pool).add(name, host, port);
+      await ctx.audit(null, 'switch.add', name, { host, port });
+      json(ctx, { name, host, port });
+    },
+  },
+  'switch drain': {
+    usage: 'switch drain --name NAME',
+    summary: 'the switch takes no new calls; its calls finish there (also a switch from SWITCHES)',
+    run: (ctx) => setSwitchState(ctx, 'draining'),
+  },
+  'switch resume': {
+    usage: 'switch resume --name NAME',
+    summary: 'a drained switch takes new calls again',
+    run: (ctx) => setSwitchState(ctx, 'active'),
+  },
+  'switch remove': {
+    usage: 'switch remove --name NAME',
+    summary: 'take a switch added with `switch add` out of the fleet (drain it first: calls still on it are settled failed)',
+    async run(ctx) {
+      const name = switchName(ctx.values);
+      if (!(await new SwitchStore(ctx.pool).remove(name))) throw new CliFailure(`--name: no switch ${name} in the switches table`);
+      await ctx.audit(null, 'switch.remove', name);
+      json(ctx, { name, removed: true });
+    },
+  },
+  'switch list': {
+    usage: 'switch list',
+    summary: 'every switch: address, state (active, draining) and what each controller saw of it in the last minute',
+    async run(ctx) {
+      const store = new SwitchStore(ctx.pool);
+      const [rows, health] = await Promise.all([store.list(), store.health(SWITCH_HEALTH_MAX_AGE_MS)]);
+      const names = [...new Set([...rows.map((r) => r.name), ...health.map((h) => h.name)])].sort();
+      for (const name of names) {
+        const row = rows.find((r) => r.name === name);
+        const seen = health.filter((h) => h.name === name);
+        const address = row?.host ? `${row.host}:${String(row.port ?? 8021)}` : (seen[0]?.address ?? null);
+        json(ctx, {
+          name,
+          address,
+          state: row?.state ?? seen[0]?.state ?? 'active',
+          source: row?.host ? 'table' : 'SWITCHES',
+          up: seen.some((h) => h.connected),
+          controllers: seen.map((h) => ({
+            controller: h.reportedBy,
+            connected: h.connected,
+            lost: h.lost,
+            sessions: h.sessions,
+            maxSessions: h.maxSessions,
+            sessionsPerSecond: h.sessionsPerSecond,
+            idleCpu: h.idleCpu,
+            calls: h.calls,
+            at: new Date(h.reportedAt).toISOString(),
+          })),
+        });
+      }
     },
   },
   'audit list': {

@@ -12,8 +12,8 @@ export class SwitchIdentity {
   private asking: Promise<void> | undefined;
 
   constructor(
-    /** `api <command>` on the inbound connection of each switch of the fleet. */
-    private readonly switches: ReadonlyArray<{ api(command: string): Promise<string> }>,
+    /** `api <command>` on the inbound connection of each switch of the fleet (as it is now: switches join and leave). */
+    private readonly switches: () => ReadonlyArray<{ api(command: string): Promise<string> }>,
     private readonly refreshAfterMs = 1000,
   ) {}
 
@@ -31,7 +31,7 @@ export class SwitchIdentity {
 
   refresh(): Promise<void> {
     this.asking ??= Promise.all(
-      this.switches.map((s) =>
+      this.switches().map((s) =>
         s.api('global_getvar core_uuid').then(
           (id) => id.trim(),
           () => '',

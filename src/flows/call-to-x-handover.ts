@@ -237,6 +237,8 @@ export interface CallToXSettlerOptions extends SettleDeps {
   readonly finished: (outcome: CallOutcome) => Promise<void>;
   /** Jobs in progress, for a graceful shutdown of this controller. */
   readonly inFlight?: JobsInFlight;
+  /** With a fleet: the switch carrying a handed-over call (by the name the handover recorded). */
+  readonly switchOf?: (switchName: string | undefined) => SwitchControl;
 }
 
 /** The worker that settles handed-over calls to X (every controller that runs workers runs one). */
@@ -244,9 +246,10 @@ export function startCallToXSettler(opts: CallToXSettlerOptions): Worker<HandedO
   const log = opts.logger.child({ component: 'handover-settler' });
   const processor = async (job: Job<HandedOverCallToX>): Promise<void> => {
     const call = validateHandedOver(job.data);
-    const cdr = await settleHandedOverCall(opts, call);
+    const sw = opts.switchOf?.(call.switchName) ?? opts.switch;
+    const cdr = await settleHandedOverCall({ ...opts, switch: sw }, call);
     await opts.finished({ cdr });
-    await opts.switch.api(`hash delete/${FIGURES_REALM}/${call.uuid}`).catch(() => undefined);
+    await sw.api(`hash delete/${FIGURES_REALM}/${call.uuid}`).catch(() => undefined);
   };
   const worker = new Worker<HandedOverCallToX>(
     handoverQueueName(opts.prefix),

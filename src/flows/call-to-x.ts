@@ -114,6 +114,8 @@ export interface CallToXDeps {
 export interface HandedOverCallToX extends Pick<CdrRecord, 'callId' | 'tenantId' | 'kind' | 'bindingId' | 'x' | 'a' | 'b' | 'startedAt'> {
   /** The caller's channel on the switch (the outbound socket session). */
   readonly uuid: string;
+  /** The fleet switch carrying it (absent: the controller's only switch). */
+  readonly switchName?: string;
   /** The refusal, when the call was refused (the switch ends it after the prompt); null when it was routed. */
   readonly refused: CallResult | null;
   /** When the called party answered, if it had. */

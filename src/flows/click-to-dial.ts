@@ -51,6 +51,8 @@ export interface AttemptOutcome {
   readonly aReached: boolean;
   /** B's phone was dialled and saw X: a callback binding is left for B. */
   readonly bDialled: boolean;
+  /** The switch carrying the call was lost: settled failed, never dialled again. */
+  readonly switchLost?: boolean;
   readonly cdr: CdrRecord;
 }
 
@@ -90,7 +92,7 @@ export function legUuid(callId: string, leg: 'a' | 'b' | 'originate-job' | 'call
 export async function runClickToDial(deps: ClickToDialDeps, call: ClickToDialAttempt): Promise<AttemptOutcome> {
   const flow = new ClickToDialFlow(deps, call);
   try {
-    return await flow.run();
+    return await flow.runUnlessSwitchLost();
   } finally {
     flow.dispose();
   }
@@ -116,6 +118,8 @@ class ClickToDialFlow {
   private cancelSeen = false;
   private cancelTimer: NodeJS.Timeout | undefined;
   private disposed = false;
+  /** The one settlement of this attempt (the flow's own, or the switch's loss, whichever came first). */
+  private settled: Promise<AttemptOutcome> | undefined;
   private readonly onSwitchReady = (): void => void this.checkLegsStillExist();
 
   constructor(
@@ -137,6 +141,38 @@ class ClickToDialFlow {
     this.a.dispose();
     this.b.dispose();
     this.deps.switch.off('ready', this.onSwitchReady);
+  }
+
+  /** Runs the attempt; should its switch be lost meanwhile, the attempt settles failed at once, with the loss as cause. */
+  async runUnlessSwitchLost(): Promise<AttemptOutcome> {
+    const sw = this.deps.switch;
+    if (sw.lost) return this.switchLost(sw.lost);
+    let onLost: (cause: string) => void = () => undefined;
+    const lost = new Promise<AttemptOutcome>((resolve) => {
+      onLost = (cause) => resolve(this.switchLost(cause));
+    });
+    sw.on('lost', onLost);
+    try {
+      const run = this.run();
+      run.catch((err: unknown) => this.log.debug({ err }, 'attempt on a lost switch ended'));
+      return await Promise.race([run, lost]);
+    } finally {
+      sw.off('lost', onLost);
+    }
+  }
+
+  private async switchLost(cause: string): Promise<AttemptOutcome> {
+    this.log.error({ cause }, 'the switch of this call was lost: settling it as failed');
+    const prior = this.settled ? null : await this.deps.live.get(this.call.callId).catch(() => null);
+    if (prior?.finalCdr && prior.attempt === this.call.attempt) {
+      return this.outcomeOf(prior.finalCdr, prior.aAnswerAt !== null, prior.state !== 'calling_a' && prior.state !== 'queued');
+    }
+    // Settled first, then the waits let go: what they wake up to finds the call settled.
+    const settling = this.settle({ result: 'failed', cause, side: 'platform' });
+    this.a.abandonWaits();
+    this.b.abandonWaits();
+    const outcome = await settling;
+    return { ...outcome, switchLost: outcome.result === 'failed' && outcome.cdr.hangupCause === cause };
   }
 
   async run(): Promise<AttemptOutcome> {
@@ -519,7 +555,12 @@ class ClickToDialFlow {
 
   // ---- settling -------------------------------------------------------------------------------
 
-  private async settle(end: CallEnd): Promise<AttemptOutcome> {
+  private settle(end: CallEnd): Promise<AttemptOutcome> {
+    this.settled ??= this.settleOnce(end);
+    return this.settled;
+  }
+
+  private async settleOnce(end: CallEnd): Promise<AttemptOutcome> {
     // B's phone was dialled if its channel said anything (a channel the switch refused to create says nothing)
     this.bDialled ||= this.b.seenAny;
     const live = await this.deps.live.get(this.call.callId);

@@ -33,6 +33,11 @@ export interface SwitchControl {
   onChannel(uuid: string, listener: (e: EslEvent) => void): () => void;
   on(event: 'ready', listener: () => void): unknown;
   off(event: 'ready', listener: () => void): unknown;
+  /** A switch of a fleet says `lost` (with the cause) when its calls are gone: unreachable too long, or restarted. */
+  on(event: 'lost', listener: (cause: string) => void): unknown;
+  off(event: 'lost', listener: (cause: string) => void): unknown;
+  /** Set while the switch's calls are given up (see `lost`). */
+  readonly lost?: string | null;
 }
 
 /**

@@ -20,7 +20,8 @@ export interface ApiKeyAuthenticator {
 }
 
 export interface ReadinessProbe {
-  check(): Promise<Record<string, boolean>>;
+  /** Each boolean must be true to be ready; a nested record (e.g. each switch of a fleet) is shown, not required. */
+  check(): Promise<Record<string, boolean | Record<string, boolean>>>;
 }
 
 /** A feature's routes: registered in a scope of its own (inside /v1, or at the root). */
@@ -117,7 +118,7 @@ export function buildHttpServer(deps: HttpDeps): FastifyInstance {
     api.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
     api.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
       const checks = await deps.readiness.check();
-      const ready = Object.values(checks).every(Boolean);
+      const ready = Object.values(checks).every((v) => typeof v !== 'boolean' || v);
       return reply.status(ready ? 200 : 503).send({ ready, checks });
     });
     for (const register of deps.routes ?? []) register(api);

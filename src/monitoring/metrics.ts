@@ -17,6 +17,8 @@ export interface MetricsSources {
   readonly queues: ReadonlyArray<{ readonly name: string; readonly queue: Pick<Queue, 'getJobCounts' | 'getWaiting'> }>;
   readonly pool: Pool;
   readonly eslConnected: () => boolean;
+  /** Each switch of the fleet as this controller sees it (per-switch series; none when absent). */
+  readonly switches?: () => ReadonlyArray<SwitchFigures>;
   /** False while the queues' Redis connection is down: the queues are not asked at all then. */
   readonly redisReady?: () => boolean;
   /** Longest wait for Redis or MySQL during a scrape (default 2000 ms). */
@@ -30,6 +32,19 @@ export interface MetricsSources {
   readonly staleCallMs?: number;
   /** The active-call table never grows past this, whatever happens to completions (default 100,000). */
   readonly maxTrackedCalls?: number;
+}
+
+/** One switch's figures for the per-switch series. */
+export interface SwitchFigures {
+  readonly name: string;
+  readonly connected: boolean;
+  readonly draining: boolean;
+  readonly sessions: number | null;
+  readonly sessionsPerSecond: number | null;
+  readonly idleCpu: number | null;
+  /** This controller's click-to-dial calls there now, and placed there since start. */
+  readonly calls: number;
+  readonly placedTotal: number;
 }
 
 type WaitingQueue = Pick<Queue, 'getWaiting'>;
@@ -139,6 +154,37 @@ export class PlatformMetrics {
       registers,
       collect() {
         this.set(sources.eslConnected() ? 1 : 0);
+      },
+    });
+    const perSwitch = (name: string, help: string, value: (s: SwitchFigures) => number | null): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['switch'],
+        registers,
+        collect() {
+          this.reset();
+          for (const s of sources.switches?.() ?? []) {
+            const v = value(s);
+            if (v !== null) this.set({ switch: s.name }, v);
+          }
+        },
+      });
+    };
+    perSwitch('numguard_switch_up', '1 while the event socket to this switch is up', (s) => (s.connected ? 1 : 0));
+    perSwitch('numguard_switch_draining', '1 while this switch is drained (takes no new calls)', (s) => (s.draining ? 1 : 0));
+    perSwitch('numguard_switch_sessions', 'Sessions on the switch (its last HEARTBEAT or status)', (s) => s.sessions);
+    perSwitch('numguard_switch_sessions_per_second_limit', "The switch's sessions-per-second", (s) => s.sessionsPerSecond);
+    perSwitch('numguard_switch_idle_cpu', "Idle CPU % of the switch's host, as the switch reports it", (s) => s.idleCpu);
+    perSwitch('numguard_switch_calls', "This instance's click-to-dial calls on the switch now", (s) => s.calls);
+    new Counter({
+      name: 'numguard_switch_calls_placed_total',
+      help: 'Click-to-dial attempts this instance placed on the switch',
+      labelNames: ['switch'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of sources.switches?.() ?? []) this.inc({ switch: s.name }, s.placedTotal);
       },
     });
     new Gauge({

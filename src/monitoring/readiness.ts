@@ -10,7 +10,10 @@ import type { Pool } from '../stores/mysql';
  * instead of holding the probe open until the orchestrator gives up on it.
  */
 export interface ReadinessSources {
+  /** The event socket: `ready` when (with a fleet: at least one switch) is connected. */
   readonly esl: { readonly state: string };
+  /** With a fleet: each switch, connected or not (shown in `checks.switches`; one switch up is enough). */
+  readonly switches?: () => ReadonlyArray<{ readonly name: string; readonly connected: boolean }>;
   readonly redis: Pick<RedisClient, 'status' | 'ping'>;
   readonly pool: Pick<Pool, 'query'>;
   /** The calls-to-X route index: complete, or being rebuilt (isComplete() starts the rebuild when it finds it lost). */
@@ -57,8 +60,10 @@ export function createReadinessProbe(sources: ReadinessSources): ReadinessProbe 
         answersWithin(timeoutMs, () => sources.pool.query('SELECT 1')),
         routeIndex && redisConnected ? answersWithin(timeoutMs, () => routeIndex.isComplete().then((ok) => ok || Promise.reject(new Error('incomplete')))) : Promise.resolve(false),
       ]);
+      const fleet = sources.switches?.();
       const base = { esl: sources.esl.state === 'ready', redis, mysql };
-      const checks = routeIndex ? { ...base, routes } : base;
+      const withRoutes = routeIndex ? { ...base, routes } : base;
+      const checks = fleet ? { ...withRoutes, switches: Object.fromEntries(fleet.map((s) => [s.name, s.connected])) } : withRoutes;
       return sources.draining?.() ? { ...checks, accepting: false } : checks;
     },
   };

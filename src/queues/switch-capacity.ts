@@ -57,10 +57,16 @@ export interface CapacitySnapshot {
   readonly limitedBy: CapacityLimit;
   /** 0: no bound on the wait. */
   readonly maxWaitSeconds: number;
-  /** Set while the switch refuses new channels. */
-  readonly refusing: { readonly reason: 'idle_cpu' | 'max_sessions'; readonly retryAfterSeconds: number } | null;
+  /** Set while the switch refuses new channels (with a fleet: while no switch can take a call). */
+  readonly refusing: { readonly reason: RefusalReason; readonly retryAfterSeconds: number } | null;
+  /** The switch's figures (with a fleet of one; null with several: see `switches`). */
   readonly switch: SwitchReading | null;
+  /** With a fleet: each switch's figures and whether it takes new calls. */
+  readonly switches?: ReadonlyArray<{ readonly name: string; readonly takesCalls: boolean; readonly reading: SwitchReading | null }>;
 }
+
+/** Why new calls are refused: the switch's idle CPU, its sessions, or no switch of the fleet up and active. */
+export type RefusalReason = 'idle_cpu' | 'max_sessions' | 'no_switch';
 
 /** 429 `gateway_rate_limited` or 503 `switch_at_capacity`, with the seconds after which to try again. */
 export class CapacityRefusedError extends RetryLaterError {
@@ -95,7 +101,9 @@ export function admitNewCall(snapshot: CapacitySnapshot | null, backlog: number,
     const why =
       snapshot.refusing.reason === 'idle_cpu'
         ? 'the switch is short of idle CPU and refuses new channels'
-        : 'the switch has no session left';
+        : snapshot.refusing.reason === 'max_sessions'
+          ? 'the switch has no session left'
+          : 'no switch is up to take the call';
     throw new CapacityRefusedError('switch_at_capacity', `${why}; try again later`, snapshot.refusing.retryAfterSeconds);
   }
   if (snapshot.maxWaitSeconds <= 0) return;
@@ -166,6 +174,8 @@ export interface SwitchCapacityDeps {
   readonly applyRate?: (callsPerSecond: number) => Promise<void>;
   /** Keeps the snapshot where direct producers read it (Redis). */
   readonly publish?: (snapshot: CapacitySnapshot, ttlMs: number) => Promise<void>;
+  /** Told after every new reading (the fleet re-rates the queue from all its switches). */
+  readonly changed?: () => void;
   readonly logger: Logger;
   readonly now?: () => number;
 }
@@ -278,7 +288,13 @@ export class SwitchCapacity {
     void this.refresh();
   }
 
+  /** The interval between the switch's heartbeats as measured (20 s until two were seen). */
+  get heartbeatIntervalSeconds(): number {
+    return this.heartbeatSeconds;
+  }
+
   private async changed(): Promise<void> {
+    this.deps.changed?.();
     const before = this.appliedRate;
     await this.applyRate();
     const s = this.snapshot();
@@ -301,4 +317,61 @@ export class SwitchCapacity {
       this.log.warn({ err }, 'could not set the callback rate');
     }
   }
+}
+
+/** One switch of a fleet as the fleet's capacity sees it. */
+export interface FleetMember {
+  readonly name: string;
+  /** Connected, not draining, not lost: placement may choose it. */
+  readonly eligible: boolean;
+  readonly capacity: Pick<SwitchCapacity, 'snapshot'>;
+  /** Configured calls-per-second limit of this switch (null: from its sessions-per-second). */
+  readonly maxCallsPerSecond: number | null;
+}
+
+/**
+ * The callback queue's back-pressure over a fleet of switches: the queue runs at the gateway's
+ * rate or the sum of what the eligible switches take, whichever is lower; new calls are refused
+ * only while no eligible switch takes channels (then `switch_at_capacity`, or `no_switch` when none
+ * is up and active).
+ */
+export function fleetSnapshot(
+  members: readonly FleetMember[],
+  limits: { gatewayCallsPerSecond: number; switchSharePercent: number; maxWaitSeconds: number },
+  now: number,
+): CapacitySnapshot {
+  let switchRate = 0;
+  let validFor = DEFAULT_HEARTBEAT_SECONDS * 3 * 1000;
+  let refusal: CapacitySnapshot['refusing'] = null;
+  let open = 0;
+  const switches: Array<{ name: string; takesCalls: boolean; reading: SwitchReading | null }> = [];
+  for (const m of members) {
+    const s = m.capacity.snapshot();
+    const takesCalls = m.eligible && s.refusing === null;
+    switches.push({ name: m.name, takesCalls, reading: s.switch });
+    if (!m.eligible) continue;
+    validFor = Math.min(validFor, s.validUntil - s.at);
+    if (s.refusing) {
+      refusal ??= s.refusing;
+      continue;
+    }
+    open++;
+    const own = switchCallsPerSecond(s.switch?.sessionsPerSecond ?? null, limits.switchSharePercent, m.maxCallsPerSecond);
+    switchRate += own ?? limits.gatewayCallsPerSecond;
+  }
+  const limitedBy: CapacityLimit = open > 0 && switchRate < limits.gatewayCallsPerSecond ? 'switch' : 'gateway';
+  const callsPerSecond = open > 0 ? Math.max(1, Math.min(limits.gatewayCallsPerSecond, switchRate)) : limits.gatewayCallsPerSecond;
+  const refusing = open > 0 ? null : (refusal ?? { reason: 'no_switch' as const, retryAfterSeconds: 1 });
+  const single = members.length === 1 ? (switches[0]?.reading ?? null) : null;
+  return { at: now, validUntil: now + validFor, callsPerSecond, limitedBy, maxWaitSeconds: limits.maxWaitSeconds, refusing, switch: single, switches };
+}
+
+/** What one switch takes per second for click-to-dial: its configured limit, or its sessions-per-second share (null: unknown). */
+export function switchCallsPerSecond(sessionsPerSecond: number | null, switchSharePercent: number, configured: number | null): number | null {
+  const fromSwitch =
+    sessionsPerSecond === null || switchSharePercent <= 0
+      ? null
+      : Math.max(1, Math.floor((Math.max(0, sessionsPerSecond - 1) * switchSharePercent) / 100 / LEGS_PER_CALL));
+  if (configured === null) return fromSwitch;
+  return fromSwitch === null ? configured : Math.min(configured, fromSwitch);
 }

@@ -27,11 +27,16 @@ export interface LiveCall {
   readonly hangupCause: string | null;
   readonly hangupSide: HangupSide | null;
   readonly cancelRequested: boolean;
+  /** The switch the current attempt was placed on (null: not placed yet). Every command of the attempt goes there. */
+  readonly switchName: string | null;
   /** The CDR as computed when the call ended, kept so a redelivered job can finish without the switch. */
   readonly finalCdr: CdrRecord | null;
 }
 
-export type LiveCallPatch = Partial<Omit<LiveCall, 'cancelRequested'>>;
+export type LiveCallPatch = Partial<Omit<LiveCall, 'cancelRequested' | 'switchName'>>;
+
+/** The hash field holding the switch of one attempt (first writer wins). */
+const placementField = (attempt: number): string => `switch:${attempt}`;
 
 /** taken: a leg of this attempt was claimed before (another delivery has it); cancelled: claimed, but the call was cancelled first. */
 export type AttemptStart = 'started' | 'taken' | 'cancelled';
@@ -64,6 +69,23 @@ export class LiveCallStore {
     return reply === 1 ? 'started' : reply === 2 ? 'cancelled' : 'taken';
   }
 
+  /**
+   * Places an attempt on a switch unless it already is: returns the switch that holds it, `switchName`
+   * when this caller was first. Two workers running the same attempt thus drive it on one switch.
+   */
+  async placeAttempt(callId: string, attempt: number, switchName: string): Promise<string> {
+    const key = this.key(callId);
+    const field = placementField(attempt);
+    const replies = await this.redis.multi().hsetnx(key, field, switchName).hget(key, field).expire(key, TTL_SECONDS).exec();
+    const owner = replies?.[1]?.[1];
+    return typeof owner === 'string' && owner !== '' ? owner : switchName;
+  }
+
+  /** The switch an attempt was placed on, or null. */
+  async placementOf(callId: string, attempt: number): Promise<string | null> {
+    return (await this.redis.hget(this.key(callId), placementField(attempt))) || null;
+  }
+
   async update(callId: string, patch: LiveCallPatch): Promise<void> {
     const fields = hashFields(patch);
     if (Object.keys(fields).length === 0) return;
@@ -83,9 +105,11 @@ export class LiveCallStore {
     if (Object.keys(h).length === 0) return null;
     const num = (k: NumericField): number | null => (h[k] ? Number(h[k]) : null);
     const str = (k: string): string | null => (h[k] ? h[k] : null);
+    const attempt = num('attempt') ?? 1;
     return {
       state: (str('state') as CallState | null) ?? 'queued',
-      attempt: num('attempt') ?? 1,
+      attempt,
+      switchName: str(placementField(attempt)),
       aUuid: str('aUuid'),
       bUuid: str('bUuid'),
       aRingAt: num('aRingAt'),

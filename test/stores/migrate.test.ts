@@ -31,7 +31,8 @@ describe('migrate', () => {
       [
         'abuse_actions', 'abuse_flags', 'agent_tokens', 'api_keys', 'audit_log', 'binding_history', 'binding_members', 'bindings', 'blacklist',
         'calls', 'cdrs', 'console_sessions', 'media_catalogue', 'message_carrier_ids', 'message_settings', 'messages', 'platform_secrets',
-        'pool_number_events', 'pool_numbers', 'route_outbox', 'schema_migrations', 'tenant_abuse_settings', 'tenant_axe_settings', 'tenants', 'webhook_deliveries',
+        'pool_number_events', 'pool_numbers', 'route_outbox', 'schema_migrations', 'switch_health', 'switches', 'tenant_abuse_settings', 'tenant_axe_settings', 'tenants',
+        'webhook_deliveries',
         'webhook_endpoints',
       ],
     );

@@ -13,6 +13,8 @@ export const X = '700100000000001';
 export interface TestSystem {
   readonly app: App;
   readonly sim: FreeSwitchSimulator;
+  /** Every simulated switch (sim is the first); named fs1, fs2, ... in SWITCHES when there are several. */
+  readonly sims: readonly FreeSwitchSimulator[];
   readonly apiKey: string;
   /** The id of apiKey: with it, jobs queued straight into BullMQ are signed. */
   readonly apiKeyId: string;
@@ -34,12 +36,18 @@ export interface TestSystemOptions {
   readonly stalledIntervalMs?: number;
   /** Run the callback and CDR workers in this process (default true). */
   readonly workers?: boolean;
+  /** Do not wait for the switches to connect before returning. */
+  readonly noSwitchWait?: boolean;
+  /** How many simulated switches (default 1: ESL_HOST; several: SWITCHES=fs1@…,fs2@…). */
+  readonly switches?: number;
 }
 
 /** The whole controller against the switch simulator, a fresh database and a fresh Redis prefix. */
 export async function startTestSystem(opts: TestSystemOptions = {}): Promise<TestSystem> {
-  const sim = new FreeSwitchSimulator({ timeScale: opts.timeScale ?? 0.05 });
-  const addr = await sim.start();
+  const sims = Array.from({ length: opts.switches ?? 1 }, () => new FreeSwitchSimulator({ timeScale: opts.timeScale ?? 0.05 }));
+  const addrs = await Promise.all(sims.map((s) => s.start()));
+  const sim = sims[0] as FreeSwitchSimulator;
+  const addr = addrs[0] as { host: string; port: number };
   const db = await createTestDatabase();
   const prefix = testRedisPrefix();
   const env: Record<string, string> = {
@@ -71,6 +79,7 @@ export async function startTestSystem(opts: TestSystemOptions = {}): Promise<Tes
     CALLBACK_MAX_WAIT_SECONDS: '0',
     // Webhook receivers in tests listen on 127.0.0.1 (test/webhooks/webhook-url-guard.test.ts turns the guard on).
     WEBHOOK_ALLOW_PRIVATE_URLS: 'true',
+    ...(sims.length > 1 ? { SWITCHES: addrs.map((a, i) => `fs${i + 1}@${a.host}:${a.port}`).join(',') } : {}),
     ...opts.env,
   };
   const logLines: string[] = [];
@@ -85,6 +94,8 @@ export async function startTestSystem(opts: TestSystemOptions = {}): Promise<Tes
     stalledIntervalMs: opts.stalledIntervalMs,
     workers: opts.workers,
   });
+  // The controller serves without waiting for its switches; tests start once the simulator is connected.
+  if (!opts.noSwitchWait && !(await app.fleet.whenConnected(10_000))) throw new Error('the controller did not connect to the switch simulator');
   const tenants = new TenantStore(db.pool);
   const tenant = await tenants.create({ name: 'acme', defaultX: X, ...opts.tenant });
   // The operator assigns the tenant its numbers; X, its default, is one of them.
@@ -118,6 +129,7 @@ export async function startTestSystem(opts: TestSystemOptions = {}): Promise<Tes
   return {
     app,
     sim,
+    sims,
     apiKey: key,
     apiKeyId,
     tenantId: tenant.id,
@@ -133,7 +145,7 @@ export async function startTestSystem(opts: TestSystemOptions = {}): Promise<Tes
     waitForCall,
     async stop() {
       await app.stop();
-      await sim.stop();
+      await Promise.all(sims.map((s) => s.stop()));
       await db.drop();
     },
   };
