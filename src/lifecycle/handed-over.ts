@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { LiveCallStore, type ClaimStep, type LiveCallPatch } from '../stores/live-calls';
+import { LiveCallStore, type AttemptStart, type LiveCallPatch } from '../stores/live-calls';
 
 /**
  * Click-to-dial calls this controller gave back to the queue at its drain deadline. The job's
@@ -39,9 +39,9 @@ export class GuardedLiveCallStore extends LiveCallStore {
     super(redis, prefix);
   }
 
-  override claim(callId: string, step: ClaimStep): Promise<boolean> {
+  override startAttempt(callId: string, attempt: number, patch: LiveCallPatch): Promise<AttemptStart> {
     if (this.handedOver.has(callId)) return Promise.reject(new HandedOverError(callId));
-    return super.claim(callId, step);
+    return super.startAttempt(callId, attempt, patch);
   }
 
   override update(callId: string, patch: LiveCallPatch): Promise<void> {

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { CallResult, CallState, CdrRecord, HangupSide } from '../domain/call';
 import { redisKeys } from './keys';
+import { LuaScript } from './redis';
 
 /**
  * The state of calls in progress, in Redis so any controller instance can follow, cancel or
@@ -33,6 +34,15 @@ export type ClaimStep = `a:${number}` | `b:${number}`;
 
 const TTL_SECONDS = 8 * 24 * 3600;
 
+const UPDATE_LIVE_CALL = LuaScript.load('update-live-call');
+const START_ATTEMPT = LuaScript.load('start-attempt');
+
+/** What starting an attempt found: whether this delivery took both legs' claims, and a cancel asked for meanwhile. */
+export interface AttemptStart {
+  readonly claimed: boolean;
+  readonly cancelRequested: boolean;
+}
+
 type NumericField = 'attempt' | 'aRingAt' | 'aAnswerAt' | 'bRingAt' | 'bAnswerAt' | 'endedAt';
 
 export class LiveCallStore {
@@ -45,24 +55,29 @@ export class LiveCallStore {
     return redisKeys(this.prefix).liveCall(callId);
   }
 
-  /** true when this caller is the first to take the step; false when someone already did. */
-  async claim(callId: string, step: ClaimStep): Promise<boolean> {
-    const ok = await this.redis.set(redisKeys(this.prefix).legClaim(callId, step), '1', 'EX', TTL_SECONDS, 'NX');
-    return ok === 'OK';
+  /**
+   * Claims both legs of an attempt (each dialled only by whoever claims it first) and, when this caller took
+   * them, records `patch`; one round trip. A claim already taken leaves everything as it was.
+   */
+  async startAttempt(callId: string, attempt: number, patch: LiveCallPatch): Promise<AttemptStart> {
+    const keys = redisKeys(this.prefix);
+    const steps: ClaimStep[] = [`a:${attempt}`, `b:${attempt}`];
+    const r = await START_ATTEMPT.run(
+      this.redis,
+      [...steps.map((step) => keys.legClaim(callId, step)), this.key(callId)],
+      [TTL_SECONDS, ...fieldList(patch)],
+    );
+    return { claimed: r !== 0, cancelRequested: r === 2 };
   }
 
   async update(callId: string, patch: LiveCallPatch): Promise<void> {
-    const fields: Record<string, string> = {};
-    for (const [k, v] of Object.entries(patch) as Array<[string, unknown]>) {
-      if (v === undefined) continue;
-      fields[k] = v === null ? '' : typeof v === 'string' || typeof v === 'number' ? String(v) : JSON.stringify(v);
-    }
-    if (Object.keys(fields).length === 0) return;
-    await this.redis.multi().hset(this.key(callId), fields).expire(this.key(callId), TTL_SECONDS).exec();
+    const fields = fieldList(patch);
+    if (fields.length === 0) return;
+    await UPDATE_LIVE_CALL.run(this.redis, [this.key(callId)], [TTL_SECONDS, ...fields]);
   }
 
   async requestCancel(callId: string): Promise<void> {
-    await this.redis.multi().hset(this.key(callId), 'cancelRequested', '1').expire(this.key(callId), TTL_SECONDS).exec();
+    await UPDATE_LIVE_CALL.run(this.redis, [this.key(callId)], [TTL_SECONDS, 'cancelRequested', '1']);
   }
 
   async isCancelRequested(callId: string): Promise<boolean> {
@@ -91,4 +106,14 @@ export class LiveCallStore {
       finalCdr: h.finalCdr ? (JSON.parse(h.finalCdr) as CdrRecord) : null,
     };
   }
+}
+
+/** field, value, field, value, ... as stored (null as ''; the CDR as JSON). */
+function fieldList(patch: LiveCallPatch): string[] {
+  const list: string[] = [];
+  for (const [k, v] of Object.entries(patch) as Array<[string, unknown]>) {
+    if (v === undefined) continue;
+    list.push(k, v === null ? '' : typeof v === 'string' || typeof v === 'number' ? String(v) : JSON.stringify(v));
+  }
+  return list;
 }
