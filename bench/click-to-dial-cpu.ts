@@ -1,16 +1,16 @@
 /**
  * Click-to-dial controller CPU per call: the whole path (POST /v1/calls → BullMQ → worker →
  * originate → the switch's events → settle → CDR in MySQL) with the whole controller in a process
- * of its own and the switch simulator in another, every call connected (A answers, then B, who
- * hangs up after BENCH_TALK_MS of the simulator's time). CPU time is read from /proc, so the figure
- * stays meaningful on a busy machine, where latency does not.
+ * of its own and the switch simulator in another, every call connected as with bench:switch's carrier
+ * (each leg answers after 0.2 s; B hangs up BENCH_TALK_MS after answering). CPU time is read from
+ * /proc, so the figure stays meaningful on a busy machine, where latency does not.
  *
  * Floor, measured in the same run: a bare Event Socket client placing the same calls as
  * `bgapi originate {vars}A &bridge({vars}B)` (one command, one BACKGROUND_JOB per call) at the same
  * rate through the same simulator; its process's CPU per call. The ratio is numguard / floor.
  *
- * Environment: BENCH_CALLS [400], BENCH_RATE [40 calls/s], BENCH_TALK_MS [3000 simulator ms],
- * BENCH_SIM_SCALE [0.05: the simulator's clock], BENCH_CPU_PROF [a directory: the controller writes
+ * Environment: BENCH_CALLS [400], BENCH_RATE [40 calls/s], BENCH_TALK_MS [3000],
+ * BENCH_SIM_SCALE [1: the simulator's clock; 0.1 runs its delays ten times faster], BENCH_CPU_PROF [a directory: the controller writes
  * a V8 CPU profile there (node --cpu-prof)], REDIS_URL, TEST_MYSQL_URL.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -36,7 +36,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const calls = Number(env.BENCH_CALLS ?? 400);
   const rate = Number(env.BENCH_RATE ?? 40);
   const talkMs = Number(env.BENCH_TALK_MS ?? 3000);
-  const sim = await RemoteSimulator.start(Number(env.BENCH_SIM_SCALE ?? 0.05));
+  const sim = await RemoteSimulator.start(Number(env.BENCH_SIM_SCALE ?? 1));
   const prefix = `ngbench${randomBytes(4).toString('hex')}`;
   const dbName = `ng_bench_${randomBytes(6).toString('hex')}`;
   const dbUrl = testDatabaseUrl(dbName);
@@ -55,8 +55,10 @@ export async function run(): Promise<Record<string, unknown>> {
   const warmCalls = numbers('7', 40, 0);
   const ngCalls = numbers('8', calls, 0);
   const bareCalls = numbers('9', calls, 0);
-  // B hangs up after talkMs of the simulator's time; A with the bridge (hangup_after_bridge).
-  await sim.setPhones([...warmCalls, ...ngCalls, ...bareCalls].map((c) => c.b), { answer: 'answer', hangupAfterMs: talkMs });
+  // As bench:switch's carrier: every phone answers after 0.2 s; B hangs up talkMs after answering, A with it (hangup_after_bridge).
+  const all = [...warmCalls, ...ngCalls, ...bareCalls];
+  await sim.setPhones(all.map((c) => c.a), { answer: 'answer', ringMs: 200 });
+  await sim.setPhones(all.map((c) => c.b), { answer: 'answer', ringMs: 200, hangupAfterMs: talkMs });
 
   const controller = await startController({
     ESL_HOST: sim.address.host,

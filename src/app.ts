@@ -349,6 +349,8 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     ? startCallToXSettler({ connection: queueRedis, prefix: config.redisPrefix, switch: esl, finished, logger, inFlight: settlerJobs })
     : null;
   const stopWebhookDispatch = startWebhookDispatch({ events, store: webhookEndpoints, queue: webhookQueue, logger });
+  // A tenant's call policy as the worker and the API read it on every call: the same 5 s cache for both.
+  const tenantPolicy = cachedTenantLookup(tenants, 5000);
   const callbackWorker = startCallbackWorker({
     connection: queueRedis,
     prefix: config.redisPrefix,
@@ -360,7 +362,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
       if (handedOver.has(call.cdr.callId)) return; // its new owner writes the CDR
       await finished(call);
     },
-    tenants: cachedTenantLookup(tenants, 5000),
+    tenants: tenantPolicy,
     keys: tenants,
     calls,
     defaults,
@@ -377,7 +379,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   });
 
   const service = new DefaultClickToDialService({
-    tenants,
+    tenants: tenantPolicy,
     calls,
     cdrs,
     live,
