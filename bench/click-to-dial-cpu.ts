@@ -81,6 +81,7 @@ export async function run(): Promise<Record<string, unknown>> {
     AUTH_FAILURES_PER_MINUTE: '0',
     NUMBER_HASH_KEY: randomBytes(24).toString('hex'),
     LOG_LEVEL: 'warn',
+    BENCH_COUNT_COMMANDS: '1',
   });
   const pid = controller.process.pid ?? 0;
   const baseUrl = `http://127.0.0.1:${String(controller.ready.port)}`;
@@ -91,9 +92,11 @@ export async function run(): Promise<Record<string, unknown>> {
     const t0 = performance.now();
     const cpu0 = processCpuMs(pid);
     const redisBefore = await redisCommands(redis);
+    await takeCounts(controller);
     const ng = await placeNumguard(baseUrl, apiKey, pool, ngCalls, rate, 'r');
     const cpu1 = processCpuMs(pid);
     const redisAfter = await redisCommands(redis);
+    const sent = await takeCounts(controller);
     const wallSeconds = (performance.now() - t0) / 1000;
     const controllerMs = Math.max(0, (cpu1 ?? 0) - (cpu0 ?? 0) - idleMsPerSecond * wallSeconds);
 
@@ -114,7 +117,10 @@ export async function run(): Promise<Record<string, unknown>> {
         controllerCpuMs: Math.round(controllerMs),
         controllerIdleMsPerSecond: round(idleMsPerSecond),
         controllerCpuMsPerCall: perCall,
-        // INFO commandstats over the phase: exact only when nothing else uses this Redis (a private REDIS_URL).
+        // What the controller sent, counted in its process (exact, whatever else runs on the host).
+        commandsSentPerCall: perCallCounts(sent, Math.max(1, ng.accepted)),
+        // INFO commandstats over the phase (Lua scripts' inner commands included): exact only when nothing else
+        // uses this Redis (a private REDIS_URL).
         redisCommandsPerCall: commandsPerCall(redisBefore, redisAfter, Math.max(1, ng.accepted)),
       },
       bare: { completed: bareCpu.completed, cpuMs: Math.round(bareCpu.cpuMs), cpuMsPerCall: floorPerCall },
@@ -227,6 +233,31 @@ async function placeBare(bare: BareEsl, calls: Array<{ a: string; b: string }>, 
   const u = process.cpuUsage(u0);
   await bare.listenForJobs(false);
   return { cpuMs: (u.user + u.system) / 1000, completed: jobs.filter((j) => bare.results.get(j)?.startsWith('+OK')).length };
+}
+
+function takeCounts(c: Child): Promise<Record<string, number>> {
+  return new Promise((resolve) => {
+    const onMessage = (msg: { type?: string; counts?: Record<string, number> }): void => {
+      if (msg.type !== 'counts' || !msg.counts) return;
+      c.process.off('message', onMessage);
+      resolve(msg.counts);
+    };
+    c.process.on('message', onMessage);
+    c.process.send({ type: 'counts' });
+  });
+}
+
+function perCallCounts(counts: Record<string, number>, calls: number): Record<string, number> {
+  let redis = 0;
+  let mysql = 0;
+  for (const [k, n] of Object.entries(counts)) {
+    if (k.startsWith('redis ')) redis += n;
+    // mysql2 queues a Prepare before every execute; one already prepared on that connection costs no round trip
+    else if (!k.startsWith('mysql Prepare')) mysql += n;
+  }
+  const per: Record<string, number> = { redis: round(redis / calls, 1), mysqlRoundTrips: round(mysql / calls, 1) };
+  for (const [k, n] of Object.entries(counts)) if (n / calls >= 0.05) per[k] = round(n / calls, 2);
+  return per;
 }
 
 async function redisCommands(redis: Redis): Promise<Map<string, number>> {
