@@ -5,6 +5,7 @@
 import os from 'node:os';
 import { run as cdrPersist } from './cdr-persist';
 import { run as clickToDialDispatch } from './click-to-dial-dispatch';
+import { run as clickToDialCpu } from './click-to-dial-cpu';
 import { run as bindings } from './bindings';
 import { run as callToXRouting } from './call-to-x-routing';
 import { run as eslIngest } from './esl-ingest';
@@ -12,6 +13,7 @@ import { run as eslIngest } from './esl-ingest';
 const BENCHES: Record<string, () => Promise<Record<string, unknown>>> = {
   'esl-ingest': eslIngest,
   'click-to-dial-dispatch': clickToDialDispatch,
+  'click-to-dial-cpu': clickToDialCpu,
   'cdr-persist': cdrPersist,
   bindings,
   'call-to-x-routing': callToXRouting,

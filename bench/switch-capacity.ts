@@ -692,6 +692,9 @@ interface TableRow {
   ngSwitchMsPerCall: number | null;
   bareSwitchMsPerCall: number | null;
   ngSwitchPct: number | null;
+  /** The controller's CPU per connected call (numguard), and the bare originator's (this process during a bare phase). */
+  ngControllerMsPerCall: number | null;
+  bareOriginatorMsPerCall: number | null;
   bareSwitchPct: number | null;
   ngPlatformMsPerCall: number | null;
   barePlatformMsPerCall: number | null;
@@ -732,6 +735,8 @@ function table(phases: Record<string, unknown>[]): TableRow[] {
       ngSwitchMsPerCall: ng.cpu.switch?.msPerConnectedCall ?? null,
       bareSwitchMsPerCall: bare.cpu.switch?.msPerConnectedCall ?? null,
       ngSwitchPct: ng.cpu.switch?.pctOfCore ?? null,
+      ngControllerMsPerCall: ng.cpu.controller?.msPerConnectedCall ?? null,
+      bareOriginatorMsPerCall: bare.cpu.bench?.msPerConnectedCall ?? null,
       bareSwitchPct: bare.cpu.switch?.pctOfCore ?? null,
       ngPlatformMsPerCall: ng.cpu.platformMsPerConnectedCall,
       barePlatformMsPerCall: bare.cpu.platformMsPerConnectedCall,
@@ -764,6 +769,8 @@ function summarise(phases: Record<string, unknown>[]): Record<string, unknown> &
     mean(phases.map((p) => (p[side] as Phase).cpu.platformMsPerConnectedCall).filter((v): v is number => typeof v === 'number'));
   const ngPlatform = platform('numguard');
   const barePlatform = platform('bare');
+  const ngController = mean(phases.map((p) => (p.numguard as Phase).cpu.controller?.msPerConnectedCall).filter((v): v is number => typeof v === 'number'));
+  const bareOriginator = mean(phases.map((p) => (p.bare as Phase).cpu.bench?.msPerConnectedCall).filter((v): v is number => typeof v === 'number'));
   const listenerMs = mean(
     phases.map((p) => (p.bareWithListener as Phase | undefined)?.cpu.switch?.msPerConnectedCall).filter((v): v is number => typeof v === 'number'),
   );
@@ -776,6 +783,13 @@ function summarise(phases: Record<string, unknown>[]): Record<string, unknown> &
       ratio: ngMs !== null && bareMs ? round(ngMs / bareMs) : null,
       ...(listenerMs !== null ? { bareWithControllersSubscription: listenerMs } : {}),
     },
+    // The controller's own CPU per call (from /proc: meaningful on a busy host, unlike the delays), against the
+    // bare originator's (this process placing bgapi originates and reading their BACKGROUND_JOBs).
+    controllerCpuMsPerConnectedCall: {
+      numguard: ngController,
+      bareOriginator,
+      ratio: ngController !== null && bareOriginator ? round(ngController / bareOriginator) : null,
+    },
     // switch + controller + MariaDB + Redis (the last two also serve whatever else runs on the host).
     platformCpuMsPerConnectedCall: {
       numguard: ngPlatform,
@@ -787,10 +801,10 @@ function summarise(phases: Record<string, unknown>[]): Record<string, unknown> &
 
 function markdown(rows: TableRow[]): string {
   const head =
-    '| offered/s | connected/s numguard | connected/s bare | ratio | connected % ng / bare | refused (ng) | POST→INVITE p50 / p99 ms ng | bare | switch ms CPU per call ng / bare | switch % core ng / bare | controller % | sipp % | platform ms CPU per call ng / bare | host busy % ng / bare |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|';
+    '| offered/s | connected/s numguard | connected/s bare | ratio | connected % ng / bare | refused (ng) | POST→INVITE p50 / p99 ms ng | bare | switch ms CPU per call ng / bare | switch % core ng / bare | controller ms CPU per call ng / bare originator | controller % | sipp % | platform ms CPU per call ng / bare | host busy % ng / bare |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|';
   const lines = rows.map(
     (r) =>
-      `| ${r.offered} | ${r.ngConnectedPerSecond} | ${r.bareConnectedPerSecond} | ${String(r.ratio)} | ${r.ngConnectedPct} / ${r.bareConnectedPct} | ${r.ngRefused} | ${String(r.ngP50)} / ${String(r.ngP99)} | ${String(r.bareP50)} / ${String(r.bareP99)} | ${String(r.ngSwitchMsPerCall)} / ${String(r.bareSwitchMsPerCall)} | ${String(r.ngSwitchPct)} / ${String(r.bareSwitchPct)} | ${String(r.controllerPct)} | ${String(r.sippPct)} | ${String(r.ngPlatformMsPerCall)} / ${String(r.barePlatformMsPerCall)} | ${String(r.ngMachineBusyPct)} / ${String(r.bareMachineBusyPct)} |`,
+      `| ${r.offered} | ${r.ngConnectedPerSecond} | ${r.bareConnectedPerSecond} | ${String(r.ratio)} | ${r.ngConnectedPct} / ${r.bareConnectedPct} | ${r.ngRefused} | ${String(r.ngP50)} / ${String(r.ngP99)} | ${String(r.bareP50)} / ${String(r.bareP99)} | ${String(r.ngSwitchMsPerCall)} / ${String(r.bareSwitchMsPerCall)} | ${String(r.ngSwitchPct)} / ${String(r.bareSwitchPct)} | ${String(r.ngControllerMsPerCall)} / ${String(r.bareOriginatorMsPerCall)} | ${String(r.controllerPct)} | ${String(r.sippPct)} | ${String(r.ngPlatformMsPerCall)} / ${String(r.barePlatformMsPerCall)} | ${String(r.ngMachineBusyPct)} / ${String(r.bareMachineBusyPct)} |`,
   );
   return [head, ...lines].join('\n');
 }

@@ -403,6 +403,8 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
       })
     : null;
   const stopWebhookDispatch = startWebhookDispatch({ events, store: webhookEndpoints, queue: webhookQueue, logger });
+  // A tenant's call policy as the worker and the API read it on every call: the same 5 s cache for both.
+  const tenantPolicy = cachedTenantLookup(tenants, 5000);
   const callbackWorker = startCallbackWorker({
     connection: queueRedis,
     prefix: config.redisPrefix,
@@ -414,7 +416,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
       if (handedOver.has(call.cdr.callId)) return; // its new owner writes the CDR
       await finished(call);
     },
-    tenants: cachedTenantLookup(tenants, 5000),
+    tenants: tenantPolicy,
     keys: tenants,
     calls,
     defaults,
@@ -433,7 +435,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   });
 
   const service = new DefaultClickToDialService({
-    tenants,
+    tenants: tenantPolicy,
     calls,
     cdrs,
     live,

@@ -4,6 +4,10 @@
 import { startApp } from '../../src/app';
 import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
+import { countCommands, takeCounts } from './command-counter';
+
+// BENCH_COUNT_COMMANDS=1: the Redis and MySQL commands this controller sends, by name ({ type: 'counts' } takes them).
+if (process.env.BENCH_COUNT_COMMANDS === '1') countCommands();
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -11,6 +15,7 @@ async function main(): Promise<void> {
   const addr = app.http.server.address();
   process.send!({ type: 'ready', port: typeof addr === 'object' && addr ? addr.port : 0 });
   process.on('message', (msg: { type: string }) => {
+    if (msg.type === 'counts') process.send!({ type: 'counts', counts: takeCounts() });
     if (msg.type !== 'stop') return;
     void app.stop().finally(() => process.exit(0));
   });

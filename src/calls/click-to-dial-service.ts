@@ -48,17 +48,16 @@ export class DefaultClickToDialService implements ClickToDialService {
     if (!tenant) throw new AppError('tenant_disabled', 'tenant is not active');
     const request = resolveClickToDialRequest(tenant, input, this.deps.defaults);
     const callId = callIdFor(tenant.id, request.requestId);
-    if (!(await this.deps.calls.get(tenant.id, callId))) {
+    const recorded = await this.deps.calls.get(tenant.id, callId);
+    if (!recorded) {
       await requireOwnPrivacyNumber(this.deps.numbers, request);
       // Before the abuse counters: a call refused for capacity does not use up the caller's budget.
       await this.deps.capacity?.admitNewCall();
       await this.deps.admission?.admitClickToDial(request);
     }
-    const { call, created } = await this.deps.calls.insert({
-      id: callId,
-      kind: 'click_to_dial',
-      ...request,
-    });
+    const { call, created } = recorded
+      ? { call: recorded, created: false }
+      : await this.deps.calls.insert({ id: callId, kind: 'click_to_dial', ...request });
     if (created || call.state !== 'completed') {
       // On an idempotent retry the job may be missing (Redis failed after the insert); queueing it
       // again is safe: the job id is the call id, and the leg claims stop any second ring.
@@ -73,7 +72,8 @@ export class DefaultClickToDialService implements ClickToDialService {
     if (created) {
       this.deps.logger.info({ callId: call.id, tenantId: tenant.id, a: call.a, b: call.b, x: call.x, mode: call.displayMode }, 'click-to-dial accepted');
     }
-    return { call: await this.view(call), created };
+    // A call just recorded has neither live state nor a CDR yet: it is shown queued without asking.
+    return { call: created ? viewOf(call, null, null) : await this.view(call), created };
   }
 
   async get(ctx: TenantContext, callId: string): Promise<CallView> {
@@ -99,29 +99,32 @@ export class DefaultClickToDialService implements ClickToDialService {
 
   private async view(call: CallRecord): Promise<CallView> {
     const [live, cdr] = await Promise.all([this.deps.live.get(call.id), this.deps.cdrs.get(call.tenantId, call.id)]);
-    const ended = cdr?.endedAt ?? live?.endedAt ?? null;
-    return {
-      id: call.id,
-      requestId: call.requestId,
-      kind: call.kind,
-      state: cdr ? 'completed' : (live?.state ?? call.state),
-      result: cdr?.result ?? live?.result ?? call.result,
-      displayMode: call.displayMode,
-      x: call.x,
-      a: call.a,
-      b: call.b,
-      userData: call.userData,
-      createdAt: new Date(call.createdAt).toISOString(),
-      legs: {
-        a: legView(cdr?.aRingAt ?? live?.aRingAt ?? null, cdr?.aAnswerAt ?? live?.aAnswerAt ?? null, ended, live, 'a'),
-        b: legView(cdr?.bRingAt ?? live?.bRingAt ?? null, cdr?.bAnswerAt ?? live?.bAnswerAt ?? null, ended, live, 'b'),
-      },
-      hangupSide: cdr?.hangupSide ?? live?.hangupSide ?? call.hangupSide,
-      cdr,
-    };
+    return viewOf(call, live, cdr);
   }
 }
 
+function viewOf(call: CallRecord, live: LiveCall | null, cdr: CdrRecord | null): CallView {
+  const ended = cdr?.endedAt ?? live?.endedAt ?? null;
+  return {
+    id: call.id,
+    requestId: call.requestId,
+    kind: call.kind,
+    state: cdr ? 'completed' : (live?.state ?? call.state),
+    result: cdr?.result ?? live?.result ?? call.result,
+    displayMode: call.displayMode,
+    x: call.x,
+    a: call.a,
+    b: call.b,
+    userData: call.userData,
+    createdAt: new Date(call.createdAt).toISOString(),
+    legs: {
+      a: legView(cdr?.aRingAt ?? live?.aRingAt ?? null, cdr?.aAnswerAt ?? live?.aAnswerAt ?? null, ended, live, 'a'),
+      b: legView(cdr?.bRingAt ?? live?.bRingAt ?? null, cdr?.bAnswerAt ?? live?.bAnswerAt ?? null, ended, live, 'b'),
+    },
+    hangupSide: cdr?.hangupSide ?? live?.hangupSide ?? call.hangupSide,
+    cdr,
+  };
+}
 
 function iso(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();

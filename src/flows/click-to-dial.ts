@@ -62,6 +62,11 @@ const SETTLE_MS = 10_000;
 const FOLLOW_UP_MS = 1000;
 /** How often a call in progress looks for a cancel it was not told about by uuid_kill (e.g. A not created yet). */
 const CANCEL_CHECK_MS = 500;
+/**
+ * The same once A's channel has been seen: from then on the API's uuid_kill of A reaches it (and ends B
+ * with it), so looking is only a safety net, e.g. for a cancel whose uuid_kill could not be sent.
+ */
+const CANCEL_SAFETY_CHECK_MS = 5000;
 /** Slack on top of a ring timeout the switch enforces itself, before the flow gives up on the switch. */
 const SWITCH_SLACK_MS = 15_000;
 
@@ -207,9 +212,12 @@ class ClickToDialFlow {
   /**
    * The API's cancel sets a flag and kills the legs it knows of; a leg that did not exist yet (the
    * originate or the bridge on its way) escapes that. So the attempt looks at the flag itself, and once
-   * it is set hangs up whatever legs exist until the attempt ends.
+   * it is set hangs up whatever legs exist until the attempt ends. Once A's channel exists (it has sent
+   * an event) a uuid_kill of A ends the call, B included, so the flag is looked at only rarely from then on.
    */
   private watchForCancel(): void {
+    const interval = (): number =>
+      this.cancelSeen || !this.a.seenAny ? (this.deps.cancelCheckMs ?? CANCEL_CHECK_MS) : Math.max(this.deps.cancelCheckMs ?? 0, CANCEL_SAFETY_CHECK_MS);
     const tick = async (): Promise<void> => {
       try {
         if (!this.cancelSeen && (await this.deps.live.isCancelRequested(this.call.callId))) {
@@ -220,9 +228,9 @@ class ClickToDialFlow {
       } catch (err) {
         this.log.warn({ err }, 'cancel check failed');
       }
-      if (!this.disposed) this.cancelTimer = setTimeout(() => void tick(), this.deps.cancelCheckMs ?? CANCEL_CHECK_MS);
+      if (!this.disposed) this.cancelTimer = setTimeout(() => void tick(), interval());
     };
-    this.cancelTimer = setTimeout(() => void tick(), this.deps.cancelCheckMs ?? CANCEL_CHECK_MS);
+    this.cancelTimer = setTimeout(() => void tick(), interval());
   }
 
   private async cancelled(): Promise<boolean> {

@@ -114,8 +114,30 @@ export class CallStore {
       if (existing) return { call: existing, created: false };
       throw err; // duplicate call id under another tenant/request: a bug, not a retry
     }
-    const inserted = await this.getById(call.id);
-    if (!inserted) throw new Error(`call ${call.id} vanished after insert`);
+    // What the row now holds (DATETIME(3) keeps the milliseconds), without reading it back.
+    const at = created?.getTime() ?? Date.now();
+    const inserted: CallRecord = {
+      id: call.id,
+      tenantId: call.tenantId,
+      requestId: call.requestId,
+      kind: call.kind,
+      state: call.state ?? 'queued',
+      displayMode: call.displayMode,
+      x: call.x,
+      a: call.a,
+      b: call.b,
+      ringTimeoutASeconds: call.ringTimeoutASeconds,
+      ringTimeoutBSeconds: call.ringTimeoutBSeconds,
+      maxDurationSeconds: call.maxDurationSeconds,
+      record: call.record,
+      userData: call.userData,
+      result: null,
+      hangupCause: null,
+      hangupSide: null,
+      createdAt: at,
+      updatedAt: at,
+      completedAt: null,
+    };
     return { call: inserted, created: true };
   }
 

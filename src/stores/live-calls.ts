@@ -43,6 +43,9 @@ export type AttemptStart = 'started' | 'taken' | 'cancelled';
 
 const TTL_SECONDS = 8 * 24 * 3600;
 
+/** Writes fields of a live call and renews its TTL in one round trip; see the script. */
+const UPDATE_LIVE_CALL = LuaScript.load('update-live-call');
+
 type NumericField = 'attempt' | 'aRingAt' | 'aAnswerAt' | 'bRingAt' | 'bAnswerAt' | 'endedAt';
 
 export class LiveCallStore {
@@ -64,7 +67,7 @@ export class LiveCallStore {
     const reply = await START_ATTEMPT.run(
       this.redis,
       [this.key(callId), keys.legClaim(callId, `a:${attempt}`), keys.legClaim(callId, `b:${attempt}`)],
-      [TTL_SECONDS, ...Object.entries(hashFields(patch)).flat()],
+      [TTL_SECONDS, ...fieldList(patch)],
     );
     return reply === 1 ? 'started' : reply === 2 ? 'cancelled' : 'taken';
   }
@@ -87,13 +90,13 @@ export class LiveCallStore {
   }
 
   async update(callId: string, patch: LiveCallPatch): Promise<void> {
-    const fields = hashFields(patch);
-    if (Object.keys(fields).length === 0) return;
-    await this.redis.multi().hset(this.key(callId), fields).expire(this.key(callId), TTL_SECONDS).exec();
+    const fields = fieldList(patch);
+    if (fields.length === 0) return;
+    await UPDATE_LIVE_CALL.run(this.redis, [this.key(callId)], [TTL_SECONDS, ...fields]);
   }
 
   async requestCancel(callId: string): Promise<void> {
-    await this.redis.multi().hset(this.key(callId), 'cancelRequested', '1').expire(this.key(callId), TTL_SECONDS).exec();
+    await UPDATE_LIVE_CALL.run(this.redis, [this.key(callId)], [TTL_SECONDS, 'cancelRequested', '1']);
   }
 
   async isCancelRequested(callId: string): Promise<boolean> {
@@ -126,12 +129,12 @@ export class LiveCallStore {
   }
 }
 
-/** A patch as the hash stores it: null as '', objects as JSON; undefined fields are left out. */
-function hashFields(patch: LiveCallPatch): Record<string, string> {
-  const fields: Record<string, string> = {};
+/** field, value, field, value, ... as stored (null as ''; the CDR as JSON). */
+function fieldList(patch: LiveCallPatch): string[] {
+  const list: string[] = [];
   for (const [k, v] of Object.entries(patch) as Array<[string, unknown]>) {
     if (v === undefined) continue;
-    fields[k] = v === null ? '' : typeof v === 'string' || typeof v === 'number' ? String(v) : JSON.stringify(v);
+    list.push(k, v === null ? '' : typeof v === 'string' || typeof v === 'number' ? String(v) : JSON.stringify(v));
   }
-  return fields;
+  return list;
 }

@@ -1,0 +1,31 @@
+// Counts the commands a process sends to Redis (ioredis) and MySQL (mysql2), by name, for the
+// benchmarks: unlike CPU time or latency, these counts do not depend on how busy the host is.
+import { Connection } from 'mysql2';
+import { Redis } from 'ioredis';
+
+const counts = new Map<string, number>();
+const count = (key: string): void => void counts.set(key, (counts.get(key) ?? 0) + 1);
+
+export function countCommands(): void {
+  const proto = Redis.prototype as unknown as { sendCommand: (this: Redis, command: { name: string }, stream?: unknown) => unknown };
+  const sendCommand = proto.sendCommand;
+  proto.sendCommand = function (this: Redis, command, stream) {
+    count(`redis ${command.name}`);
+    return sendCommand.call(this, command, stream);
+  };
+  // Every protocol command (a query, a prepared statement's execute or prepare) goes through addCommand.
+  const base = Object.getPrototypeOf(Connection.prototype) as { addCommand: (this: unknown, cmd: { constructor: { name: string }; sql?: string }) => unknown };
+  const addCommand = base.addCommand;
+  base.addCommand = function (this: unknown, cmd) {
+    const verb = typeof cmd.sql === 'string' ? ` ${/^\s*(\w+)/.exec(cmd.sql)?.[1]?.toUpperCase() ?? ''}` : '';
+    count(`mysql ${cmd.constructor.name}${verb}`);
+    return addCommand.call(this, cmd);
+  };
+}
+
+/** The counts since the last take(). */
+export function takeCounts(): Record<string, number> {
+  const out = Object.fromEntries([...counts].sort(([, x], [, y]) => y - x));
+  counts.clear();
+  return out;
+}
