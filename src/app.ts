@@ -47,7 +47,7 @@ import { BindingService } from './bindings/binding-service';
 import { CallStore } from './stores/call-store';
 import { CdrStore } from './stores/cdr-store';
 import { refusalAttribution } from './stores/cdr-attribution';
-import { cachedApiKeyAuth, cachedTenantLookup } from './stores/cached-tenants';
+import { cachedApiKeyAuth, cachedTenantLookup, TENANT_POLICY_CACHE_MS } from './stores/cached-tenants';
 import { LiveCallStore } from './stores/live-calls';
 import { MediaCatalogue, MediaPlayback } from './stores/media-catalogue';
 import { platformSecret } from './stores/platform-secrets';
@@ -404,7 +404,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     : null;
   const stopWebhookDispatch = startWebhookDispatch({ events, store: webhookEndpoints, queue: webhookQueue, logger });
   // A tenant's call policy as the worker and the API read it on every call: the same 5 s cache for both.
-  const tenantPolicy = cachedTenantLookup(tenants, 5000);
+  const tenantPolicy = cachedTenantLookup(tenants, TENANT_POLICY_CACHE_MS);
   const callbackWorker = startCallbackWorker({
     connection: queueRedis,
     prefix: config.redisPrefix,

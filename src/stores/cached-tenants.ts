@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { Tenant, TenantStore } from './tenant-store';
 
+/** How long a tenant's call policy may be read from the cache: a change reaches every call within this. */
+export const TENANT_POLICY_CACHE_MS = 5000;
+
 /**
  * Tenant settings read on every queued call, cached for a few seconds: a policy change
  * (say, forbidding pass-through) reaches the workers within `ttlMs`, without a MySQL read per call.

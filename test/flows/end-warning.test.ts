@@ -3,6 +3,7 @@ import { loadConfig } from '../../src/config';
 import { deterministicUuid } from '../../src/domain/ids';
 import { endWarningCommand } from '../../src/flows/switch';
 import { startTestSystem, type TestSystem } from '../support/system';
+import { TENANT_POLICY_CACHE_MS } from '../../src/stores/cached-tenants';
 
 const TONE = 'tone_stream://%(300,200,880);loops=2';
 const xs = (i: number) => `7001000${String(600 + i).padStart(8, '0')}`;
@@ -60,6 +61,8 @@ describe('the warning before a call reaches its maximum duration (simulator, rea
 
   it('click-to-dial: a tenant that turned the warning off gets none by default, but a request may still ask for one', async () => {
     await sys.tenants.update(sys.tenantId, { clickToDialEndWarning: false });
+    // Calls read the tenant's policy through a short cache: the change applies once that has passed.
+    await new Promise((resolve) => setTimeout(resolve, TENANT_POLICY_CACHE_MS + 100));
     try {
       const a = '13800063003';
       const b = '13900063003';
