@@ -40,6 +40,8 @@ const OPTIONS = {
   'default-x': { type: 'string' },
   'allow-passthrough': { type: 'boolean' },
   'no-passthrough': { type: 'boolean' },
+  'end-warning': { type: 'boolean' },
+  'no-end-warning': { type: 'boolean' },
   'pool-quota': { type: 'string' },
   'max-attempts': { type: 'string' },
   tenant: { type: 'string' },
@@ -268,21 +270,23 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   'tenant set': {
-    usage: 'tenant set --tenant ID [--pool-quota N] [--allow-passthrough | --no-passthrough] [--default-x X]',
-    summary: "change a tenant's pool quota, pass-through permission or default X",
+    usage: 'tenant set --tenant ID [--pool-quota N] [--allow-passthrough | --no-passthrough] [--end-warning | --no-end-warning] [--default-x X]',
+    summary: "change a tenant's pool quota, pass-through permission, click-to-dial end warning or default X",
     async run(ctx) {
       const tenantId = await tenantOf(ctx);
       if (ctx.values['allow-passthrough'] && ctx.values['no-passthrough']) throw new UsageError('give at most one of --allow-passthrough and --no-passthrough');
+      if (ctx.values['end-warning'] && ctx.values['no-end-warning']) throw new UsageError('give at most one of --end-warning and --no-end-warning');
       const defaultX = str(ctx.values, 'default-x');
       const patch = {
         ...(str(ctx.values, 'pool-quota') !== undefined ? { poolQuota: intFlag(ctx.values, 'pool-quota', 0, 10_000_000) } : {}),
         ...(ctx.values['allow-passthrough'] ? { passthroughAllowed: true } : ctx.values['no-passthrough'] ? { passthroughAllowed: false } : {}),
+        ...(ctx.values['end-warning'] ? { clickToDialEndWarning: true } : ctx.values['no-end-warning'] ? { clickToDialEndWarning: false } : {}),
         ...(defaultX !== undefined ? { defaultX: parsePrivacyNumber(defaultX, 'default-x', true) } : {}),
       };
-      if (Object.keys(patch).length === 0) throw new UsageError('give --pool-quota, --allow-passthrough, --no-passthrough or --default-x');
+      if (Object.keys(patch).length === 0) throw new UsageError('give --pool-quota, --allow-passthrough, --no-passthrough, --end-warning, --no-end-warning or --default-x');
       const t = await new TenantStore(ctx.pool).update(tenantId, patch);
       await ctx.audit(tenantId, 'tenant.update', tenantId, patch);
-      json(ctx, { id: t.id, name: t.name, defaultX: t.defaultX, passthroughAllowed: t.passthroughAllowed, poolQuota: t.poolQuota });
+      json(ctx, { id: t.id, name: t.name, defaultX: t.defaultX, passthroughAllowed: t.passthroughAllowed, clickToDialEndWarning: t.clickToDialEndWarning, poolQuota: t.poolQuota });
     },
   },
   'tenant list': {

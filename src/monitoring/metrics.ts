@@ -280,6 +280,12 @@ export class PlatformMetrics {
       if (e.cdr) this.callsTotal.inc({ kind: CALL_KIND_OF_CDR[e.cdr.kind] ?? e.cdr.kind, result: e.cdr.result });
       return;
     }
+    // A refused call to X ends with call.refused instead of call.completed.
+    if (e.type === 'call.refused') {
+      this.active.delete(e.callId);
+      if (e.refusal) this.callsTotal.inc({ kind: 'call_to_x', result: e.refusal.result });
+      return;
+    }
     if (e.type.startsWith('call.')) this.track(e.callId, 'click_to_dial');
   }
 

@@ -66,6 +66,19 @@ describe('admin CLI against a real MariaDB', () => {
     expect((await cli('key', 'list', '--tenant', 'no-such-tenant')).code).toBe(64);
   });
 
+  it('tenant set --no-end-warning / --end-warning: the click-to-dial end warning, audited; both at once is a usage error', async () => {
+    const tenantId = String((await cli('tenant', 'create', '--name', 'warn')).json[0]!.id);
+    const tenants = new TenantStore(db.pool);
+    expect((await tenants.get(tenantId))?.clickToDialEndWarning).toBe(true);
+    const off = await cli('tenant', 'set', '--tenant', tenantId, '--no-end-warning');
+    expect(off.json[0]).toMatchObject({ clickToDialEndWarning: false });
+    expect((await tenants.get(tenantId))?.clickToDialEndWarning).toBe(false);
+    expect((await cli('tenant', 'set', '--tenant', tenantId, '--end-warning')).json[0]).toMatchObject({ clickToDialEndWarning: true });
+    expect((await cli('tenant', 'set', '--tenant', tenantId, '--end-warning', '--no-end-warning')).code).toBe(64);
+    const [rows] = await db.pool.query<RowDataPacket[]>("SELECT details FROM audit_log WHERE tenant_id = ? AND action = 'tenant.update' ORDER BY id", [tenantId]);
+    expect(rows.map((r) => (typeof r.details === 'string' ? JSON.parse(r.details) : r.details))).toEqual([{ clickToDialEndWarning: false }, { clickToDialEndWarning: true }]);
+  });
+
   it('agent tokens: create prints the token once, list masks the agent number, revoke; a bad number names --number', async () => {
     const tenantId = String((await cli('tenant', 'create', '--name', 'agents')).json[0]!.id);
     const made = await cli('agent-token', 'create', '--tenant', tenantId, '--name', 'Li Lei', '--number', '13800070001');
