@@ -13,6 +13,7 @@
  * which the machine's other load changes less than the rates. BENCH_ECONOMY=0 skips the pool
  * economy workloads; BENCH_FLOOR_SECONDS (default 10) sets the floor's length.
  */
+import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import type { RowDataPacket } from 'mysql2/promise';
 import { startApp, type App } from '../src/app';
