@@ -168,7 +168,7 @@ describe('operations: metrics, liveness, readiness, queue dashboard', () => {
       down = await sys.app.http.inject({ method: 'GET', url: '/readyz' });
     }
     expect(down.statusCode).toBe(503);
-    expect(down.json()).toEqual({ ready: false, checks: { esl: false, redis: true, mysql: true, routes: true } });
+    expect(down.json()).toEqual({ ready: false, checks: { esl: false, redis: true, mysql: true, routes: true, switches: { default: false } } });
     expect(value(await scrape(), 'numguard_esl_connected')).toBe(0);
 
     const again = new FreeSwitchSimulator({ port, timeScale: 0.05 });
