@@ -129,6 +129,7 @@ export class CallStore {
       ringTimeoutASeconds: call.ringTimeoutASeconds,
       ringTimeoutBSeconds: call.ringTimeoutBSeconds,
       maxDurationSeconds: call.maxDurationSeconds,
+      endWarningSeconds: call.endWarningSeconds ?? 0,
       record: call.record,
       userData: call.userData,
       result: null,
