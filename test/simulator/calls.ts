@@ -168,7 +168,10 @@ export class CallFlows {
     }
     if (ch.inbound) {
       this.sim.outbound.socketPark(ch);
-      ch.tpl = socketTemplate(ch.tpl, app);
+      // A caller who keys digits renders from 20a-20c (its own dialplan and media) until a bridge.
+      if (!ch.keys || app.name === 'bridge') ch.tpl = socketTemplate(ch.tpl, app);
+      // play_and_get_digits: 20a (RFC 2833 digits, DTMF-Source RTP) or 20b (SIP INFO, ENDPOINT); 20c when none are taken.
+      if (app.name === 'play_and_get_digits') ch.tpl = ch.keys?.via === 'info' ? '20b' : '20a';
     } else {
       if (app.name === 'bridge' && !isOriginateApp && ch.tpl === '03') ch.tpl = ch.setVars.has('ringback') ? '05' : '09';
       if (app.name === 'bridge' && !isOriginateApp) { const t = refusedTemplate(app.arg, this.behaviourOf(parseEndpoint(parseVarBlock(app.arg).rest.trim()).number)); if (t) ch.tpl = t; }
@@ -215,10 +218,13 @@ export class CallFlows {
         const got = await this.collectDigits(ch, app.arg);
         if (ch.hungup) return;
         const pg = playAndGetDigitsArgs(app.arg);
+        // The switch sets the variable only when digits were taken (20a, 20b), and read_result either way (20c: failure).
         if (got !== null) ch.setVars.set(pg.variable, got);
+        else ch.tpl = '20c';
+        ch.setVars.set('read_result', got === null ? 'failure' : 'success');
         ch.apps = ch.apps.filter((x) => x !== app);
         ch.lastApp = app;
-        this.sim.events.emit(ch, 'CHANNEL_EXECUTE_COMPLETE', { ...app, response: '_none_' }, got === null ? undefined : [[`variable_${pg.variable}`, got]]);
+        this.sim.events.emit(ch, 'CHANNEL_EXECUTE_COMPLETE', { ...app, response: '_none_' });
         if (ch.socketReleased) this.sim.outbound.releaseOutbound(ch);
         return;
       }
@@ -254,7 +260,8 @@ export class CallFlows {
       for (const d of keyed.slice(0, pg.max)) {
         await this.sim.sleep(120);
         if (ch.hungup) return null;
-        this.sim.events.emit(ch, 'DTMF', undefined, [['DTMF-Digit', d], ['DTMF-Duration', '960'], ['DTMF-Source', ch.keys?.via === 'info' ? 'INBAND_SIGNALING' : 'RTP']]);
+        ch.dtmfDigit = d;
+        this.sim.events.emit(ch, 'DTMF');
       }
       const got = keyed.slice(0, pg.max);
       if (got.length >= pg.min && pg.regexp.test(got)) return got;

@@ -48,6 +48,8 @@ export class Channel {
   setVars = new Map<string, string>();
   /** A caller of X: the digits it keys at each prompt (play_and_get_digits). */
   keys?: KeyedDigits;
+  /** The digit of the DTMF event being emitted. */
+  dtmfDigit?: string;
   answered = false;
   ringing = false;
   hungup = false;

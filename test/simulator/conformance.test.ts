@@ -134,6 +134,43 @@ const localScenarios = manifest(LOCAL_TRACE_DIR);
     }, 20000);
   }
 
+  /**
+   * AXE keying recorded on the real switch (tools/record-axe-dtmf.ts, recordings/ 20a-20c): play_and_get_digits
+   * taking RFC 2833 digits, SIP INFO digits, or none, then playback and hangup. The controller's transcript
+   * (myevents) is compared; the observer's differs from the simulator's by the vanilla dialplan's set/export
+   * before `socket`, which this repository's dialplan does not run.
+   */
+  for (const key of ['20a', '20b', '20c']) {
+    const sc = manifest(LOCAL_TRACE_DIR).find((s) => s.scenario.startsWith(key + '-'))!;
+    const t = sc.transcripts.find((x) => !x.file.includes('-observer.'))!;
+    it(`${t.file} (outbound socket, digits keyed: the test is the controller)`, async () => {
+      const sim = new FreeSwitchSimulator({ timeScale: SCALE });
+      await sim.start();
+      try {
+        const trace = loadTrace(t.file, LOCAL_TRACE_DIR);
+        const caller = sc.phones.find((p) => p.label === 'C')!;
+        const keyed = /keys "(\d+)" as (RFC 2833|SIP INFO)/.exec(caller.behaviour);
+        const call: OutboundCall = {
+          ...outboundCall(trace), callerAddress: caller.address,
+          keys: { via: keyed?.[2] === 'SIP INFO' ? 'info' : 'rfc2833', tries: keyed ? [keyed[1]!] : [] },
+        };
+        const res = await replayOutbound(sim, trace, call, SCALE);
+        const base = outboundCompareOptions(sim, sc, res.controllerPort!);
+        const opts = {
+          ...base,
+          valueRewrites: [...(base.valueRewrites ?? []), {
+            header: 'Application-Data', from: '127.0.0.3:8084 async full', to: `127.0.0.1:${res.controllerPort!} async full`,
+            reason: 'recorded with the controller socket on 127.0.0.3:8084; the test listens on a free port',
+          }],
+        };
+        expect(compareStreams(trace, res.recv, opts)).toEqual([]);
+        expect(res.closedByServer).toBe(t.closed_by_freeswitch_at_ms !== null);
+      } finally {
+        await sim.stop();
+      }
+    }, 30000);
+  }
+
   it('an outbound comparison fails on a mutated recording (self-check of the harness)', async () => {
     const sc = scenarios.find((s) => s.transcripts.some((t) => t.file.startsWith('13b-')))!;
     const t = sc.transcripts.find((x) => !x.file.includes('-observer.'))!;

@@ -161,6 +161,7 @@ export class EventRenderer {
         case 'Application-Response': push(app?.response ?? tv); continue;
         case 'Application-UUID': push(app?.uuid ?? tv); continue;
         case 'Record-File-Path': push(ch.recording ?? tv); continue;
+        case 'DTMF-Digit': push(ch.dtmfDigit ?? tv); continue;
         default: push(tv.includes('-') ? subUuid(tv) : tv);
       }
     }

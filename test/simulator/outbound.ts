@@ -31,11 +31,20 @@ export class OutboundSocket {
     this.toCaller(ch, '100 Trying', undefined, false);
     this.sim.events.emit(ch, 'CHANNEL_CREATE');
     // the vanilla `public` context runs its outside_call extension first, then ours: socket (13x observers)
-    this.dialplanApp(ch, { name: 'set', arg: 'outside_call=true', uuid: randomUUID() });
-    this.dialplanApp(ch, { name: 'export', arg: `RFC2822_DATE=${rfc2822Date(new Date())}`, uuid: randomUUID() });
+    if (!call.keys) {
+      this.dialplanApp(ch, { name: 'set', arg: 'outside_call=true', uuid: randomUUID() });
+      this.dialplanApp(ch, { name: 'export', arg: `RFC2822_DATE=${rfc2822Date(new Date())}`, uuid: randomUUID() });
+    }
     ch.parkApp = { name: 'socket', arg: `${target.host}:${target.port} async full`, uuid: randomUUID() };
     ch.apps.push(ch.parkApp); ch.curApp = ch.parkApp;
     this.sim.events.emit(ch, 'CHANNEL_EXECUTE', ch.parkApp);
+    if (call.keys) {
+      // A caller who keys digits (20a-20c, this repository's dialplan, recorded on a less loaded host): the switch
+      // parked the call before the controller subscribed, so myevents never carries CHANNEL_PARK.
+      ch.tpl = call.keys.via === 'info' ? '20b' : '20a';
+      ch.socketParked = true;
+      this.sim.events.emit(ch, 'CHANNEL_PARK');
+    }
     const sock = net.connect(target.port, target.host);
     sock.setNoDelay(true);
     const c = new Conn(sock);

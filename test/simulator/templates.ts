@@ -11,7 +11,7 @@ export interface TemplateFile {
   /** Outbound socket (13x): the CHANNEL_DATA headers of the `connect` reply, decoded, without the reply's own headers. */
   connect?: Array<[string, string]>;
 }
-export type TemplateKey = '03' | '04' | '05' | '06' | '07' | '08' | '09' | '09b' | '10' | '10b' | '10c' | '11' | '11b' | '12' | '14' | '15a' | '13a' | '13b' | '13c' | '13d' | '13e' | '16a' | '16b' | '17a' | '17b';
+export type TemplateKey = '03' | '04' | '05' | '06' | '07' | '08' | '09' | '09b' | '10' | '10b' | '10c' | '11' | '11b' | '12' | '14' | '15a' | '13a' | '13b' | '13c' | '13d' | '13e' | '16a' | '16b' | '17a' | '17b' | '20a' | '20b' | '20c';
 
 let cache: Record<TemplateKey, TemplateFile> | null = null;
 

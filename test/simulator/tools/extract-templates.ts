@@ -12,7 +12,7 @@ const sharedDir = process.argv[2] ?? path.resolve(__dirname, '../../../../shared
 /** Recordings made for this repository (tools/record-b-refused.ts), in the same format as the shared traces. */
 const localDir = path.resolve(__dirname, '../recordings');
 const FILES = ['03', '04', '05', '06', '07', '08', '09', '09b', '10', '10b', '10c', '11', '11b', '12', '14', '15a', '13a', '13b', '13c', '13d', '13e'];
-const LOCAL_FILES = ['16a', '16b', '17a', '17b'];
+const LOCAL_FILES = ['16a', '16b', '17a', '17b', '20a', '20b', '20c'];
 
 interface Ev { n: string; app: string; h: Array<[string, string]>; body?: string }
 

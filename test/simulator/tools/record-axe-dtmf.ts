@@ -143,7 +143,7 @@ async function main(): Promise<void> {
     ids: { uC },
     phones: [
       {
-        label: 'C', number: CALLER, address: `127.0.0.1:${callerPort}`,
+        label: 'C', number: CALLER, address: `${sippHost}:${callerPort}`,
         behaviour: `UAC: INVITE sip:${X} (profile external, context public), SDP offering PCMU and telephone-event/8000 (101); after the 183 it keys ${
           method === 'rfc2833' ? `"${digits}" as RFC 2833 events (sip-tester dtmf_2833_<d>.pcap)` : method === 'info' ? `"${digits}" as SIP INFO application/dtmf-relay` : 'nothing'
         }; waits for the final response`,
