@@ -300,6 +300,7 @@ function toBinding({ id, x, draft: d }: BatchEntry): Binding {
     x,
     a: d.a,
     b: d.b,
+    extension: null,
     state: 'active',
     expiresAt: d.expiresAt,
     restriction: d.restriction ?? 'both',
