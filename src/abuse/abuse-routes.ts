@@ -8,6 +8,7 @@ import type { AbuseAction } from './disposal';
 import type { AbuseFlag } from './flag-store';
 import type { NumberTraceReader } from './number-trace';
 import { ANOMALY_KINDS, DISPOSALS, TENANT_SETTING_NAMES, validateSettingsChange } from './tenant-limits';
+import { pageLimit } from '../http/query';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 
@@ -152,7 +153,7 @@ export function registerAbuseRoutes(v1: FastifyInstance, guard: AbuseGuard, trac
         number: q.number === undefined ? undefined : parseRealNumber(q.number, 'number'),
         x: q.x === undefined ? undefined : parsePrivacyNumber(q.x, 'x', true),
         kind: q.kind,
-        limit: q.limit === undefined ? undefined : Number(q.limit),
+        limit: pageLimit(q.limit),
         cursor: q.cursor,
       });
       return { items: page.items.map(flagView), nextCursor: page.nextCursor };
@@ -172,7 +173,7 @@ export function registerAbuseRoutes(v1: FastifyInstance, guard: AbuseGuard, trac
       const q = request.query;
       const page = await guard.disposal.page(tenantOf(request).tenantId, {
         active: q.active === 'true',
-        limit: q.limit === undefined ? undefined : Number(q.limit),
+        limit: pageLimit(q.limit),
         cursor: q.cursor,
       });
       return { items: page.items.map((a) => actionView(a)), nextCursor: page.nextCursor };
@@ -237,7 +238,7 @@ export function registerAbuseRoutes(v1: FastifyInstance, guard: AbuseGuard, trac
     },
     async (request) => {
       const trace = await traces.trace(tenantOf(request).tenantId, parsePrivacyNumber(request.params.x, 'x', true), {
-        limit: request.query.limit === undefined ? undefined : Number(request.query.limit),
+        limit: pageLimit(request.query.limit),
         cursor: request.query.cursor,
       });
       return {

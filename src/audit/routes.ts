@@ -4,6 +4,7 @@ import { ValidationError } from '../domain/errors';
 import type { AuditStore } from '../stores/audit-store';
 import { ErrorSchema } from '../http/schemas';
 import { tenantOf } from '../http/tenant-context';
+import { pageLimit } from '../http/query';
 
 const AuditQuery = Type.Object(
   {
@@ -57,7 +58,7 @@ export function registerAuditRoutes(v1: FastifyInstance, audit: Pick<AuditStore,
         actor: q.actor,
         since: timeOf(q.since, 'since'),
         until: timeOf(q.until, 'until'),
-        limit: q.limit === undefined ? undefined : Number(q.limit),
+        limit: pageLimit(q.limit),
         cursor: q.cursor,
       });
       return {

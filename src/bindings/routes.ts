@@ -4,6 +4,7 @@ import { ForbiddenError, NotFoundError, ValidationError } from '../domain/errors
 import type { BindingService } from '../bindings/binding-service';
 import { CursorParam, ErrorSchema, PhoneParam, ResourceId } from '../http/schemas';
 import { tenantOf } from '../http/tenant-context';
+import { pageLimit } from '../http/query';
 
 /**
  * Bindings, their history, the blacklist and the number pool over HTTP (SPEC §3, §7).
@@ -186,7 +187,7 @@ export function registerBindingRoutes(v1: FastifyInstance, deps: BindingRouteDep
     },
     async (request) => {
       const q = request.query;
-      return registry.listPage(tenantOf(request).tenantId, { ...q, limit: q.limit === undefined ? undefined : Number(q.limit) });
+      return registry.listPage(tenantOf(request).tenantId, { ...q, limit: pageLimit(q.limit) });
     },
   );
 
@@ -298,7 +299,7 @@ export function registerBindingRoutes(v1: FastifyInstance, deps: BindingRouteDep
     },
     async (request) => {
       const q = request.query;
-      return registry.listNumbers(tenantOf(request).tenantId, { ...q, limit: q.limit === undefined ? undefined : Number(q.limit) });
+      return registry.listNumbers(tenantOf(request).tenantId, { ...q, limit: pageLimit(q.limit) });
     },
   );
 

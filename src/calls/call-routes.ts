@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { CallResult, CdrRecord } from '../domain/call';
 import { tenantCdrView } from '../domain/call-result';
-import { timeWindow } from '../http/query';
+import { timeWindow, pageLimit } from '../http/query';
 import { ErrorSchema } from '../http/schemas';
 import { tenantOf } from '../http/tenant-context';
 import { CallIdParams, CallViewSchema, CdrPageSchema, CreateCallBody, ListCdrsQuery } from './call-schemas';
@@ -67,7 +67,7 @@ export function registerCallRoutes(v1: FastifyInstance, deps: CallRouteDeps): vo
         ...timeWindow(q),
         result: q.result,
         userData: q.userData,
-        limit: q.limit === undefined ? undefined : Number(q.limit),
+        limit: pageLimit(q.limit),
         cursor: q.cursor,
       });
       return { ...page, items: page.items.map(tenantCdrView) };

@@ -14,3 +14,8 @@ export function timeWindow(q: { readonly from?: string; readonly to?: string }):
     to: q.to === undefined ? undefined : parseTime(q.to, 'to'),
   };
 }
+
+/** A list query's `limit` as the route schema let it through (digits), or undefined for the store's default. */
+export function pageLimit(limit: string | undefined): number | undefined {
+  return limit === undefined ? undefined : Number(limit);
+}

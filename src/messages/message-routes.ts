@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { timeWindow } from '../http/query';
+import { timeWindow, pageLimit } from '../http/query';
 import { MESSAGE_STATUSES } from '../domain/message';
 import { NotFoundError } from '../domain/errors';
 import { CursorParam, ErrorSchema, ResourceId } from '../http/schemas';
@@ -79,7 +79,7 @@ export function registerMessageRoutes(v1: FastifyInstance, deps: { store: Messag
         ...timeWindow(q),
         status: q.status,
         bindingId: q.bindingId,
-        limit: q.limit === undefined ? undefined : Number(q.limit),
+        limit: pageLimit(q.limit),
         cursor: q.cursor,
       });
     },

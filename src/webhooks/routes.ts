@@ -9,6 +9,7 @@ import { CursorParam, ErrorSchema } from '../http/schemas';
 import { checkPublicHost } from './public-address';
 import { publicDeliveryError } from './delivery-errors';
 import { tenantOf } from '../http/tenant-context';
+import { pageLimit } from '../http/query';
 
 /**
  * The tenant's webhook endpoint and its delivery log (SPEC §6). Registered by server.ts inside
@@ -174,7 +175,7 @@ export function registerWebhookRoutes(v1: FastifyInstance, deps: WebhookRouteDep
     async (request) => {
       const q = request.query;
       const page = await store.listDeliveries(tenantOf(request).tenantId, {
-        limit: q.limit === undefined ? undefined : Number(q.limit),
+        limit: pageLimit(q.limit),
         cursor: q.cursor,
         eventId: q.eventId,
       });
