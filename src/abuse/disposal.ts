@@ -1,6 +1,6 @@
 import type { ResultSetHeader, RowDataPacket } from 'mysql2/promise';
-import { NotFoundError, ValidationError } from '../domain/errors';
-import { decodeTimeIdCursor, encodeTimeIdCursor } from '../stores/keyset-cursor';
+import { NotFoundError } from '../domain/errors';
+import { checkedPageLimit, newestFirstPage, SqlConditions } from '../stores/keyset-cursor';
 import { toDate, toMs, toMsStrict, type Pool, type PoolConnection } from '../stores/mysql';
 import type { RouteIndex } from '../stores/route-index';
 
@@ -208,30 +208,18 @@ export class AbuseDisposal {
     q: { active?: boolean; x?: string; limit?: number; cursor?: string } = {},
     now: number = Date.now(),
   ): Promise<{ items: AbuseAction[]; nextCursor: string | null }> {
-    const limit = q.limit ?? 100;
-    if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new ValidationError('limit', 'limit must be from 1 to 500', 'invalid_limit');
-    const where = ['tenant_id = ?'];
-    const params: unknown[] = [tenantId];
-    if (q.active) {
-      where.push('lifted_at IS NULL AND (until_at IS NULL OR until_at > ?)');
-      params.push(toDate(now));
-    }
-    if (q.x !== undefined) {
-      where.push('x = ?');
-      params.push(q.x);
-    }
-    if (q.cursor !== undefined) {
-      const c = decodeTimeIdCursor(q.cursor);
-      where.push('(created_at, id) < (?, ?)');
-      params.push(toDate(c.at), c.id);
-    }
-    const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT * FROM abuse_actions WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ${limit + 1}`,
-      params,
-    );
-    const items = rows.slice(0, limit).map(rowToAction);
-    const last = items.at(-1);
-    return { items, nextCursor: rows.length > limit && last ? encodeTimeIdCursor(last.createdAt, last.id) : null };
+    const where = new SqlConditions('tenant_id = ?', tenantId).andIf(q.x, 'x = ?');
+    if (q.active) where.and('lifted_at IS NULL AND (until_at IS NULL OR until_at > ?)', toDate(now));
+    return newestFirstPage(this.pool, {
+      select: 'SELECT * FROM abuse_actions',
+      where,
+      timeColumn: 'created_at',
+      idColumn: 'id',
+      ids: 'numeric',
+      limit: checkedPageLimit(q.limit, 100, 500),
+      cursor: q.cursor,
+      toItem: rowToAction,
+    });
   }
 
   private async mustGet(tenantId: string, id: number): Promise<AbuseAction> {

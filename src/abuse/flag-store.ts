@@ -1,6 +1,5 @@
 import type { ResultSetHeader, RowDataPacket } from 'mysql2/promise';
-import { ValidationError } from '../domain/errors';
-import { decodeTimeIdCursor, encodeTimeIdCursor } from '../stores/keyset-cursor';
+import { checkedPageLimit, newestFirstPage, SqlConditions } from '../stores/keyset-cursor';
 import { toDate, toMs, toMsStrict, type Pool } from '../stores/mysql';
 import type { AnomalyKind } from './tenant-limits';
 
@@ -72,30 +71,20 @@ export class AbuseFlagStore {
   }
 
   async page(tenantId: string, q: FlagQuery = {}): Promise<{ items: AbuseFlag[]; nextCursor: string | null }> {
-    const limit = q.limit ?? 100;
-    if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new ValidationError('limit', 'limit must be from 1 to 500', 'invalid_limit');
-    const where = ['f.tenant_id = ?'];
-    const params: unknown[] = [tenantId];
-    const and = (clause: string, ...values: unknown[]): void => {
-      where.push(clause);
-      params.push(...values);
-    };
-    if (q.numberHash !== undefined) and('f.number_hash = ?', q.numberHash);
-    if (q.x !== undefined) and('f.x = ?', q.x);
-    if (q.kind !== undefined) and('f.kind = ?', q.kind);
-    if (q.cursor !== undefined) {
-      const c = decodeTimeIdCursor(q.cursor);
-      and('(f.created_at, f.id) < (?, ?)', toDate(c.at), c.id);
-    }
-    const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT f.*, a.id AS action_id, a.action, a.until_at, a.lifted_at
-         FROM abuse_flags f LEFT JOIN abuse_actions a ON a.flag_id = f.id AND a.tenant_id = f.tenant_id
-        WHERE ${where.join(' AND ')} ORDER BY f.created_at DESC, f.id DESC LIMIT ${limit + 1}`,
-      params,
-    );
-    const items = rows.slice(0, limit).map(rowToFlag);
-    const last = items.at(-1);
-    return { items, nextCursor: rows.length > limit && last ? encodeTimeIdCursor(last.createdAt, last.id) : null };
+    return newestFirstPage(this.pool, {
+      select: `SELECT f.*, a.id AS action_id, a.action, a.until_at, a.lifted_at
+                 FROM abuse_flags f LEFT JOIN abuse_actions a ON a.flag_id = f.id AND a.tenant_id = f.tenant_id`,
+      where: new SqlConditions('f.tenant_id = ?', tenantId)
+        .andIf(q.numberHash, 'f.number_hash = ?')
+        .andIf(q.x, 'f.x = ?')
+        .andIf(q.kind, 'f.kind = ?'),
+      timeColumn: 'f.created_at',
+      idColumn: 'f.id',
+      ids: 'numeric',
+      limit: checkedPageLimit(q.limit, 100, 500),
+      cursor: q.cursor,
+      toItem: rowToFlag,
+    });
   }
 }
 

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { ValidationError } from '../domain/errors';
 import type { MessageDirection, MessageRecord, MessageRefusal, MessageStatus, MessageTransport } from '../domain/message';
-import { decodeTimeIdCursor, encodeTimeIdCursor } from '../stores/keyset-cursor';
+import { checkedPageLimit, newestFirstPage, SqlConditions } from '../stores/keyset-cursor';
 import { toDate, toMs, toMsStrict, type Pool } from '../stores/mysql';
 
 /** A tenant's message settings (migration 025, message_settings). */
@@ -205,42 +205,21 @@ export class MessageStore {
 
   /** Newest first (received_at DESC, id DESC), keyset-paginated; bodies past their retention are gone already. */
   async list(tenantId: string, q: MessageListQuery = {}): Promise<MessagePage> {
-    const limit = q.limit ?? 100;
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_MESSAGE_PAGE) {
-      throw new ValidationError('limit', `limit must be an integer from 1 to ${MAX_MESSAGE_PAGE}`);
-    }
-    const where = ['tenant_id = ?'];
-    const params: unknown[] = [tenantId];
-    if (q.from !== undefined) {
-      where.push('received_at >= ?');
-      params.push(toDate(q.from));
-    }
-    if (q.to !== undefined) {
-      where.push('received_at < ?');
-      params.push(toDate(q.to));
-    }
-    if (q.status !== undefined) {
-      where.push('status = ?');
-      params.push(q.status);
-    }
-    if (q.bindingId !== undefined) {
-      where.push('binding_id = ?');
-      params.push(q.bindingId);
-    }
-    if (q.cursor) {
-      const c = decodeTimeIdCursor(q.cursor);
-      where.push('(received_at < ? OR (received_at = ? AND id < ?))');
-      params.push(toDate(c.at), toDate(c.at), c.id);
-    }
-    params.push(limit + 1);
-    const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT * FROM messages WHERE ${where.join(' AND ')} ORDER BY received_at DESC, id DESC LIMIT ?`,
-      params,
-    );
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    const nextCursor = rows.length > limit && last ? encodeTimeIdCursor(toMsStrict(last.received_at), Number(last.id)) : null;
-    return { items: page.map(rowToMessage), nextCursor };
+    const where = new SqlConditions('tenant_id = ?', tenantId)
+      .andIf(q.from, 'received_at >= ?', toDate)
+      .andIf(q.to, 'received_at < ?', toDate)
+      .andIf(q.status, 'status = ?')
+      .andIf(q.bindingId, 'binding_id = ?');
+    return newestFirstPage(this.pool, {
+      select: 'SELECT * FROM messages',
+      where,
+      timeColumn: 'received_at',
+      idColumn: 'id',
+      ids: 'numeric',
+      limit: checkedPageLimit(q.limit, 100, MAX_MESSAGE_PAGE),
+      cursor: q.cursor ?? undefined,
+      toItem: rowToMessage,
+    });
   }
 
   async get(tenantId: string, messageId: string): Promise<MessageRecord | null> {

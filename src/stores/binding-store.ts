@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { PoolConnection, RowDataPacket } from 'mysql2/promise';
 import { callbackMayTake, membersOf, XB_HOLD, type Binding, type BindingMode, type BindingState, type CallRestriction } from '../domain/binding-rules';
-import { ConflictError, ValidationError } from '../domain/errors';
+import { ConflictError } from '../domain/errors';
 import { parsePrivacyNumber, parseRealNumber } from '../domain/phone-number';
 import { rowToBinding } from './binding-rows';
 import type { CallbackBindingInput } from './call-outcome';
-import { decodeTimeUuidCursor, encodeTimeUuidCursor } from './keyset-cursor';
+import { checkedPageLimit, newestFirstPage, SqlConditions } from './keyset-cursor';
 import { isDuplicateKey, toDate, toMsStrict, type Pool } from './mysql';
 import type { VersionedBinding } from './route-index';
 import { recordNewBinding, recordRouteChange, recordRouteChanges, versionedBinding } from './route-outbox';
@@ -362,39 +362,24 @@ export class BindingStore {
     tenantId: string,
     q: { number?: string; x?: string; state?: BindingState; userData?: string; limit?: number; cursor?: string } = {},
   ): Promise<{ items: Binding[]; nextCursor: string | null }> {
-    const where = ['tenant_id = ?'];
-    const params: unknown[] = [tenantId];
+    const where = new SqlConditions('tenant_id = ?', tenantId);
     if (q.number !== undefined) {
       const n = parseRealNumber(q.number, 'number');
-      where.push('(a = ? OR b = ?)');
-      params.push(n, n);
+      where.and('(a = ? OR b = ?)', n, n);
     }
-    if (q.x !== undefined) {
-      where.push('x = ?');
-      params.push(parsePrivacyNumber(q.x, 'x', true));
-    }
-    if (q.state !== undefined) {
-      where.push('state = ?');
-      params.push(q.state);
-    }
-    if (q.userData !== undefined) {
-      where.push('user_data = ?');
-      params.push(q.userData);
-    }
-    if (q.cursor !== undefined) {
-      const { at, id } = decodeTimeUuidCursor(q.cursor);
-      where.push('(created_at < ? OR (created_at = ? AND id < ?))');
-      params.push(toDate(at), toDate(at), id);
-    }
-    const limit = q.limit ?? 100;
-    if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new ValidationError('limit', 'limit must be from 1 to 500', 'invalid_limit');
-    const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT * FROM bindings WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ${limit + 1}`,
-      params,
-    );
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    const nextCursor = rows.length > limit && last ? encodeTimeUuidCursor(toMsStrict(last.created_at), String(last.id)) : null;
-    return { items: page.map(rowToBinding), nextCursor };
+    where
+      .andIf(q.x, 'x = ?', (x) => parsePrivacyNumber(x, 'x', true))
+      .andIf(q.state, 'state = ?')
+      .andIf(q.userData, 'user_data = ?');
+    return newestFirstPage(this.pool, {
+      select: 'SELECT * FROM bindings',
+      where,
+      timeColumn: 'created_at',
+      idColumn: 'id',
+      ids: 'uuid',
+      limit: checkedPageLimit(q.limit, 100, 500),
+      cursor: q.cursor,
+      toItem: rowToBinding,
+    });
   }
 }

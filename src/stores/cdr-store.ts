@@ -1,8 +1,7 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import type { CallKind, CallResult, CdrRecord, HangupSide } from '../domain/call';
-import { ValidationError } from '../domain/errors';
 import { toDate, toMs, toMsStrict, type Pool } from './mysql';
-import { decodeTimeIdCursor, encodeTimeIdCursor } from './keyset-cursor';
+import { checkedPageLimit, newestFirstPage, SqlConditions } from './keyset-cursor';
 
 export interface CdrListQuery {
   /** started_at >= from (epoch ms) */
@@ -55,42 +54,21 @@ export class CdrStore {
 
   /** Newest first (started_at DESC, id DESC), keyset-paginated. */
   async list(tenantId: string, q: CdrListQuery = {}): Promise<CdrPage> {
-    const limit = q.limit ?? 100;
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_CDR_PAGE) {
-      throw new ValidationError('limit', `limit must be an integer from 1 to ${MAX_CDR_PAGE}`);
-    }
-    const where = ['tenant_id = ?'];
-    const params: unknown[] = [tenantId];
-    if (q.from !== undefined) {
-      where.push('started_at >= ?');
-      params.push(toDate(q.from));
-    }
-    if (q.to !== undefined) {
-      where.push('started_at < ?');
-      params.push(toDate(q.to));
-    }
-    if (q.result !== undefined) {
-      where.push('result = ?');
-      params.push(q.result);
-    }
-    if (q.userData !== undefined) {
-      where.push('user_data = ?');
-      params.push(q.userData);
-    }
-    if (q.cursor) {
-      const c = decodeTimeIdCursor(q.cursor);
-      where.push('(started_at < ? OR (started_at = ? AND id < ?))');
-      params.push(toDate(c.at), toDate(c.at), c.id);
-    }
-    params.push(limit + 1);
-    const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT * FROM cdrs WHERE ${where.join(' AND ')} ORDER BY started_at DESC, id DESC LIMIT ?`,
-      params,
-    );
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    const nextCursor = rows.length > limit && last ? encodeTimeIdCursor(toMsStrict(last.started_at), Number(last.id)) : null;
-    return { items: page.map(rowToCdr), nextCursor };
+    const where = new SqlConditions('tenant_id = ?', tenantId)
+      .andIf(q.from, 'started_at >= ?', toDate)
+      .andIf(q.to, 'started_at < ?', toDate)
+      .andIf(q.result, 'result = ?')
+      .andIf(q.userData, 'user_data = ?');
+    return newestFirstPage(this.pool, {
+      select: 'SELECT * FROM cdrs',
+      where,
+      timeColumn: 'started_at',
+      idColumn: 'id',
+      ids: 'numeric',
+      limit: checkedPageLimit(q.limit, 100, MAX_CDR_PAGE),
+      cursor: q.cursor ?? undefined,
+      toItem: rowToCdr,
+    });
   }
 
   /** The CDR of a call of this tenant, or null (also null for another tenant's call). */

@@ -1,10 +1,9 @@
 import type { ResultSetHeader, RowDataPacket } from 'mysql2/promise';
-import { ValidationError } from '../domain/errors';
 import { maskPhonesInText } from '../domain/phone-number';
 import type { PlatformEventType } from '../events/platform-events';
 import { toDate, toMsStrict, type Pool } from '../stores/mysql';
 import type { WebhookEventType } from './payload';
-import { decodeTimeIdCursor, encodeTimeIdCursor } from '../stores/keyset-cursor';
+import { checkedPageLimit, newestFirstPage, SqlConditions } from '../stores/keyset-cursor';
 
 export interface WebhookEndpoint {
   readonly tenantId: string;
@@ -163,30 +162,16 @@ export class WebhookStore {
 
   /** The tenant's delivery attempts, newest first, keyset-paginated. */
   async listDeliveries(tenantId: string, q: DeliveryQuery = {}): Promise<{ items: Delivery[]; nextCursor: string | null }> {
-    const limit = q.limit ?? 50;
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_DELIVERY_PAGE) {
-      throw new ValidationError('limit', `limit must be an integer from 1 to ${MAX_DELIVERY_PAGE}`);
-    }
-    const where = ['tenant_id = ?'];
-    const params: unknown[] = [tenantId];
-    if (q.eventId !== undefined) {
-      where.push('event_id = ?');
-      params.push(q.eventId);
-    }
-    if (q.cursor) {
-      const c = decodeTimeIdCursor(q.cursor);
-      where.push('(created_at < ? OR (created_at = ? AND id < ?))');
-      params.push(toDate(c.at), toDate(c.at), c.id);
-    }
-    params.push(limit + 1);
-    const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT * FROM webhook_deliveries WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ?`,
-      params,
-    );
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    const nextCursor = rows.length > limit && last ? encodeTimeIdCursor(toMsStrict(last.created_at), Number(last.id)) : null;
-    return { items: page.map(rowToDelivery), nextCursor };
+    return newestFirstPage(this.pool, {
+      select: 'SELECT * FROM webhook_deliveries',
+      where: new SqlConditions('tenant_id = ?', tenantId).andIf(q.eventId, 'event_id = ?'),
+      timeColumn: 'created_at',
+      idColumn: 'id',
+      ids: 'numeric',
+      limit: checkedPageLimit(q.limit, 50, MAX_DELIVERY_PAGE),
+      cursor: q.cursor,
+      toItem: rowToDelivery,
+    });
   }
 }
 
