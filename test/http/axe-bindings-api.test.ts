@@ -1,15 +1,12 @@
-import Fastify, { type FastifyInstance } from 'fastify';
 import type { Binding } from '../../src/domain/binding-rules';
-import { registerBindingRoutes } from '../../src/bindings/routes';
-import { toHttpError } from '../../src/http/errors';
-import { BindingService } from '../../src/bindings/binding-service';
+import type { BindingService } from '../../src/bindings/binding-service';
+import { startBindingRoutesApp, type BindingRoutesApp } from '../support/binding-routes-app';
 import { createTestDatabase, ensureTenants, type TestDatabase } from '../support/mysql';
 
 /**
  * AXE bindings over HTTP (binding routes on a bare Fastify app, real MariaDB): the same verbs as the
  * other modes, the extension in every answer, and the tenant's extension length.
  */
-type ErrorBody = { error: { code: string; message: string; field?: string } };
 type Page = { items: Binding[]; nextCursor: string | null };
 
 const T1 = 'axe-tenant-one';
@@ -17,33 +14,15 @@ const T2 = 'axe-tenant-two';
 
 describe('AXE bindings over HTTP', () => {
   let db: TestDatabase;
+  let routes: BindingRoutesApp;
   let registry: BindingService;
-  let app: FastifyInstance;
-
-  async function call<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, body?: unknown, tenant = T1) {
-    const res = await app.inject({ method, url, headers: { 'x-tenant': tenant }, ...(body === undefined ? {} : { payload: body as object }) });
-    return { status: res.statusCode, body: (res.body ? res.json() : undefined) as T };
-  }
-  async function refused(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, body?: unknown, tenant = T1) {
-    const res = await call<ErrorBody>(method, url, body, tenant);
-    return { status: res.status, code: res.body.error.code, field: res.body.error.field };
-  }
+  const call = <T>(...args: Parameters<BindingRoutesApp['call']>) => routes.call<T>(...args);
+  const refused = (...args: Parameters<BindingRoutesApp['refused']>) => routes.refused(...args);
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    registry = new BindingService(db.pool);
-    app = Fastify({ ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } } });
-    app.decorateRequest('tenant', null);
-    app.setErrorHandler((err, _request, reply) => {
-      const { status, body } = toHttpError(err);
-      void reply.status(status).send(body);
-    });
-    app.addHook('onRequest', async (request) => {
-      const tenantId = String(request.headers['x-tenant'] ?? T1);
-      request.tenant = { tenantId, actor: `key:${tenantId}-key` };
-    });
-    void app.register(async (v1) => registerBindingRoutes(v1, { registry }), { prefix: '/v1' });
-    await app.ready();
+    routes = await startBindingRoutesApp(db.pool, T1);
+    registry = routes.registry;
     await ensureTenants(db.pool, T1, T2);
     await registry.importNumbers(T1, [
       { x: '700200000000001', area: '010' },
@@ -53,7 +32,7 @@ describe('AXE bindings over HTTP', () => {
     await registry.importNumbers(T2, [{ x: '700200000000009', area: '010' }]);
   });
   afterAll(async () => {
-    await app?.close();
+    await routes?.app.close();
     await db?.drop();
   });
 
