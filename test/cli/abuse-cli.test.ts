@@ -1,21 +1,17 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { AbuseDisposal, QuarantinedNumbers } from '../../src/abuse/disposal';
 import { AbuseFlagStore } from '../../src/abuse/flag-store';
-import { runAdminCli } from '../../src/cli/admin';
 import { BindingService } from '../../src/bindings/binding-service';
 import { TenantStore } from '../../src/stores/tenant-store';
 import { createTestDatabase } from '../support/mysql';
+import { runCli, type CliRun } from '../support/admin-cli';
 
 describe('admin CLI: abuse limits, flags, actions and lifting (issue #10 items 5, 6)', () => {
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
   let tenantId = '';
   const X = '700100000000401';
 
-  async function cli(...argv: string[]): Promise<{ code: number; lines: string[]; json: Array<Record<string, unknown>> }> {
-    const lines: string[] = [];
-    const code = await runAdminCli(argv, (l) => lines.push(...l.split('\n')), { MYSQL_URL: db.url, CALLS_PER_CALLER_PER_MINUTE: '10' });
-    return { code, lines, json: lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>) };
-  }
+  const cli = (...argv: string[]): Promise<CliRun> => runCli({ MYSQL_URL: db.url, CALLS_PER_CALLER_PER_MINUTE: '10' }, argv);
 
   beforeAll(async () => {
     db = await createTestDatabase();

@@ -4,12 +4,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { RowDataPacket } from 'mysql2/promise';
 import { ConsoleSessionStore } from '../../src/agent-console/console-sessions';
-import { runAdminCli } from '../../src/cli/admin';
 import { AgentTokenStore } from '../../src/stores/agent-tokens';
 import { persistCallOutcomes } from '../../src/stores/call-outcome';
 import { BindingService } from '../../src/bindings/binding-service';
 import { TenantStore } from '../../src/stores/tenant-store';
 import { createTestDatabase } from '../support/mysql';
+import { runAdminCli } from '../../src/cli/admin';
+import { runCli, type CliRun } from '../support/admin-cli';
 
 describe('admin CLI against a real MariaDB', () => {
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -22,13 +23,7 @@ describe('admin CLI against a real MariaDB', () => {
     await db?.drop();
   });
 
-  /** One invocation: exit code and output lines. */
-  async function cli(...argv: string[]): Promise<{ code: number; lines: string[]; json: Array<Record<string, unknown>> }> {
-    const lines: string[] = [];
-    const code = await runAdminCli(argv, (l) => lines.push(...l.split('\n')), { MYSQL_URL: db.url });
-    const json = lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-    return { code, lines, json };
-  }
+  const cli = (...argv: string[]): Promise<CliRun> => runCli({ MYSQL_URL: db.url }, argv);
 
   it('--help for every group exits 0 and lists its subcommands; a bad flag or command is a usage error (64)', async () => {
     for (const [group, subs] of [['tenant', ['create', 'list', 'show']], ['key', ['create', 'list', 'revoke']], ['agent-token', ['create', 'list', 'revoke']],

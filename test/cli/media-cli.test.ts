@@ -1,7 +1,7 @@
-import { runAdminCli } from '../../src/cli/admin';
 import { BindingService } from '../../src/bindings/binding-service';
 import { TenantStore } from '../../src/stores/tenant-store';
 import { createTestDatabase } from '../support/mysql';
+import { runCli, type CliRun } from '../support/admin-cli';
 
 describe('admin CLI: the media catalogue (operator only)', () => {
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -13,11 +13,7 @@ describe('admin CLI: the media catalogue (operator only)', () => {
     await db?.drop();
   });
 
-  async function cli(...argv: string[]): Promise<{ code: number; lines: string[]; json: Array<Record<string, unknown>> }> {
-    const lines: string[] = [];
-    const code = await runAdminCli(argv, (l) => lines.push(...l.split('\n')), { MYSQL_URL: db.url });
-    return { code, lines, json: lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>) };
-  }
+  const cli = (...argv: string[]): Promise<CliRun> => runCli({ MYSQL_URL: db.url }, argv);
 
   it('adds files and tones, refuses what the switch would expand, lists, and removes only what no binding uses', async () => {
     expect(await cli('media', 'add', '--id', 'welcome', '--sound', 'numguard/welcome.wav', '--description', 'Welcome')).toMatchObject({

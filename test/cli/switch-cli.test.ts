@@ -1,16 +1,12 @@
 import type { RowDataPacket } from 'mysql2/promise';
-import { runAdminCli } from '../../src/cli/admin';
 import { SwitchStore } from '../../src/stores/switch-store';
 import { createTestDatabase } from '../support/mysql';
+import { runCli, type CliRun } from '../support/admin-cli';
 
 describe('admin CLI: the switch fleet (issue #9 item 1)', () => {
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
 
-  async function cli(...argv: string[]): Promise<{ code: number; lines: string[]; json: Array<Record<string, unknown>> }> {
-    const lines: string[] = [];
-    const code = await runAdminCli(argv, (l) => lines.push(...l.split('\n')), { MYSQL_URL: db.url });
-    return { code, lines, json: lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>) };
-  }
+  const cli = (...argv: string[]): Promise<CliRun> => runCli({ MYSQL_URL: db.url }, argv);
 
   beforeAll(async () => {
     db = await createTestDatabase();

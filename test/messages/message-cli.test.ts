@@ -1,10 +1,10 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { runAdminCli } from '../../src/cli/admin';
 import { MessageStore } from '../../src/messages/message-store';
 import { TenantStore } from '../../src/stores/tenant-store';
 import { createTestDatabase } from '../support/mysql';
+import { runCli, type CliRun } from '../support/admin-cli';
 
 describe('admin CLI: text messages', () => {
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -17,11 +17,7 @@ describe('admin CLI: text messages', () => {
     await db?.drop();
   });
 
-  async function cli(...argv: string[]): Promise<{ code: number; lines: string[]; json: Array<Record<string, unknown>> }> {
-    const lines: string[] = [];
-    const code = await runAdminCli(argv, (l) => lines.push(...l.split('\n')), { MYSQL_URL: db.url });
-    return { code, lines, json: lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>) };
-  }
+  const cli = (...argv: string[]): Promise<CliRun> => runCli({ MYSQL_URL: db.url }, argv);
 
   it('sets a tenant’s carrier path and body keeping, and exports its records as CSV without bodies', async () => {
     const tenant = await new TenantStore(db.pool).create({ name: 'sms' });
