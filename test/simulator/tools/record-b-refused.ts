@@ -15,24 +15,18 @@
  * 127.0.0.1 / ::1, Content-Length recomputed.
  */
 import { randomUUID } from 'node:crypto';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { startPhone } from '../../e2e/support/sipp';
-import { recordEsl } from './recording-session';
-import { sanitize } from './sanitize';
+import { channelEvent, leave, recordEsl, saveRecording, subscribe, switchFromEnv } from './recording-session';
 
 const BASE_EVENTS =
   'CHANNEL_CREATE CHANNEL_PROGRESS CHANNEL_PROGRESS_MEDIA CHANNEL_ANSWER CHANNEL_BRIDGE CHANNEL_UNBRIDGE CHANNEL_PARK CHANNEL_HANGUP CHANNEL_HANGUP_COMPLETE CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE BACKGROUND_JOB CHANNEL_DESTROY';
 const X = '700100000000001';
 const A = '13800000001';
-const OUT_DIR = path.resolve(__dirname, '../recordings');
 
 async function main(): Promise<void> {
   const [name, endpoint, portArg] = process.argv.slice(2);
   if (!name || !endpoint) throw new Error('usage: record-b-refused.ts <name> <bridge endpoint> [A port]');
-  const host = process.env.E2E_ESL_HOST ?? '127.0.0.1';
-  const eslPort = Number(process.env.E2E_ESL_PORT ?? 8021);
-  const password = process.env.E2E_ESL_PASSWORD ?? 'ClueCon';
+  const esl = switchFromEnv();
   const aPort = Number(portArg ?? 6200);
   const phone = await startPhone({ number: A, port: aPort, behaviour: 'answer' });
   const uA = randomUUID();
@@ -40,57 +34,39 @@ async function main(): Promise<void> {
   const job = randomUUID();
   const bridgeEvent = randomUUID();
   const playbackEvent = randomUUID();
-  const { socket: sock, log, send, until, next, closedByFreeswitch } = recordEsl(host, eslPort);
+  const rec = recordEsl(esl);
+  const completed = (eventUuid: string) => (raw: string) => raw.includes('Event-Name: CHANNEL_EXECUTE_COMPLETE') && raw.includes(`Application-UUID: ${eventUuid}`);
   try {
-    await until((raw) => raw.startsWith('Content-Type: auth/request'));
-    send(`auth ${password}\n\n`);
-    await next();
-    send(`event plain ${BASE_EVENTS}\n\n`);
-    await next();
-    for (const f of [`Unique-ID ${uA}`, `Unique-ID ${uB}`, `Job-UUID ${job}`]) {
-      send(`filter ${f}\n\n`);
-      await next();
-    }
-    send(
+    await subscribe(rec, esl.password, BASE_EVENTS, [`Unique-ID ${uA}`, `Unique-ID ${uB}`, `Job-UUID ${job}`]);
+    rec.send(
       `bgapi originate {origination_uuid=${uA},origination_caller_id_number=${X},origination_caller_id_name=${X},originate_timeout=20,continue_on_fail=true,hangup_after_bridge=true}${phone.dialString()} &park()\nJob-UUID: ${job}\n\n`,
     );
-    await until((raw) => raw.includes('Event-Name: CHANNEL_PARK'));
-    send(
+    await rec.until((raw) => raw.includes('Event-Name: CHANNEL_PARK'));
+    rec.send(
       `sendmsg ${uA}\ncall-command: execute\nexecute-app-name: bridge\nexecute-app-arg: {origination_uuid=${uB},origination_caller_id_number=${X},origination_caller_id_name=${X},originate_timeout=20}${endpoint}\nEvent-UUID: ${bridgeEvent}\n\n`,
     );
-    await until((raw) => raw.includes('Event-Name: CHANNEL_EXECUTE_COMPLETE') && raw.includes(`Application-UUID: ${bridgeEvent}`));
+    await rec.until(completed(bridgeEvent));
     await new Promise((r) => setTimeout(r, 500));
-    send(`sendmsg ${uA}\ncall-command: execute\nexecute-app-name: playback\nexecute-app-arg: tone_stream://%(500,500,480,620);loops=1\nEvent-UUID: ${playbackEvent}\n\n`);
-    await until((raw) => raw.includes('Event-Name: CHANNEL_EXECUTE_COMPLETE') && raw.includes(`Application-UUID: ${playbackEvent}`));
-    send(`sendmsg ${uA}\ncall-command: execute\nexecute-app-name: hangup\nexecute-app-arg: NORMAL_CLEARING\n\n`);
-    await until((raw) => raw.includes('Event-Name: CHANNEL_DESTROY') && raw.includes(`Unique-ID: ${uA}`));
+    rec.send(`sendmsg ${uA}\ncall-command: execute\nexecute-app-name: playback\nexecute-app-arg: tone_stream://%(500,500,480,620);loops=1\nEvent-UUID: ${playbackEvent}\n\n`);
+    await rec.until(completed(playbackEvent));
+    rec.send(`sendmsg ${uA}\ncall-command: execute\nexecute-app-name: hangup\nexecute-app-arg: NORMAL_CLEARING\n\n`);
+    await rec.until(channelEvent('CHANNEL_DESTROY', uA));
     await new Promise((r) => setTimeout(r, 300));
-    send('exit\n\n');
-    await new Promise<void>((r) => sock.once('close', () => r()));
+    await leave(rec);
   } finally {
-    sock.destroy();
+    rec.socket.destroy();
     await phone.stop();
   }
-  fs.mkdirSync(OUT_DIR, { recursive: true });
-  const sanitized = log.map((m) => ({ ...m, raw: m.dir === 'recv' ? sanitize(m.raw) : m.raw }));
-  fs.writeFileSync(path.join(OUT_DIR, `${name}.esl.jsonl`), sanitized.map((m) => JSON.stringify(m)).join('\n') + '\n');
-  const manifestFile = path.join(OUT_DIR, 'manifest.json');
-  const manifest = (fs.existsSync(manifestFile) ? JSON.parse(fs.readFileSync(manifestFile, 'utf8')) : []) as Array<{ scenario: string }>;
-  const entry = {
-    scenario: name,
-    recorded: new Date().toISOString().slice(0, 10),
-    switch: 'FreeSWITCH 1.10.12-release',
-    bridgeEndpoint: endpoint,
-    transcripts: [{ file: `${name}.esl.jsonl`, closed_by_freeswitch_at_ms: closedByFreeswitch() ? log[log.length - 1]!.t_ms : null, closed_by_client_at_ms: null }],
-    ids: { uA, uB, job_uuid: job, event_uuid: bridgeEvent, playback_event_uuid: playbackEvent },
-    phones: [{ label: 'A', number: A, address: `127.0.0.1:${aPort}`, behaviour: "UAS: 180 Ringing, 200 OK at once, then waits for FreeSWITCH's BYE" }],
-  };
+  const phones = [{ label: 'A', number: A, address: `127.0.0.1:${aPort}`, behaviour: "UAS: 180 Ringing, 200 OK at once, then waits for FreeSWITCH's BYE" }];
   // a sofia endpoint names a phone the switch refused to create a channel to (no SIP was sent)
   const bNumber = /^sofia\/[^/]+\/([^@]+)@(.*)$/.exec(endpoint);
-  const cause = /variable_originate_failed_cause: ([A-Z_]+)/.exec(log.find((m) => m.raw.includes(`Application-UUID: ${bridgeEvent}`) && m.raw.includes('CHANNEL_EXECUTE_COMPLETE'))?.raw ?? '')?.[1];
-  if (bNumber && cause) entry.phones.push({ label: 'B', number: bNumber[1]!, address: bNumber[2]!, behaviour: `refused by the switch: ${cause} (no channel, no SIP)` });
-  fs.writeFileSync(manifestFile, JSON.stringify([...manifest.filter((s) => s.scenario !== name), entry], null, 1) + '\n');
-  console.log(`wrote ${name}: ${log.length} messages`);
+  const cause = /variable_originate_failed_cause: ([A-Z_]+)/.exec(rec.log.find((m) => m.dir === 'recv' && completed(bridgeEvent)(m.raw))?.raw ?? '')?.[1];
+  if (bNumber && cause) phones.push({ label: 'B', number: bNumber[1]!, address: bNumber[2]!, behaviour: `refused by the switch: ${cause} (no channel, no SIP)` });
+  saveRecording(name, [{ suffix: '', rec }], {
+    bridgeEndpoint: endpoint,
+    ids: { uA, uB, job_uuid: job, event_uuid: bridgeEvent, playback_event_uuid: playbackEvent },
+    phones,
+  });
 }
 
 main().catch((err: unknown) => {
