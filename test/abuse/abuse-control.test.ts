@@ -5,7 +5,6 @@ import type { RowDataPacket } from 'mysql2/promise';
 import type { Redis } from 'ioredis';
 import { AbuseGuard, type AbuseLimitName } from '../../src/abuse/abuse-guard';
 import { ConfigError, loadConfig } from '../../src/config';
-import { deterministicUuid } from '../../src/domain/ids';
 import { maskPhone } from '../../src/domain/phone-number';
 import { createLogger } from '../../src/logger';
 import { callbackQueueName } from '../../src/calls/callback-queue';
@@ -172,17 +171,7 @@ describe('abuse limits: calls per caller, bindings per number, blacklist, calls 
     const x = xs(9);
     await sys.app.bindings.bind({ tenantId: sys.tenantId, mode: 'axb', a, b, x });
     sys.sim.setPhone(b, { answer: 'answer', hangupAfterMs: 200 });
-    const callX = async (): Promise<RowDataPacket> => {
-      const uuid = await sys.sim.connectOutbound(sys.app.outboundAddress, { callerNumber: a, destinationNumber: x });
-      const callId = deterministicUuid('call-to-x', uuid);
-      const deadline = Date.now() + 20_000;
-      for (;;) {
-        const [rows] = await sys.app.pool.query<RowDataPacket[]>('SELECT * FROM cdrs WHERE call_id = ?', [callId]);
-        if (rows[0]) return rows[0];
-        if (Date.now() > deadline) throw new Error('no CDR for the call to X');
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    };
+    const callX = async (): Promise<RowDataPacket> => (await sys.callX({ callerNumber: a, destinationNumber: x })).cdr;
     expect(await callX()).toMatchObject({ result: 'connected' });
     expect(await callX()).toMatchObject({ result: 'connected' });
     const before = sys.sim.originateCount();
@@ -213,15 +202,7 @@ describe('abuse limits: calls per caller, bindings per number, blacklist, calls 
     const x = binding.x;
     sys.sim.setPhone(b, { answer: 'answer', hangupAfterMs: 200 });
     expect((await request(sys, 'POST', '/v1/blacklist', { number: harasser })).status).toBe(204);
-    const uuid = await sys.sim.connectOutbound(sys.app.outboundAddress, { callerNumber: harasser, destinationNumber: x });
-    const callId = deterministicUuid('call-to-x', uuid);
-    const deadline = Date.now() + 20_000;
-    let cdr: RowDataPacket | undefined;
-    while (!cdr) {
-      [[cdr]] = await sys.app.pool.query<RowDataPacket[]>('SELECT * FROM cdrs WHERE call_id = ?', [callId]);
-      if (!cdr && Date.now() > deadline) throw new Error('no CDR for the call to X');
-      if (!cdr) await new Promise((r) => setTimeout(r, 50));
-    }
+    const { cdr } = await sys.callX({ callerNumber: harasser, destinationNumber: x });
     expect(cdr).toMatchObject({ result: 'blacklisted', hangup_cause: 'UNALLOCATED_NUMBER', b: '', talk_seconds: 0 });
     expect(sys.sim.invitesTo(b)).toHaveLength(0);
   });

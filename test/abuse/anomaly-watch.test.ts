@@ -1,7 +1,6 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { randomUUID } from 'node:crypto';
 import type { CdrRecord } from '../../src/domain/call';
-import { deterministicUuid } from '../../src/domain/ids';
 import { maskPhone } from '../../src/domain/phone-number';
 import { TenantLimitsStore } from '../../src/abuse/tenant-limits';
 import { startTestSystem, type TestSystem } from '../support/system';
@@ -69,14 +68,7 @@ describe('anomaly watch and disposal (issue #10 item 6)', () => {
     return String(rows[0]?.state);
   };
   /** A call to X through the switch simulator; resolves with its CDR row once written. */
-  const callX = async (caller: string, x: string): Promise<RowDataPacket> => {
-    const uuid = await sys.sim.connectOutbound(sys.app.outboundAddress, { callerNumber: caller, destinationNumber: x });
-    const callId = deterministicUuid('call-to-x', uuid);
-    return waitUntil(`the CDR of a call from ${maskPhone(caller)} to ${x}`, async () => {
-      const [rows] = await sys.app.pool.query<RowDataPacket[]>('SELECT * FROM cdrs WHERE call_id = ?', [callId]);
-      return rows[0];
-    }, 20_000);
-  };
+  const callX = async (caller: string, x: string): Promise<RowDataPacket> => (await sys.callX({ callerNumber: caller, destinationNumber: x })).cdr;
   const setLimits = async (body: Record<string, unknown>): Promise<void> => {
     const res = await sys.api('PATCH', '/v1/abuse/limits', body);
     if (res.status !== 200) throw new Error(`PATCH /v1/abuse/limits: ${res.status} ${JSON.stringify(res.body)}`);

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { RowDataPacket } from 'mysql2/promise';
 import { runAdminCli } from '../../src/cli/admin';
-import { deterministicUuid } from '../../src/domain/ids';
 import { maskPhone } from '../../src/domain/phone-number';
 import { startTestSystem, type TestSystem } from '../support/system';
 import { waitUntil } from '../support/wait';
@@ -41,11 +40,7 @@ describe("one number's trace: 来有影、去有踪 (issue #10 item 7)", () => {
     expect(bound.status).toBe(201);
     bindingId = bound.body.id;
     expect((await sys.api('PATCH', `/v1/bindings/${bindingId}`, { b: b2 })).status).toBe(200);
-    const callX = async (): Promise<RowDataPacket> => {
-      const uuid = await sys.sim.connectOutbound(sys.app.outboundAddress, { callerNumber: a, destinationNumber: XT });
-      const callId = deterministicUuid('call-to-x', uuid);
-      return waitUntil('the CDR', async () => (await sys.app.pool.query<RowDataPacket[]>('SELECT * FROM cdrs WHERE call_id = ?', [callId]))[0][0], 20_000);
-    };
+    const callX = async (): Promise<RowDataPacket> => (await sys.callX({ callerNumber: a, destinationNumber: XT })).cdr;
     expect(await callX()).toMatchObject({ result: 'connected' });
     expect((await sys.api('PATCH', `/v1/pool/numbers/${XT}`, { state: 'quarantined' })).status).toBe(200);
     await sys.app.abuse.quarantined.refresh();

@@ -1,5 +1,4 @@
 import type { RowDataPacket } from 'mysql2/promise';
-import { deterministicUuid } from '../../src/domain/ids';
 import type { KeyedDigits } from '../simulator/types';
 import { startTestSystem, type TestSystem } from '../support/system';
 
@@ -25,20 +24,10 @@ describe('calls to an AXE X (simulator, real MariaDB and Redis)', () => {
   /** A call to X, its CDR, and the apps the controller ran on it (the calls here run one at a time). */
   async function callX(caller: string, x: string, keys?: KeyedDigits): Promise<{ uuid: string; cdr: RowDataPacket; ran: (app: string) => string[] }> {
     const from = sys.sim.receivedRaw.length;
-    const uuid = await sys.sim.connectOutbound(sys.app.outboundAddress, { callerNumber: caller, destinationNumber: x, ...(keys ? { keys } : {}) });
-    const callId = deterministicUuid('call-to-x', uuid);
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const [rows] = await sys.app.pool.query<RowDataPacket[]>('SELECT * FROM cdrs WHERE call_id = ?', [callId]);
-      if (rows[0]) {
-        const commands = sys.sim.receivedRaw.slice(from);
-        const ran = (app: string) =>
-          commands.filter((c) => c.includes(`execute-app-name: ${app}\n`)).map((c) => /execute-app-arg: (.*)/.exec(c)?.[1] ?? '');
-        return { uuid, cdr: rows[0], ran };
-      }
-      if (Date.now() > deadline) throw new Error('no CDR for the call to X');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const { uuid, cdr } = await sys.callX({ callerNumber: caller, destinationNumber: x, ...(keys ? { keys } : {}) }, 30_000);
+    const commands = sys.sim.receivedRaw.slice(from);
+    const ran = (app: string) => commands.filter((c) => c.includes(`execute-app-name: ${app}\n`)).map((c) => /execute-app-arg: (.*)/.exec(c)?.[1] ?? '');
+    return { uuid, cdr, ran };
   }
 
   it('the right extension (RFC 2833 or SIP INFO) reaches B, who sees only X; B dialling X reaches A by the caller pair', async () => {

@@ -1,5 +1,4 @@
 import type { RowDataPacket } from 'mysql2/promise';
-import { deterministicUuid } from '../../src/domain/ids';
 import { startPrivateRedis, type PrivateRedis } from '../support/private-redis';
 import { startTestSystem, type TestSystem } from '../support/system';
 import { waitUntil } from '../support/wait';
@@ -35,14 +34,7 @@ describe('calls to X when Redis is paused or loses its keys (simulator, real Mar
     }
   });
 
-  async function cdrOf(uuid: string): Promise<RowDataPacket> {
-    const callId = deterministicUuid('call-to-x', uuid);
-    return waitUntil(
-      'the CDR of the call to X',
-      async () => (await sys.app.pool.query<RowDataPacket[]>('SELECT * FROM cdrs WHERE call_id = ?', [callId]))[0][0],
-      20_000,
-    );
-  }
+  const cdrOf = (uuid: string): Promise<RowDataPacket> => sys.cdrOfCallToX(uuid);
 
   /** Pauses every client of the private Redis for ms; resolves once the pause is in force. */
   async function pauseRedis(ms: number): Promise<void> {

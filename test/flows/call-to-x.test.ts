@@ -1,6 +1,4 @@
-import type { RowDataPacket } from 'mysql2/promise';
-import { deterministicUuid } from '../../src/domain/ids';
-import { startTestSystem, X, type TestSystem } from '../support/system';
+import { startTestSystem, X, type CallToX, type TestSystem } from '../support/system';
 
 const xs = (i: number) => `7001000${String(900 + i).padStart(8, '0')}`;
 
@@ -15,17 +13,7 @@ describe('calls to X through the outbound socket (simulator, real MariaDB and Re
     await sys?.stop();
   });
 
-  async function callX(caller: string, x: string): Promise<{ uuid: string; cdr: RowDataPacket }> {
-    const uuid = await sys.sim.connectOutbound(sys.app.outboundAddress, { callerNumber: caller, destinationNumber: x });
-    const callId = deterministicUuid('call-to-x', uuid);
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const [rows] = await sys.app.pool.query<RowDataPacket[]>('SELECT * FROM cdrs WHERE call_id = ?', [callId]);
-      if (rows[0]) return { uuid, cdr: rows[0] };
-      if (Date.now() > deadline) throw new Error('no CDR for the call to X');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  const callX = (caller: string, x: string): Promise<CallToX> => sys.callX({ callerNumber: caller, destinationNumber: x });
 
   it('AXB both ways: each side reaches the other, and the called phone sees only X', async () => {
     const a = '13800008001';

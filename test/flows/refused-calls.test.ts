@@ -1,6 +1,5 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import type { CdrRecord } from '../../src/domain/call';
-import { deterministicUuid } from '../../src/domain/ids';
 import { startTestSystem, type TestSystem } from '../support/system';
 import { startReceiver, type Receiver } from '../webhooks/receiver';
 
@@ -27,17 +26,7 @@ describe('refused calls to X are reported to the tenant owning X (simulator, rea
     await sys?.stop();
   });
 
-  async function callX(caller: string, x: string): Promise<RowDataPacket> {
-    const uuid = await sys.sim.connectOutbound(sys.app.outboundAddress, { callerNumber: caller, destinationNumber: x });
-    const callId = deterministicUuid('call-to-x', uuid);
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const [rows] = await sys.app.pool.query<RowDataPacket[]>('SELECT * FROM cdrs WHERE call_id = ?', [callId]);
-      if (rows[0]) return rows[0];
-      if (Date.now() > deadline) throw new Error('no CDR for the call to X');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  const callX = async (caller: string, x: string): Promise<RowDataPacket> => (await sys.callX({ callerNumber: caller, destinationNumber: x })).cdr;
 
   const webhooksOf = (callId: string) => receiver.received.filter((w) => w.payload.data.callId === callId);
 

@@ -1,10 +1,13 @@
 import { Writable } from 'node:stream';
+import { deterministicUuid } from '../../src/domain/ids';
 import { startApp, type App } from '../../src/app';
 import type { CallView } from '../../src/calls/types';
 import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
 import { TenantStore, type NewTenant } from '../../src/stores/tenant-store';
-import { FreeSwitchSimulator } from '../simulator';
+import type { RowDataPacket } from 'mysql2/promise';
+import { FreeSwitchSimulator, type OutboundCall } from '../simulator';
+import { waitUntil } from './wait';
 import { createTestDatabase } from './mysql';
 import { testRedisPrefix } from './redis';
 
@@ -25,7 +28,17 @@ export interface TestSystem {
   api<T = unknown>(method: string, path: string, body?: unknown, key?: string): Promise<{ status: number; body: T }>;
   placeCall(body: Record<string, unknown>): Promise<CallView>;
   waitForCall(id: string, until?: (c: CallView) => boolean, timeoutMs?: number): Promise<CallView>;
+  /** A carrier's call to X on the first simulated switch; resolves with its CDR row once written. */
+  callX(call: OutboundCall, timeoutMs?: number): Promise<CallToX>;
+  /** The CDR row of the call to X the switch opened as channel `uuid`, once written. */
+  cdrOfCallToX(uuid: string, timeoutMs?: number): Promise<RowDataPacket>;
   stop(): Promise<void>;
+}
+
+export interface CallToX {
+  readonly uuid: string;
+  readonly callId: string;
+  readonly cdr: RowDataPacket;
 }
 
 export interface TestSystemOptions {
@@ -95,7 +108,7 @@ export async function startTestSystem(opts: TestSystemOptions = {}): Promise<Tes
     workers: opts.workers,
   });
   // The controller serves without waiting for its switches; tests start once the simulator is connected.
-  if (!opts.noSwitchWait && !(await app.fleet.whenConnected(10_000))) throw new Error('the controller did not connect to the switch simulator');
+  if (!opts.noSwitchWait && !(await app.fleet.whenConnected(30_000))) throw new Error('the controller did not connect to the switch simulator');
   const tenants = new TenantStore(db.pool);
   const tenant = await tenants.create({ name: 'acme', defaultX: X, ...opts.tenant });
   // The operator assigns the tenant its numbers; X, its default, is one of them.
@@ -126,6 +139,15 @@ export async function startTestSystem(opts: TestSystemOptions = {}): Promise<Tes
     }
   };
 
+  const cdrOfCallToX = (uuid: string, timeoutMs = 20_000): Promise<RowDataPacket> => {
+    const callId = deterministicUuid('call-to-x', uuid);
+    return waitUntil(
+      `the CDR of the call to X ${callId}`,
+      async () => (await app.pool.query<RowDataPacket[]>('SELECT * FROM cdrs WHERE call_id = ?', [callId]))[0][0],
+      timeoutMs,
+    );
+  };
+
   return {
     app,
     sim,
@@ -143,6 +165,11 @@ export async function startTestSystem(opts: TestSystemOptions = {}): Promise<Tes
       return res.body;
     },
     waitForCall,
+    cdrOfCallToX,
+    async callX(call, timeoutMs) {
+      const uuid = await sim.connectOutbound(app.outboundAddress, call);
+      return { uuid, callId: deterministicUuid('call-to-x', uuid), cdr: await cdrOfCallToX(uuid, timeoutMs) };
+    },
     async stop() {
       await app.stop();
       await Promise.all(sims.map((s) => s.stop()));
