@@ -34,7 +34,8 @@ function startServer(port: number): ChildProcess {
   return child;
 }
 
-async function answers(port: number): Promise<boolean> {
+/** Whether a redis-server on this loopback port answers PING. */
+export async function redisAnswers(port: number): Promise<boolean> {
   const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   try {
     await probe.connect();
@@ -57,7 +58,7 @@ async function stopped(child: ChildProcess): Promise<void> {
 export async function startPrivateRedis(): Promise<PrivateRedis> {
   const port = await freePort();
   let child = startServer(port);
-  await waitUntil(`private redis-server on port ${port}`, () => answers(port));
+  await waitUntil(`private redis-server on port ${port}`, () => redisAnswers(port));
   const admin = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: null });
   return {
     port,
@@ -66,7 +67,7 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
     async restartEmpty() {
       await stopped(child);
       child = startServer(port);
-      await waitUntil(`private redis-server restarted on port ${port}`, () => answers(port));
+      await waitUntil(`private redis-server restarted on port ${port}`, () => redisAnswers(port));
     },
     async stop() {
       admin.disconnect();

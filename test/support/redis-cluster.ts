@@ -4,6 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import { redisAnswers } from './private-redis';
 import { waitUntil } from './wait';
 
 /**
@@ -62,18 +63,6 @@ async function clusterOk(port: number): Promise<boolean> {
   }
 }
 
-async function answers(port: number): Promise<boolean> {
-  const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  try {
-    await probe.connect();
-    return (await probe.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
-}
-
 export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'ng-redis-cluster-'));
   const taken = new Set<number>();
@@ -109,7 +98,7 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    for (const port of ports) await waitUntil(`cluster node on port ${port}`, () => answers(port));
+    for (const port of ports) await waitUntil(`cluster node on port ${port}`, () => redisAnswers(port));
     const create = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], {
       encoding: 'utf8',
       timeout: 60_000,
