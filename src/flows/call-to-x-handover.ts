@@ -25,6 +25,8 @@ import { queueNames } from '../stores/keys';
  *     `socket` (NORMAL_TEMPORARY_FAILURE); a call not yet bridged gets the talk-time cap scheduled
  *     on the switch (ring timeout + cap: the flow would have scheduled the cap at the bridge);
  *  3. queues a durable job (Redis, BullMQ) naming the channel, with what it knew of the call.
+ * Steps 1 and 2 were already taken at the call's first moment (durableCallsToX, for a controller that
+ * is killed); they are taken again here because the reply tells whether the channel still exists.
  * Any controller running workers (another one now, or this one after its restart) takes the job,
  * waits for the call's end — its CHANNEL_HANGUP_COMPLETE if the call is still up, the figures kept
  * on the switch if it ended while nobody watched — and queues the one CDR with the switch's talk
@@ -96,6 +98,16 @@ export function keepFiguresHook(uuid: string): string {
   return `hash insert/${FIGURES_REALM}/${uuid}/${KEPT_VARIABLES.map((v) => `\${${v}}`).join('|')}`;
 }
 
+/** Makes the caller's leg end with its bridge (NORMAL_CLEARING-like, B's cause) rather than fall back into the dialplan's hangup after `socket`. */
+function endWithBridgeCommand(uuid: string): string {
+  return `uuid_setvar ${uuid} hangup_after_bridge true`;
+}
+
+/** Makes the switch keep the channel's figures when it ends (see keepFiguresHook). */
+function keepFiguresCommand(uuid: string): string {
+  return `uuid_setvar ${uuid} api_reporting_hook ${keepFiguresHook(uuid)}`;
+}
+
 export const handoverQueueName = queueNames.callToXHandover;
 const handoverJobId = (callId: string): string => `handover-${callId}`;
 
@@ -123,10 +135,10 @@ export class CallToXHandoverQueue {
 export function callToXHandOver(opts: { queue: CallToXHandoverQueue; ringTimeoutSeconds: number }): NonNullable<CallToXDeps['handOver']> {
   return async (session: OutboundSession, call: HandedOverCallToX, hungUp: () => boolean): Promise<boolean> => {
     const uuid = session.uuid;
-    const kept = await session.api(`uuid_setvar ${uuid} api_reporting_hook ${keepFiguresHook(uuid)}`);
+    const kept = await session.api(keepFiguresCommand(uuid));
     if (!kept.trim().startsWith('+OK')) return false; // the channel is gone: the flow has its end
     if (call.refused === null) {
-      await session.api(`uuid_setvar ${uuid} hangup_after_bridge true`);
+      await session.api(endWithBridgeCommand(uuid));
       if (call.bAnswerAt === null) {
         await session.api(`sched_hangup +${opts.ringTimeoutSeconds + call.maxDurationSeconds} ${uuid} ALLOTTED_TIMEOUT`);
       }
@@ -158,7 +170,7 @@ export function durableCallsToX(opts: {
   return {
     keepFigures(session) {
       const uuid = session.uuid;
-      for (const command of [`uuid_setvar ${uuid} api_reporting_hook ${keepFiguresHook(uuid)}`, `uuid_setvar ${uuid} hangup_after_bridge true`]) {
+      for (const command of [keepFiguresCommand(uuid), endWithBridgeCommand(uuid)]) {
         void session.api(command).catch((err: unknown) => log.debug({ err, uuid }, 'could not prepare the call to outlive its controller'));
       }
     },

@@ -1,14 +1,13 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { RowDataPacket } from 'mysql2/promise';
-import { EslClient } from '../../src/esl/client';
-import type { EslEvent } from '../../src/esl/event';
 import { callToXId } from '../../src/flows/call-to-x';
 import { handoverQueueName } from '../../src/flows/call-to-x-handover';
-import { createLogger } from '../../src/logger';
 import { startControllerProcess, type ControllerProcess } from '../support/controller-process';
 import { TEST_REDIS_URL } from '../support/redis';
+import { SwitchObserver } from '../support/switch-observer';
 import { startTestSystem, type TestSystem } from '../support/system';
+import { waitUntil } from '../support/wait';
 import { startReceiver, type ReceivedWebhook, type Receiver } from '../webhooks/receiver';
 
 /**
@@ -29,71 +28,13 @@ const SETTLED_WITHIN_MS = 15_000;
 const eventsOf = (received: readonly ReceivedWebhook[], callId: string): ReceivedWebhook[] => received.filter((w) => w.payload.data.callId === callId);
 const kinds = (ws: readonly ReceivedWebhook[]): string[] => ws.map((w) => `${w.payload.type}/${w.payload.data.leg ?? '-'}`).sort();
 
-async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-/** What the switch said about the caller's channel, as an observer connected to it saw it. */
-class ChannelObserver {
-  readonly events: EslEvent[] = [];
-  private off: () => void = () => undefined;
-  private constructor(private readonly esl: EslClient) {}
-
-  static async watch(sys: TestSystem, uuid: string): Promise<ChannelObserver> {
-    const observer = new ChannelObserver(
-      new EslClient({
-        host: sys.env.ESL_HOST!,
-        port: Number(sys.env.ESL_PORT),
-        password: 'ClueCon',
-        events: ['CHANNEL_BRIDGE', 'CHANNEL_HANGUP', 'CHANNEL_HANGUP_COMPLETE'],
-        commandTimeoutMs: 5000,
-        reconnectMinMs: 50,
-        reconnectMaxMs: 500,
-        logger: createLogger('silent'),
-      }),
-    );
-    await observer.esl.start();
-    observer.off = observer.esl.onChannel(uuid, (e) => observer.events.push(e));
-    return observer;
-  }
-
-  event(name: string): EslEvent | undefined {
-    return this.events.find((e) => e.name === name);
-  }
-
-  /** Epoch ms of an event, as the switch stamped it. */
-  at(name: string): number | undefined {
-    const e = this.event(name);
-    return e ? Math.floor(Number(e.header('Event-Date-Timestamp')) / 1000) : undefined;
-  }
-
-  /** The call's end as the switch saw it: first hangup cause, billed seconds, end time. */
-  ended(): { cause: string; billsec: number; at: number } | undefined {
-    const hangup = this.event('CHANNEL_HANGUP');
-    const complete = this.event('CHANNEL_HANGUP_COMPLETE');
-    if (!hangup || !complete) return undefined;
-    return { cause: hangup.header('Hangup-Cause')!, billsec: Number(complete.variable('billsec')), at: this.at('CHANNEL_HANGUP')! };
-  }
-
-  async stop(): Promise<void> {
-    this.off();
-    await this.esl.stop();
-  }
-}
-
 describe('a call to X whose controller is killed (SIGKILL) mid-call is settled by another controller', () => {
   jest.setTimeout(90_000);
   const X = '700100000000088';
   let sys: TestSystem;
   let receiver: Receiver;
   let child: ControllerProcess | undefined;
-  let observer: ChannelObserver | undefined;
+  let observer: SwitchObserver;
   let connection: Redis;
   let handovers: Queue;
 
@@ -105,13 +46,13 @@ describe('a call to X whose controller is killed (SIGKILL) mid-call is settled b
     expect((await sys.api('PUT', '/v1/webhook', { url: receiver.url, secret: SECRET, events: PROGRESS })).status).toBe(200);
     connection = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
     handovers = new Queue(handoverQueueName(sys.env.REDIS_PREFIX!), { connection, prefix: sys.env.REDIS_PREFIX! });
+    observer = await SwitchObserver.connect(sys);
     child = await startControllerProcess(sys.env);
   });
   afterEach(async () => {
     await child?.kill();
     child = undefined;
     await observer?.stop();
-    observer = undefined;
     await handovers?.close();
     await connection?.quit();
     await receiver?.close();
@@ -128,7 +69,7 @@ describe('a call to X whose controller is killed (SIGKILL) mid-call is settled b
     await sys.app.bindings.bind({ tenantId: sys.tenantId, mode: 'axb', a: caller, b, x: X });
     sys.sim.setPhone(b, { answer: 'answer', ringMs });
     const uuid = await sys.sim.connectOutbound(child!.outboundAddress, { callerNumber: caller, destinationNumber: X, caller: { hangupAfterMs: talkMs } });
-    observer = await ChannelObserver.watch(sys, uuid);
+    observer.watch(uuid);
     return { id: callToXId(uuid), uuid };
   }
 
@@ -140,19 +81,25 @@ describe('a call to X whose controller is killed (SIGKILL) mid-call is settled b
     return exit.at;
   }
 
+  /** The call's end as the switch saw it: first hangup cause, billed seconds, end time. */
+  function endOf(uuid: string): { cause: string; billsec: number; at: number } | undefined {
+    const hangup = observer.hangup(uuid);
+    return hangup && { cause: hangup.cause, billsec: observer.billsec(uuid)!, at: hangup.at };
+  }
+
   /** One CDR, the switch's figures, settled in time; each progress event once, the bridge at the switch's time. */
-  async function expectSettledOnce(callId: string, since: () => number) {
-    const rows = await until('the CDR', async () => {
+  async function expectSettledOnce({ id: callId, uuid }: { id: string; uuid: string }, killedAt: number) {
+    const rows = await waitUntil('the CDR', async () => {
       const r = await cdrsOf(callId);
       return r.length > 0 && r;
-    });
+    }, 30_000);
     const writtenAt = Date.now();
-    const end = await until('the call to end on the switch', () => observer!.ended());
-    expect(writtenAt - Math.max(since(), end.at)).toBeLessThan(SETTLED_WITHIN_MS);
+    const end = await waitUntil('the call to end on the switch', () => endOf(uuid));
+    expect(writtenAt - Math.max(killedAt, end.at)).toBeLessThan(SETTLED_WITHIN_MS);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ result: 'connected', talk_seconds: end.billsec, hangup_cause: end.cause, hangup_side: 'a' });
     expect(Math.abs((rows[0]!.ended_at as Date).getTime() - end.at)).toBeLessThan(1000);
-    const bridgedAt = observer!.at('CHANNEL_BRIDGE')!;
+    const bridgedAt = observer.at(uuid, 'CHANNEL_BRIDGE')!;
     expect(Math.abs((rows[0]!.b_answer_at as Date).getTime() - bridgedAt)).toBeLessThan(1000);
 
     await receiver.waitFor((ws) => eventsOf(ws, callId).length >= CONNECTED_CALL.length, 20_000);
@@ -168,41 +115,41 @@ describe('a call to X whose controller is killed (SIGKILL) mid-call is settled b
 
   it('killed while B rings (before the bridge): the call goes on, and is settled when it ends', async () => {
     const call = await callToX('13800063001', '13900063001', 2500, 3000);
-    await until('B to ring', () => sys.sim.invitesTo('13900063001').length === 1);
+    await waitUntil('B to ring', () => sys.sim.invitesTo('13900063001').length === 1);
     await new Promise((r) => setTimeout(r, 300));
-    expect(observer!.event('CHANNEL_BRIDGE')).toBeUndefined();
+    expect(observer.event(call.uuid, 'CHANNEL_BRIDGE')).toBeUndefined();
     const killedAt = await kill();
-    await expectSettledOnce(call.id, () => killedAt);
+    await expectSettledOnce(call, killedAt);
   });
 
   it('killed while A and B talk: nobody settles it while its controller lives, another controller does once it is dead', async () => {
     const call = await callToX('13800063002', '13900063002', 200, 10_000);
-    await until('the bridge', () => observer!.event('CHANNEL_BRIDGE'));
+    await waitUntil('the bridge', () => observer.event(call.uuid, 'CHANNEL_BRIDGE'));
     // The child beats: longer than its TTL (CALLBACK_LOCK_SECONDS, 6 s) on, its call is still nobody else's.
     await new Promise((r) => setTimeout(r, 7000));
     expect(await handovers.getJob(`handover-${call.id}`)).toBeUndefined();
     const killedAt = await kill();
-    expect(observer!.ended()).toBeUndefined();
-    await expectSettledOnce(call.id, () => killedAt);
+    expect(endOf(call.uuid)).toBeUndefined();
+    await expectSettledOnce(call, killedAt);
   });
 
   it('the call ends while its controller is frozen, which is then killed before queueing the CDR', async () => {
     const call = await callToX('13800063003', '13900063003', 200, 2000);
-    await until('the bridge', () => observer!.event('CHANNEL_BRIDGE'));
+    await waitUntil('the bridge', () => observer.event(call.uuid, 'CHANNEL_BRIDGE'));
     child!.child.kill('SIGSTOP');
-    await until('the call to end', () => observer!.ended());
+    await waitUntil('the call to end', () => endOf(call.uuid), 15_000);
     await new Promise((r) => setTimeout(r, 500));
     expect(await cdrsOf(call.id)).toHaveLength(0);
     const killedAt = await kill();
-    await expectSettledOnce(call.id, () => killedAt);
+    await expectSettledOnce(call, killedAt);
   });
 
   it('a call the controller finished is never settled again after it is killed', async () => {
     const call = await callToX('13800063004', '13900063004', 200, 1000);
-    const rows = await until('the CDR', async () => {
+    const rows = await waitUntil('the CDR', async () => {
       const r = await cdrsOf(call.id);
       return r.length > 0 && r;
-    });
+    }, 30_000);
     expect(rows[0]).toMatchObject({ result: 'connected' });
     await kill();
     // Past the TTL of its heartbeat and a few sweeps of the other controller.
