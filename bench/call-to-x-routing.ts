@@ -15,6 +15,8 @@ import { numberHasher } from '../src/domain/number-hash';
 import { Worker } from 'node:worker_threads';
 import { EslOutboundServer } from '../src/esl/outbound-server';
 import { handleCallToX } from '../src/flows/call-to-x';
+import { durableCallsToX } from '../src/flows/call-to-x-handover';
+import { CallsToXOwners } from '../src/stores/calls-to-x-owners';
 import { createLogger } from '../src/logger';
 import { RouteIndex, type IndexableBinding } from '../src/stores/route-index';
 import { RouteLookup } from '../src/stores/route-lookup';
@@ -146,6 +148,10 @@ export async function run(): Promise<Record<string, unknown>> {
     },
     lookupExtension: (x: string, extension: string, now?: number) => lookup.lookupExtension(x, extension, now),
   };
+  // As in production: each call is prepared to outlive the controller (two switch commands, a Redis record), none of it awaited.
+  const owners = new CallsToXOwners(redis, prefix, 'bench', 60_000);
+  await owners.heartbeat();
+  const durable = durableCallsToX({ owners, switchOf: () => null, logger });
   const server = new EslOutboundServer({ host: '127.0.0.1', port: 0, logger, commandTimeoutMs: 5000, lingerExitMs: 10 });
   server.on('session', (s) => {
     void handleCallToX(
@@ -153,7 +159,7 @@ export async function run(): Promise<Record<string, unknown>> {
         routes: timedLookup, extensions: { prompt: 'tone_stream://x', timeoutMs: 5000, digitTimeoutMs: 3000 }, dialString: (n) => `sofia/gateway/carrier/${n}`, ringbackTone: '%(2000,4000,440,480)', notInServicePrompt: 'tone_stream://x',
         unavailablePrompt: 'tone_stream://x', routingTimeoutMs: 3000,
         bFailedPrompt: 'tone_stream://x', announcementOf: async () => null, ringTimeoutSeconds: 30, maxDurationSeconds: 600, recordingPath: () => '/tmp/r.wav',
-        finished: async () => undefined, logger, routed: (ms) => void controllerSide.push(ms),
+        finished: async () => undefined, logger, routed: (ms) => void controllerSide.push(ms), durable,
       },
       s,
     ).catch(() => undefined);

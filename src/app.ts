@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { AbuseGuard } from './abuse/abuse-guard';
@@ -6,6 +7,7 @@ import { DefaultClickToDialService } from './calls/click-to-dial-service';
 import type { AppConfig } from './config';
 import type { EslClient } from './esl/client';
 import { SwitchFleet } from './fleet/switch-fleet';
+import type { SwitchNode } from './fleet/switch-node';
 import { FleetBackPressure, fleetPlacement } from './fleet/placement';
 import { SwitchStore } from './stores/switch-store';
 import { PlatformMetrics } from './monitoring/metrics';
@@ -17,7 +19,8 @@ import { completionEvents, PlatformEventBus, progressEvents, withId, type Platfo
 import { EslOutboundServer, peerMatcher, type OutboundSession } from './esl/outbound-server';
 import { SwitchIdentity } from './esl/switch-identity';
 import { callToXId, handleCallToX, type CallToXDeps } from './flows/call-to-x';
-import { callToXHandOver, CallToXHandoverQueue, startCallToXSettler } from './flows/call-to-x-handover';
+import { callToXHandOver, CallToXHandoverQueue, durableCallsToX, startCallToXSettler, sweepOrphanedCallsToX } from './flows/call-to-x-handover';
+import { CallsToXOwners } from './stores/calls-to-x-owners';
 import { GuardedLiveCallStore, HandedOverCalls } from './lifecycle/handed-over';
 import { JobsInFlight } from './lifecycle/jobs-in-flight';
 import { QueuedCdrs } from './lifecycle/queued-cdrs';
@@ -289,6 +292,20 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     commandTimeoutMs: config.esl.commandTimeoutMs,
   });
   const handoverQueue = new CallToXHandoverQueue({ connection: queueRedis, prefix: config.redisPrefix });
+  // A call to X outlives this controller being killed: it is this instance's (in Redis) until its CDR is queued, and
+  // every controller settles the calls of an instance that stopped beating, as soon as a click-to-dial job is taken over.
+  const ownerAliveForMs = config.callbacks.lockSeconds * 1000;
+  const callsToXOwners = new CallsToXOwners(redis, config.redisPrefix, `${config.nodeId}:${randomUUID()}`, ownerAliveForMs);
+  await callsToXOwners.heartbeat().catch((err: unknown) => logger.error({ err }, 'calls to X heartbeat failed'));
+  scheduler.add({ name: 'calls to X heartbeat', everyMs: ownerAliveForMs / 3, run: () => callsToXOwners.heartbeat() });
+  scheduler.add({
+    name: 'orphaned calls to X',
+    everyMs: ownerAliveForMs / 3,
+    runAtStart: true,
+    run: async () => {
+      await sweepOrphanedCallsToX(callsToXOwners, handoverQueue, logger);
+    },
+  });
   const callToX: CallToXDeps = {
     routes: routing,
     extensions: config.callsToX.extensions,
@@ -309,6 +326,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     routed: (ms) => metrics?.routingDecision(ms),
     admitCaller: (tenantId, caller, target, now) => abuse.admitCallToX(tenantId, caller, target, now),
     handOver: handOverFromFleet(callToXHandOver({ queue: handoverQueue, ringTimeoutSeconds: config.callbacks.ringTimeoutBSeconds }), fleet),
+    durable: durableCallsToX({ owners: callsToXOwners, switchOf: (session) => switchOfSession(fleet, session) ?? null, logger }),
     logger,
   };
   outbound.on('session', (session: OutboundSession) => {
@@ -652,9 +670,14 @@ function fleetMessaging(fleet: SwitchFleet): Parameters<typeof startMessaging>[0
 }
 
 /** A call to X handed over records which switch carries it, so the controller that settles it asks that one. */
+/** The fleet switch that opened an outbound-socket session (by its Core-UUID). */
+function switchOfSession(fleet: SwitchFleet, session: OutboundSession): SwitchNode | undefined {
+  return fleet.byIdentity(session.channelData.header('Core-UUID'));
+}
+
 function handOverFromFleet(handOver: NonNullable<CallToXDeps['handOver']>, fleet: SwitchFleet): NonNullable<CallToXDeps['handOver']> {
   return (session, call, hungUp) => {
-    const node = fleet.byIdentity(session.channelData.header('Core-UUID'));
+    const node = switchOfSession(fleet, session);
     return handOver(session, node ? { ...call, switchName: node.name } : call, hungUp);
   };
 }

@@ -105,7 +105,9 @@ export interface AppConfig {
     /**
      * CALLBACK_LOCK_SECONDS: a controller's hold on a running click-to-dial job (BullMQ lock, renewed
      * at half of it); stalled jobs are looked for at half of it too, so another controller takes over
-     * the calls of one that died within about twice this.
+     * the calls of one that died within about twice this. It is also how long a controller counts as
+     * alive after its last heartbeat for the calls to X it carries (beating every third of it): the
+     * calls to X of one that stopped beating are settled by another within about 1.3 times this.
      */
     readonly lockSeconds: number;
     readonly ringTimeoutASeconds: number;

@@ -6,8 +6,9 @@ import type { OutboundSession } from '../esl/outbound-server';
 import type { JobsInFlight } from '../lifecycle/jobs-in-flight';
 import type { Logger } from '../logger';
 import type { CallOutcome } from '../stores/call-outcome';
-import { callToXHangupSide, callToXId, type CallToXDeps, type HandedOverCallToX } from './call-to-x';
+import { callToXHangupSide, callToXId, type CallToXDeps, type DurableCallToX, type HandedOverCallToX } from './call-to-x';
 import { LegWatch, type SwitchControl } from './switch';
+import type { CallsToXOwners } from '../stores/calls-to-x-owners';
 import { queueNames } from '../stores/keys';
 
 /**
@@ -24,6 +25,8 @@ import { queueNames } from '../stores/keys';
  *     `socket` (NORMAL_TEMPORARY_FAILURE); a call not yet bridged gets the talk-time cap scheduled
  *     on the switch (ring timeout + cap: the flow would have scheduled the cap at the bridge);
  *  3. queues a durable job (Redis, BullMQ) naming the channel, with what it knew of the call.
+ * Steps 1 and 2 were already taken at the call's first moment (durableCallsToX, for a controller that
+ * is killed); they are taken again here because the reply tells whether the channel still exists.
  * Any controller running workers (another one now, or this one after its restart) takes the job,
  * waits for the call's end — its CHANNEL_HANGUP_COMPLETE if the call is still up, the figures kept
  * on the switch if it ended while nobody watched — and queues the one CDR with the switch's talk
@@ -95,6 +98,16 @@ export function keepFiguresHook(uuid: string): string {
   return `hash insert/${FIGURES_REALM}/${uuid}/${KEPT_VARIABLES.map((v) => `\${${v}}`).join('|')}`;
 }
 
+/** Makes the caller's leg end with its bridge (NORMAL_CLEARING-like, B's cause) rather than fall back into the dialplan's hangup after `socket`. */
+function endWithBridgeCommand(uuid: string): string {
+  return `uuid_setvar ${uuid} hangup_after_bridge true`;
+}
+
+/** Makes the switch keep the channel's figures when it ends (see keepFiguresHook). */
+function keepFiguresCommand(uuid: string): string {
+  return `uuid_setvar ${uuid} api_reporting_hook ${keepFiguresHook(uuid)}`;
+}
+
 export const handoverQueueName = queueNames.callToXHandover;
 const handoverJobId = (callId: string): string => `handover-${callId}`;
 
@@ -122,10 +135,10 @@ export class CallToXHandoverQueue {
 export function callToXHandOver(opts: { queue: CallToXHandoverQueue; ringTimeoutSeconds: number }): NonNullable<CallToXDeps['handOver']> {
   return async (session: OutboundSession, call: HandedOverCallToX, hungUp: () => boolean): Promise<boolean> => {
     const uuid = session.uuid;
-    const kept = await session.api(`uuid_setvar ${uuid} api_reporting_hook ${keepFiguresHook(uuid)}`);
+    const kept = await session.api(keepFiguresCommand(uuid));
     if (!kept.trim().startsWith('+OK')) return false; // the channel is gone: the flow has its end
     if (call.refused === null) {
-      await session.api(`uuid_setvar ${uuid} hangup_after_bridge true`);
+      await session.api(endWithBridgeCommand(uuid));
       if (call.bAnswerAt === null) {
         await session.api(`sched_hangup +${opts.ringTimeoutSeconds + call.maxDurationSeconds} ${uuid} ALLOTTED_TIMEOUT`);
       }
@@ -135,6 +148,68 @@ export function callToXHandOver(opts: { queue: CallToXHandoverQueue; ringTimeout
     await opts.queue.enqueue(call);
     return true;
   };
+}
+
+/**
+ * CallToXDeps.durable: a call to X survives its controller being killed. From its first moment the
+ * switch keeps the call's figures (the handover's reporting hook) and ends a bridged call with its
+ * bridge (`hangup_after_bridge`: what the flow does itself after a connected bridge, so the live call
+ * goes as before); once decided, the call is recorded as this controller instance's in Redis
+ * (CallsToXOwners) until its CDR is queued. When the instance stops beating, any controller's sweep
+ * (sweepOrphanedCallsToX) queues the same settle job a graceful handover queues.
+ */
+export function durableCallsToX(opts: {
+  owners: CallsToXOwners;
+  /** The fleet switch carrying a session's call (null: unknown), named in the record and asked once the socket is closed. */
+  switchOf: (session: OutboundSession) => (Pick<SwitchControl, 'api'> & { readonly name: string }) | null;
+  /** How long after the call's end its figures are deleted (the reporting hook runs just after HANGUP_COMPLETE). Default 5000 ms. */
+  forgetFiguresAfterMs?: number;
+  logger: Logger;
+}): DurableCallToX {
+  const log = opts.logger.child({ component: 'durable-calls-to-x' });
+  return {
+    keepFigures(session) {
+      const uuid = session.uuid;
+      for (const command of [keepFiguresCommand(uuid), endWithBridgeCommand(uuid)]) {
+        void session.api(command).catch((err: unknown) => log.debug({ err, uuid }, 'could not prepare the call to outlive its controller'));
+      }
+    },
+    track(session, call) {
+      const sw = opts.switchOf(session);
+      const record: HandedOverCallToX = sw ? { ...call, switchName: sw.name } : call;
+      opts.owners.track(call.callId, JSON.stringify(record)).catch((err: unknown) => log.warn({ err, callId: call.callId }, 'call to X not recorded: it would not outlive this controller'));
+    },
+    untrack(session, callId, figuresToo) {
+      opts.owners.untrack(callId).catch((err: unknown) => log.warn({ err, callId }, 'record of a finished call to X not removed'));
+      const sw = figuresToo ? opts.switchOf(session) : null;
+      if (!sw) return;
+      const uuid = session.uuid;
+      setTimeout(() => {
+        sw.api(`hash delete/${FIGURES_REALM}/${uuid}`).catch(() => undefined);
+      }, opts.forgetFiguresAfterMs ?? 5000).unref();
+    },
+  };
+}
+
+/** Queues the settlement of every call to X whose controller instance died before queueing its CDR; resolves with how many. */
+export async function sweepOrphanedCallsToX(owners: CallsToXOwners, queue: CallToXHandoverQueue, logger: Logger): Promise<number> {
+  let queued = 0;
+  for (const orphan of await owners.orphans()) {
+    let call: HandedOverCallToX | null = null;
+    try {
+      call = JSON.parse(orphan.record) as HandedOverCallToX;
+    } catch {
+      logger.error({ callId: orphan.callId, owner: orphan.owner }, 'unreadable record of a call to X; dropped');
+    }
+    // Same job id as a graceful handover of the call: queued once, whoever queues it.
+    if (call) await queue.enqueue(call);
+    await owners.release(orphan);
+    if (call) {
+      queued++;
+      logger.warn({ callId: orphan.callId, owner: orphan.owner }, 'call to X of a controller that died: settling it from the switch');
+    }
+  }
+  return queued;
 }
 
 /** Rejects what is not a handed-over call this platform could have queued. */

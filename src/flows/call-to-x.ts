@@ -103,13 +103,29 @@ export interface CallToXDeps {
    * far as its events tell so far): the flow then writes the CDR itself.
    */
   readonly handOver?: (session: OutboundSession, call: HandedOverCallToX, hungUp: () => boolean) => Promise<boolean>;
+  /** What lets the call outlive this controller being killed (see DurableCallToX). */
+  readonly durable?: DurableCallToX;
   readonly logger: Logger;
 }
 
 /**
+ * A call to X outliving the controller whose socket carries it (killed, crashed): none of these is
+ * awaited, so none adds a round trip to the call's path.
+ */
+export interface DurableCallToX {
+  /** At the call's first moment: the switch keeps the call's figures when it ends, and ends a bridged call with its bridge. */
+  keepFigures(session: OutboundSession): void;
+  /** Once the call is decided: the record another controller settles it from, should this one die before its CDR is queued. */
+  track(session: OutboundSession, call: HandedOverCallToX): void;
+  /** The call's CDR is queued, or the call handed over: its record goes (and the switch's figures, when nobody needs them any more). */
+  untrack(session: OutboundSession, callId: string, figuresToo: boolean): void;
+}
+
+/**
  * A call to X that this controller let go of while it was still live (the drain deadline of a
- * graceful shutdown): what the flow knew, so that another controller can write its one CDR from the
- * switch's own figures (talk seconds, hangup cause, end time) once the call is over.
+ * graceful shutdown), or that it carries and could die with (DurableCallToX.track): what the flow knew
+ * once the call was decided, so that another controller can write its one CDR from the switch's own
+ * figures (talk seconds, hangup cause, end time, bridge time) once the call is over.
  */
 export interface HandedOverCallToX extends Pick<CdrRecord, 'callId' | 'tenantId' | 'kind' | 'bindingId' | 'x' | 'a' | 'b' | 'startedAt'> {
   /** The caller's channel on the switch (the outbound socket session). */
@@ -168,14 +184,10 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
   // Set by the CHANNEL_BRIDGE listener (a callback TypeScript does not follow): declared so its reads are not narrowed to null.
   let bAnswerAt = null as number | null;
   let handingOver: Promise<boolean> | undefined;
-  const handOver = async (): Promise<boolean> => {
-    await decidedOrFailed;
-    const decision = decided;
-    const hungUpNow = (): boolean => seen.some((e) => e.name === 'CHANNEL_HANGUP' || e.name === 'CHANNEL_HANGUP_COMPLETE');
-    // A call that is ending is finished here: its HANGUP_COMPLETE is on its way on this socket.
-    if (finishing || !decision || !deps.handOver || hungUpNow()) return false;
+  // What another controller needs to settle the call from the switch's figures.
+  const recordOf = (decision: Decision): HandedOverCallToX => {
     const bound = 'route' in decision ? decision.route : decision.binding;
-    const call: HandedOverCallToX = {
+    return {
       uuid: session.uuid,
       callId,
       tenantId: bound?.tenantId ?? ('xTenantId' in decision ? decision.xTenantId : ''),
@@ -193,6 +205,14 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
       handedOverAt: Date.now(),
       lastsAtMostMs: 'route' in decision ? (deps.ringTimeoutSeconds + (decision.route.maxDurationSeconds ?? deps.maxDurationSeconds)) * 1000 + 60_000 : 120_000,
     };
+  };
+  const handOver = async (): Promise<boolean> => {
+    await decidedOrFailed;
+    const decision = decided;
+    const hungUpNow = (): boolean => seen.some((e) => e.name === 'CHANNEL_HANGUP' || e.name === 'CHANNEL_HANGUP_COMPLETE');
+    // A call that is ending is finished here: its HANGUP_COMPLETE is on its way on this socket.
+    if (finishing || !decision || !deps.handOver || hungUpNow()) return false;
+    const call = recordOf(decision);
     let handed = false;
     try {
       handed = await deps.handOver(session, call, hungUpNow);
@@ -200,6 +220,7 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
       log.error({ err }, 'could not hand the call over; keeping it');
     }
     if (!handed) return false;
+    deps.durable?.untrack(session, callId, false);
     log.warn({ result: call.refused ?? (call.bAnswerAt !== null ? 'connected' : 'not yet connected') }, 'call to X handed over: another controller writes its record from the switch');
     await session.close().catch(() => undefined);
     return true;
@@ -211,6 +232,7 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
   // The caller hears ringing while the route is looked up, and the ringback for the bridge is set:
   // not awaited (the switch runs an outbound socket's commands in the order they arrive), so after
   // the decision only the bridge is left to send.
+  deps.durable?.keepFigures(session);
   void session.execute('ring_ready').catch((err: unknown) => log.debug({ err }, 'could not signal ringing'));
   void session.execute('set', `ringback=${deps.ringbackTone}`).catch((err: unknown) => log.debug({ err }, 'could not set ringback'));
   // Abuse control's word on a routed caller (a route is only looked up with a caller).
@@ -245,6 +267,8 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
       decision = 'extension' in first ? { refused: 'unbound' } : first;
     }
     decided = decision;
+    // A store that did not answer in time holds no record either: such a call is this controller's alone.
+    if (!('unavailable' in decision)) deps.durable?.track(session, recordOf(decision));
   } finally {
     onDecided();
   }
@@ -350,6 +374,7 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
     userData: route?.userData ?? null,
   };
   await deps.finished({ cdr });
+  deps.durable?.untrack(session, callId, true);
   log.info({ result, cause, talkSeconds: cdr.talkSeconds }, 'call to X ended');
   return cdr;
 }

@@ -55,6 +55,12 @@ export function redisKeys(prefix: string) {
     /** Agent console: that an agent placed a call, and the agent's recent calls (written together: tagged by agent). */
     consoleCallOwner: (agentId: string, callId: string) => `${prefix}:console:call:${tag(agentId)}:${callId}`,
     consoleRecentCalls: (agentId: string) => `${prefix}:console:agent:${tag(agentId)}:recent`,
+    /** Controllers that carry calls to X (set of instance ids), so every controller can look for one that died. */
+    callsToXOwners: `${prefix}:calls-to-x:owners`,
+    /** A controller instance is alive while this key is (refreshed well within its TTL). */
+    callsToXOwnerAlive: (instanceId: string) => `${prefix}:calls-to-x:alive:${tag(instanceId)}`,
+    /** The calls to X an instance carries and has not yet queued a CDR for (hash: call id -> what it knew of the call). */
+    callsToXOwnerCalls: (instanceId: string) => `${prefix}:calls-to-x:calls:${tag(instanceId)}`,
     /** Failed authentications of one client address (or IPv6 /64). */
     authFailures: (client: string) => `${prefix}:authfail:${client}`,
     /** Webhook deliveries of a tenant in flight (leases). */

@@ -3,12 +3,11 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { startApp, type App } from '../../src/app';
 import { callIdFor } from '../../src/calls/click-to-dial-request';
 import { ConfigError, loadConfig } from '../../src/config';
-import { EslClient } from '../../src/esl/client';
-import type { EslEvent } from '../../src/esl/event';
 import { callToXId } from '../../src/flows/call-to-x';
 import { legUuid } from '../../src/flows/click-to-dial';
 import { createLogger } from '../../src/logger';
 import { startControllerProcess, type ControllerProcess } from '../support/controller-process';
+import { SwitchObserver } from '../support/switch-observer';
 import { startTestSystem, type TestSystem } from '../support/system';
 
 /**
@@ -18,60 +17,6 @@ import { startTestSystem, type TestSystem } from '../support/system';
  * switch's (what the simulator sent in its events), whether the calls end within the drain time or
  * outlast it and are settled by another controller started afterwards.
  */
-
-/** What the switch said about a channel: its events, as an observer connected to it saw them. */
-class SwitchObserver {
-  private readonly events = new Map<string, EslEvent[]>();
-  private readonly unsubscribe: Array<() => void> = [];
-
-  private constructor(readonly esl: EslClient) {}
-
-  static async connect(sys: TestSystem): Promise<SwitchObserver> {
-    const esl = new EslClient({
-      host: sys.env.ESL_HOST!,
-      port: Number(sys.env.ESL_PORT),
-      password: 'ClueCon',
-      events: ['CHANNEL_BRIDGE', 'CHANNEL_HANGUP', 'CHANNEL_HANGUP_COMPLETE'],
-      commandTimeoutMs: 5000,
-      reconnectMinMs: 50,
-      reconnectMaxMs: 500,
-      logger: createLogger('silent'),
-    });
-    await esl.start();
-    return new SwitchObserver(esl);
-  }
-
-  watch(uuid: string): void {
-    this.events.set(uuid, []);
-    this.unsubscribe.push(this.esl.onChannel(uuid, (e) => this.events.get(uuid)!.push(e)));
-  }
-
-  event(uuid: string, name: string): EslEvent | undefined {
-    return this.events.get(uuid)?.find((e) => e.name === name);
-  }
-
-  /** The channel's first hangup: its cause and who sent it (recv_bye: the phone's BYE). */
-  hangup(uuid: string): { cause: string; disposition: string | undefined; at: number } | undefined {
-    const hangup = this.event(uuid, 'CHANNEL_HANGUP');
-    const complete = this.event(uuid, 'CHANNEL_HANGUP_COMPLETE');
-    if (!hangup || !complete) return undefined;
-    return {
-      cause: hangup.header('Hangup-Cause')!,
-      disposition: complete.variable('sip_hangup_disposition'),
-      at: Math.floor(Number(hangup.header('Event-Date-Timestamp')) / 1000),
-    };
-  }
-
-  billsec(uuid: string): number | undefined {
-    const v = this.event(uuid, 'CHANNEL_HANGUP_COMPLETE')?.variable('billsec');
-    return v === undefined ? undefined : Number(v);
-  }
-
-  async stop(): Promise<void> {
-    for (const u of this.unsubscribe) u();
-    await this.esl.stop();
-  }
-}
 
 async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
