@@ -10,7 +10,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import os from 'node:os';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { CdrQueue, startCdrWriter, type CallOutcome } from '../src/queues/cdr-queue';
+import { CdrQueue, DEFAULT_CONCURRENCY, DEFAULT_MAX_BATCH, startCdrWriter, type CallOutcome } from '../src/queues/cdr-queue';
 import { createLogger } from '../src/logger';
 import { migrate } from '../src/stores/migrate';
 import { createMysqlPool, ensureDatabase } from '../src/stores/mysql';
@@ -100,17 +100,21 @@ export async function runScenario(s: Scenario): Promise<Record<string, unknown>>
   }
 }
 
-/** The queue's own ceiling on this machine: the same jobs through a BullMQ worker that writes nothing. */
+/**
+ * The queue's own ceiling on this machine: the same jobs (same options, so the same removeOnComplete) through
+ * a BullMQ worker that writes nothing, set up like the writer's: its own Redis connection, the same concurrency.
+ */
 export async function noopQueueCeiling(n: number, concurrency: number): Promise<number> {
   const prefix = `ngb${randomBytes(6).toString('hex')}`;
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
   const queue = new CdrQueue({ connection: redis, prefix });
   let worker: Worker | null = null;
   try {
     const outcomes = Array.from({ length: n }, (_, i) => outcome(i, `tenant-${i % 10}`));
     for (let i = 0; i < n; i += 1000) await queue.enqueueMany(outcomes.slice(i, i + 1000));
     const t = performance.now();
-    worker = new Worker(queue.queue.name, async () => undefined, { connection: redis, prefix, concurrency });
+    worker = new Worker(queue.queue.name, async () => undefined, { connection, prefix, concurrency });
     const q: Queue = queue.queue;
     while (((await q.getJobCounts('completed')).completed ?? 0) < n) await new Promise((r) => setTimeout(r, 20));
     return Math.round((n / (performance.now() - t)) * 1000);
@@ -119,6 +123,7 @@ export async function noopQueueCeiling(n: number, concurrency: number): Promise<
     await queue.close().catch(() => undefined);
     await deletePrefixKeys(redis, prefix).catch(() => undefined);
     redis.disconnect();
+    connection.disconnect();
   }
 }
 
@@ -126,8 +131,8 @@ export async function run(): Promise<Record<string, unknown>> {
   const n = Number(process.env.BENCH_N ?? 20_000);
   const main: Scenario = {
     n,
-    concurrency: Number(process.env.BENCH_CONCURRENCY ?? 500),
-    maxBatch: Number(process.env.BENCH_BATCH ?? 250),
+    concurrency: Number(process.env.BENCH_CONCURRENCY ?? DEFAULT_CONCURRENCY),
+    maxBatch: Number(process.env.BENCH_BATCH ?? DEFAULT_MAX_BATCH),
     workers: Number(process.env.BENCH_WORKERS ?? 1),
   };
   const result = await runScenario(main);

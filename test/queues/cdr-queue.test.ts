@@ -105,6 +105,46 @@ describe('CdrQueue + CDR writer', () => {
     expect((await queue.queue.getJobCounts('failed')).failed).toBe(0);
   });
 
+  it('a bad row in a batch fails alone: the others are written, completed and handed to afterWrite once each', async () => {
+    const queue = new CdrQueue({ connection: r.redis, prefix: r.prefix });
+    closers.push(() => queue.close());
+    const outcomes = Array.from({ length: 12 }, (_, i) => makeOutcome(`t${i % 3}`));
+    // user_data is VARCHAR(256): MySQL refuses the row (data too long), the same row every time
+    const bad = makeOutcome('t1', { userData: 'x'.repeat(300) });
+    const all = [...outcomes.slice(0, 6), bad, ...outcomes.slice(6)];
+    await queue.enqueueMany(all);
+
+    const afterWrite: string[][] = [];
+    const writer = startCdrWriter({
+      connection: r.redis,
+      prefix: r.prefix,
+      pool: db.pool,
+      logger,
+      concurrency: 20,
+      maxBatch: 20,
+      batchWindowMs: 500,
+      afterWrite: async (written) => {
+        afterWrite.push(written.map((o) => o.cdr.callId));
+      },
+    });
+    closers.push(() => writer.close());
+    await waitFor(async () => {
+      const c = await queue.queue.getJobCounts('completed', 'failed');
+      return c.completed === 12 && c.failed === 1;
+    }, 15_000, 'twelve jobs completed and one failed');
+
+    const goodIds = outcomes.map((o) => o.cdr.callId);
+    expect(await countRows(db.pool, 'cdrs', goodIds)).toBe(12);
+    expect(await countRows(db.pool, 'bindings', goodIds)).toBe(12);
+    expect(await countRows(db.pool, 'cdrs', [bad.cdr.callId])).toBe(0);
+    expect(await countRows(db.pool, 'bindings', [bad.cdr.callId])).toBe(0);
+    const failed = await queue.queue.getJob(cdrJobId(bad.cdr.callId));
+    expect(await failed!.getState()).toBe('failed');
+    expect(failed!.attemptsMade).toBe(1); // unrecoverable: not retried for ever
+    expect(afterWrite.flat().sort()).toEqual([...goodIds].sort());
+    expect(afterWrite.length).toBeLessThan(12); // the good rows were handed over together, not one by one
+  });
+
   it('keeps CDRs while MySQL is unreachable and writes each exactly once when it returns', async () => {
     const proxy = new TcpProxy({ host: '127.0.0.1', port: 3306 });
     await proxy.start();
