@@ -10,7 +10,8 @@ import type { RowDataPacket } from 'mysql2/promise';
 import os from 'node:os';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { CdrQueue, DEFAULT_CONCURRENCY, DEFAULT_MAX_BATCH, startCdrWriter, type CallOutcome } from '../src/queues/cdr-queue';
+import { CdrQueue, DEFAULT_CONCURRENCY, DEFAULT_MAX_BATCH, startCdrWriter, type CallOutcome, type CdrBatchTiming } from '../src/queues/cdr-queue';
+import { refusalAttribution } from '../src/stores/cdr-attribution';
 import { createLogger } from '../src/logger';
 import { migrate } from '../src/stores/migrate';
 import { createMysqlPool, ensureDatabase } from '../src/stores/mysql';
@@ -63,10 +64,14 @@ export async function runScenario(s: Scenario): Promise<Record<string, unknown>>
 
     const t1 = performance.now();
     const cpu0 = process.cpuUsage();
+    const batches: CdrBatchTiming[] = [];
     for (let w = 0; w < s.workers; w++) {
       // each worker its own Redis connection: a shared one serializes every worker's commands
       const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-      const writer = startCdrWriter({ connection, prefix, pool, logger, concurrency: s.concurrency, maxBatch: s.maxBatch });
+      const writer = startCdrWriter({
+        connection, prefix, pool, logger, concurrency: s.concurrency, maxBatch: s.maxBatch,
+        attribute: refusalAttribution(pool), onBatch: (b) => batches.push(b),
+      });
       writers.push({ close: async () => { await writer.close(); connection.disconnect(); } });
     }
     for (;;) {
@@ -86,6 +91,7 @@ export async function runScenario(s: Scenario): Promise<Record<string, unknown>>
       persistMs: Math.round(persistMs),
       persistPerSec: Math.round((s.n / persistMs) * 1000),
       writerProcessCpuPct: Math.round(((cpu.user + cpu.system) / 1000 / persistMs) * 100),
+      ...batchStages(batches, persistMs),
       cdrRows: Number(row?.cdrs),
       bindingRows: Number(row?.bindings),
       failedJobs: failed,
@@ -98,6 +104,27 @@ export async function runScenario(s: Scenario): Promise<Record<string, unknown>>
     await pool.end().catch(() => undefined);
     await dropDatabase(dbName).catch(() => undefined);
   }
+}
+
+/** Where a batch's time goes, and how much of the run MySQL was busy with some batch's transaction. */
+function batchStages(batches: readonly CdrBatchTiming[], spanMs: number): Record<string, number> {
+  const mean = (f: (b: CdrBatchTiming) => number): number => Math.round((batches.reduce((t, b) => t + f(b), 0) / Math.max(batches.length, 1)) * 10) / 10;
+  let busy = 0;
+  let until = 0;
+  for (const b of [...batches].sort((p, q) => p.startedAt - q.startedAt)) {
+    const from = Math.max(b.startedAt + b.attributeMs, until);
+    const to = b.startedAt + b.attributeMs + b.persistMs;
+    if (to > from) busy += to - from;
+    until = Math.max(until, to);
+  }
+  return {
+    batches: batches.length,
+    meanBatchSize: mean((b) => b.size),
+    meanAttributeMs: mean((b) => b.attributeMs),
+    meanPersistMs: mean((b) => b.persistMs),
+    meanAfterWriteMs: mean((b) => b.afterWriteMs),
+    mysqlBusyPct: Math.round((busy / spanMs) * 100),
+  };
 }
 
 /**
@@ -142,7 +169,9 @@ export async function run(): Promise<Record<string, unknown>> {
   return {
     name: 'cdr-persist',
     cpus: os.cpus().length,
-    note: 'Redis, MariaDB and the writer share this host; noopQueueCeilingPerSec is BullMQ alone with a processor that writes nothing',
+    note:
+      'Redis, MariaDB and the writer share this host; noopQueueCeilingPerSec is BullMQ alone with a processor that writes nothing, ' +
+      'same jobs, concurrency and connection set-up as the writer; the writer runs the app\'s attribution (no query: click-to-dial CDRs) but no afterWrite',
     goalPerSec: 10_000,
     cdrsPerSec: result.persistPerSec,
     meetsGoal: Number(result.persistPerSec) >= 10_000,

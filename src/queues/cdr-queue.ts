@@ -91,6 +91,17 @@ export interface CdrWriterOptions {
    * sees what was written. A failure retries every job of the batch.
    */
   readonly attribute?: (outcomes: readonly CallOutcome[]) => Promise<readonly CallOutcome[]>;
+  /** Told of each batch once it is settled: its size and how long each stage took (for metrics and the benchmark). */
+  readonly onBatch?: (batch: CdrBatchTiming) => void;
+}
+
+/** One batch of the CDR writer: its size and the milliseconds spent attributing, persisting (one transaction) and in afterWrite. */
+export interface CdrBatchTiming {
+  readonly size: number;
+  readonly startedAt: number;
+  readonly attributeMs: number;
+  readonly persistMs: number;
+  readonly afterWriteMs: number;
 }
 
 export const DEFAULT_CONCURRENCY = 1000;
@@ -130,7 +141,7 @@ interface Pending {
   readonly reject: (err: unknown) => void;
 }
 
-type BatchHooks = Pick<CdrWriterOptions, 'attribute' | 'afterWrite'>;
+type BatchHooks = Pick<CdrWriterOptions, 'attribute' | 'afterWrite' | 'onBatch'>;
 
 /**
  * Groups the outcomes of concurrently processed jobs into one transaction: attributed together,
@@ -167,17 +178,28 @@ class Batcher {
 
   private async writeBatch(batch: readonly Pending[]): Promise<void> {
     let written: Array<{ pending: Pending; outcome: CallOutcome }>;
+    let timing: CdrBatchTiming;
     try {
+      const startedAt = performance.now();
       const queued = batch.map((p) => p.outcome);
       const attributed = this.hooks.attribute ? await this.hooks.attribute(queued) : queued;
-      const entries = batch.map((pending, i) => ({ pending, outcome: attributed[i] ?? pending.outcome }));
-      written = await this.persist(entries);
+      const attributedAt = performance.now();
+      written = await this.persist(batch.map((pending, i) => ({ pending, outcome: attributed[i] ?? pending.outcome })));
+      const persistedAt = performance.now();
       await this.hooks.afterWrite?.(written.map((w) => w.outcome));
+      timing = {
+        size: batch.length,
+        startedAt,
+        attributeMs: attributedAt - startedAt,
+        persistMs: persistedAt - attributedAt,
+        afterWriteMs: performance.now() - persistedAt,
+      };
     } catch (err) {
       for (const p of batch) p.reject(err);
       return;
     }
     for (const w of written) w.pending.resolve();
+    this.hooks.onBatch?.(timing);
   }
 
   /** Writes the batch; on bad data, each row alone: the bad ones are rejected here, the rest returned as written. */
