@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { RowDataPacket } from 'mysql2/promise';
-import { CdrQueue, cdrJobId, startCdrWriter } from '../../src/queues/cdr-queue';
+import { CdrQueue, cdrJobId, startCdrWriter, type CdrBatchTiming } from '../../src/queues/cdr-queue';
 import { createLogger } from '../../src/logger';
 import { createMysqlPool, type Pool } from '../../src/stores/mysql';
 import { createTestDatabase, testDatabaseUrl, type TestDatabase } from '../support/mysql';
@@ -143,6 +143,33 @@ describe('CdrQueue + CDR writer', () => {
     expect(failed!.attemptsMade).toBe(1); // unrecoverable: not retried for ever
     expect(afterWrite.flat().sort()).toEqual([...goodIds].sort());
     expect(afterWrite.length).toBeLessThan(12); // the good rows were handed over together, not one by one
+  });
+
+  it('never has more batches open than maxTransactions, and writes every row once', async () => {
+    const queue = new CdrQueue({ connection: r.redis, prefix: r.prefix });
+    closers.push(() => queue.close());
+    const outcomes = Array.from({ length: 60 }, (_, i) => makeOutcome(`t${i % 3}`));
+    await queue.enqueueMany(outcomes);
+    const batches: CdrBatchTiming[] = [];
+    const writer = startCdrWriter({
+      connection: r.redis,
+      prefix: r.prefix,
+      pool: db.pool,
+      logger,
+      concurrency: 60,
+      maxBatch: 20,
+      maxTransactions: 1,
+      batchWindowMs: 5,
+      onBatch: (b) => batches.push(b),
+    });
+    closers.push(() => writer.close());
+    await waitFor(async () => (await queue.queue.getJobCounts('completed')).completed === 60, 15_000, 'sixty jobs completed');
+
+    expect(await countRows(db.pool, 'cdrs', outcomes.map((o) => o.cdr.callId))).toBe(60);
+    expect(batches.reduce((n, b) => n + b.size, 0)).toBe(60);
+    expect(Math.max(...batches.map((b) => b.size))).toBeLessThanOrEqual(20);
+    const spans = batches.map((b) => [b.startedAt, b.startedAt + b.attributeMs + b.persistMs + b.afterWriteMs] as const).sort((p, q) => p[0] - q[0]);
+    for (let i = 1; i < spans.length; i++) expect(spans[i]![0]).toBeGreaterThanOrEqual(spans[i - 1]![1]);
   });
 
   it('keeps CDRs while MySQL is unreachable and writes each exactly once when it returns', async () => {
