@@ -10,7 +10,8 @@ import type { RowDataPacket } from 'mysql2/promise';
 import os from 'node:os';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { CdrQueue, startCdrWriter, type CallOutcome } from '../src/queues/cdr-queue';
+import { CdrQueue, DEFAULT_CONCURRENCY, DEFAULT_MAX_BATCH, startCdrWriter, type CallOutcome, type CdrBatchTiming } from '../src/queues/cdr-queue';
+import { refusalAttribution } from '../src/stores/cdr-attribution';
 import { createLogger } from '../src/logger';
 import { migrate } from '../src/stores/migrate';
 import { createMysqlPool, ensureDatabase } from '../src/stores/mysql';
@@ -63,10 +64,14 @@ export async function runScenario(s: Scenario): Promise<Record<string, unknown>>
 
     const t1 = performance.now();
     const cpu0 = process.cpuUsage();
+    const batches: CdrBatchTiming[] = [];
     for (let w = 0; w < s.workers; w++) {
       // each worker its own Redis connection: a shared one serializes every worker's commands
       const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-      const writer = startCdrWriter({ connection, prefix, pool, logger, concurrency: s.concurrency, maxBatch: s.maxBatch });
+      const writer = startCdrWriter({
+        connection, prefix, pool, logger, concurrency: s.concurrency, maxBatch: s.maxBatch,
+        attribute: refusalAttribution(pool), onBatch: (b) => batches.push(b),
+      });
       writers.push({ close: async () => { await writer.close(); connection.disconnect(); } });
     }
     for (;;) {
@@ -86,6 +91,7 @@ export async function runScenario(s: Scenario): Promise<Record<string, unknown>>
       persistMs: Math.round(persistMs),
       persistPerSec: Math.round((s.n / persistMs) * 1000),
       writerProcessCpuPct: Math.round(((cpu.user + cpu.system) / 1000 / persistMs) * 100),
+      ...batchStages(batches, persistMs),
       cdrRows: Number(row?.cdrs),
       bindingRows: Number(row?.bindings),
       failedJobs: failed,
@@ -100,17 +106,42 @@ export async function runScenario(s: Scenario): Promise<Record<string, unknown>>
   }
 }
 
-/** The queue's own ceiling on this machine: the same jobs through a BullMQ worker that writes nothing. */
+/** Where a batch's time goes, and how much of the run MySQL was busy with some batch's transaction. */
+function batchStages(batches: readonly CdrBatchTiming[], spanMs: number): Record<string, number> {
+  const mean = (f: (b: CdrBatchTiming) => number): number => Math.round((batches.reduce((t, b) => t + f(b), 0) / Math.max(batches.length, 1)) * 10) / 10;
+  let busy = 0;
+  let until = 0;
+  for (const b of [...batches].sort((p, q) => p.startedAt - q.startedAt)) {
+    const from = Math.max(b.startedAt + b.attributeMs, until);
+    const to = b.startedAt + b.attributeMs + b.persistMs;
+    if (to > from) busy += to - from;
+    until = Math.max(until, to);
+  }
+  return {
+    batches: batches.length,
+    meanBatchSize: mean((b) => b.size),
+    meanAttributeMs: mean((b) => b.attributeMs),
+    meanPersistMs: mean((b) => b.persistMs),
+    meanAfterWriteMs: mean((b) => b.afterWriteMs),
+    mysqlBusyPct: Math.round((busy / spanMs) * 100),
+  };
+}
+
+/**
+ * The queue's own ceiling on this machine: the same jobs (same options, so the same removeOnComplete) through
+ * a BullMQ worker that writes nothing, set up like the writer's: its own Redis connection, the same concurrency.
+ */
 export async function noopQueueCeiling(n: number, concurrency: number): Promise<number> {
   const prefix = `ngb${randomBytes(6).toString('hex')}`;
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
   const queue = new CdrQueue({ connection: redis, prefix });
   let worker: Worker | null = null;
   try {
     const outcomes = Array.from({ length: n }, (_, i) => outcome(i, `tenant-${i % 10}`));
     for (let i = 0; i < n; i += 1000) await queue.enqueueMany(outcomes.slice(i, i + 1000));
     const t = performance.now();
-    worker = new Worker(queue.queue.name, async () => undefined, { connection: redis, prefix, concurrency });
+    worker = new Worker(queue.queue.name, async () => undefined, { connection, prefix, concurrency });
     const q: Queue = queue.queue;
     while (((await q.getJobCounts('completed')).completed ?? 0) < n) await new Promise((r) => setTimeout(r, 20));
     return Math.round((n / (performance.now() - t)) * 1000);
@@ -119,6 +150,7 @@ export async function noopQueueCeiling(n: number, concurrency: number): Promise<
     await queue.close().catch(() => undefined);
     await deletePrefixKeys(redis, prefix).catch(() => undefined);
     redis.disconnect();
+    connection.disconnect();
   }
 }
 
@@ -126,8 +158,8 @@ export async function run(): Promise<Record<string, unknown>> {
   const n = Number(process.env.BENCH_N ?? 20_000);
   const main: Scenario = {
     n,
-    concurrency: Number(process.env.BENCH_CONCURRENCY ?? 500),
-    maxBatch: Number(process.env.BENCH_BATCH ?? 250),
+    concurrency: Number(process.env.BENCH_CONCURRENCY ?? DEFAULT_CONCURRENCY),
+    maxBatch: Number(process.env.BENCH_BATCH ?? DEFAULT_MAX_BATCH),
     workers: Number(process.env.BENCH_WORKERS ?? 1),
   };
   const result = await runScenario(main);
@@ -137,7 +169,9 @@ export async function run(): Promise<Record<string, unknown>> {
   return {
     name: 'cdr-persist',
     cpus: os.cpus().length,
-    note: 'Redis, MariaDB and the writer share this host; noopQueueCeilingPerSec is BullMQ alone with a processor that writes nothing',
+    note:
+      'Redis, MariaDB and the writer share this host; noopQueueCeilingPerSec is BullMQ alone with a processor that writes nothing, ' +
+      'same jobs, concurrency and connection set-up as the writer; the writer runs the app\'s attribution (no query: click-to-dial CDRs) but no afterWrite',
     goalPerSec: 10_000,
     cdrsPerSec: result.persistPerSec,
     meetsGoal: Number(result.persistPerSec) >= 10_000,

@@ -62,7 +62,7 @@ import { activeBindingsFor, activeBindingsForExtension, RouteLookup } from './st
 import { RouteIndex } from './stores/route-index';
 import { TenantStore } from './stores/tenant-store';
 import { AuditStore, BatchedAuditWriter } from './stores/audit-store';
-import { startWebhookDispatch, webhookQueuer } from './webhooks/dispatch';
+import { startWebhookDispatch, webhookBulkQueuer, webhookQueuer } from './webhooks/dispatch';
 import { startWebhookWorker, WebhookQueue } from './webhooks/webhook-queue';
 import { CachedWebhookEndpoints, WebhookStore } from './webhooks/webhook-store';
 import { registerMessageRoutes } from './messages/message-routes';
@@ -346,6 +346,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const webhookEndpoints = new CachedWebhookEndpoints(webhookStore, 5000);
   const webhookQueue = new WebhookQueue({ connection: queueRedis, prefix: config.redisPrefix });
   const queueWebhook = webhookQueuer({ store: webhookEndpoints, queue: webhookQueue });
+  const queueWebhooks = webhookBulkQueuer({ store: webhookEndpoints, queue: webhookQueue });
   announceFlag = queueWebhook;
   // The completion webhooks, and the progress ones the CDR implies, are queued again from the durable CDR job: if an
   // instance dies between an event and its webhook being queued, whichever instance writes the CDR queues it (same event id, sent once).
@@ -355,11 +356,10 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
         prefix: config.redisPrefix,
         pool,
         logger,
-        concurrency: 50,
         attribute: refusalAttribution(pool),
-        afterWrite: async (outcome) => {
-          for (const e of [...progressEvents(outcome.cdr), ...completionEvents(outcome.cdr)]) await queueWebhook(withId(e));
-          await abuse.watch.observeCall(outcome.cdr);
+        afterWrite: async (outcomes) => {
+          await queueWebhooks(outcomes.flatMap((o) => [...progressEvents(o.cdr), ...completionEvents(o.cdr)].map((e) => withId(e))));
+          await Promise.all(outcomes.map((o) => abuse.watch.observeCall(o.cdr)));
         },
       })
     : null;

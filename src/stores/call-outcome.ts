@@ -47,18 +47,21 @@ async function writeBatch(conn: PoolConnection, outcomes: readonly CallOutcome[]
      ON DUPLICATE KEY UPDATE call_id = call_id`,
     outcomes.flatMap((o) => cdrValues(o.cdr, now)),
   );
-  // 2. The calls rows (API-originated calls only; calls to X have none): completed, first completion wins.
-  const sel = 'SELECT ? AS id, ? AS tenant_id, ? AS result, ? AS hangup_cause, ? AS hangup_side, ? AS completed_at';
-  await conn.query(
-    `UPDATE calls c JOIN (${outcomes.map(() => sel).join(' UNION ALL ')}) v ON c.id = v.id AND c.tenant_id = v.tenant_id
-        SET c.state = 'completed', c.result = v.result, c.hangup_cause = v.hangup_cause, c.hangup_side = v.hangup_side,
-            c.completed_at = v.completed_at, c.updated_at = ?
-      WHERE c.completed_at IS NULL`,
-    [
-      ...outcomes.flatMap((o) => [o.cdr.callId, o.cdr.tenantId, o.cdr.result, o.cdr.hangupCause, o.cdr.hangupSide, toDate(o.cdr.endedAt)]),
-      now,
-    ],
-  );
+  // 2. The calls rows: only API-originated (click-to-dial) calls have one; first completion wins.
+  const apiCalls = outcomes.filter((o) => o.cdr.kind === 'click_to_dial');
+  if (apiCalls.length > 0) {
+    const sel = 'SELECT ? AS id, ? AS tenant_id, ? AS result, ? AS hangup_cause, ? AS hangup_side, ? AS completed_at';
+    await conn.query(
+      `UPDATE calls c JOIN (${apiCalls.map(() => sel).join(' UNION ALL ')}) v ON c.id = v.id AND c.tenant_id = v.tenant_id
+          SET c.state = 'completed', c.result = v.result, c.hangup_cause = v.hangup_cause, c.hangup_side = v.hangup_side,
+              c.completed_at = v.completed_at, c.updated_at = ?
+        WHERE c.completed_at IS NULL`,
+      [
+        ...apiCalls.flatMap((o) => [o.cdr.callId, o.cdr.tenantId, o.cdr.result, o.cdr.hangupCause, o.cdr.hangupSide, toDate(o.cdr.endedAt)]),
+        now,
+      ],
+    );
+  }
   // 3. Callback bindings, through the same invariant tables as every other binding.
   const bindings = outcomes.flatMap((o) => (o.callbackBinding ? [o.callbackBinding] : []));
   if (bindings.length > 0) await writeCallbackBindings(conn, bindings, now.getTime());

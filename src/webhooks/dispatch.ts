@@ -18,11 +18,23 @@ export interface WebhookDispatchDeps {
  */
 export function webhookQueuer(deps: Pick<WebhookDispatchDeps, 'store' | 'queue'>): (event: PlatformEvent) => Promise<void> {
   return async (event) => {
-    const endpoint = await deps.store.get(event.tenantId);
-    if (!endpoint || !endpoint.enabled) return;
-    if (endpoint.events !== null && !endpoint.events.includes(event.type)) return;
-    await deps.queue.enqueue(toWebhookPayload(event));
+    if (await subscribed(deps.store, event)) await deps.queue.enqueue(toWebhookPayload(event));
   };
+}
+
+/** webhookQueuer for many events at once: the subscribed ones are queued in one round trip. */
+export function webhookBulkQueuer(
+  deps: { readonly store: EndpointLookup; readonly queue: Pick<WebhookQueue, 'enqueueMany'> },
+): (events: readonly PlatformEvent[]) => Promise<void> {
+  return async (events) => {
+    const wanted = await Promise.all(events.map((event) => subscribed(deps.store, event)));
+    await deps.queue.enqueueMany(events.filter((_, i) => wanted[i]).map(toWebhookPayload));
+  };
+}
+
+async function subscribed(store: EndpointLookup, event: PlatformEvent): Promise<boolean> {
+  const endpoint = await store.get(event.tenantId);
+  return !!endpoint && endpoint.enabled && (endpoint.events === null || endpoint.events.includes(event.type));
 }
 
 /**

@@ -65,6 +65,12 @@ export class WebhookQueue {
     await this.queue.add(payload.type, { payload }, { ...JOB_OPTIONS, jobId: webhookJobId(payload.id) });
   }
 
+  /** Several in one round trip (addBulk); each keeps its own job id, so an event queued again is still a no-op. */
+  async enqueueMany(payloads: readonly WebhookPayload[]): Promise<void> {
+    if (payloads.length === 0) return;
+    await this.queue.addBulk(payloads.map((payload) => ({ name: payload.type, data: { payload }, opts: { ...JOB_OPTIONS, jobId: webhookJobId(payload.id) } })));
+  }
+
   async close(): Promise<void> {
     await this.queue.close();
   }

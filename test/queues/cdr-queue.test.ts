@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { RowDataPacket } from 'mysql2/promise';
-import { CdrQueue, cdrJobId, startCdrWriter } from '../../src/queues/cdr-queue';
+import { CdrQueue, cdrJobId, startCdrWriter, type CdrBatchTiming } from '../../src/queues/cdr-queue';
 import { createLogger } from '../../src/logger';
 import { createMysqlPool, type Pool } from '../../src/stores/mysql';
 import { createTestDatabase, testDatabaseUrl, type TestDatabase } from '../support/mysql';
@@ -103,6 +103,73 @@ describe('CdrQueue + CDR writer', () => {
     expect(await countRows(db.pool, 'cdrs', [outcome.cdr.callId])).toBe(1);
     expect(await countRows(db.pool, 'bindings', [outcome.cdr.callId])).toBe(1);
     expect((await queue.queue.getJobCounts('failed')).failed).toBe(0);
+  });
+
+  it('a bad row in a batch fails alone: the others are written, completed and handed to afterWrite once each', async () => {
+    const queue = new CdrQueue({ connection: r.redis, prefix: r.prefix });
+    closers.push(() => queue.close());
+    const outcomes = Array.from({ length: 12 }, (_, i) => makeOutcome(`t${i % 3}`));
+    // user_data is VARCHAR(256): MySQL refuses the row (data too long), the same row every time
+    const bad = makeOutcome('t1', { userData: 'x'.repeat(300) });
+    const all = [...outcomes.slice(0, 6), bad, ...outcomes.slice(6)];
+    await queue.enqueueMany(all);
+
+    const afterWrite: string[][] = [];
+    const writer = startCdrWriter({
+      connection: r.redis,
+      prefix: r.prefix,
+      pool: db.pool,
+      logger,
+      concurrency: 20,
+      maxBatch: 20,
+      batchWindowMs: 500,
+      afterWrite: async (written) => {
+        afterWrite.push(written.map((o) => o.cdr.callId));
+      },
+    });
+    closers.push(() => writer.close());
+    await waitFor(async () => {
+      const c = await queue.queue.getJobCounts('completed', 'failed');
+      return c.completed === 12 && c.failed === 1;
+    }, 15_000, 'twelve jobs completed and one failed');
+
+    const goodIds = outcomes.map((o) => o.cdr.callId);
+    expect(await countRows(db.pool, 'cdrs', goodIds)).toBe(12);
+    expect(await countRows(db.pool, 'bindings', goodIds)).toBe(12);
+    expect(await countRows(db.pool, 'cdrs', [bad.cdr.callId])).toBe(0);
+    expect(await countRows(db.pool, 'bindings', [bad.cdr.callId])).toBe(0);
+    const failed = await queue.queue.getJob(cdrJobId(bad.cdr.callId));
+    expect(await failed!.getState()).toBe('failed');
+    expect(failed!.attemptsMade).toBe(1); // unrecoverable: not retried for ever
+    expect(afterWrite.flat().sort()).toEqual([...goodIds].sort());
+    expect(afterWrite.length).toBeLessThan(12); // the good rows were handed over together, not one by one
+  });
+
+  it('never has more batches open than maxTransactions, and writes every row once', async () => {
+    const queue = new CdrQueue({ connection: r.redis, prefix: r.prefix });
+    closers.push(() => queue.close());
+    const outcomes = Array.from({ length: 60 }, (_, i) => makeOutcome(`t${i % 3}`));
+    await queue.enqueueMany(outcomes);
+    const batches: CdrBatchTiming[] = [];
+    const writer = startCdrWriter({
+      connection: r.redis,
+      prefix: r.prefix,
+      pool: db.pool,
+      logger,
+      concurrency: 60,
+      maxBatch: 20,
+      maxTransactions: 1,
+      batchWindowMs: 5,
+      onBatch: (b) => batches.push(b),
+    });
+    closers.push(() => writer.close());
+    await waitFor(async () => (await queue.queue.getJobCounts('completed')).completed === 60, 15_000, 'sixty jobs completed');
+
+    expect(await countRows(db.pool, 'cdrs', outcomes.map((o) => o.cdr.callId))).toBe(60);
+    expect(batches.reduce((n, b) => n + b.size, 0)).toBe(60);
+    expect(Math.max(...batches.map((b) => b.size))).toBeLessThanOrEqual(20);
+    const spans = batches.map((b) => [b.startedAt, b.startedAt + b.attributeMs + b.persistMs + b.afterWriteMs] as const).sort((p, q) => p[0] - q[0]);
+    for (let i = 1; i < spans.length; i++) expect(spans[i]![0]).toBeGreaterThanOrEqual(spans[i - 1]![1]);
   });
 
   it('keeps CDRs while MySQL is unreachable and writes each exactly once when it returns', async () => {
