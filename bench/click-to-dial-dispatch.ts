@@ -27,7 +27,7 @@ import { CallbackQueue, startCallbackWorker } from '../src/calls/callback-queue'
 import { CLICK_TO_DIAL_JOB_NAME, CLICK_TO_DIAL_JOB_VERSION, signClickToDialJob, type ClickToDialJobData } from '../src/calls/click-to-dial-job';
 import { BindingService } from '../src/bindings/binding-service';
 import { LiveCallStore } from '../src/stores/live-calls';
-import { cachedTenantLookup } from '../src/stores/cached-tenants';
+import { cachedSigningKeys, cachedTenantLookup } from '../src/stores/cached-tenants';
 import { CallStore } from '../src/stores/call-store';
 import { migrate } from '../src/stores/migrate';
 import { createMysqlPool, ensureDatabase } from '../src/stores/mysql';
@@ -177,7 +177,7 @@ export async function runScenario(opts: { callsRecordedFirst: boolean; calls?: n
       callsPerSecond: 100_000,
       tenants: tenantLookup,
       calls: callStore,
-      keys: tenants,
+      keys: cachedSigningKeys(tenants, 5000),
       numbers,
       defaults: { ringTimeoutASeconds: 30, ringTimeoutBSeconds: 30, maxDurationSeconds: 1800, passthroughAllowed: true },
       flow: {

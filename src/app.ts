@@ -47,7 +47,7 @@ import { BindingService } from './bindings/binding-service';
 import { CallStore } from './stores/call-store';
 import { CdrStore } from './stores/cdr-store';
 import { refusalAttribution } from './stores/cdr-attribution';
-import { cachedApiKeyAuth, cachedTenantLookup, TENANT_POLICY_CACHE_MS } from './stores/cached-tenants';
+import { cachedApiKeyAuth, cachedSigningKeys, cachedTenantLookup, TENANT_POLICY_CACHE_MS } from './stores/cached-tenants';
 import { LiveCallStore } from './stores/live-calls';
 import { MediaCatalogue, MediaPlayback } from './stores/media-catalogue';
 import { platformSecret } from './stores/platform-secrets';
@@ -119,7 +119,9 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const queueRedis = createRedis(redisTarget);
 
   const tenants = new TenantStore(pool);
-  const apiKeys = cachedApiKeyAuth(tenants, 5000);
+  // An API key revoked stops authenticating requests, and signing queued jobs, within this.
+  const apiKeyCacheMs = 5000;
+  const apiKeys = cachedApiKeyAuth(tenants, apiKeyCacheMs);
   const audit = new AuditStore(pool);
   // What the API's requests append goes in multi-row INSERTs (after each response, as before).
   const auditWrites = new BatchedAuditWriter(audit);
@@ -417,7 +419,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
       await finished(call);
     },
     tenants: tenantPolicy,
-    keys: tenants,
+    keys: cachedSigningKeys(tenants, apiKeyCacheMs),
     calls,
     defaults,
     numbers: bindings,
