@@ -54,7 +54,7 @@ import { platformSecret } from './stores/platform-secrets';
 import { numberHasher } from './domain/number-hash';
 import { migrate } from './stores/migrate';
 import { createMysqlPool, ensureDatabase, type Pool } from './stores/mysql';
-import { createRedis, createRequestRedis } from './stores/redis';
+import { createPipelinedRedis, createRedis, createRequestRedis } from './stores/redis';
 import { activeBindingsFor, activeBindingsForExtension, RouteLookup } from './stores/route-lookup';
 import { RouteIndex } from './stores/route-index';
 import { TenantStore } from './stores/tenant-store';
@@ -117,6 +117,8 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const redisTarget = { url: config.redisUrl, clusterNodes: config.redisClusterNodes };
   const redis = createRequestRedis(redisTarget, config.redisRequests);
   const queueRedis = createRedis(redisTarget);
+  // The click-to-dial flows' live-call state: hundreds of calls' commands per tick in one write.
+  const flowRedis = createPipelinedRedis(redisTarget);
 
   const tenants = new TenantStore(pool);
   // An API key revoked stops authenticating requests, and signing queued jobs, within this.
@@ -262,7 +264,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     // Each attempt is placed on a switch of the fleet (placement below); this is the default.
     switch: fleet.primary,
     // A call handed over at the drain deadline is another controller's: its flow here writes nothing more.
-    live: new GuardedLiveCallStore(queueRedis, config.redisPrefix, handedOver),
+    live: new GuardedLiveCallStore(flowRedis, config.redisPrefix, handedOver),
     dialString: (n) => config.dial.overrides[n] ?? config.dial.template.replace('{number}', n),
     ringbackTone: config.callbacks.ringbackTone,
     bFailedPrompt: config.callbacks.bFailedPrompt,
@@ -624,6 +626,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
       await fleet.stop();
       await redis.quit();
       await queueRedis.quit();
+      await flowRedis.quit();
       await pool.end();
     },
   };

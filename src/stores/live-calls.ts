@@ -61,13 +61,17 @@ const UPDATE_LIVE_CALL = LuaScript.load('update-live-call');
 type NumericField = 'attempt' | 'aRingAt' | 'aAnswerAt' | 'bRingAt' | 'bAnswerAt' | 'endedAt';
 
 export class LiveCallStore {
+  private readonly keys: ReturnType<typeof redisKeys>;
+
   constructor(
     private readonly redis: RedisClient,
-    private readonly prefix: string,
-  ) {}
+    prefix: string,
+  ) {
+    this.keys = redisKeys(prefix);
+  }
 
   private key(callId: string): string {
-    return redisKeys(this.prefix).liveCall(callId);
+    return this.keys.liveCall(callId);
   }
 
   /**
@@ -76,7 +80,7 @@ export class LiveCallStore {
    * 'started' lets the caller dial.
    */
   async startAttempt(callId: string, attempt: number, patch: LiveCallPatch): Promise<AttemptStartReply> {
-    const keys = redisKeys(this.prefix);
+    const keys = this.keys;
     const [code, prior] = (await START_ATTEMPT.run(
       this.redis,
       [this.key(callId), keys.legClaim(callId, `a:${attempt}`), keys.legClaim(callId, `b:${attempt}`)],
