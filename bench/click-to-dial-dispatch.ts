@@ -27,14 +27,15 @@ import { CallbackQueue, startCallbackWorker } from '../src/calls/callback-queue'
 import { CLICK_TO_DIAL_JOB_NAME, CLICK_TO_DIAL_JOB_VERSION, signClickToDialJob, type ClickToDialJobData } from '../src/calls/click-to-dial-job';
 import { BindingService } from '../src/bindings/binding-service';
 import { LiveCallStore } from '../src/stores/live-calls';
-import { cachedTenantLookup } from '../src/stores/cached-tenants';
+import { cachedSigningKeys, cachedTenantLookup } from '../src/stores/cached-tenants';
 import { CallStore } from '../src/stores/call-store';
 import { migrate } from '../src/stores/migrate';
 import { createMysqlPool, ensureDatabase } from '../src/stores/mysql';
-import { createRedis } from '../src/stores/redis';
+import { createPipelinedRedis, createRedis } from '../src/stores/redis';
 import { TenantStore } from '../src/stores/tenant-store';
 import { dropDatabase, testDatabaseUrl } from '../test/support/mysql';
 import { deletePrefixKeys } from '../test/support/redis';
+import { processCpuMs } from './support/proc-cpu';
 import { RemoteSimulator } from './support/remote-simulator';
 
 const X = '700100000000001';
@@ -165,8 +166,12 @@ export async function runScenario(opts: { callsRecordedFirst: boolean; calls?: n
   );
 
   const started = Date.now();
+  const cpuAtStart = process.cpuUsage();
+  const simCpuAtStart = sims.map((sim) => (sim.pid === null ? null : processCpuMs(sim.pid)));
   // One worker per switch, as one controller per switch would run it, each on its own Redis connection.
   const workerRedis = esls.map(() => createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'));
+  // As the app wires it: the flows' live-call state on a connection of its own, auto-pipelined.
+  const flowRedis = esls.map(() => createPipelinedRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'));
   const tenantLookup = cachedTenantLookup(tenants, 5000);
   const workers = esls.map((esl, i) =>
     startCallbackWorker({
@@ -177,12 +182,12 @@ export async function runScenario(opts: { callsRecordedFirst: boolean; calls?: n
       callsPerSecond: 100_000,
       tenants: tenantLookup,
       calls: callStore,
-      keys: tenants,
+      keys: cachedSigningKeys(tenants, 5000),
       numbers,
       defaults: { ringTimeoutASeconds: 30, ringTimeoutBSeconds: 30, maxDurationSeconds: 1800, passthroughAllowed: true },
       flow: {
         switch: esl,
-        live: new LiveCallStore(workerRedis[i] ?? redis, prefix),
+        live: new LiveCallStore(flowRedis[i] ?? redis, prefix),
         dialString: (n) => `sofia/gateway/carrier/${n}`,
         ringbackTone: '%(2000,4000,440,480)',
         bFailedPrompt: 'tone_stream://%(500,500,480,620)',
@@ -198,6 +203,13 @@ export async function runScenario(opts: { callsRecordedFirst: boolean; calls?: n
   );
   await allDone;
   const elapsedMs = Date.now() - started;
+  const cpu = process.cpuUsage(cpuAtStart);
+  const controllerCpuMs = (cpu.user + cpu.system) / 1000;
+  const simulatorCpuMs = sims.map((sim, i) => {
+    const now = sim.pid === null ? null : processCpuMs(sim.pid);
+    const before = simCpuAtStart[i];
+    return now === null || before === null || before === undefined ? null : now - before;
+  });
 
   const uuids = jobs.map((job) => legUuid(callIdFor(tenant.id, job.requestId), 'a', 1));
   const perSwitch = await Promise.all(sims.map((sim) => sim.originateCounts(uuids)));
@@ -207,7 +219,7 @@ export async function runScenario(opts: { callsRecordedFirst: boolean; calls?: n
   await queue.close();
   await Promise.all(esls.map((esl) => esl.stop()));
   await Promise.all(sims.map((sim) => sim.stop()));
-  for (const r of workerRedis) r.disconnect();
+  for (const r of [...workerRedis, ...flowRedis]) r.disconnect();
   await deletePrefixKeys(redis, prefix);
   await redis.quit();
   await pool.end();
@@ -219,6 +231,10 @@ export async function runScenario(opts: { callsRecordedFirst: boolean; calls?: n
     elapsedMs,
     originatesPerSecond: Math.round((calls / elapsedMs) * 1000),
     duplicateOriginates: duplicates,
+    // What each originate costs, whatever else the machine runs: the controllers (both workers, this
+    // process) and each simulated switch (its own process).
+    controllerCpuMsPerOriginate: Math.round((controllerCpuMs / calls) * 1000) / 1000,
+    simulatorCpuMsPerOriginate: simulatorCpuMs.map((ms, i) => (ms === null ? null : Math.round((ms / Math.max(1, perSwitch[i]?.total ?? 0)) * 1000) / 1000)),
   };
 }
 

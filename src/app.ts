@@ -50,14 +50,14 @@ import { BindingService } from './bindings/binding-service';
 import { CallStore } from './stores/call-store';
 import { CdrStore } from './stores/cdr-store';
 import { refusalAttribution } from './stores/cdr-attribution';
-import { cachedApiKeyAuth, cachedTenantLookup, TENANT_POLICY_CACHE_MS } from './stores/cached-tenants';
+import { cachedApiKeyAuth, cachedSigningKeys, cachedTenantLookup, TENANT_POLICY_CACHE_MS } from './stores/cached-tenants';
 import { LiveCallStore } from './stores/live-calls';
 import { MediaCatalogue, MediaPlayback } from './stores/media-catalogue';
 import { platformSecret } from './stores/platform-secrets';
 import { numberHasher } from './domain/number-hash';
 import { migrate } from './stores/migrate';
 import { createMysqlPool, ensureDatabase, type Pool } from './stores/mysql';
-import { createRedis, createRequestRedis } from './stores/redis';
+import { createPipelinedRedis, createRedis, createRequestRedis } from './stores/redis';
 import { activeBindingsFor, activeBindingsForExtension, RouteLookup } from './stores/route-lookup';
 import { RouteIndex } from './stores/route-index';
 import { TenantStore } from './stores/tenant-store';
@@ -120,9 +120,13 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const redisTarget = { url: config.redisUrl, clusterNodes: config.redisClusterNodes };
   const redis = createRequestRedis(redisTarget, config.redisRequests);
   const queueRedis = createRedis(redisTarget);
+  // The click-to-dial flows' live-call state: hundreds of calls' commands per tick in one write.
+  const flowRedis = createPipelinedRedis(redisTarget);
 
   const tenants = new TenantStore(pool);
-  const apiKeys = cachedApiKeyAuth(tenants, 5000);
+  // An API key revoked stops authenticating requests, and signing queued jobs, within this.
+  const apiKeyCacheMs = 5000;
+  const apiKeys = cachedApiKeyAuth(tenants, apiKeyCacheMs);
   const audit = new AuditStore(pool);
   // What the API's requests append goes in multi-row INSERTs (after each response, as before).
   const auditWrites = new BatchedAuditWriter(audit);
@@ -263,7 +267,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     // Each attempt is placed on a switch of the fleet (placement below); this is the default.
     switch: fleet.primary,
     // A call handed over at the drain deadline is another controller's: its flow here writes nothing more.
-    live: new GuardedLiveCallStore(queueRedis, config.redisPrefix, handedOver),
+    live: new GuardedLiveCallStore(flowRedis, config.redisPrefix, handedOver),
     dialString: (n) => config.dial.overrides[n] ?? config.dial.template.replace('{number}', n),
     ringbackTone: config.callbacks.ringbackTone,
     bFailedPrompt: config.callbacks.bFailedPrompt,
@@ -435,7 +439,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
       await finished(call);
     },
     tenants: tenantPolicy,
-    keys: tenants,
+    keys: cachedSigningKeys(tenants, apiKeyCacheMs),
     calls,
     defaults,
     numbers: bindings,
@@ -640,6 +644,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
       await fleet.stop();
       await redis.quit();
       await queueRedis.quit();
+      await flowRedis.quit();
       await pool.end();
     },
   };

@@ -9,12 +9,15 @@ type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
 /** Starts the simulator in a child process and talks to it over IPC. */
 export class RemoteSimulator {
   private nextId = 1;
+  /** The simulator's process (its CPU is the switch's side of the bench). */
+  readonly pid: number | null;
   private readonly pending = new Map<number, Pending>();
 
   private constructor(
     private readonly child: ChildProcess,
     readonly address: { host: string; port: number },
   ) {
+    this.pid = child.pid ?? null;
     child.on('message', (msg: { id?: number }) => {
       if (msg.id === undefined) return;
       this.pending.get(msg.id)?.(msg);
@@ -24,7 +27,8 @@ export class RemoteSimulator {
 
   static start(timeScale = 0): Promise<RemoteSimulator> {
     const child = fork(path.join(__dirname, 'simulator-process.ts'), [], {
-      execArgv: ['--import', 'tsx'],
+      // BENCH_SIM_CPU_PROF=<dir>: a CPU profile of each simulator, to see the switch's side of a bench.
+      execArgv: ['--import', 'tsx', ...(process.env.BENCH_SIM_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SIM_CPU_PROF}`] : [])],
       env: { ...process.env, SIM_TIME_SCALE: String(timeScale) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

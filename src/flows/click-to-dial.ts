@@ -181,27 +181,25 @@ class ClickToDialFlow {
   }
 
   async run(): Promise<AttemptOutcome> {
-    const { live } = this.deps;
-    const prior = await live.get(this.call.callId);
-    if (prior?.finalCdr && prior.attempt === this.call.attempt) {
-      this.log.info('attempt already settled by an earlier delivery');
-      return this.outcomeOf(prior.finalCdr, prior.aAnswerAt !== null, prior.state !== 'calling_a' && prior.state !== 'queued');
-    }
-    if (prior?.cancelRequested) return this.settle({ result: 'cancelled', cause: CANCEL_CAUSE, side: 'platform' });
-    // Both legs are claimed before A is dialled: B is dialled by the switch itself once A answers.
-    const start = await live.startAttempt(this.call.callId, this.call.attempt, {
+    // Both legs are claimed before A is dialled (B is dialled by the switch itself once A answers), in
+    // the one round trip that also reads the call as it was.
+    const { start, prior } = await this.deps.live.startAttempt(this.call.callId, this.call.attempt, {
       ...FRESH_ATTEMPT,
       state: 'calling_a',
       attempt: this.call.attempt,
       aUuid: this.uA,
       bUuid: this.uB,
     });
+    if (start === 'settled' && prior?.finalCdr) {
+      this.log.info('attempt already settled by an earlier delivery');
+      return this.outcomeOf(prior.finalCdr, prior.aAnswerAt !== null, prior.state !== 'calling_a' && prior.state !== 'queued');
+    }
+    // A cancel before the claims found no leg to kill: nobody is rung then.
+    if (start === 'cancelled' || prior?.cancelRequested) return this.settle({ result: 'cancelled', cause: CANCEL_CAUSE, side: 'platform' });
     if (start === 'taken') {
       this.watchForCancel();
       return this.resume(prior);
     }
-    // A cancel between the first look and the claims found no leg to kill: nobody is rung then.
-    if (start === 'cancelled') return this.settle({ result: 'cancelled', cause: CANCEL_CAUSE, side: 'platform' });
     this.watchForCancel();
     this.report('call.calling', 'a');
     return this.callA();

@@ -1,5 +1,5 @@
 import type { RedisClient } from '../stores/redis';
-import { LiveCallStore, type AttemptStart, type LiveCallPatch } from '../stores/live-calls';
+import { LiveCallStore, type AttemptStartReply, type LiveCallPatch } from '../stores/live-calls';
 
 /**
  * Click-to-dial calls this controller gave back to the queue at its drain deadline. The job's
@@ -39,7 +39,7 @@ export class GuardedLiveCallStore extends LiveCallStore {
     super(redis, prefix);
   }
 
-  override startAttempt(callId: string, attempt: number, patch: LiveCallPatch): Promise<AttemptStart> {
+  override startAttempt(callId: string, attempt: number, patch: LiveCallPatch): Promise<AttemptStartReply> {
     if (this.handedOver.has(callId)) return Promise.reject(new HandedOverError(callId));
     return super.startAttempt(callId, attempt, patch);
   }

@@ -7,19 +7,33 @@ export const TENANT_POLICY_CACHE_MS = 5000;
 /**
  * Tenant settings read on every queued call, cached for a few seconds: a policy change
  * (say, forbidding pass-through) reaches the workers within `ttlMs`, without a MySQL read per call.
+ * Jobs that miss together share one read (a burst of a tenant's calls is one query, not one each).
  */
 export function cachedTenantLookup(tenants: Pick<TenantStore, 'get'>, ttlMs: number): Pick<TenantStore, 'get'> {
+  const read = sharedReads((id: string) => tenants.get(id));
   const cache = new Map<string, { tenant: Tenant | null; until: number }>();
   return {
     async get(id: string): Promise<Tenant | null> {
       const now = Date.now();
       const hit = cache.get(id);
       if (hit && hit.until > now) return hit.tenant;
-      const tenant = await tenants.get(id);
+      const tenant = await read(id);
       if (cache.size > 10_000) cache.clear();
       cache.set(id, { tenant, until: now + ttlMs });
       return tenant;
     },
+  };
+}
+
+/** One read in flight per key: callers asking for a key already being read wait for that read. */
+function sharedReads<T>(read: (key: string) => Promise<T>): (key: string) => Promise<T> {
+  const inFlight = new Map<string, Promise<T>>();
+  return (key) => {
+    const pending = inFlight.get(key);
+    if (pending) return pending;
+    const started = read(key).finally(() => inFlight.delete(key));
+    inFlight.set(key, started);
+    return started;
   };
 }
 
@@ -49,4 +63,13 @@ function cachedWhileValid<T>(check: (secret: string) => Promise<T | null>, ttlMs
 /** API keys: every API request authenticates, and a MySQL read per request is most of a cheap request's cost. */
 export function cachedApiKeyAuth(tenants: Pick<TenantStore, 'authenticate'>, ttlMs: number): Pick<TenantStore, 'authenticate'> {
   return { authenticate: cachedWhileValid((key) => tenants.authenticate(key), ttlMs) };
+}
+
+/**
+ * The keys that sign jobs queued directly, for the callback worker: read once per `ttlMs` per key id
+ * (concurrent jobs share one read), so a revoked key stops signing new calls within `ttlMs`, as it
+ * stops authenticating API requests (cachedApiKeyAuth); an unknown or revoked key is not cached.
+ */
+export function cachedSigningKeys(tenants: Pick<TenantStore, 'signingKey'>, ttlMs: number): Pick<TenantStore, 'signingKey'> {
+  return { signingKey: cachedWhileValid(sharedReads((keyId) => tenants.signingKey(keyId)), ttlMs) };
 }

@@ -1,5 +1,6 @@
 import type { ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import type { CallKind, CallResult, CallState, DisplayMode, HangupSide } from '../domain/call';
+import { GroupedReads } from './grouped-reads';
 import { isDuplicateKey, toDate, toMs, toMsStrict, type Pool } from './mysql';
 
 /** A row of `calls`: the request as accepted, and where the call got to. Times are epoch ms. */
@@ -74,8 +75,16 @@ export function rowToCall(r: RowDataPacket): CallRecord {
   };
 }
 
+/** Calls read by id in one query at most (the worker's reads of a burst of jobs), and such queries at once. */
+const MAX_IDS_PER_READ = 200;
+const MAX_READS_IN_FLIGHT = 2;
+
 export class CallStore {
-  constructor(private readonly pool: Pool) {}
+  private readonly byId: GroupedReads<string, CallRecord>;
+
+  constructor(private readonly pool: Pool) {
+    this.byId = new GroupedReads((ids) => this.readByIds(ids), MAX_IDS_PER_READ, MAX_READS_IN_FLIGHT);
+  }
 
   /**
    * Records a call. Idempotent by (tenantId, requestId): when that request was already
@@ -157,9 +166,15 @@ export class CallStore {
   }
 
   /** Internal (workers): a call by id whatever its tenant. Never expose to the API. */
-  async getById(id: string): Promise<CallRecord | null> {
-    const [rows] = await this.pool.execute<RowDataPacket[]>('SELECT * FROM calls WHERE id = ?', [id]);
-    return rows[0] ? rowToCall(rows[0]) : null;
+  /** Concurrent reads go together (GroupedReads): one query for the calls of a burst of jobs. */
+  getById(id: string): Promise<CallRecord | null> {
+    return this.byId.get(id);
+  }
+
+  private async readByIds(ids: string[]): Promise<Map<string, CallRecord>> {
+    // Text protocol: one prepared statement per group size would fill the statement cache.
+    const [rows] = await this.pool.query<RowDataPacket[]>(`SELECT * FROM calls WHERE id IN (${ids.map(() => '?').join(', ')})`, ids);
+    return new Map(rows.map((r) => [String(r.id), rowToCall(r)]));
   }
 
   /** Moves a call forward to `state`; false when it is already there or further (states never go back). */

@@ -38,8 +38,20 @@ export type LiveCallPatch = Partial<Omit<LiveCall, 'cancelRequested' | 'switchNa
 /** The hash field holding the switch of one attempt (first writer wins). */
 const placementField = (attempt: number): string => `switch:${attempt}`;
 
-/** taken: a leg of this attempt was claimed before (another delivery has it); cancelled: claimed, but the call was cancelled first. */
-export type AttemptStart = 'started' | 'taken' | 'cancelled';
+/**
+ * started: the attempt is this caller's to dial; settled: an earlier delivery settled it (nothing claimed or
+ * written); taken: a leg of this attempt was claimed before (another delivery has it); cancelled: claimed,
+ * but the call was cancelled first.
+ */
+export type AttemptStart = 'started' | 'settled' | 'taken' | 'cancelled';
+
+/** An attempt's start, and the live call as it was just before (null: none). */
+export interface AttemptStartReply {
+  readonly start: AttemptStart;
+  readonly prior: LiveCall | null;
+}
+
+const ATTEMPT_STARTS: Record<number, AttemptStart> = { 0: 'taken', 1: 'started', 2: 'cancelled', 3: 'settled' };
 
 const TTL_SECONDS = 8 * 24 * 3600;
 
@@ -49,27 +61,34 @@ const UPDATE_LIVE_CALL = LuaScript.load('update-live-call');
 type NumericField = 'attempt' | 'aRingAt' | 'aAnswerAt' | 'bRingAt' | 'bAnswerAt' | 'endedAt';
 
 export class LiveCallStore {
+  private readonly keys: ReturnType<typeof redisKeys>;
+
   constructor(
     private readonly redis: RedisClient,
-    private readonly prefix: string,
-  ) {}
+    prefix: string,
+  ) {
+    this.keys = redisKeys(prefix);
+  }
 
   private key(callId: string): string {
-    return redisKeys(this.prefix).liveCall(callId);
+    return this.keys.liveCall(callId);
   }
 
   /**
-   * Claims both legs of `attempt` and records `patch`, atomically; reads the cancel flag in the same
-   * step. Only 'started' lets the caller dial.
+   * Claims both legs of `attempt` and records `patch`, atomically, unless an earlier delivery settled
+   * the attempt; reads the cancel flag and the live call as it was in the same round trip. Only
+   * 'started' lets the caller dial.
    */
-  async startAttempt(callId: string, attempt: number, patch: LiveCallPatch): Promise<AttemptStart> {
-    const keys = redisKeys(this.prefix);
-    const reply = await START_ATTEMPT.run(
+  async startAttempt(callId: string, attempt: number, patch: LiveCallPatch): Promise<AttemptStartReply> {
+    const keys = this.keys;
+    const [code, prior] = (await START_ATTEMPT.run(
       this.redis,
       [this.key(callId), keys.legClaim(callId, `a:${attempt}`), keys.legClaim(callId, `b:${attempt}`)],
-      [TTL_SECONDS, ...fieldList(patch)],
-    );
-    return reply === 1 ? 'started' : reply === 2 ? 'cancelled' : 'taken';
+      [TTL_SECONDS, attempt, ...fieldList(patch)],
+    )) as [number, string[]];
+    const hash: Record<string, string> = {};
+    for (let i = 0; i + 1 < prior.length; i += 2) hash[prior[i] as string] = prior[i + 1] as string;
+    return { start: ATTEMPT_STARTS[code] ?? 'taken', prior: liveCallOf(hash) };
   }
 
   /**
@@ -104,29 +123,33 @@ export class LiveCallStore {
   }
 
   async get(callId: string): Promise<LiveCall | null> {
-    const h = await this.redis.hgetall(this.key(callId));
-    if (Object.keys(h).length === 0) return null;
-    const num = (k: NumericField): number | null => (h[k] ? Number(h[k]) : null);
-    const str = (k: string): string | null => (h[k] ? h[k] : null);
-    const attempt = num('attempt') ?? 1;
-    return {
-      state: (str('state') as CallState | null) ?? 'queued',
-      attempt,
-      switchName: str(placementField(attempt)),
-      aUuid: str('aUuid'),
-      bUuid: str('bUuid'),
-      aRingAt: num('aRingAt'),
-      aAnswerAt: num('aAnswerAt'),
-      bRingAt: num('bRingAt'),
-      bAnswerAt: num('bAnswerAt'),
-      endedAt: num('endedAt'),
-      result: str('result') as CallResult | null,
-      hangupCause: str('hangupCause'),
-      hangupSide: str('hangupSide') as HangupSide | null,
-      cancelRequested: h.cancelRequested === '1',
-      finalCdr: h.finalCdr ? (JSON.parse(h.finalCdr) as CdrRecord) : null,
-    };
+    return liveCallOf(await this.redis.hgetall(this.key(callId)));
   }
+}
+
+/** A live call from its hash (null: no hash). */
+function liveCallOf(h: Record<string, string>): LiveCall | null {
+  if (Object.keys(h).length === 0) return null;
+  const num = (k: NumericField): number | null => (h[k] ? Number(h[k]) : null);
+  const str = (k: string): string | null => (h[k] ? h[k] : null);
+  const attempt = num('attempt') ?? 1;
+  return {
+    state: (str('state') as CallState | null) ?? 'queued',
+    attempt,
+    switchName: str(placementField(attempt)),
+    aUuid: str('aUuid'),
+    bUuid: str('bUuid'),
+    aRingAt: num('aRingAt'),
+    aAnswerAt: num('aAnswerAt'),
+    bRingAt: num('bRingAt'),
+    bAnswerAt: num('bAnswerAt'),
+    endedAt: num('endedAt'),
+    result: str('result') as CallResult | null,
+    hangupCause: str('hangupCause'),
+    hangupSide: str('hangupSide') as HangupSide | null,
+    cancelRequested: h.cancelRequested === '1',
+    finalCdr: h.finalCdr ? (JSON.parse(h.finalCdr) as CdrRecord) : null,
+  };
 }
 
 /** field, value, field, value, ... as stored (null as ''; the CDR as JSON). */

@@ -20,8 +20,9 @@ function connect(target: string | RedisTarget, options: RedisOptions): RedisClie
   const { url, clusterNodes = [] } = typeof target === 'string' ? { url: target } : target;
   if (clusterNodes.length === 0) return new Redis(url, options);
   const parsed = new URL(url);
+  const { enableAutoPipelining, ...nodeOptions } = options;
   const redisOptions: RedisOptions = {
-    ...options,
+    ...nodeOptions,
     ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
     ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
     ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
@@ -32,6 +33,8 @@ function connect(target: string | RedisTarget, options: RedisOptions): RedisClie
       redisOptions,
       enableReadyCheck: options.enableReadyCheck ?? true,
       enableOfflineQueue: options.enableOfflineQueue ?? true,
+      // the cluster pipelines per node itself
+      enableAutoPipelining: enableAutoPipelining ?? false,
       maxRedirections: 16,
       retryDelayOnFailover: 100,
       retryDelayOnClusterDown: 100,
@@ -52,6 +55,15 @@ export function createRedis(url: string): Redis;
 export function createRedis(target: string | RedisTarget): RedisClient;
 export function createRedis(target: string | RedisTarget): RedisClient {
   return connect(target, { maxRetriesPerRequest: null, enableReadyCheck: true });
+}
+
+/**
+ * A connection for the call flows' own state (live calls, leg claims), never handed to BullMQ: the
+ * commands of all calls issued in one tick leave in one write (ioredis auto-pipelining), so hundreds of
+ * calls in progress cost a few system calls per tick instead of one per command. Otherwise as createRedis.
+ */
+export function createPipelinedRedis(target: string | RedisTarget): RedisClient {
+  return connect(target, { maxRetriesPerRequest: null, enableReadyCheck: true, enableAutoPipelining: true });
 }
 
 export interface RequestRedisBounds {

@@ -404,6 +404,15 @@ export class EslProtocol {
     this.deliver(new SimEvent('BACKGROUND_JOB', headers, out));
   }
 
+  /** Whether any connection could take an event of this name (before its filters): nobody's events are not rendered. */
+  mayWant(name: string): boolean {
+    for (const c of this.sim.conns) {
+      if (c.closed) continue;
+      if (c.outboundCh ? c.myevents : c.format && (c.all || c.events.has(name))) return true;
+    }
+    return false;
+  }
+
   deliver(ev: SimEvent): void {
     for (const c of this.sim.conns) {
       if (c.closed || !c.wants(ev)) continue;

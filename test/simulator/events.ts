@@ -79,6 +79,12 @@ export class EventRenderer {
     if (!found) found = findTemplate(leg === 'A' ? '09b' : '04', leg, name, undefined, -1) ?? findTemplate('05', 'A', name, undefined, -1);
     if (!found) return;
     if (found.idx > ch.cursor) ch.cursor = found.idx;
+    // An event no connection subscribed to is not rendered (most of the simulator's CPU per call); it
+    // still takes its sequence number, as on the switch.
+    if (!this.sim.esl.mayWant(name)) {
+      this.sim.seq++;
+      return;
+    }
     const ev = this.render(ch, found.ev, app, extra);
     this.sim.esl.deliver(ev);
   }

@@ -1,5 +1,5 @@
-import { cachedApiKeyAuth } from '../../src/stores/cached-tenants';
-import type { AuthenticatedTenant } from '../../src/stores/tenant-store';
+import { cachedApiKeyAuth, cachedSigningKeys, cachedTenantLookup } from '../../src/stores/cached-tenants';
+import type { AuthenticatedTenant, Tenant } from '../../src/stores/tenant-store';
 
 describe('API-key checks cached for a few seconds', () => {
   const tenant = { id: 't1', apiKeyId: 'k1' } as AuthenticatedTenant;
@@ -36,5 +36,54 @@ describe('API-key checks cached for a few seconds', () => {
     expect(await auth.authenticate('new')).toBeNull();
     valid.add('new');
     expect(await auth.authenticate('new')).toBe(tenant);
+  });
+});
+
+describe('what the callback worker reads on every job, cached and shared', () => {
+  it('jobs missing the tenant together share one read', async () => {
+    const reads: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const tenant = { id: 't1' } as Tenant;
+    const lookup = cachedTenantLookup(
+      {
+        async get(id: string) {
+          reads.push(id);
+          await gate;
+          return tenant;
+        },
+      },
+      60_000,
+    );
+    const burst = Array.from({ length: 50 }, () => lookup.get('t1'));
+    release();
+    expect(await Promise.all(burst)).toEqual(Array.from({ length: 50 }, () => tenant));
+    expect(reads).toEqual(['t1']);
+  });
+
+  it('a signing key is read once per TTL for a burst of jobs; a revoked one stops signing when the TTL ends, an unknown one is not cached', async () => {
+    const valid = new Map([['k1', { tenantId: 't1', keyHash: 'h' }]]);
+    const reads: string[] = [];
+    const keys = cachedSigningKeys(
+      {
+        async signingKey(keyId: string) {
+          reads.push(keyId);
+          await new Promise((r) => setImmediate(r));
+          return valid.get(keyId) ?? null;
+        },
+      },
+      50,
+    );
+    const burst = await Promise.all(Array.from({ length: 20 }, () => keys.signingKey('k1')));
+    expect(burst.every((k) => k?.tenantId === 't1')).toBe(true);
+    expect(await keys.signingKey('k1')).toEqual({ tenantId: 't1', keyHash: 'h' });
+    expect(reads).toEqual(['k1']);
+    valid.delete('k1');
+    await new Promise((r) => setTimeout(r, 60));
+    expect(await keys.signingKey('k1')).toBeNull();
+    expect(await keys.signingKey('new')).toBeNull();
+    valid.set('new', { tenantId: 't1', keyHash: 'h2' });
+    expect(await keys.signingKey('new')).toEqual({ tenantId: 't1', keyHash: 'h2' });
+    expect(reads).toEqual(['k1', 'k1', 'new', 'new']);
   });
 });

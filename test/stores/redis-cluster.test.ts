@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { RowDataPacket } from 'mysql2/promise';
+import type { CdrRecord } from '../../src/domain/call';
 import { RedisAbuseCounters } from '../../src/abuse/redis-counters';
 import { numberHasher } from '../../src/domain/number-hash';
 import { RedisAuthThrottle } from '../../src/http/auth-throttle';
@@ -133,22 +134,37 @@ describeCluster('on a real Redis Cluster (three masters)', () => {
     it('starts an attempt once (both legs claimed with the call), and a second delivery finds it taken', async () => {
       const live = new LiveCallStore(redis, prefix);
       const callId = randomUUID();
-      expect(await live.startAttempt(callId, 1, { state: 'calling_a', attempt: 1, aUuid: 'ua', bUuid: 'ub', result: null })).toBe('started');
-      expect(await live.startAttempt(callId, 1, { state: 'calling_a', attempt: 1 })).toBe('taken');
+      expect(await live.startAttempt(callId, 1, { state: 'calling_a', attempt: 1, aUuid: 'ua', bUuid: 'ub', result: null })).toEqual({ start: 'started', prior: null });
+      const second = await live.startAttempt(callId, 1, { state: 'calling_a', attempt: 1, aUuid: 'other' });
+      // the second delivery is told what the first wrote, and writes nothing itself
+      expect(second).toMatchObject({ start: 'taken', prior: { state: 'calling_a', attempt: 1, aUuid: 'ua', bUuid: 'ub' } });
       expect(await live.get(callId)).toMatchObject({ state: 'calling_a', attempt: 1, aUuid: 'ua', bUuid: 'ub', result: null, cancelRequested: false });
       // the next attempt of the same call has claims of its own
-      expect(await live.startAttempt(callId, 2, { attempt: 2 })).toBe('started');
+      expect((await live.startAttempt(callId, 2, { attempt: 2 })).start).toBe('started');
       await live.update(callId, { state: 'bridged', bAnswerAt: 1234 });
       expect(await live.get(callId)).toMatchObject({ state: 'bridged', attempt: 2, bAnswerAt: 1234 });
+    });
+
+    it('answers an attempt an earlier delivery settled with its CDR, without claiming or writing anything', async () => {
+      const live = new LiveCallStore(redis, prefix);
+      const callId = randomUUID();
+      expect((await live.startAttempt(callId, 1, { state: 'calling_a', attempt: 1 })).start).toBe('started');
+      const cdr = { callId, result: 'a_busy' } as unknown as CdrRecord;
+      await live.update(callId, { state: 'completed', result: 'a_busy', finalCdr: cdr });
+      const again = await live.startAttempt(callId, 1, { state: 'calling_a', attempt: 1, finalCdr: null });
+      expect(again).toMatchObject({ start: 'settled', prior: { state: 'completed', finalCdr: cdr } });
+      expect(await live.get(callId)).toMatchObject({ state: 'completed', finalCdr: cdr });
+      // a later attempt of the call is not the settled one
+      expect((await live.startAttempt(callId, 2, { state: 'calling_a', attempt: 2, finalCdr: null })).start).toBe('started');
     });
 
     it('claims, but does not start, an attempt of a call cancelled before it', async () => {
       const live = new LiveCallStore(redis, prefix);
       const callId = randomUUID();
       await live.requestCancel(callId);
-      expect(await live.startAttempt(callId, 1, { state: 'calling_a', attempt: 1 })).toBe('cancelled');
+      expect((await live.startAttempt(callId, 1, { state: 'calling_a', attempt: 1 })).start).toBe('cancelled');
       expect(await live.isCancelRequested(callId)).toBe(true);
-      expect(await live.startAttempt(callId, 1, { state: 'calling_a', attempt: 1 })).toBe('taken');
+      expect((await live.startAttempt(callId, 1, { state: 'calling_a', attempt: 1 })).start).toBe('taken');
     });
   });
 
