@@ -14,6 +14,8 @@
  * economy workloads; BENCH_FLOOR_SECONDS (default 10) sets the floor's length.
  */
 import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector';
 import os from 'node:os';
 import type { RowDataPacket } from 'mysql2/promise';
 import { startApp, type App } from '../src/app';
@@ -30,12 +32,14 @@ import type { Pool } from '../src/stores/mysql';
 import { RemoteSimulator } from './support/remote-simulator';
 import { loadFromProcess, type ProcessLoadResult } from './support/http-load-process';
 import { pidListeningOn, processCpuMs } from './support/proc-cpu';
+import { countCommands, takeCounts } from './support/command-counter';
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 export async function run(): Promise<Record<string, unknown>> {
+  countCommands();
   const sim = await RemoteSimulator.start(0);
   const dbName = `ng_bench_${randomBytes(6).toString('hex')}`;
   const prefix = `ngbench${randomBytes(4).toString('hex')}`;
@@ -80,13 +84,17 @@ export async function run(): Promise<Record<string, unknown>> {
   let offset = 0;
   const measure = async (concurrency: number, seconds: number): Promise<CreationRun> => {
     const cpu0 = cpuNow();
+    takeCounts();
     const run = await loadFromProcess({ baseUrl: url, path: '/v1/bindings', headers, concurrency, seconds, bodyTemplate, offset });
     offset += run.sent;
-    return creationRun(concurrency, run, cpuSince(cpu0));
+    return creationRun(concurrency, run, cpuSince(cpu0), takeCounts());
   };
   const sweepSeconds = Number(process.env.BENCH_SWEEP_SECONDS ?? 5);
   const sweep: CreationRun[] = [];
+  // BENCH_CPU_PROFILE=<file>: a CPU profile of the controller (this process) during the sweep only.
+  const profile = process.env.BENCH_CPU_PROFILE ? await startCpuProfile() : null;
   for (const c of (process.env.BENCH_CONCURRENCY ?? '16,32,64,128').split(',').map(Number)) sweep.push(await measure(c, sweepSeconds));
+  if (profile && process.env.BENCH_CPU_PROFILE) await profile.stopInto(process.env.BENCH_CPU_PROFILE);
   const within = sweep.filter((r) => r.p99Ms <= 20);
   const best = (within.length ? within : sweep).reduce((p, q) => (q.bindingsPerSecond > p.bindingsPerSecond ? q : p));
   const sustainedSeconds = Number(process.env.BENCH_SUSTAINED_SECONDS ?? 60);
@@ -168,6 +176,8 @@ interface CreationRun {
   readonly perSecondMax: number;
   /** CPU ms per created binding: the controller, MariaDB, Redis and the load generator. */
   readonly cpuMsPerBinding: Record<string, number | null>;
+  /** Redis commands and MySQL statements the controller sent, per created binding (independent of the host's load). */
+  readonly commandsPerBinding: Record<string, number>;
   readonly loadAverage: number;
 }
 
@@ -185,7 +195,7 @@ function cpuSince(t0: ReturnType<typeof cpuNow>): { controller: number; mysqld: 
   return { controller: t1.controller - t0.controller, mysqld: diff(t0.mysqld, t1.mysqld), redis: diff(t0.redis, t1.redis) };
 }
 
-function creationRun(concurrency: number, run: ProcessLoadResult, cpu: ReturnType<typeof cpuSince>): CreationRun {
+function creationRun(concurrency: number, run: ProcessLoadResult, cpu: ReturnType<typeof cpuSince>, commands: Record<string, number>): CreationRun {
   const created = run.statuses['201'] ?? 0;
   const latencies = [...run.latenciesMs].sort((a, b) => a - b);
   // The last second is cut short by the deadline: left out of the per-second figures.
@@ -203,7 +213,24 @@ function creationRun(concurrency: number, run: ProcessLoadResult, cpu: ReturnTyp
     perSecondMedian: whole[Math.floor(whole.length / 2)] ?? 0,
     perSecondMax: whole.at(-1) ?? 0,
     cpuMsPerBinding: { controller: per(cpu.controller), mysqld: per(cpu.mysqld), redis: per(cpu.redis), client: per(run.cpuMs) },
+    commandsPerBinding: created === 0 ? {} : Object.fromEntries(Object.entries(commands).map(([name, n]) => [name, Number((n / created).toFixed(3))])),
     loadAverage: Number(os.loadavg()[0]!.toFixed(1)),
+  };
+}
+
+async function startCpuProfile(): Promise<{ stopInto(file: string): Promise<void> }> {
+  const session = new Session();
+  session.connect();
+  const post = (method: string): Promise<unknown> =>
+    new Promise((resolve, reject) => session.post(method, (err, result) => (err ? reject(err) : resolve(result))));
+  await post('Profiler.enable');
+  await post('Profiler.start');
+  return {
+    async stopInto(file) {
+      const { profile } = (await post('Profiler.stop')) as { profile: unknown };
+      await writeFile(file, JSON.stringify(profile));
+      session.disconnect();
+    },
   };
 }
 

@@ -58,8 +58,10 @@ import { numberHasher } from './domain/number-hash';
 import { migrate } from './stores/migrate';
 import { createMysqlPool, ensureDatabase, type Pool } from './stores/mysql';
 import { createPipelinedRedis, createRedis, createRequestRedis } from './stores/redis';
+import { listenForRouteChanges, RouteReadCache } from './stores/route-cache';
 import { activeBindingsFor, activeBindingsForExtension, RouteLookup } from './stores/route-lookup';
-import { RouteIndex } from './stores/route-index';
+import { RouteIndex, type RouteRead } from './stores/route-index';
+import { routeChangesChannel } from './stores/keys';
 import { TenantStore } from './stores/tenant-store';
 import { AuditStore, BatchedAuditWriter } from './stores/audit-store';
 import { startWebhookDispatch, webhookBulkQueuer, webhookQueuer } from './webhooks/dispatch';
@@ -134,7 +136,13 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const cdrs = new CdrStore(pool);
   const live = new LiveCallStore(redis, config.redisPrefix);
   const numberHash = numberHasher(config.numberHashKey ?? (await platformSecret(pool, 'number_hash_key')));
-  const routes = new RouteIndex(redis, config.redisPrefix, numberHash);
+  // Calls to X read the index through a local cache that every index write invalidates (published on
+  // the route-changes channel, heard on a connection of its own); without the subscription it serves nothing.
+  const routeCache = new RouteReadCache<RouteRead>(config.routeCache);
+  const stopRouteCache = routeCache.enabled
+    ? await listenForRouteChanges(routeCache, createRequestRedis(redisTarget, config.redisRequests), routeChangesChannel(config.redisPrefix))
+    : async () => undefined;
+  const routes = new RouteIndex(redis, config.redisPrefix, numberHash, routeCache);
   // Created once the queues exist (below); abuse control reports through it from then on.
   // eslint-disable-next-line prefer-const -- assigned once, below; the closures made before then read it
   let metrics: PlatformMetrics | undefined;
@@ -642,6 +650,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
       await handoverQueue.close();
       await cdrQueue.close();
       await fleet.stop();
+      await stopRouteCache();
       await redis.quit();
       await queueRedis.quit();
       await flowRedis.quit();

@@ -149,6 +149,12 @@ export interface AppConfig {
     /** How often the route index is compared with MySQL and its drift repaired. */
     readonly reconcileIntervalSeconds: number;
   };
+  /**
+   * The routing path's local cache of route-index reads (src/stores/route-cache.ts), invalidated by
+   * every index write: ROUTE_CACHE_MS (how long a read is served at most; 0: no cache),
+   * ROUTE_CACHE_MAX_ENTRIES.
+   */
+  readonly routeCache: { readonly ttlMs: number; readonly maxEntries: number };
   /** Group commit of binds (src/bindings/bind-batcher.ts): most binds in one transaction (1: each its own), batches written at once. */
   readonly bindBatch: { readonly maxBatch: number; readonly maxInFlight: number };
   /** Abuse control (SPEC §7): limits counted per tenant; 0 turns a limit off. */
@@ -569,6 +575,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
     routeIndexWrites: {
       timeoutMs: int(env, 'ROUTE_WRITE_TIMEOUT_MS', 2000, 50, 60_000),
       reconcileIntervalSeconds: int(env, 'ROUTE_RECONCILE_INTERVAL_SECONDS', 60, 1, 86_400),
+    },
+    routeCache: {
+      ttlMs: int(env, 'ROUTE_CACHE_MS', 10_000, 0, 300_000),
+      maxEntries: int(env, 'ROUTE_CACHE_MAX_ENTRIES', 100_000, 1, 10_000_000),
     },
     bindBatch: {
       maxBatch: int(env, 'BIND_BATCH_MAX', 200, 1, 1000),

@@ -6,7 +6,11 @@ import { Redis } from 'ioredis';
 const counts = new Map<string, number>();
 const count = (key: string): void => void counts.set(key, (counts.get(key) ?? 0) + 1);
 
+let counting = false;
+
 export function countCommands(): void {
+  if (counting) return;
+  counting = true;
   const proto = Redis.prototype as unknown as { sendCommand: (this: Redis, command: { name: string }, stream?: unknown) => unknown };
   const sendCommand = proto.sendCommand;
   proto.sendCommand = function (this: Redis, command, stream) {

@@ -12,7 +12,7 @@ import { BlacklistLookup } from './blacklist-lookup';
 import { AbuseDisposal, QuarantinedNumbers } from './disposal';
 import { AbuseFlagStore, type AbuseFlag, type FlagQuery } from './flag-store';
 import { tenantNumberHash, type NumberHasher } from '../domain/number-hash';
-import { RedisAbuseCounters } from './redis-counters';
+import { RedisAbuseCounters, type SlidingTake, type TakeResult } from './redis-counters';
 import { redisKeys } from '../stores/keys';
 import { TenantLimits, TenantLimitsStore } from './tenant-limits';
 
@@ -51,6 +51,31 @@ export interface AbuseGuardDeps {
 const MINUTE_MS = 60_000;
 const HOUR_MS = 3_600_000;
 const SECOND_MS = 1_000;
+
+/** A limit counted per number in a sliding window, and how a refusal by it reads. */
+interface CountedRule {
+  readonly counter: 'calls' | 'bindings';
+  readonly windowMs: number;
+  readonly code: ErrorCode;
+  readonly metric: AbuseLimitName;
+  readonly message: (field: string, limit: number) => string;
+}
+
+const CALLS_RULE: CountedRule = {
+  counter: 'calls',
+  windowMs: MINUTE_MS,
+  code: 'caller_rate_limited',
+  metric: 'calls_per_caller',
+  message: (field, limit) => `${field} has been in ${limit} calls within a minute; try later`,
+};
+
+const BINDINGS_RULE: CountedRule = {
+  counter: 'bindings',
+  windowMs: HOUR_MS,
+  code: 'number_binding_rate_limited',
+  metric: 'bindings_per_number',
+  message: (field, limit) => `${field} has been bound ${limit} times within an hour; try later`,
+};
 
 /**
  * Abuse control (SPEC §7): the limits that refuse a request, and the fan-out flag that only
@@ -120,33 +145,13 @@ export class AbuseGuard {
         throw new ForbiddenError('number_blacklisted', `${field} is on the blacklist`, field);
       }
     }
-    await this.takeOrRefuse(
-      'calls',
-      tenantId,
-      { a, b },
-      (await this.limits.effective(tenantId, now)).callsPerCallerPerMinute,
-      MINUTE_MS,
-      now,
-      'caller_rate_limited',
-      'calls_per_caller',
-      (field, limit) => `${field} has been in ${limit} calls within a minute; try later`,
-    );
-    await this.noteContactsSafely(tenantId, a, [b], now);
+    await this.takeOrRefuse(CALLS_RULE, tenantId, { a, b }, (await this.limits.effective(tenantId, now)).callsPerCallerPerMinute, now);
+    await this.noteContactsSafely([{ tenantId, number: a, parties: [b], now }]);
   }
 
   /** Numbers put into a binding, new or changed, count as bound (429 number_binding_rate_limited). */
   async admitRebinding(tenantId: string, added: Readonly<{ a?: string; b?: string }>, now: number = Date.now()): Promise<void> {
-    await this.takeOrRefuse(
-      'bindings',
-      tenantId,
-      added,
-      (await this.limits.effective(tenantId, now)).bindingsPerNumberPerHour,
-      HOUR_MS,
-      now,
-      'number_binding_rate_limited',
-      'bindings_per_number',
-      (field, limit) => `${field} has been bound ${limit} times within an hour; try later`,
-    );
+    await this.takeOrRefuse(BINDINGS_RULE, tenantId, added, (await this.limits.effective(tenantId, now)).bindingsPerNumberPerHour, now);
   }
 
   blacklistChanged(tenantId: string | null): void {
@@ -155,13 +160,43 @@ export class AbuseGuard {
 
   /** Before a binding is written: A and B are counted against the bindings limit (429 number_binding_rate_limited). */
   async admitBinding(tenantId: string, numbers: { a: string | null; b: string }, now: number = Date.now()): Promise<void> {
-    const { a, b } = numbers;
-    await this.admitRebinding(tenantId, a === null ? { b } : { a, b }, now);
-    void this.watch.observeBinding(tenantId, now);
-    if (a !== null) {
-      await this.noteContactsSafely(tenantId, a, [b], now);
-      await this.noteContactsSafely(tenantId, b, [a], now);
-    }
+    const [refusal] = await this.admitBindings([{ tenantId, numbers, now }]);
+    if (refusal) throw refusal;
+  }
+
+  /**
+   * New bindings written together (group commit), each admitted as admitBinding admits one, in
+   * the order given as if one after the other: every take in one round trip, then the admitted
+   * ones' fan-out notes in one more. Per binding: null when admitted, else its refusal (or the
+   * Redis error it met).
+   */
+  async admitBindings(binds: ReadonlyArray<{ tenantId: string; numbers: { a: string | null; b: string }; now: number }>): Promise<Array<Error | null>> {
+    const counted = await Promise.all(
+      binds.map(async ({ tenantId, numbers: { a, b }, now }) => ({
+        tenantId,
+        numbers: (a === null ? { b } : { a, b }) as Readonly<Record<string, string>>,
+        limit: (await this.limits.effective(tenantId, now)).bindingsPerNumberPerHour,
+        now,
+      })),
+    );
+    const taken = await this.counters.takeSlidingMany(counted.map((c) => this.take(BINDINGS_RULE, c.tenantId, c.numbers, c.limit, c.now)));
+    const refusals = counted.map((c, i): Error | null => {
+      const t = taken[i] ?? new Error('no reply');
+      return t instanceof Error ? t : this.refusal(BINDINGS_RULE, c.tenantId, c.numbers, c.limit, t);
+    });
+    const admitted = binds.filter((_b, i) => refusals[i] === null);
+    void this.watch.observeBindings(admitted);
+    await this.noteContactsSafely(
+      admitted.flatMap(({ tenantId, numbers: { a, b }, now }) =>
+        a === null
+          ? []
+          : [
+              { tenantId, number: a, parties: [b], now },
+              { tenantId, number: b, parties: [a], now },
+            ],
+      ),
+    );
+    return refusals;
   }
 
   /**
@@ -189,7 +224,7 @@ export class AbuseGuard {
       this.log.error({ err }, 'abuse check failed; call to X let through');
       return null;
     }
-    void this.noteContactsSafely(tenantId, caller, [target], now);
+    void this.noteContactsSafely([{ tenantId, number: caller, parties: [target], now }]);
     return null;
   }
 
@@ -224,56 +259,62 @@ export class AbuseGuard {
     return redisKeys(this.deps.prefix).abuseCounter(counter, tenantId, tenantNumberHash(this.deps.numberHash, tenantId, number));
   }
 
-  private async takeOrRefuse(
-    counter: 'calls' | 'bindings',
-    tenantId: string,
-    numbers: Readonly<Record<string, string>>,
-    limit: number,
-    windowMs: number,
-    now: number,
-    code: ErrorCode,
-    metric: AbuseLimitName,
-    message: (field: string, limit: number) => string,
-  ): Promise<void> {
-    if (limit <= 0) return;
-    const entries = Object.entries(numbers);
-    const taken = await this.counters.takeSliding(
-      entries.map(([, number]) => ({ key: this.key(counter, tenantId, number), limit })),
-      windowMs,
-      now,
-    );
-    if (taken.admitted) return;
-    const [field, number] = entries[taken.index] ?? ['(number)', ''];
-    this.metrics.refused(metric);
-    this.log.info({ tenantId, code, field, number: maskPhone(number) }, 'refused by an abuse limit');
-    throw new RateLimitedError(code, message(field, limit), Math.max(1, Math.ceil(taken.retryAfterMs / SECOND_MS)), field);
+  /** The take of one request under a limit (nothing to count when the limit is off). */
+  private take(rule: CountedRule, tenantId: string, numbers: Readonly<Record<string, string>>, limit: number, now: number): SlidingTake {
+    const keys = limit <= 0 ? [] : Object.values(numbers).map((number) => ({ key: this.key(rule.counter, tenantId, number), limit }));
+    return { keys, windowMs: rule.windowMs, now };
   }
 
-  /** Fan-out is a signal: a failure to note it is logged, never passed on to the call or binding. */
-  private async noteContactsSafely(tenantId: string, number: string, parties: readonly string[], now: number): Promise<void> {
+  /** The refusal a take's answer means, counted and logged; null when admitted. */
+  private refusal(rule: CountedRule, tenantId: string, numbers: Readonly<Record<string, string>>, limit: number, taken: TakeResult): RateLimitedError | null {
+    if (taken.admitted) return null;
+    const [field, number] = Object.entries(numbers)[taken.index] ?? ['(number)', ''];
+    this.metrics.refused(rule.metric);
+    this.log.info({ tenantId, code: rule.code, field, number: maskPhone(number) }, 'refused by an abuse limit');
+    return new RateLimitedError(rule.code, rule.message(field, limit), Math.max(1, Math.ceil(taken.retryAfterMs / SECOND_MS)), field);
+  }
+
+  private async takeOrRefuse(rule: CountedRule, tenantId: string, numbers: Readonly<Record<string, string>>, limit: number, now: number): Promise<void> {
+    const refused = this.refusal(rule, tenantId, numbers, limit, await this.counters.takeSliding(this.take(rule, tenantId, numbers, limit, now).keys, rule.windowMs, now));
+    if (refused) throw refused;
+  }
+
+  /**
+   * Notes each number's contact with its parties, in one round trip, and flags the numbers that
+   * passed the fan-out threshold. Fan-out is a signal: a failure to note it is logged, never passed
+   * on to the call or binding.
+   */
+  private async noteContactsSafely(contacts: ReadonlyArray<{ tenantId: string; number: string; parties: readonly string[]; now: number }>): Promise<void> {
+    if (contacts.length === 0) return;
     try {
-      await this.noteContacts(tenantId, number, parties, now);
+      const limits = await Promise.all(contacts.map((c) => this.limits.effective(c.tenantId, c.now)));
+      const seen = await this.counters.notePartiesMany(
+        contacts.map(({ tenantId, number, parties, now }, i) => ({
+          partiesKey: this.key('fanout', tenantId, number),
+          markerKey: this.key('fanout-flag', tenantId, number),
+          parties: parties.map((p) => tenantNumberHash(this.deps.numberHash, tenantId, p)),
+          threshold: limits[i]!.fanoutDistinctParties,
+          windowMs: limits[i]!.fanoutWindowSeconds * 1000,
+          now,
+        })),
+      );
+      for (const [i, { tenantId, number, now }] of contacts.entries()) {
+        const one = seen[i];
+        const own = limits[i]!;
+        if (one instanceof Error) {
+          this.log.error({ err: one }, 'fan-out note failed');
+          continue;
+        }
+        if (!one?.flagged) continue;
+        const { fanoutDistinctParties: threshold, fanoutWindowSeconds: windowSeconds } = own;
+        await this.watch.raise(
+          { tenantId, kind: 'fanout', number, x: null, count: one.distinct, windowSeconds, evidence: { distinctParties: one.distinct, threshold, windowSeconds } },
+          own,
+          now,
+        );
+      }
     } catch (err) {
       this.log.error({ err }, 'fan-out note failed');
     }
-  }
-
-  private async noteContacts(tenantId: string, number: string, parties: readonly string[], now: number): Promise<void> {
-    const limits = await this.limits.effective(tenantId, now);
-    const { fanoutDistinctParties: threshold, fanoutWindowSeconds } = limits;
-    const { distinct, flagged } = await this.counters.noteParties(
-      this.key('fanout', tenantId, number),
-      this.key('fanout-flag', tenantId, number),
-      parties.map((p) => tenantNumberHash(this.deps.numberHash, tenantId, p)),
-      threshold,
-      fanoutWindowSeconds * 1000,
-      now,
-    );
-    if (!flagged) return;
-    await this.watch.raise(
-      { tenantId, kind: 'fanout', number, x: null, count: distinct, windowSeconds: fanoutWindowSeconds, evidence: { distinctParties: distinct, threshold, windowSeconds: fanoutWindowSeconds } },
-      limits,
-      now,
-    );
   }
 }

@@ -73,36 +73,53 @@ export class AnomalyWatch {
 
   /** A binding was admitted. Never throws. */
   async observeBinding(tenantId: string, now: number): Promise<void> {
+    await this.observeBindings([{ tenantId, now }]);
+  }
+
+  /** Bindings admitted together (a batch), each noted as observeBinding notes one, in one round trip. Never throws. */
+  async observeBindings(bindings: ReadonlyArray<{ tenantId: string; now: number }>): Promise<void> {
     try {
-      const limits = await this.deps.limits.effective(tenantId, now);
-      if (limits.bulkBindingMinPerMinute <= 0) return;
+      const noted: Array<{ tenantId: string; now: number; limits: EffectiveLimits }> = [];
+      for (const { tenantId, now } of bindings) {
+        const limits = await this.deps.limits.effective(tenantId, now);
+        if (limits.bulkBindingMinPerMinute > 0) noted.push({ tenantId, now, limits });
+      }
       const keys = redisKeys(this.deps.prefix);
-      const seen = await this.deps.counters.noteBinding(
-        { state: keys.bindingRate(tenantId), marker: keys.bindingRateFlag(tenantId) },
-        { factor: limits.bulkBindingFactor, minPerMinute: limits.bulkBindingMinPerMinute, baselineMinutes: limits.bulkBindingBaselineMinutes },
-        now,
+      const seen = await this.deps.counters.noteBindingMany(
+        noted.map(({ tenantId, now, limits }) => ({
+          keys: { state: keys.bindingRate(tenantId), marker: keys.bindingRateFlag(tenantId) },
+          rule: { factor: limits.bulkBindingFactor, minPerMinute: limits.bulkBindingMinPerMinute, baselineMinutes: limits.bulkBindingBaselineMinutes },
+          now,
+        })),
       );
-      if (!seen.flagged) return;
-      await this.raise(
-        {
-          tenantId,
-          kind: 'bulk_binding',
-          number: null,
-          x: null,
-          count: seen.count,
-          windowSeconds: 60,
-          evidence: {
-            bindingsThisMinute: seen.count,
-            usualPerMinute: Math.round((seen.usualPerMinute ?? 0) * 100) / 100,
-            factor: limits.bulkBindingFactor,
-            minPerMinute: limits.bulkBindingMinPerMinute,
+      for (const [i, { tenantId, now, limits }] of noted.entries()) {
+        const one = seen[i];
+        if (one instanceof Error) {
+          this.log.error({ err: one, tenantId }, 'anomaly watch failed on a binding');
+          continue;
+        }
+        if (!one?.flagged) continue;
+        await this.raise(
+          {
+            tenantId,
+            kind: 'bulk_binding',
+            number: null,
+            x: null,
+            count: one.count,
+            windowSeconds: 60,
+            evidence: {
+              bindingsThisMinute: one.count,
+              usualPerMinute: Math.round((one.usualPerMinute ?? 0) * 100) / 100,
+              factor: limits.bulkBindingFactor,
+              minPerMinute: limits.bulkBindingMinPerMinute,
+            },
           },
-        },
-        limits,
-        now,
-      );
+          limits,
+          now,
+        );
+      }
     } catch (err) {
-      this.log.error({ err, tenantId }, 'anomaly watch failed on a binding');
+      this.log.error({ err }, 'anomaly watch failed on bindings');
     }
   }
 

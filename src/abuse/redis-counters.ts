@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { RedisClient } from '../stores/redis';
-import { LuaScript } from '../stores/redis';
+import { LuaScript, type ScriptReply } from '../stores/redis';
 
 /**
  * Sliding-window limit over several keys at once (one sorted set of admission times per counted
@@ -37,19 +37,71 @@ export interface CountedKey {
 
 export type TakeResult = { readonly admitted: true } | { readonly admitted: false; readonly index: number; readonly retryAfterMs: number };
 
+/** One sliding-window take of a batch. */
+export interface SlidingTake {
+  readonly keys: readonly CountedKey[];
+  readonly windowMs: number;
+  readonly now: number;
+}
+
+/** One contact note of a batch (see noteParties). */
+export interface PartiesNote {
+  readonly partiesKey: string;
+  readonly markerKey: string;
+  readonly parties: readonly string[];
+  readonly threshold: number;
+  readonly windowMs: number;
+  readonly now: number;
+}
+
+/** One binding of a tenant noted (see noteBinding). */
+export interface BindingNote {
+  readonly keys: { readonly state: string; readonly marker: string };
+  readonly rule: { readonly factor: number; readonly minPerMinute: number; readonly baselineMinutes: number };
+  readonly now: number;
+}
+
+/** A batch's outcome, one per item: its answer, or the Redis error that item met. */
+export type Outcome<T> = T | Error;
+
+/** The answer of a batch of one, thrown when it is an error. */
+function only<T>(outcomes: ReadonlyArray<Outcome<T>>): T {
+  const [first] = outcomes;
+  if (first === undefined) throw new Error('no outcome');
+  if (first instanceof Error) throw first;
+  return first;
+}
+
+function outcomes<T>(replies: readonly ScriptReply[], read: (value: unknown) => T): Array<Outcome<T>> {
+  return replies.map((r) => (r.error !== undefined ? r.error : read(r.value)));
+}
+
 export class RedisAbuseCounters {
   constructor(private readonly redis: RedisClient) {}
 
   /** Counts one event on every key if all are under their limits within `windowMs`; otherwise counts nothing. */
   async takeSliding(keys: readonly CountedKey[], windowMs: number, now: number): Promise<TakeResult> {
-    if (keys.length === 0) return { admitted: true };
-    const reply = (await TAKE_SLIDING.run(
-      this.redis,
-      keys.map((k) => k.key),
-      [String(now), String(windowMs), `${now}:${randomUUID()}`, ...keys.map((k) => String(k.limit))],
-    )) as [number, number];
-    const [index, retryAfterMs] = reply;
-    return index === 0 ? { admitted: true } : { admitted: false, index: index - 1, retryAfterMs };
+    return only(await this.takeSlidingMany([{ keys, windowMs, now }]));
+  }
+
+  /** takeSliding for each item, in order (as if one after the other), in one round trip. */
+  async takeSlidingMany(takes: readonly SlidingTake[]): Promise<Array<Outcome<TakeResult>>> {
+    const sent = takes.filter((t) => t.keys.length > 0);
+    const replies = outcomes(
+      await TAKE_SLIDING.runMany(
+        this.redis,
+        sent.map(({ keys, windowMs, now }) => ({
+          keys: keys.map((k) => k.key),
+          args: [String(now), String(windowMs), `${now}:${randomUUID()}`, ...keys.map((k) => String(k.limit))],
+        })),
+      ),
+      (value): TakeResult => {
+        const [index, retryAfterMs] = value as [number, number];
+        return index === 0 ? { admitted: true } : { admitted: false, index: index - 1, retryAfterMs };
+      },
+    );
+    let next = 0;
+    return takes.map((t) => (t.keys.length === 0 ? { admitted: true } : (replies[next++] ?? new Error('no reply'))));
   }
 
   /** One event in a fixed window (the key names the window; it expires `ttlMs` after its first event); `count` includes it. */
@@ -67,12 +119,21 @@ export class RedisAbuseCounters {
     windowMs: number,
     now: number,
   ): Promise<{ distinct: number; flagged: boolean }> {
-    const [distinct, flagged] = (await NOTE_PARTIES.run(
-      this.redis,
-      [partiesKey, markerKey],
-      [String(now), String(windowMs), String(threshold), ...parties],
-    )) as [number, number];
-    return { distinct, flagged: flagged === 1 };
+    return only(await this.notePartiesMany([{ partiesKey, markerKey, parties, threshold, windowMs, now }]));
+  }
+
+  /** noteParties for each item, in order, in one round trip. */
+  async notePartiesMany(notes: readonly PartiesNote[]): Promise<Array<Outcome<{ distinct: number; flagged: boolean }>>> {
+    return outcomes(
+      await NOTE_PARTIES.runMany(
+        this.redis,
+        notes.map((n) => ({ keys: [n.partiesKey, n.markerKey], args: [String(n.now), String(n.windowMs), String(n.threshold), ...n.parties] })),
+      ),
+      (value) => {
+        const [distinct, flagged] = value as [number, number];
+        return { distinct, flagged: flagged === 1 };
+      },
+    );
   }
 
   /** Notes one connected call (short or not); `flagged` once per window when short calls reach the share. */
@@ -93,16 +154,27 @@ export class RedisAbuseCounters {
 
   /** Notes one binding of a tenant; `flagged` at most once a minute when this minute is far above the usual rate (null until a first minute is complete). */
   async noteBinding(
-    keys: { state: string; marker: string },
-    rule: { factor: number; minPerMinute: number; baselineMinutes: number },
+    keys: BindingNote['keys'],
+    rule: BindingNote['rule'],
     now: number,
   ): Promise<{ count: number; usualPerMinute: number | null; flagged: boolean }> {
-    const alpha = 2 / (rule.baselineMinutes + 1);
-    const [count, usual, flagged] = (await NOTE_BINDING_RATE.run(
-      this.redis,
-      [keys.state, keys.marker],
-      [String(Math.floor(now / 60_000)), String(alpha), String(rule.factor), String(rule.minPerMinute), String(rule.baselineMinutes * 4 * 60_000)],
-    )) as [number, string, number];
-    return { count, usualPerMinute: usual === '' ? null : Number(usual), flagged: flagged === 1 };
+    return only(await this.noteBindingMany([{ keys, rule, now }]));
+  }
+
+  /** noteBinding for each item, in order, in one round trip. */
+  async noteBindingMany(notes: readonly BindingNote[]): Promise<Array<Outcome<{ count: number; usualPerMinute: number | null; flagged: boolean }>>> {
+    return outcomes(
+      await NOTE_BINDING_RATE.runMany(
+        this.redis,
+        notes.map(({ keys, rule, now }) => ({
+          keys: [keys.state, keys.marker],
+          args: [String(Math.floor(now / 60_000)), String(2 / (rule.baselineMinutes + 1)), String(rule.factor), String(rule.minPerMinute), String(rule.baselineMinutes * 4 * 60_000)],
+        })),
+      ),
+      (value) => {
+        const [count, usual, flagged] = value as [number, string, number];
+        return { count, usualPerMinute: usual === '' ? null : Number(usual), flagged: flagged === 1 };
+      },
+    );
   }
 }

@@ -32,8 +32,8 @@ export type BindResult = { binding: Binding; created: boolean };
 export interface BindBatcherDeps {
   readonly pool: Pool;
   readonly outbox: RouteOutbox;
-  /** Abuse control on a new binding (bindings per number), after screening, as for a single bind. */
-  readonly admit?: (tenantId: string, numbers: { a: string | null; b: string }, now: number) => Promise<void>;
+  /** Abuse control on the batch's new bindings (bindings per number), after screening, as for single binds one after the other: per bind, null or its refusal. */
+  readonly admit?: (binds: ReadonlyArray<{ tenantId: string; numbers: { a: string | null; b: string }; now: number }>) => Promise<ReadonlyArray<unknown>>;
   /** The tenant's pair limit (0: none). */
   readonly pairLimit: (tenantId: string) => Promise<number>;
   /** The whole single-bind path (a second bind with a requestId already in the batch: a replay once the first is written). */
@@ -224,20 +224,14 @@ export class BindBatcher {
       pairCounts.set(pairKey, count + 1);
       passed.push(p);
     }
-    if (!this.deps.admit) return passed;
-    const admit = this.deps.admit;
-    const outcomes = await Promise.allSettled(
-      passed.map((p) =>
-        admit(p.input.tenantId, { a: p.a, b: p.b }, p.now).then(
-          () => true,
-          (err: unknown) => {
-            p.reject(err);
-            return false;
-          },
-        ),
-      ),
-    );
-    return passed.filter((_p, i) => outcomes[i]?.status === 'fulfilled' && outcomes[i].value);
+    if (!this.deps.admit || passed.length === 0) return passed;
+    const refusals = await this.deps.admit(passed.map((p) => ({ tenantId: p.input.tenantId, numbers: { a: p.a, b: p.b }, now: p.now })));
+    return passed.filter((p, i) => {
+      const refusal = refusals[i];
+      if (refusal === null || refusal === undefined) return true;
+      p.reject(refusal);
+      return false;
+    });
   }
 
   /** First fit for each bind, in arrival order, each seeing the X given to those before it; refusals are answered here. */

@@ -22,6 +22,8 @@ const CANDIDATES_AFTER_CLASH = 8;
 /** Abuse control for a new binding (bindings per number per hour); throws an AppError to refuse. */
 export interface BindingAdmission {
   admitBinding(tenantId: string, numbers: { a: string | null; b: string }, now: number): Promise<void>;
+  /** admitBinding for the binds of a batch, in order, as if one after the other: per bind, null or its refusal. */
+  admitBindings?(binds: ReadonlyArray<{ tenantId: string; numbers: { a: string | null; b: string }; now: number }>): Promise<ReadonlyArray<unknown>>;
   /** Numbers put into an existing binding by an update (bindings per number per hour). */
   admitRebinding?(tenantId: string, added: Readonly<{ a?: string; b?: string }>, now: number): Promise<void>;
   /** How often one A-B pair may be bound in an hour for this tenant (0: no limit); PAIR_BINDINGS_PER_HOUR without it. */
@@ -67,7 +69,7 @@ export class BindingService {
         ? new BindBatcher({
             pool,
             outbox: this.outbox,
-            admit: admission ? (tenantId, numbers, now) => admission.admitBinding(tenantId, numbers, now) : undefined,
+            admit: admission ? (binds) => admitAll(admission, binds) : undefined,
             pairLimit: (tenantId) => this.pairLimit(tenantId),
             bindAlone: (b) => this.bindAlone(b),
             placeAlone: (b) => this.place(b),
@@ -320,4 +322,10 @@ export class BindingService {
   blacklistRemove(tenantId: string | null, number: string): Promise<void> {
     return this.blacklist.remove(tenantId, number);
   }
+}
+
+/** The batch's binds through abuse control: in bulk when the admission can, else one by one. */
+function admitAll(admission: BindingAdmission, binds: ReadonlyArray<{ tenantId: string; numbers: { a: string | null; b: string }; now: number }>): Promise<ReadonlyArray<unknown>> {
+  if (admission.admitBindings) return admission.admitBindings(binds);
+  return Promise.all(binds.map((b) => admission.admitBinding(b.tenantId, b.numbers, b.now).then(() => null, (err: unknown) => err)));
 }

@@ -171,6 +171,7 @@ export function registerBindingRoutes(v1: FastifyInstance, deps: BindingRouteDep
       if (body.mode !== 'xb' && body.allowList !== undefined) throw new ValidationError('allowList', 'an allow-list is for XB bindings only', 'unknown_field');
       if (body.mode !== 'axe' && body.extension !== undefined) throw new ValidationError('extension', 'an extension is for AXE bindings only', 'unknown_field');
       const { binding, created } = await registry.bind({ ...body, tenantId: tenantOf(request).tenantId });
+      request.auditCreatedId = binding.id;
       return reply.status(created ? 201 : 200).header('location', `/v1/bindings/${binding.id}`).send(binding);
     },
   );

@@ -68,7 +68,8 @@ export function registerAuditHook(
   onError: (err: unknown) => void,
 ): void {
   scope.addHook('onSend', async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
-    if (!MUTATING.has(request.method) || reply.statusCode >= 300 || typeof payload !== 'string' || payload.length > 64_000) return payload;
+    // A route that names what it created (request.auditCreatedId) spares parsing its answer again.
+    if (request.auditCreatedId !== undefined || !MUTATING.has(request.method) || reply.statusCode >= 300 || typeof payload !== 'string' || payload.length > 64_000) return payload;
     try {
       const id = (JSON.parse(payload) as { id?: unknown }).id;
       if (typeof id === 'string') request.auditCreatedId = id;

@@ -17,7 +17,18 @@ export type AnomalyWindow = 'caller-calls' | 'caller-calls-flag' | 'x-calls' | '
 /** `{value}`: the hash tag that puts every key containing it (first) in the same cluster slot. */
 const tag = (value: string): string => `{${value}}`;
 
-export function redisKeys(prefix: string) {
+const keysByPrefix = new Map<string, RedisKeys>();
+
+/** The keys under one prefix (built once per prefix: every request names several keys). */
+export function redisKeys(prefix: string): RedisKeys {
+  let keys = keysByPrefix.get(prefix);
+  if (keys === undefined) keysByPrefix.set(prefix, (keys = keysUnder(prefix)));
+  return keys;
+}
+
+export type RedisKeys = ReturnType<typeof keysUnder>;
+
+function keysUnder(prefix: string) {
   return {
     /** Where a call to X goes, by (X, hash of the caller, or `*` for an XB binding); X's routes share a slot (one MGET per lookup). */
     route: (x: string, callerHash: string) => `${prefix}:route:${tag(x)}:${callerHash}`,

@@ -3,6 +3,7 @@ import type { Binding, CallRestriction } from '../domain/binding-rules';
 import type { NumberHasher } from '../domain/number-hash';
 import { getMany, LuaScript, scanKeys } from './redis';
 import { redisKeys, routeChangesChannel } from './keys';
+import type { RouteReadCache } from './route-cache';
 
 /**
  * Where a call to X goes, keyed the way calls are routed: (X, caller). Lives in Redis so the
@@ -104,12 +105,21 @@ type RouteWrite =
   | { readonly op: 'remove'; readonly key: string; readonly version: number; readonly bindingId: string; readonly expiresAt: number }
   | { readonly op: 'mark'; readonly key: string; readonly prompt: ExtensionPrompt };
 
+/** What one lookup reads for (X, caller): the caller's own route, X's XB route, X's extension marker. */
+export interface RouteRead {
+  readonly own: RouteTarget | null;
+  readonly xb: RouteTarget | null;
+  readonly marker: ExtensionPrompt | null;
+}
+
 export class RouteIndex {
   constructor(
     private readonly redis: RedisClient,
     private readonly prefix: string,
     /** Callers appear in key names (and XB allow-lists) only as this keyed hash. */
     private readonly hash: NumberHasher,
+    /** The routing path's local cache of reads (route-cache.ts); every write here invalidates it. */
+    private readonly cache?: RouteReadCache<RouteRead>,
   ) {}
 
   private key(x: string, caller: string): string {
@@ -195,29 +205,42 @@ export class RouteIndex {
   }
 
   /**
-   * Sends the writes together (one script call per route, each in its route's slot, none waiting
-   * for another's answer); how many routes changed. Every write is sent even when one fails; then
-   * the first failure is thrown.
+   * Sends the writes together (one script call per route, each in its route's slot, in one
+   * pipeline); how many routes changed. Every write is sent even when one fails; then the first
+   * failure is thrown.
    */
   private async write(writes: readonly RouteWrite[]): Promise<number> {
     if (writes.length === 0) return 0;
     const channel = routeChangesChannel(this.prefix);
-    const results = await Promise.allSettled(
-      writes.map((w) =>
-        w.op === 'mark'
-          ? MARK_EXTENSION_NUMBER.run(this.redis, [w.key], [w.prompt.tenantId, String(w.prompt.extensionLength), String(w.prompt.expiresAt)])
-          : APPLY_ROUTE_CHANGE.run(
-              this.redis,
-              [w.key],
+    // The local cache forgets these Xs now (reads in flight are not kept) and again once Redis has
+    // the writes (a read sent meanwhile may have seen the old routes); other controllers hear it published.
+    const forget = (): void => {
+      if (this.cache) for (const w of writes) this.cache.invalidateKey(w.key);
+    };
+    forget();
+    const marks = writes.filter((w): w is Extract<RouteWrite, { op: 'mark' }> => w.op === 'mark');
+    const changes = writes.filter((w): w is Exclude<RouteWrite, { op: 'mark' }> => w.op !== 'mark');
+    const results = (
+      await Promise.all([
+        APPLY_ROUTE_CHANGE.runMany(
+          this.redis,
+          changes.map((w) => ({
+            keys: [w.key],
+            args:
               w.op === 'remove'
                 ? [w.op, String(w.version), w.bindingId, '', String(w.expiresAt), channel]
                 : [w.op, String(w.version), w.bindingId, routeJson(w.op === 'put' ? w.version : 0, w.route), String(w.route.expiresAt), channel],
-            ),
-      ),
-    );
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
-    return results.filter((r) => r.status === 'fulfilled' && r.value === 1).length;
+          })),
+        ),
+        MARK_EXTENSION_NUMBER.runMany(
+          this.redis,
+          marks.map((w) => ({ keys: [w.key], args: [w.prompt.tenantId, String(w.prompt.extensionLength), String(w.prompt.expiresAt), channel] })),
+        ),
+      ]).finally(forget)
+    ).flat();
+    const failed = results.find((r) => r.error !== undefined);
+    if (failed?.error) throw failed.error;
+    return results.filter((r) => r.value === 1).length;
   }
 
   /**
@@ -281,11 +304,18 @@ export class RouteIndex {
    * in a cluster it lives in another slot than X's routes.
    */
   async lookupChecked(x: string, caller: string, now: number = Date.now()): Promise<CheckedRouteDecision> {
+    // A read is only ever kept from a complete index, so a kept one answers as complete.
+    const kept = this.cache?.get(x, caller);
+    if (kept) return { decision: this.decide(kept.own, kept.xb, caller, now, kept.marker), complete: true };
+    const token = this.cache?.begin();
     const [[own, xb, marker], ready] = await Promise.all([
       this.redis.mget(this.key(x, caller), this.key(x, ANY_CALLER), this.markerKey(x)),
       this.redis.get(this.readyKey),
     ]);
-    return { decision: this.decide(parsed(own), parsed(xb), caller, now, parsedPrompt(marker)), complete: typeof ready === 'string' };
+    const read: RouteRead = { own: parsed(own), xb: parsed(xb), marker: parsedPrompt(marker) };
+    const complete = typeof ready === 'string';
+    if (complete && token !== undefined) this.cache?.keep(token, x, caller, read);
+    return { decision: this.decide(read.own, read.xb, caller, now, read.marker), complete };
   }
 
   /**
