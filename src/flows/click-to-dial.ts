@@ -106,6 +106,15 @@ export async function runClickToDial(deps: ClickToDialDeps, call: ClickToDialAtt
   }
 }
 
+/** When each leg rang and answered (epoch ms), as the CDR gives them. */
+interface LegTimes {
+  aRingAt: number | null;
+  aAnswerAt: number | null;
+  bRingAt: number | null;
+  bAnswerAt: number | null;
+}
+const LEG_TIME_FIELDS = ['aRingAt', 'aAnswerAt', 'bRingAt', 'bAnswerAt'] as const;
+
 type CallEnd = { result: CallResult; cause: string | null; side: HangupSide; talkSeconds?: number };
 
 /**
@@ -128,6 +137,13 @@ class ClickToDialFlow {
   /** One look at the cancel flag (hanging up the legs once it is set); set by watchForCancel. */
   private cancelTick: (() => Promise<void>) | undefined;
   private disposed = false;
+  /**
+   * The leg times this delivery wrote to the live call. Once this delivery has started the attempt (its
+   * claims cleared the times of any earlier one) they are all the live call holds, and the end needs not read
+   * them back; otherwise (another delivery started it, or it never started) the live call is read at the end.
+   */
+  private readonly legTimes: LegTimes = { aRingAt: null, aAnswerAt: null, bRingAt: null, bAnswerAt: null };
+  private startedHere = false;
   /** The one settlement of this attempt (the flow's own, or the switch's loss, whichever came first). */
   private settled: Promise<AttemptOutcome> | undefined;
   private readonly onSwitchReady = (): void => void this.checkLegsStillExist();
@@ -201,6 +217,7 @@ class ClickToDialFlow {
       aUuid: this.uA,
       bUuid: this.uB,
     });
+    this.startedHere = start !== 'taken';
     if (start === 'taken') {
       this.watchForCancel();
       return this.resume(prior);
@@ -584,9 +601,9 @@ class ClickToDialFlow {
   private async settleOnce(end: CallEnd): Promise<AttemptOutcome> {
     // B's phone was dialled if its channel said anything (a channel the switch refused to create says nothing)
     this.bDialled ||= this.b.seenAny;
-    const live = await this.deps.live.get(this.call.callId);
+    const times: LegTimes = this.startedHere ? this.legTimes : ((await this.deps.live.get(this.call.callId)) ?? this.legTimes);
     const endedAt = Date.now();
-    const bAnswerAt = live?.bAnswerAt ?? null;
+    const bAnswerAt = times.bAnswerAt;
     const talkSeconds =
       end.result !== 'connected' ? 0 : end.talkSeconds ?? (bAnswerAt ? Math.max(0, Math.round((endedAt - bAnswerAt) / 1000)) : 0);
     const cdr: CdrRecord = {
@@ -598,9 +615,9 @@ class ClickToDialFlow {
       a: this.req.a,
       b: this.req.b,
       startedAt: this.call.queuedAt,
-      aRingAt: live?.aRingAt ?? null,
-      aAnswerAt: live?.aAnswerAt ?? null,
-      bRingAt: live?.bRingAt ?? null,
+      aRingAt: times.aRingAt,
+      aAnswerAt: times.aAnswerAt,
+      bRingAt: times.bRingAt,
       bAnswerAt,
       endedAt,
       talkSeconds,
@@ -645,6 +662,7 @@ class ClickToDialFlow {
    */
   private async record(patch: LiveCallPatch, ...reports: ReadonlyArray<PreparedReport | undefined>): Promise<void> {
     const prepared = reports.filter((r): r is PreparedReport => r !== undefined);
+    for (const k of LEG_TIME_FIELDS) if (patch[k] !== undefined) this.legTimes[k] = patch[k];
     try {
       this.noteCancelFlag(await this.deps.live.update(this.call.callId, patch, prepared.map((r) => r.publication)));
     } finally {
