@@ -281,7 +281,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     bFailedPrompt: config.callbacks.bFailedPrompt,
     recordingPath: (callId) => `${config.callbacks.recordingsDir}/${callId}.wav`,
     endWarningTone: config.endWarning.tone,
-    report: events.report,
+    events,
     logger,
   };
 

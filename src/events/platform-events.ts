@@ -6,6 +6,7 @@ import { maskPhone } from '../domain/phone-number';
 import type { MessageRecord } from '../domain/message';
 import { deterministicUuid } from '../domain/ids';
 import { redisKeys } from '../stores/keys';
+import type { Publication } from '../stores/live-calls';
 
 /**
  * What the platform tells the outside world about a call or a binding (SPEC §6): the feed of
@@ -91,6 +92,19 @@ export type PlatformEventInput = Omit<PlatformEvent, 'id'>;
 /** What flows and stores are given: fire and forget. */
 export type ReportEvent = (event: PlatformEventInput) => void;
 
+/** An event and the PUBLISH ([channel, message]) that reports it to every instance. */
+export interface PreparedReport {
+  readonly event: PlatformEvent;
+  readonly publication: Publication;
+}
+
+/** Both ways of reporting (PlatformEventBus): at once, or prepared for a write of the caller's to publish. */
+export interface EventReporter {
+  readonly report: ReportEvent;
+  readonly prepare: (event: PlatformEventInput) => PreparedReport | undefined;
+  readonly reportLocally: (event: PlatformEvent) => void;
+}
+
 export function eventId(e: PlatformEventInput): string {
   const parts = ['platform-event', e.type, e.tenantId, e.callId ?? e.message?.id ?? '', e.leg ?? '', e.bindingId ?? ''];
   return deterministicUuid(...(e.flag ? [...parts, `flag:${e.flag.flagId}`] : parts));
@@ -142,7 +156,7 @@ type Listener = (event: PlatformEvent) => void | Promise<void>;
  * In-process listeners (the webhook producer) plus a Redis pub/sub channel per tenant, so an
  * agent console attached to any controller instance sees calls driven by any other.
  */
-export class PlatformEventBus {
+export class PlatformEventBus implements EventReporter {
   private readonly local = new EventEmitter();
 
   constructor(
@@ -158,10 +172,26 @@ export class PlatformEventBus {
   }
 
   readonly report: ReportEvent = (input) => {
-    if (!input.tenantId) return;
+    const prepared = this.prepare(input);
+    if (!prepared) return;
+    this.reportLocally(prepared.event);
+    this.publisher.publish(...prepared.publication).catch((err: unknown) => this.onError(err, prepared.event));
+  };
+
+  /**
+   * An event with the PUBLISH that reports it to every other instance, for a Redis write of the caller's to
+   * carry (one round trip for both; see LiveCallStore.update); the caller then gives it to reportLocally.
+   * undefined: nothing to report (an event without a tenant).
+   */
+  readonly prepare = (input: PlatformEventInput): PreparedReport | undefined => {
+    if (!input.tenantId) return undefined;
     const event = withId(input);
+    return { event, publication: [this.channel(event.tenantId), JSON.stringify(event)] };
+  };
+
+  /** Reports to this instance's listeners (the rest of report, for an event whose publication a write carried). */
+  readonly reportLocally = (event: PlatformEvent): void => {
     this.local.emit('event', event);
-    this.publisher.publish(this.channel(event.tenantId), JSON.stringify(event)).catch((err: unknown) => this.onError(err, event));
   };
 
   /** Listeners run on this instance only, for events reported on this instance. */

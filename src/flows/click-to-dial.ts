@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { CallResult, CdrRecord, ClickToDialRequest, HangupSide } from '../domain/call';
-import type { Leg, PlatformEventType, ReportEvent } from '../events/platform-events';
+import type { EventReporter, Leg, PlatformEventInput, PlatformEventType, PreparedReport } from '../events/platform-events';
 import { formatChannelVars, planCallerId, type ChannelVars } from '../domain/caller-id';
 import { deterministicUuid } from '../domain/ids';
 import { CANCEL_CAUSE, parseOriginateReply, resultOfAFailure, resultOfBFailure } from '../domain/call-result';
 import type { EslEvent } from '../esl/event';
 import type { Logger } from '../logger';
-import type { LiveCall, LiveCallStore } from '../stores/live-calls';
+import type { LiveCall, LiveCallPatch, LiveCallStore } from '../stores/live-calls';
 import { CALL_ID_VARIABLE, endWarningCommand, eventTime, LegWatch, type SwitchControl } from './switch';
 
 /**
@@ -31,8 +31,11 @@ export interface ClickToDialDeps {
   readonly recordingPath: (callId: string) => string;
   /** CALL_END_WARNING_TONE: played to both parties endWarningSeconds (of the request) before the maximum duration. */
   readonly endWarningTone?: string;
-  /** Progress for webhooks and the agent console; never awaited. */
-  readonly report?: ReportEvent;
+  /**
+   * Progress for webhooks and the agent console; never awaited. A step the live call records is published
+   * by its write (the same Redis command).
+   */
+  readonly events?: EventReporter;
   readonly logger: Logger;
   /** How often a call in progress looks at its cancel flag (default 500 ms). */
   readonly cancelCheckMs?: number;
@@ -103,6 +106,15 @@ export async function runClickToDial(deps: ClickToDialDeps, call: ClickToDialAtt
   }
 }
 
+/** When each leg rang and answered (epoch ms), as the CDR gives them. */
+interface LegTimes {
+  aRingAt: number | null;
+  aAnswerAt: number | null;
+  bRingAt: number | null;
+  bAnswerAt: number | null;
+}
+const LEG_TIME_FIELDS = ['aRingAt', 'aAnswerAt', 'bRingAt', 'bAnswerAt'] as const;
+
 type CallEnd = { result: CallResult; cause: string | null; side: HangupSide; talkSeconds?: number };
 
 /**
@@ -122,7 +134,16 @@ class ClickToDialFlow {
   /** A cancel was seen (API flag in Redis); the legs are hung up until the attempt ends. */
   private cancelSeen = false;
   private cancelTimer: NodeJS.Timeout | undefined;
+  /** One look at the cancel flag (hanging up the legs once it is set); set by watchForCancel. */
+  private cancelTick: (() => Promise<void>) | undefined;
   private disposed = false;
+  /**
+   * The leg times this delivery wrote to the live call. Once this delivery has started the attempt (its
+   * claims cleared the times of any earlier one) they are all the live call holds, and the end needs not read
+   * them back; otherwise (another delivery started it, or it never started) the live call is read at the end.
+   */
+  private readonly legTimes: LegTimes = { aRingAt: null, aAnswerAt: null, bRingAt: null, bAnswerAt: null };
+  private startedHere = false;
   /** The one settlement of this attempt (the flow's own, or the switch's loss, whichever came first). */
   private settled: Promise<AttemptOutcome> | undefined;
   private readonly onSwitchReady = (): void => void this.checkLegsStillExist();
@@ -190,6 +211,7 @@ class ClickToDialFlow {
       aUuid: this.uA,
       bUuid: this.uB,
     });
+    this.startedHere = start !== 'taken';
     if (start === 'settled' && prior?.finalCdr) {
       this.log.info('attempt already settled by an earlier delivery');
       return this.outcomeOf(prior.finalCdr, prior.aAnswerAt !== null, prior.state !== 'calling_a' && prior.state !== 'queued');
@@ -217,23 +239,34 @@ class ClickToDialFlow {
     const interval = (): number =>
       this.cancelSeen || !this.a.seenAny ? (this.deps.cancelCheckMs ?? CANCEL_CHECK_MS) : Math.max(this.deps.cancelCheckMs ?? 0, CANCEL_SAFETY_CHECK_MS);
     const tick = async (): Promise<void> => {
+      this.cancelTimer = undefined;
       try {
-        if (!this.cancelSeen && (await this.deps.live.isCancelRequested(this.call.callId))) {
-          this.cancelSeen = true;
-          this.log.info('cancel requested: hanging up the legs');
-        }
+        await this.cancelled();
         if (this.cancelSeen && !this.disposed) await Promise.all([this.kill(this.uA, CANCEL_CAUSE), this.kill(this.uB, CANCEL_CAUSE)]);
       } catch (err) {
         this.log.warn({ err }, 'cancel check failed');
       }
       if (!this.disposed) this.cancelTimer = setTimeout(() => void tick(), interval());
     };
+    this.cancelTick = tick;
     this.cancelTimer = setTimeout(() => void tick(), interval());
   }
 
   private async cancelled(): Promise<boolean> {
-    if (!this.cancelSeen && (await this.deps.live.isCancelRequested(this.call.callId))) this.cancelSeen = true;
+    if (!this.cancelSeen) this.noteCancelFlag(await this.deps.live.isCancelRequested(this.call.callId));
     return this.cancelSeen;
+  }
+
+  /** The cancel flag as just read. A cancel seen for the first time by a write brings the watch's next look (which hangs up the legs) forward. */
+  private noteCancelFlag(requested: boolean): void {
+    if (!requested || this.cancelSeen) return;
+    this.cancelSeen = true;
+    this.log.info('cancel requested: hanging up the legs');
+    // No timer: the watch is looking right now (it hangs up the legs next), or has not started.
+    if (this.cancelTimer !== undefined && this.cancelTick && !this.disposed) {
+      clearTimeout(this.cancelTimer);
+      this.cancelTimer = setTimeout(() => void this.cancelTick?.(), 0);
+    }
   }
 
   // ---- A leg ----------------------------------------------------------------------------------
@@ -318,14 +351,14 @@ class ClickToDialFlow {
 
   private async markAAnswered(): Promise<void> {
     const answer = this.a.first('CHANNEL_ANSWER');
-    await this.deps.live.update(this.call.callId, { state: 'a_answered', aAnswerAt: answer ? eventTime(answer) : Date.now() });
-    this.report('call.answered', 'a', answer ? eventTime(answer) : undefined);
+    const aAnswerAt = answer ? eventTime(answer) : Date.now();
+    await this.record({ state: 'a_answered', aAnswerAt }, this.progress('call.answered', 'a', aAnswerAt));
     this.log.info('A answered');
   }
 
   private async aAnswered(): Promise<AttemptOutcome> {
-    await this.markAAnswered();
-    if (await this.cancelled()) return this.endCancelled();
+    await this.markAAnswered(); // reads the cancel flag after its write, as cancelled() would
+    if (this.cancelSeen) return this.endCancelled();
     // A's BYE raced the originate's reply, before its dialplan reached B: nobody was called for.
     if (this.a.first('CHANNEL_HANGUP') && !this.bridgeStarted()) return this.aLeft();
     return this.callingB();
@@ -334,11 +367,10 @@ class ClickToDialFlow {
   /** A answered: the switch is already calling B (A's dialplan is the bridge); the controller only follows it. */
   private async callingB(): Promise<AttemptOutcome> {
     try {
-      await this.deps.live.update(this.call.callId, { state: 'calling_b' });
+      await this.record({ state: 'calling_b' }, this.progress('call.calling', 'b'));
     } catch (err) {
       this.log.warn({ err }, 'could not record calling_b');
     }
-    this.report('call.calling', 'b');
     this.trackRinging(this.b, 'bRingAt');
     this.log.info('calling B');
     return this.afterBridgeStarted();
@@ -418,9 +450,7 @@ class ClickToDialFlow {
     const bAnswer = this.b.first('CHANNEL_ANSWER');
     const bAnswerAt = bAnswer ? eventTime(bAnswer) : eventTime(bridge);
     try {
-      await this.deps.live.update(this.call.callId, { state: 'bridged', bAnswerAt });
-      this.report('call.answered', 'b', bAnswerAt);
-      this.report('call.bridged', undefined, eventTime(bridge));
+      await this.record({ state: 'bridged', bAnswerAt }, this.progress('call.answered', 'b', bAnswerAt), this.progress('call.bridged', undefined, eventTime(bridge)));
       this.log.info('bridged');
       // The warning tone before the cap, scheduled on the switch as the cap was (from B's answer). Not in B's
       // api_on_answer: a tone has commas, which B's variables in the inline dialplan cannot carry.
@@ -550,9 +580,9 @@ class ClickToDialFlow {
     if (disposition?.toUpperCase() === 'SUCCESS') {
       // B answered while no controller followed the call: recorded and reported now.
       const bAnsweredAt = Date.now();
-      await this.deps.live.update(this.call.callId, { state: 'bridged', bAnswerAt: bAnsweredAt }).catch((err: unknown) => this.log.warn({ err }, 'could not record the bridge'));
-      this.report('call.answered', 'b', bAnsweredAt);
-      this.report('call.bridged', undefined, bAnsweredAt);
+      await this.record({ state: 'bridged', bAnswerAt: bAnsweredAt }, this.progress('call.answered', 'b', bAnsweredAt), this.progress('call.bridged', undefined, bAnsweredAt)).catch((err: unknown) =>
+        this.log.warn({ err }, 'could not record the bridge'),
+      );
       return this.connectedCallEnded();
     }
     if (disposition) return this.bFailed(disposition);
@@ -569,9 +599,9 @@ class ClickToDialFlow {
   private async settleOnce(end: CallEnd): Promise<AttemptOutcome> {
     // B's phone was dialled if its channel said anything (a channel the switch refused to create says nothing)
     this.bDialled ||= this.b.seenAny;
-    const live = await this.deps.live.get(this.call.callId);
+    const times: LegTimes = this.startedHere ? this.legTimes : ((await this.deps.live.get(this.call.callId)) ?? this.legTimes);
     const endedAt = Date.now();
-    const bAnswerAt = live?.bAnswerAt ?? null;
+    const bAnswerAt = times.bAnswerAt;
     const talkSeconds =
       end.result !== 'connected' ? 0 : end.talkSeconds ?? (bAnswerAt ? Math.max(0, Math.round((endedAt - bAnswerAt) / 1000)) : 0);
     const cdr: CdrRecord = {
@@ -583,9 +613,9 @@ class ClickToDialFlow {
       a: this.req.a,
       b: this.req.b,
       startedAt: this.call.queuedAt,
-      aRingAt: live?.aRingAt ?? null,
-      aAnswerAt: live?.aAnswerAt ?? null,
-      bRingAt: live?.bRingAt ?? null,
+      aRingAt: times.aRingAt,
+      aAnswerAt: times.aAnswerAt,
+      bRingAt: times.bRingAt,
       bAnswerAt,
       endedAt,
       talkSeconds,
@@ -612,7 +642,30 @@ class ClickToDialFlow {
   }
 
   private report(type: PlatformEventType, leg?: Leg, at = Date.now()): void {
-    this.deps.report?.({ type, tenantId: this.req.tenantId, callId: this.call.callId, at, ...(leg ? { leg } : {}) });
+    this.deps.events?.report(this.eventOf(type, leg, at));
+  }
+
+  private eventOf(type: PlatformEventType, leg: Leg | undefined, at: number): PlatformEventInput {
+    return { type, tenantId: this.req.tenantId, callId: this.call.callId, at, ...(leg ? { leg } : {}) };
+  }
+
+  /** A progress event to report with a write of the live call (record). */
+  private progress(type: PlatformEventType, leg?: Leg, at = Date.now()): PreparedReport | undefined {
+    return this.deps.events?.prepare(this.eventOf(type, leg, at));
+  }
+
+  /**
+   * Writes a step of the call and publishes what it reports, in one round trip; this instance's listeners
+   * (webhooks) hear of it once the write is done, or failed. The cancel flag, read by the same command, is noted.
+   */
+  private async record(patch: LiveCallPatch, ...reports: ReadonlyArray<PreparedReport | undefined>): Promise<void> {
+    const prepared = reports.filter((r): r is PreparedReport => r !== undefined);
+    for (const k of LEG_TIME_FIELDS) if (patch[k] !== undefined) this.legTimes[k] = patch[k];
+    try {
+      this.noteCancelFlag(await this.deps.live.update(this.call.callId, patch, prepared.map((r) => r.publication)));
+    } finally {
+      for (const r of prepared) this.deps.events?.reportLocally(r.event);
+    }
   }
 
   // ---- switch helpers -------------------------------------------------------------------------
@@ -621,8 +674,7 @@ class ClickToDialFlow {
     const timeoutMs = (field === 'aRingAt' ? this.req.ringTimeoutASeconds : this.req.ringTimeoutBSeconds) * 1000 + 5000;
     void leg.waitFor('CHANNEL_PROGRESS', timeoutMs).then(async (e) => {
       if (!e) return;
-      this.report('call.ringing', field === 'aRingAt' ? 'a' : 'b', eventTime(e));
-      await this.deps.live.update(this.call.callId, { [field]: eventTime(e) }).catch((err: unknown) => {
+      await this.record({ [field]: eventTime(e) }, this.progress('call.ringing', field === 'aRingAt' ? 'a' : 'b', eventTime(e))).catch((err: unknown) => {
         this.log.warn({ err }, 'could not record ringing');
       });
     });

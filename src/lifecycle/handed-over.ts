@@ -1,5 +1,5 @@
 import type { RedisClient } from '../stores/redis';
-import { LiveCallStore, type AttemptStartReply, type LiveCallPatch } from '../stores/live-calls';
+import { LiveCallStore, type AttemptStartReply, type LiveCallPatch, type Publication } from '../stores/live-calls';
 
 /**
  * Click-to-dial calls this controller gave back to the queue at its drain deadline. The job's
@@ -44,8 +44,8 @@ export class GuardedLiveCallStore extends LiveCallStore {
     return super.startAttempt(callId, attempt, patch);
   }
 
-  override update(callId: string, patch: LiveCallPatch): Promise<void> {
+  override update(callId: string, patch: LiveCallPatch, publish?: readonly Publication[]): Promise<boolean> {
     if (this.handedOver.has(callId)) return Promise.reject(new HandedOverError(callId));
-    return super.update(callId, patch);
+    return super.update(callId, patch, publish);
   }
 }

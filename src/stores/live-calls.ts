@@ -33,6 +33,9 @@ export interface LiveCall {
   readonly finalCdr: CdrRecord | null;
 }
 
+/** A Redis PUBLISH carried by a live call's write: [channel, message]. */
+export type Publication = readonly [channel: string, message: string];
+
 export type LiveCallPatch = Partial<Omit<LiveCall, 'cancelRequested' | 'switchName'>>;
 
 /** The hash field holding the switch of one attempt (first writer wins). */
@@ -55,7 +58,7 @@ const ATTEMPT_STARTS: Record<number, AttemptStart> = { 0: 'taken', 1: 'started',
 
 const TTL_SECONDS = 8 * 24 * 3600;
 
-/** Writes fields of a live call and renews its TTL in one round trip; see the script. */
+/** Writes fields of a live call, renews its TTL, publishes its reports and reads its cancel flag, in one round trip; see the script. */
 const UPDATE_LIVE_CALL = LuaScript.load('update-live-call');
 
 type NumericField = 'attempt' | 'aRingAt' | 'aAnswerAt' | 'bRingAt' | 'bAnswerAt' | 'endedAt';
@@ -108,14 +111,19 @@ export class LiveCallStore {
     return (await this.redis.hget(this.key(callId), placementField(attempt))) || null;
   }
 
-  async update(callId: string, patch: LiveCallPatch): Promise<void> {
+  /**
+   * Writes `patch` and publishes `publish` (what the write reports: [channel, message], e.g. progress events)
+   * in the same round trip. Resolves with the cancel flag as it stands after the write (true: a cancel was requested).
+   */
+  async update(callId: string, patch: LiveCallPatch, publish: readonly Publication[] = []): Promise<boolean> {
     const fields = fieldList(patch);
-    if (fields.length === 0) return;
-    await UPDATE_LIVE_CALL.run(this.redis, [this.key(callId)], [TTL_SECONDS, ...fields]);
+    if (fields.length === 0 && publish.length === 0) return false;
+    const reply = await UPDATE_LIVE_CALL.run(this.redis, [this.key(callId)], [TTL_SECONDS, fields.length, ...fields, ...publish.flat()]);
+    return reply === '1';
   }
 
   async requestCancel(callId: string): Promise<void> {
-    await UPDATE_LIVE_CALL.run(this.redis, [this.key(callId)], [TTL_SECONDS, 'cancelRequested', '1']);
+    await UPDATE_LIVE_CALL.run(this.redis, [this.key(callId)], [TTL_SECONDS, 2, 'cancelRequested', '1']);
   }
 
   async isCancelRequested(callId: string): Promise<boolean> {
