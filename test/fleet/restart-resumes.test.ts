@@ -7,11 +7,10 @@
  * answering) and write its one CDR when it ends, ringing nobody again.
  * (The process's own start takes seconds on a loaded machine: the resume is timed from its start line.)
  */
-import type { RowDataPacket } from 'mysql2/promise';
-import { legUuid } from '../../src/flows/click-to-dial';
 import { startControllerProcess, type ControllerProcess } from '../support/controller-process';
 import { startTestSystem, type TestSystem } from '../support/system';
 import { waitUntil } from '../support/wait';
+import { expectRungOnceWithOneCdr } from './rung-once';
 
 describe('a controller killed mid-call and restarted at once under the same NODE_ID', () => {
   let sys: TestSystem;
@@ -56,12 +55,6 @@ describe('a controller killed mid-call and restarted at once under the same NODE
     expect(done.result).toBe('connected');
     expect(Math.abs((done.cdr?.talkSeconds ?? 0) - 25)).toBeLessThanOrEqual(2);
     expect(restarted.logs.some((l) => l.callId === call.id && l.msg === 'resuming an attempt that was already started')).toBe(true);
-    const rang = sys.sims.filter((s) => s.invitesTo(a).length > 0);
-    expect(rang).toHaveLength(1);
-    expect(rang[0]?.invitesTo(a)).toHaveLength(1);
-    expect(rang[0]?.invitesTo(b)).toHaveLength(1);
-    expect(rang[0]?.originateCount(legUuid(call.id, 'a', 1))).toBe(1);
-    const [rows] = await sys.app.pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM cdrs WHERE call_id = ?', [call.id]);
-    expect(Number(rows[0]?.n)).toBe(1);
+    await expectRungOnceWithOneCdr(sys, call.id, a, b);
   }, 150_000);
 });
