@@ -23,6 +23,7 @@ import { callToXHandOver, CallToXHandoverQueue, durableCallsToX, startCallToXSet
 import { CallsToXOwners } from './stores/calls-to-x-owners';
 import { GuardedLiveCallStore, HandedOverCalls } from './lifecycle/handed-over';
 import { JobsInFlight } from './lifecycle/jobs-in-flight';
+import { ownJobsJournal, resumeOwnJobs } from './lifecycle/own-jobs';
 import { QueuedCdrs } from './lifecycle/queued-cdrs';
 import { Scheduler } from './lifecycle/scheduler';
 import { callIdFor } from './calls/click-to-dial-request';
@@ -42,7 +43,7 @@ import { registerBindingRoutes } from './bindings/routes';
 import { registerCallRoutes } from './calls/call-routes';
 import { registerWebhookRoutes, type WebhookRouteDeps } from './webhooks/routes';
 import type { Logger } from './logger';
-import { CallbackQueue, startCallbackWorker } from './calls/callback-queue';
+import { CallbackQueue, callbackQueueName, startCallbackWorker } from './calls/callback-queue';
 import { CAPACITY_EVENT_FILTERS, CAPACITY_EVENTS, callbackBacklog, capacityKey } from './queues/switch-capacity';
 import type { CallOutcome } from './stores/call-outcome';
 import { CdrQueue, startCdrWriter } from './queues/cdr-queue';
@@ -52,6 +53,7 @@ import { CdrStore } from './stores/cdr-store';
 import { refusalAttribution } from './stores/cdr-attribution';
 import { cachedApiKeyAuth, cachedSigningKeys, cachedTenantLookup, TENANT_POLICY_CACHE_MS } from './stores/cached-tenants';
 import { LiveCallStore } from './stores/live-calls';
+import { NodeJobsStore, type RecordedJob } from './stores/node-jobs';
 import { MediaCatalogue, MediaPlayback } from './stores/media-catalogue';
 import { platformSecret } from './stores/platform-secrets';
 import { numberHasher } from './domain/number-hash';
@@ -244,7 +246,19 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   };
   // Graceful shutdown (drain): what runs here, and what was let go of at the drain deadline.
   const handedOver = new HandedOverCalls();
-  const callbackJobs = new JobsInFlight();
+  const workers = options.workers ?? true;
+  // A controller restarted under its NODE_ID takes back at once the click-to-dial jobs its last run left
+  // running: what that run recorded is read before this run's worker records its own.
+  const ownCallbackJobs = workers && config.resumeOwnJobs
+    ? new NodeJobsStore(queueRedis, config.redisPrefix, config.nodeId, callbackQueueName(config.dial.gateway))
+    : null;
+  const leftByLastRun: RecordedJob[] = ownCallbackJobs
+    ? await ownCallbackJobs.takeAll().catch((err: unknown) => {
+        logger.warn({ err }, 'jobs of the last run not read: they wait for stall detection');
+        return [];
+      })
+    : [];
+  const callbackJobs = new JobsInFlight(ownCallbackJobs ? ownJobsJournal(ownCallbackJobs, logger) : undefined);
   const settlerJobs = new JobsInFlight();
   const callsToX = new Set<Promise<unknown>>();
   let handOverCallsToX = (): void => undefined;
@@ -353,7 +367,6 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   });
   const outboundAddress = await outbound.listen();
 
-  const workers = options.workers ?? true;
   const webhookStore = new WebhookStore(pool);
   const webhookEndpoints = new CachedWebhookEndpoints(webhookStore, 5000);
   const webhookQueue = new WebhookQueue({ connection: queueRedis, prefix: config.redisPrefix });
@@ -463,6 +476,13 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     capacity: { holdMs: () => capacity.holdMs(), hold: (ms) => callbackQueue.queue.rateLimit(ms) },
     placement: fleetPlacement(fleet, () => capacity.holdMs()),
   });
+
+  const resumingOwnJobs = resumeOwnJobs({
+    queue: callbackQueue.queue,
+    left: leftByLastRun,
+    ready: () => fleet.whenConnected(config.callbacks.lockSeconds * 1000),
+    logger,
+  }).catch((err: unknown) => logger.warn({ err }, 'jobs of the last run not resumed: they wait for stall detection'));
 
   const service = new DefaultClickToDialService({
     tenants: tenantPolicy,
@@ -631,6 +651,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     async stop() {
       // Nothing live is dropped: without a drain first, live calls are handed over now.
       await drain(0);
+      await resumingOwnJobs;
       await scheduler.stop();
       await outbound.close();
       await http.close();

@@ -22,6 +22,12 @@ export interface SwitchAddress {
 
 export interface AppConfig {
   readonly nodeId: string;
+  /**
+   * NODE_ID was given: a restart of this controller under the same id takes back at once the
+   * click-to-dial jobs its previous run left running (instead of waiting for their locks to expire).
+   * Two controllers running at the same time must never share a NODE_ID.
+   */
+  readonly resumeOwnJobs: boolean;
   readonly logLevel: string;
   readonly http: { readonly host: string; readonly port: number };
   /**
@@ -504,6 +510,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const consoleSessionHours = int(env, 'CONSOLE_SESSION_HOURS', 12, 1, 168);
   const config: AppConfig = {
     nodeId: str(env, 'NODE_ID', `controller-${process.pid}`),
+    resumeOwnJobs: read(env, 'NODE_ID') !== undefined,
     logLevel: str(env, 'LOG_LEVEL', 'info'),
     http: { host: str(env, 'HTTP_HOST', '0.0.0.0'), port: int(env, 'HTTP_PORT', 8080, 0, 65535) },
     adminToken: adminToken(env),

@@ -76,6 +76,8 @@ function keysUnder(prefix: string) {
     authFailures: (client: string) => `${prefix}:authfail:${client}`,
     /** Webhook deliveries of a tenant in flight (leases). */
     webhookTenantSlots: (tenantId: string) => `${prefix}:webhooks:tenant-slots:${tenantId}`,
+    /** The jobs of a queue one controller (NODE_ID) is running, each with its lock token (hash: job id -> token). */
+    nodeJobs: (nodeId: string, queueName: string) => `${prefix}:node-jobs:${nodeId}:${queueName}`,
     /** The switch's capacity as last seen for a gateway's queue (back-pressure). */
     switchCapacity: (gateway: string) => `${prefix}:capacity:${gateway}`,
     /** Text messages: the parts of a concatenated message received so far (hash: sequence -> text), by carrier, sender hash, X and reference. */

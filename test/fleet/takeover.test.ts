@@ -4,12 +4,10 @@
  * bridged click-to-dial call is SIGKILLed; the other must finish that call's state and its one CDR
  * within 15 s of the kill, following the call on the switch it was placed on, never ringing anyone again.
  */
-import type { RowDataPacket } from 'mysql2/promise';
-import { legUuid } from '../../src/flows/click-to-dial';
-import type { FreeSwitchSimulator } from '../simulator';
 import { startControllerProcess, type ControllerProcess } from '../support/controller-process';
 import { startTestSystem, type TestSystem } from '../support/system';
 import { waitUntil } from '../support/wait';
+import { expectRungOnceWithOneCdr } from './rung-once';
 
 describe('a controller killed mid-call', () => {
   let sys: TestSystem;
@@ -50,12 +48,6 @@ describe('a controller killed mid-call', () => {
     expect(tookMs).toBeLessThan(15_000);
     expect(done.result).toBe('connected');
     expect(survivor.logs.some((l) => l.callId === call.id && l.msg === 'resuming an attempt that was already started')).toBe(true);
-    const rang = sys.sims.filter((s: FreeSwitchSimulator) => s.invitesTo(a).length > 0);
-    expect(rang).toHaveLength(1);
-    expect(rang[0]?.invitesTo(a)).toHaveLength(1);
-    expect(rang[0]?.invitesTo(b)).toHaveLength(1);
-    expect(rang[0]?.originateCount(legUuid(call.id, 'a', 1))).toBe(1);
-    const [rows] = await sys.app.pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM cdrs WHERE call_id = ?', [call.id]);
-    expect(Number(rows[0]?.n)).toBe(1);
+    await expectRungOnceWithOneCdr(sys, call.id, a, b);
   }, 90_000);
 });
