@@ -9,9 +9,13 @@
  *
  * Two switches: two simulators, each in its own process as a real switch would be, each with the
  * callback worker of a controller connected to it (one event socket each). Both workers take jobs
- * from the one queue, so the calls spread over both switches by whichever worker is free; the
- * product has no per-call switch placement in this branch, so the bench harness does the spreading.
+ * from the one queue, so the calls spread over both switches by whichever worker is free: the bench
+ * harness does the spreading, the fleet's placement (src/fleet) is not on this path.
  * Duplicates are counted over both switches together.
+ *
+ * On a shared machine originates/s follows the load; controllerCpuMsPerOriginate (this process, both
+ * workers) and simulatorCpuMsPerOriginate (each simulator's own process) are the cost per call.
+ * BENCH_SIM_CPU_PROF=<dir> writes a CPU profile of each simulator.
  *
  * The ceiling, measured in the same run: the same kind of signed jobs through a BullMQ worker of the
  * same total concurrency whose processor does nothing (BullMQ's own rate on this machine).
