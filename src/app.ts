@@ -319,7 +319,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   });
   const handoverQueue = new CallToXHandoverQueue({ connection: queueRedis, prefix: config.redisPrefix });
   // A call to X outlives this controller being killed: it is this instance's (in Redis) until its CDR is queued, and
-  // every controller settles the calls of an instance that stopped beating, as soon as a click-to-dial job is taken over.
+  // every controller settles the calls of an instance that stopped beating within the time a click-to-dial lock lasts.
   const ownerAliveForMs = config.callbacks.lockSeconds * 1000;
   const callsToXOwners = new CallsToXOwners(redis, config.redisPrefix, `${config.nodeId}:${randomUUID()}`, ownerAliveForMs);
   await callsToXOwners.heartbeat().catch((err: unknown) => logger.error({ err }, 'calls to X heartbeat failed'));
@@ -704,12 +704,12 @@ function fleetMessaging(fleet: SwitchFleet): Parameters<typeof startMessaging>[0
   };
 }
 
-/** A call to X handed over records which switch carries it, so the controller that settles it asks that one. */
 /** The fleet switch that opened an outbound-socket session (by its Core-UUID). */
 function switchOfSession(fleet: SwitchFleet, session: OutboundSession): SwitchNode | undefined {
   return fleet.byIdentity(session.channelData.header('Core-UUID'));
 }
 
+/** A call to X handed over records which switch carries it, so the controller that settles it asks that one. */
 function handOverFromFleet(handOver: NonNullable<CallToXDeps['handOver']>, fleet: SwitchFleet): NonNullable<CallToXDeps['handOver']> {
   return (session, call, hungUp) => {
     const node = switchOfSession(fleet, session);
