@@ -349,27 +349,37 @@ class ClickToDialFlow {
     return this.settle({ result, cause, side: cancelled || !this.a.seenAny ? 'platform' : sideOf(end, 'a') });
   }
 
-  private async markAAnswered(): Promise<void> {
+  /**
+   * A answered: recorded and reported. When the switch is calling B (A's dialplan is the bridge), the same
+   * write records and reports that too. The write reads the cancel flag, as cancelled() would.
+   */
+  private async markAAnswered(callingB = false): Promise<void> {
     const answer = this.a.first('CHANNEL_ANSWER');
     const aAnswerAt = answer ? eventTime(answer) : Date.now();
-    await this.record({ state: 'a_answered', aAnswerAt }, this.progress('call.answered', 'a', aAnswerAt));
+    const answered = this.progress('call.answered', 'a', aAnswerAt);
+    if (callingB) await this.record({ state: 'calling_b', aAnswerAt }, answered, this.progress('call.calling', 'b'));
+    else await this.record({ state: 'a_answered', aAnswerAt }, answered);
     this.log.info('A answered');
   }
 
   private async aAnswered(): Promise<AttemptOutcome> {
-    await this.markAAnswered(); // reads the cancel flag after its write, as cancelled() would
-    if (this.cancelSeen) return this.endCancelled();
     // A's BYE raced the originate's reply, before its dialplan reached B: nobody was called for.
-    if (this.a.first('CHANNEL_HANGUP') && !this.bridgeStarted()) return this.aLeft();
-    return this.callingB();
+    const aLeftFirst = (): boolean => this.a.first('CHANNEL_HANGUP') !== undefined && !this.bridgeStarted();
+    const callingBRecorded = !aLeftFirst();
+    await this.markAAnswered(callingBRecorded);
+    if (this.cancelSeen) return this.endCancelled();
+    if (aLeftFirst()) return this.aLeft();
+    return this.callingB(!callingBRecorded);
   }
 
   /** A answered: the switch is already calling B (A's dialplan is the bridge); the controller only follows it. */
-  private async callingB(): Promise<AttemptOutcome> {
-    try {
-      await this.record({ state: 'calling_b' }, this.progress('call.calling', 'b'));
-    } catch (err) {
-      this.log.warn({ err }, 'could not record calling_b');
+  private async callingB(record: boolean): Promise<AttemptOutcome> {
+    if (record) {
+      try {
+        await this.record({ state: 'calling_b' }, this.progress('call.calling', 'b'));
+      } catch (err) {
+        this.log.warn({ err }, 'could not record calling_b');
+      }
     }
     this.trackRinging(this.b, 'bRingAt');
     this.log.info('calling B');
