@@ -1,5 +1,5 @@
 /**
- * SIGTERM one second into a call to X, on the real switch (issue 12: the controller used to exit at
+ * SIGTERM (and SIGKILL) one second into a call to X, on the real switch (issue 12: the controller used to exit at
  * once, the call went on, and its CDR said 1 talk second, no hangup cause, ended at the shutdown).
  * The controller is src/main.ts in a child process listening on the switch's controller socket
  * (127.0.0.1:8084, as freeswitch-conf/ sets it); the caller and B are sipp phones; B hangs up.
@@ -30,7 +30,7 @@ const describeE2e = esl ? describe : describe.skip;
 const base = sippPortBaseFromEnv() + 70;
 const host = sippHostFromEnv();
 /** B of each case (distinct numbers for distinct bindings on X), all reaching the one phone on this port. */
-const B = { numbers: ['13900009701', '13900009704', '13900009705'], port: base };
+const B = { numbers: ['13900009701', '13900009704', '13900009705', '13900009708'], port: base };
 
 /** A phone that calls X; resolves when its call is over, with sipp's exit code and the messages it saw. */
 function dialX(caller: string, port: number): Promise<{ code: number | null; log: string }> {
@@ -128,8 +128,8 @@ describeE2e('graceful shutdown against a real FreeSWITCH with sipp phones', () =
     return rows;
   }
 
-  /** The caller dials X, B answers and hangs up talkMs later; SIGTERM reaches the controller one second into the call. */
-  async function callAndSigterm(caller: string, b: string, callerPort: number, talkMs: number, drainSeconds: number) {
+  /** The caller dials X, B answers and hangs up talkMs later; `signal` (SIGTERM) reaches the controller one second into the call. */
+  async function callAndSigterm(caller: string, b: string, callerPort: number, talkMs: number, drainSeconds: number, signal: NodeJS.Signals = 'SIGTERM') {
     await api.bindings.bind({ tenantId, mode: 'axb', a: caller, b, x: X });
     child = await startControllerProcess({ ...env, OUTBOUND_SOCKET_PORT: process.env.E2E_OUTBOUND_SOCKET_PORT ?? '8084', DRAIN_TIMEOUT_SECONDS: String(drainSeconds) });
     phones.push(await startPhone({ number: b, port: B.port, behaviour: 'answer-then-bye', talkMs }));
@@ -137,8 +137,8 @@ describeE2e('graceful shutdown against a real FreeSWITCH with sipp phones', () =
     const bridged = await until('the call to X to be bridged', () => callerEvent(caller, 'CHANNEL_BRIDGE'));
     const bridgedAt = Math.floor(Number(bridged.header('Event-Date-Timestamp')) / 1000);
     await until('one second of talk', () => Date.now() - bridgedAt >= 1000);
-    child.child.kill('SIGTERM');
-    return { call, exited: child.exited };
+    child.child.kill(signal);
+    return { call, exited: child.exited, killedAt: Date.now() };
   }
 
   /** The switch's billsec and hangup cause for the caller's leg, once it has ended. */
@@ -208,5 +208,33 @@ describeE2e('graceful shutdown against a real FreeSWITCH with sipp phones', () =
     expect(Math.abs(Number(cdrs[0]!.talk_seconds) - sw.billsec)).toBeLessThanOrEqual(1);
     const endedAt = Math.floor(Number(callerEvent(caller, 'CHANNEL_HANGUP_COMPLETE')!.header('Event-Date-Timestamp')) / 1000);
     expect(Math.abs((cdrs[0]!.ended_at as Date).getTime() - endedAt)).toBeLessThan(1500);
+  }, 90_000);
+
+  it('killed outright (SIGKILL) mid-call: the call goes on, and the controller still running writes its one CDR from the switch within 15 s', async () => {
+    const caller = '13800009707';
+    takeover = await startApp(loadConfig(env), createLogger('warn'));
+    const { call, exited, killedAt } = await callAndSigterm(caller, B.numbers[3]!, base + 4, 4000, 60, 'SIGKILL');
+    expect(await exited).toMatchObject({ signal: 'SIGKILL' });
+    expect(callerEvent(caller, 'CHANNEL_HANGUP')).toBeUndefined(); // not cut with its controller
+    const dialled = await call;
+    expect(dialled.code).toBe(0);
+    // With nobody on its socket the caller's leg still ends with the bridge, not with the dialplan's failure cause.
+    const bye = dialled.log.split(/\n(?=SIP\/2\.0 |INVITE |ACK |BYE )/).find((m) => m.startsWith('BYE '));
+    expect(bye).toContain('text="NORMAL_CLEARING"');
+    const sw = await switchEnd(caller);
+    expect(Math.abs(sw.billsec - 4)).toBeLessThanOrEqual(1);
+    const cdrs = await until('the CDR', async () => {
+      const rows = await cdrsOf(caller);
+      return rows.length > 0 && rows;
+    }, 30_000);
+    const writtenAt = Date.now();
+    const endedAt = Math.floor(Number(callerEvent(caller, 'CHANNEL_HANGUP_COMPLETE')!.header('Event-Date-Timestamp')) / 1000);
+    expect(writtenAt - Math.max(killedAt, endedAt)).toBeLessThan(15_000);
+    expect(cdrs).toHaveLength(1);
+    expect(cdrs[0]).toMatchObject({ result: 'connected', hangup_cause: sw.cause });
+    expect(Math.abs(Number(cdrs[0]!.talk_seconds) - sw.billsec)).toBeLessThanOrEqual(1);
+    expect(Math.abs((cdrs[0]!.ended_at as Date).getTime() - endedAt)).toBeLessThan(1500);
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(await cdrsOf(caller)).toHaveLength(1);
   }, 90_000);
 });
