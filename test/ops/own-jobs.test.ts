@@ -3,6 +3,7 @@
  * only jobs still locked under the tokens the last run recorded; never one another controller holds now.
  */
 import { Queue, Worker } from 'bullmq';
+import { loadConfig } from '../../src/config';
 import { JobsInFlight } from '../../src/lifecycle/jobs-in-flight';
 import { lastRunStopped, ownJobsJournal, resumeOwnJobs } from '../../src/lifecycle/own-jobs';
 import { createLogger } from '../../src/logger';
@@ -104,5 +105,14 @@ describe('a controller’s own jobs across a restart', () => {
     await new NodeJobsStore(r.redis, r.prefix, 'c2', QUEUE).running('b', 't2');
     expect(await new NodeJobsStore(r.redis, r.prefix, 'c2', QUEUE).takeAll()).toEqual([{ jobId: 'b', token: 't2' }]);
     expect(await new NodeJobsStore(r.redis, r.prefix, 'c1', QUEUE).takeAll()).toEqual([{ jobId: 'a', token: 't1' }]);
+  });
+});
+
+describe('which controllers resume their own jobs on restart', () => {
+  it('those given a NODE_ID (the default, from the process id, is no identity across restarts)', () => {
+    const env = { ESL_PASSWORD: 'x' };
+    expect(loadConfig({ ...env, NODE_ID: 'controller-1' }).resumeOwnJobs).toBe(true);
+    expect(loadConfig(env).resumeOwnJobs).toBe(false);
+    expect(loadConfig({ ...env, NODE_ID: ' ' }).resumeOwnJobs).toBe(false);
   });
 });
