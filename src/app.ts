@@ -23,7 +23,7 @@ import { callToXHandOver, CallToXHandoverQueue, durableCallsToX, startCallToXSet
 import { CallsToXOwners } from './stores/calls-to-x-owners';
 import { GuardedLiveCallStore, HandedOverCalls } from './lifecycle/handed-over';
 import { JobsInFlight } from './lifecycle/jobs-in-flight';
-import { ownJobsJournal, resumeOwnJobs } from './lifecycle/own-jobs';
+import { lastRunStopped, NODE_BEAT_MS, ownJobsJournal, resumeOwnJobs } from './lifecycle/own-jobs';
 import { QueuedCdrs } from './lifecycle/queued-cdrs';
 import { Scheduler } from './lifecycle/scheduler';
 import { callIdFor } from './calls/click-to-dial-request';
@@ -477,12 +477,21 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     placement: fleetPlacement(fleet, () => capacity.holdMs()),
   });
 
-  const resumingOwnJobs = resumeOwnJobs({
-    queue: callbackQueue.queue,
-    left: leftByLastRun,
-    ready: () => fleet.whenConnected(config.callbacks.lockSeconds * 1000),
-    logger,
-  }).catch((err: unknown) => logger.warn({ err }, 'jobs of the last run not resumed: they wait for stall detection'));
+  const resumingOwnJobs = ownCallbackJobs
+    ? resumeOwnJobs({
+        queue: callbackQueue.queue,
+        left: leftByLastRun,
+        lastRunStopped: () => lastRunStopped(ownCallbackJobs),
+        ready: () => fleet.whenConnected(config.callbacks.lockSeconds * 1000),
+        logger,
+      })
+        .catch((err: unknown) => logger.warn({ err }, 'jobs of the last run not resumed: they wait for stall detection'))
+        .finally(() => {
+          // Beats only once the last run's have been read: the next run tells from them whether this one stopped.
+          const runId = randomUUID();
+          scheduler.add({ name: 'controller heartbeat', everyMs: NODE_BEAT_MS, run: () => ownCallbackJobs.beat(runId, 3 * NODE_BEAT_MS), runAtStart: true });
+        })
+    : Promise.resolve();
 
   const service = new DefaultClickToDialService({
     tenants: tenantPolicy,

@@ -78,6 +78,8 @@ function keysUnder(prefix: string) {
     webhookTenantSlots: (tenantId: string) => `${prefix}:webhooks:tenant-slots:${tenantId}`,
     /** The jobs of a queue one controller (NODE_ID) is running, each with its lock token (hash: job id -> token). */
     nodeJobs: (nodeId: string, queueName: string) => `${prefix}:node-jobs:${nodeId}:${queueName}`,
+    /** A controller's heartbeat under its NODE_ID (its run's id and the time, refreshed while it runs). */
+    nodeAlive: (nodeId: string) => `${prefix}:node-alive:${nodeId}`,
     /** The switch's capacity as last seen for a gateway's queue (back-pressure). */
     switchCapacity: (gateway: string) => `${prefix}:capacity:${gateway}`,
     /** Text messages: the parts of a concatenated message received so far (hash: sequence -> text), by carrier, sender hash, X and reference. */

@@ -9,10 +9,12 @@ export interface RecordedJob {
 
 /**
  * The jobs of one queue that one controller (NODE_ID) is running, each with its lock token: what the
- * next run of the same controller finds there after a crash are the jobs it left running.
+ * next run of the same controller finds there after a crash are the jobs it left running. And the
+ * controller's heartbeat, which tells that next run whether the last one has stopped.
  */
 export class NodeJobsStore {
   private readonly key: string;
+  private readonly aliveKey: string;
 
   constructor(
     private readonly redis: RedisClient,
@@ -21,6 +23,17 @@ export class NodeJobsStore {
     queueName: string,
   ) {
     this.key = redisKeys(prefix).nodeJobs(nodeId, queueName);
+    this.aliveKey = redisKeys(prefix).nodeAlive(nodeId);
+  }
+
+  /** This run (`runId`) is alive now; the beat lapses after ttlMs unless renewed. */
+  async beat(runId: string, ttlMs: number): Promise<void> {
+    await this.redis.set(this.aliveKey, `${runId}@${String(Date.now())}`, 'PX', ttlMs);
+  }
+
+  /** The last heartbeat under this NODE_ID (null: none within its time to live). */
+  lastBeat(): Promise<string | null> {
+    return this.redis.get(this.aliveKey);
   }
 
   async running(jobId: string, token: string): Promise<void> {

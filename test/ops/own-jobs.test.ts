@@ -3,13 +3,15 @@
  * only jobs still locked under the tokens the last run recorded; never one another controller holds now.
  */
 import { Queue, Worker } from 'bullmq';
+import { loadConfig } from '../../src/config';
 import { JobsInFlight } from '../../src/lifecycle/jobs-in-flight';
-import { ownJobsJournal, resumeOwnJobs } from '../../src/lifecycle/own-jobs';
+import { lastRunStopped, ownJobsJournal, resumeOwnJobs } from '../../src/lifecycle/own-jobs';
 import { createLogger } from '../../src/logger';
 import { NodeJobsStore } from '../../src/stores/node-jobs';
 import { createTestRedis, type TestRedis } from '../support/redis';
 
 const QUEUE = '{own-jobs-test}';
+const yes = () => Promise.resolve(true);
 
 describe('a controller’s own jobs across a restart', () => {
   let r: TestRedis;
@@ -60,7 +62,7 @@ describe('a controller’s own jobs across a restart', () => {
 
     const left = await new NodeJobsStore(r.redis, r.prefix, 'c1', QUEUE).takeAll();
     expect(left).toHaveLength(3);
-    const resumed = await resumeOwnJobs({ queue, left, ready: () => Promise.resolve(true), logger });
+    const resumed = await resumeOwnJobs({ queue, left, lastRunStopped: yes, ready: yes, logger });
 
     expect(resumed).toEqual(['left-running']);
     expect(await queue.getJobState('left-running')).toBe('waiting');
@@ -73,8 +75,29 @@ describe('a controller’s own jobs across a restart', () => {
   it('moves nothing while the switches are not connected (the calls could not be asked about)', async () => {
     await activeUnder('last-run-token', 'left-running');
     const left = [{ jobId: 'left-running', token: 'last-run-token' }];
-    expect(await resumeOwnJobs({ queue, left, ready: () => Promise.resolve(false), logger })).toEqual([]);
+    expect(await resumeOwnJobs({ queue, left, lastRunStopped: yes, ready: () => Promise.resolve(false), logger })).toEqual([]);
     expect(await queue.getJobState('left-running')).toBe('active');
+  });
+
+  it('moves nothing while another controller runs under the same NODE_ID', async () => {
+    const store = new NodeJobsStore(r.redis, r.prefix, 'c1', QUEUE);
+    await activeUnder('other-run-token', 'its-job');
+    await store.beat('other-run', 1000);
+    const stillBeating = setInterval(() => void store.beat('other-run', 1000), 100);
+    try {
+      const left = [{ jobId: 'its-job', token: 'other-run-token' }];
+      expect(await resumeOwnJobs({ queue, left, lastRunStopped: () => lastRunStopped(store, 300), ready: yes, logger })).toEqual([]);
+    } finally {
+      clearInterval(stillBeating);
+    }
+    expect(await queue.getJobState('its-job')).toBe('active');
+  });
+
+  it('tells a last run that stopped beating (killed) from one still running', async () => {
+    const store = new NodeJobsStore(r.redis, r.prefix, 'c1', QUEUE);
+    expect(await lastRunStopped(store, 300)).toBe(true); // never beat
+    await store.beat('killed-run', 5000); // its last beat, still within its time to live
+    expect(await lastRunStopped(store, 300)).toBe(true);
   });
 
   it('keeps each controller’s record apart (NODE_ID)', async () => {
@@ -82,5 +105,14 @@ describe('a controller’s own jobs across a restart', () => {
     await new NodeJobsStore(r.redis, r.prefix, 'c2', QUEUE).running('b', 't2');
     expect(await new NodeJobsStore(r.redis, r.prefix, 'c2', QUEUE).takeAll()).toEqual([{ jobId: 'b', token: 't2' }]);
     expect(await new NodeJobsStore(r.redis, r.prefix, 'c1', QUEUE).takeAll()).toEqual([{ jobId: 'a', token: 't1' }]);
+  });
+});
+
+describe('which controllers resume their own jobs on restart', () => {
+  it('those given a NODE_ID (the default, from the process id, is no identity across restarts)', () => {
+    const env = { ESL_PASSWORD: 'x' };
+    expect(loadConfig({ ...env, NODE_ID: 'controller-1' }).resumeOwnJobs).toBe(true);
+    expect(loadConfig(env).resumeOwnJobs).toBe(false);
+    expect(loadConfig({ ...env, NODE_ID: ' ' }).resumeOwnJobs).toBe(false);
   });
 });
