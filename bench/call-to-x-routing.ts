@@ -24,6 +24,7 @@ import { routeChangesChannel } from '../src/stores/keys';
 import { RouteLookup } from '../src/stores/route-lookup';
 import { createRedis } from '../src/stores/redis';
 import { deletePrefixKeys } from '../test/support/redis';
+import { countCommands, takeCounts } from './support/command-counter';
 
 const X = '700100000000001';
 
@@ -123,6 +124,7 @@ async function bareOutboundServer(): Promise<{ port: number; close: () => Promis
 }
 
 export async function run(): Promise<Record<string, unknown>> {
+  countCommands();
   const prefix = `ngbench${randomBytes(4).toString('hex')}`;
   const redis = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
   // As in production (app.ts): lookups go through the local cache fed by the route-changes channel.
@@ -130,7 +132,8 @@ export async function run(): Promise<Record<string, unknown>> {
   const cache = new RouteReadCache<RouteRead>({ ttlMs: Number(process.env.BENCH_ROUTE_CACHE_MS ?? 10_000), maxEntries: 100_000 });
   const stopCache = cache.enabled ? await listenForRouteChanges(cache, createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'), routeChangesChannel(prefix)) : async () => undefined;
   const routes = new RouteIndex(redis, prefix, numberHasher('bench-number-hash-key-0123456789abcdef'), cache);
-  const callers = 1000;
+  // Each caller calls again every `callers` calls (BENCH_CALLERS, default 1000): what a route cache can serve.
+  const callers = Number(process.env.BENCH_CALLERS ?? 1000);
   const bindings: IndexableBinding[] = [];
   for (let i = 0; i < callers; i++) {
     bindings.push({
@@ -177,7 +180,9 @@ export async function run(): Promise<Record<string, unknown>> {
   const bare = await bareOutboundServer();
   const floorRun = await offerCalls(bare.port, rate, seconds, callers);
   await bare.close();
+  takeCounts();
   const result = await offerCalls(port, rate, seconds, callers);
+  const commands = takeCounts();
   const latencies = result.latencies;
   const achieved = (latencies.length / result.elapsedMs) * 1000;
   const floor = [...floorRun.latencies].sort((a, b) => a - b);
@@ -202,6 +207,12 @@ export async function run(): Promise<Record<string, unknown>> {
     // The same interval as the controller sees it (accept to bridge written), without the fake switch's own scheduling.
     controllerAcceptToBridgeMs: summary(controllerSide),
     lookupMs: summary(lookupSide),
+    // Independent of the host's load: what each decided call cost in Redis round trips (MGET and GET of the marker when not cached).
+    redisCommandsPerCall: Object.fromEntries(
+      Object.entries(commands)
+        .filter(([name]) => name.startsWith('redis '))
+        .map(([name, n]) => [name, Number((n / Math.max(1, latencies.length)).toFixed(3))]),
+    ),
     routeCacheMs: cache.enabled ? Number(process.env.BENCH_ROUTE_CACHE_MS ?? 10_000) : 0,
     note: 'connectToBridgeMs is measured by the fake switch (a worker thread sharing the 2 cores): TCP connect to the bridge command received, including the round trips of connect and myevents+linger and the Redis lookup; floorConnectToBridgeMs is the same fake switch against a bare outbound server that only speaks the protocol (measured first, same rate); controllerAcceptToBridgeMs is the numguard_routing_decision_seconds histogram\'s measure',
     goal: 'p99 <= 2 ms at 1,000 new calls/s',

@@ -157,8 +157,9 @@ export interface AppConfig {
   };
   /**
    * The routing path's local cache of route-index reads (src/stores/route-cache.ts), invalidated by
-   * every index write: ROUTE_CACHE_MS (how long a read is served at most; 0: no cache),
-   * ROUTE_CACHE_MAX_ENTRIES.
+   * every index write: ROUTE_CACHE_MS (how long a read is served at most; 0, the default: no
+   * cache), ROUTE_CACHE_MAX_ENTRIES. Off by default: another controller's unbind reaches this
+   * cache by pub/sub, after that unbind has answered (see the README).
    */
   readonly routeCache: { readonly ttlMs: number; readonly maxEntries: number };
   /** Group commit of binds (src/bindings/bind-batcher.ts): most binds in one transaction (1: each its own), batches written at once. */
@@ -584,7 +585,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       reconcileIntervalSeconds: int(env, 'ROUTE_RECONCILE_INTERVAL_SECONDS', 60, 1, 86_400),
     },
     routeCache: {
-      ttlMs: int(env, 'ROUTE_CACHE_MS', 10_000, 0, 300_000),
+      ttlMs: int(env, 'ROUTE_CACHE_MS', 0, 0, 300_000),
       maxEntries: int(env, 'ROUTE_CACHE_MAX_ENTRIES', 100_000, 1, 10_000_000),
     },
     bindBatch: {

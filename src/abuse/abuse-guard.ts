@@ -174,7 +174,7 @@ export class AbuseGuard {
     const counted = await Promise.all(
       binds.map(async ({ tenantId, numbers: { a, b }, now }) => ({
         tenantId,
-        numbers: (a === null ? { b } : { a, b }) as Readonly<Record<string, string>>,
+        numbers: countedNumbers(a, b),
         limit: (await this.limits.effective(tenantId, now)).bindingsPerNumberPerHour,
         now,
       })),
@@ -287,20 +287,19 @@ export class AbuseGuard {
   private async noteContactsSafely(contacts: ReadonlyArray<{ tenantId: string; number: string; parties: readonly string[]; now: number }>): Promise<void> {
     if (contacts.length === 0) return;
     try {
-      const limits = await Promise.all(contacts.map((c) => this.limits.effective(c.tenantId, c.now)));
+      const noted = await Promise.all(contacts.map(async (c) => ({ ...c, limits: await this.limits.effective(c.tenantId, c.now) })));
       const seen = await this.counters.notePartiesMany(
-        contacts.map(({ tenantId, number, parties, now }, i) => ({
+        noted.map(({ tenantId, number, parties, now, limits }) => ({
           partiesKey: this.key('fanout', tenantId, number),
           markerKey: this.key('fanout-flag', tenantId, number),
           parties: parties.map((p) => tenantNumberHash(this.deps.numberHash, tenantId, p)),
-          threshold: limits[i]!.fanoutDistinctParties,
-          windowMs: limits[i]!.fanoutWindowSeconds * 1000,
+          threshold: limits.fanoutDistinctParties,
+          windowMs: limits.fanoutWindowSeconds * 1000,
           now,
         })),
       );
-      for (const [i, { tenantId, number, now }] of contacts.entries()) {
+      for (const [i, { tenantId, number, now, limits: own }] of noted.entries()) {
         const one = seen[i];
-        const own = limits[i]!;
         if (one instanceof Error) {
           this.log.error({ err: one }, 'fan-out note failed');
           continue;
@@ -317,4 +316,9 @@ export class AbuseGuard {
       this.log.error({ err }, 'fan-out note failed');
     }
   }
+}
+
+/** The numbers a new binding counts against the bindings limit, by field. */
+function countedNumbers(a: string | null, b: string): Readonly<Record<string, string>> {
+  return a === null ? { b } : { a, b };
 }

@@ -87,9 +87,9 @@ export function createRequestRedis(target: string | RedisTarget, bounds: Request
     maxRetriesPerRequest: bounds.maxRetriesPerRequest,
     enableOfflineQueue: true,
     enableReadyCheck: true,
-    // Commands issued in the same turn of the event loop (many requests' checks, a batch's writes)
-    // leave in one socket write instead of one each.
-    enableAutoPipelining: true,
+    // No auto-pipelining: ioredis sends a connection's next automatic pipeline only once the one in
+    // flight has answered, so a command would wait behind a stalled one beyond its own bound.
+    // Batches pipeline explicitly (LuaScript.runMany).
   });
 }
 
