@@ -400,6 +400,9 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
         onFailedAttempt: (status) => metrics?.webhookFailure(status),
         allowPrivateUrls: config.webhooks.allowPrivateUrls,
         tenantConcurrency: config.webhooks.tenantConcurrency,
+        // A killed controller's deliveries are taken over as fast as its calls are.
+        lockDurationMs: options.lockDurationMs ?? config.callbacks.lockSeconds * 1000,
+        stalledIntervalMs: options.stalledIntervalMs ?? config.callbacks.lockSeconds * 500,
       })
     : null;
   const messaging = await startMessaging({

@@ -104,6 +104,12 @@ export interface WebhookWorkerOptions {
   readonly tenantSlots?: TenantSlots;
   /** Called for each failed attempt (the failures metric). */
   readonly onFailedAttempt?: (status: 'failed' | 'gave_up') => void;
+  /**
+   * How long a delivery stays this worker's without renewal, and how often stalled ones are looked for:
+   * a controller killed mid-delivery gives its deliveries back within about that time (BullMQ's 30 s by default).
+   */
+  readonly lockDurationMs?: number;
+  readonly stalledIntervalMs?: number;
 }
 
 /** A slot is given back after each attempt; the lease only matters when a controller dies holding one. */
@@ -207,6 +213,8 @@ export function startWebhookWorker(opts: WebhookWorkerOptions): { worker: Worker
       connection: opts.connection,
       prefix: opts.prefix,
       concurrency,
+      ...(opts.lockDurationMs === undefined ? {} : { lockDuration: opts.lockDurationMs }),
+      ...(opts.stalledIntervalMs === undefined ? {} : { stalledInterval: opts.stalledIntervalMs }),
       settings: { backoffStrategy: webhookBackoffStrategy(opts.retryUnitMs) },
     },
   );
