@@ -122,12 +122,17 @@ describe('progress webhooks of a click-to-dial call whose controller is killed (
     takeover = await startApp(loadConfig({ ...sys.env }), createLogger('warn'), { lockDurationMs: 1000, stalledIntervalMs: 500 });
   }
 
+  /**
+   * Every event of the call arrives, each under one id. A delivery the killed controller had in flight (posted, not
+   * yet recorded as done) is delivered again under the same id: at least once, the receiver keeps the first of an id.
+   */
   async function expectEveryEventOnce(callId: string): Promise<void> {
-    await receiver.waitFor((ws) => eventsOf(ws, callId).length >= CONNECTED_CALL.length, 20_000);
-    // A duplicate would be queued by now: give it the time to arrive.
+    const distinct = (ws: readonly ReceivedWebhook[]): ReceivedWebhook[] => [...new Map(ws.map((w) => [w.payload.id, w])).values()];
+    await receiver.waitFor((ws) => distinct(eventsOf(ws, callId)).length >= CONNECTED_CALL.length, 20_000);
+    // An event queued under a second id would be here by now: give it the time to arrive.
     await new Promise((r) => setTimeout(r, 1500));
     const mine = eventsOf(receiver.received, callId);
-    expect(kinds(mine)).toEqual(CONNECTED_CALL);
+    expect(kinds(distinct(mine))).toEqual(CONNECTED_CALL);
     expect(mine.every((w) => w.verification.ok)).toBe(true);
   }
 
