@@ -6,6 +6,7 @@ import { RetryLaterError } from '../domain/errors';
 import { maskPhonesInText } from '../domain/phone-number';
 import type { AuthFailureThrottle } from './auth-throttle';
 import { toHttpError } from './errors';
+import { within } from '../deadline';
 
 /**
  * What every request meets before any route: its own request id, the error shape for the
@@ -87,14 +88,6 @@ function presentedCredentials(request: FastifyRequest): boolean {
   return request.method === 'POST' && request.routeOptions.url === '/console/api/session';
 }
 
-/** The throttle lives in Redis: a Redis that does not answer lets requests through rather than stalling them. */
-function within<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`auth throttle did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 export interface RequestGuardOptions {
   readonly throttle: AuthFailureThrottle;
@@ -110,7 +103,7 @@ export function registerRequestGuards(app: FastifyInstance, opts: RequestGuardOp
     if (!isAuthenticatedSurface(request.url)) return;
     let blockedMs = 0;
     try {
-      blockedMs = await within(opts.throttle.blockedFor(request.ip), timeoutMs);
+      blockedMs = await within(opts.throttle.blockedFor(request.ip), timeoutMs, 'auth throttle');
     } catch (err) {
       request.log.warn({ err }, 'failed-authentication throttle unavailable; request let through');
     }
@@ -121,7 +114,7 @@ export function registerRequestGuards(app: FastifyInstance, opts: RequestGuardOp
   app.addHook('onSend', async (request, reply, payload) => {
     if (reply.statusCode === 401 && presentedCredentials(request)) {
       try {
-        await within(opts.throttle.failed(request.ip), timeoutMs);
+        await within(opts.throttle.failed(request.ip), timeoutMs, 'auth throttle');
       } catch (err) {
         request.log.warn({ err }, 'failed authentication not counted');
       }

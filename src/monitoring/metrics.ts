@@ -3,6 +3,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { PlatformEvent, PlatformEventBus } from '../events/platform-events';
 import type { Pool } from '../stores/mysql';
+import { within } from '../deadline';
 
 /**
  * Prometheus metrics (SPEC §8) in a registry of their own, so two apps in one process (tests)
@@ -66,13 +67,6 @@ function shared<T>(read: () => Promise<T>): () => Promise<T> {
     }));
 }
 
-function within<T>(timeoutMs: number, what: string, work: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${timeoutMs} ms`)), timeoutMs);
-  });
-  return Promise.race([work, timedOut]).finally(() => clearTimeout(timer));
-}
 
 /**
  * Since when the job at the head of the line has been waiting, or null when none waits. BullMQ
@@ -314,19 +308,19 @@ export class PlatformMetrics {
       counts: await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized'),
       oldestWaitingSince: await oldestWaitingSince(queue),
     }));
-    return within(this.sourceTimeoutMs, 'redis', Promise.all(reads));
+    return within(Promise.all(reads), this.sourceTimeoutMs, 'redis');
   }
 
   private async readPool(): Promise<RowDataPacket[]> {
     const now = Date.now();
     if (this.poolCache && this.poolCache.until > now) return this.poolCache.rows;
-    const [rows] = await within(this.sourceTimeoutMs, 'mysql', this.sources.pool.query<RowDataPacket[]>(
+    const [rows] = await within(this.sources.pool.query<RowDataPacket[]>(
       `SELECT p.area, p.state, COUNT(*) AS numbers, SUM(u.bindings IS NOT NULL) AS in_use, COALESCE(SUM(u.bindings), 0) AS bindings
          FROM pool_numbers p
          LEFT JOIN (SELECT x, COUNT(DISTINCT binding_id) AS bindings FROM binding_members WHERE expires_at > ? GROUP BY x) u ON u.x = p.x
         GROUP BY p.area, p.state`,
       [new Date(now)],
-    ));
+    ), this.sourceTimeoutMs, 'mysql');
     this.poolCache = { until: now + (this.sources.poolCacheMs ?? 5000), rows };
     return rows;
   }
