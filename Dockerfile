@@ -17,5 +17,7 @@ COPY --from=build /app/dist ./dist
 COPY src/stores/migrations ./dist/stores/migrations
 # Likewise the Redis Lua scripts, where dist/stores/redis.js looks first.
 COPY src/stores/lua ./dist/stores/lua
+# SIP texts waiting for Redis (MESSAGE_SPOOL_DIR); a named volume mounted here keeps this owner.
+RUN mkdir -p /var/lib/numguard/message-spool && chown -R node:node /var/lib/numguard
 USER node
 CMD ["node", "dist/main.js"]

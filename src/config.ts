@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import path from 'node:path';
 import { isInertSwitchArgument, isSafeAbsoluteDir } from './domain/media';
 import { MESSAGE_TRANSPORTS, type MessageTransport } from './domain/message';
 
@@ -236,6 +237,11 @@ export interface AppConfig {
     readonly dedupWindowSeconds: number;
     /** Parts of a concatenated message wait this long for the rest. */
     readonly partsWaitSeconds: number;
+    /**
+     * SIP texts the switch acknowledged but the queue did not take within `enqueueTimeoutMs` are kept
+     * in MESSAGE_SPOOL_DIR and offered again every `retryMs` (README "Text messages").
+     */
+    readonly spool: { readonly dir: string; readonly enqueueTimeoutMs: number; readonly retryMs: number };
   };
   /** Agent-console sign-in sessions and their cookie (README "Agent console"). */
   readonly agentConsole: {
@@ -614,6 +620,11 @@ export function loadConfig(env: Env = process.env): AppConfig {
       retryDelayMs: int(env, 'MESSAGE_RETRY_DELAY_MS', 2000, 1, 3_600_000),
       dedupWindowSeconds: int(env, 'MESSAGE_DEDUP_WINDOW_SECONDS', 600, 1, 86_400),
       partsWaitSeconds: int(env, 'MESSAGE_PARTS_WAIT_SECONDS', 300, 1, 86_400),
+      spool: {
+        dir: path.resolve(str(env, 'MESSAGE_SPOOL_DIR', 'var/message-spool')),
+        enqueueTimeoutMs: int(env, 'MESSAGE_SPOOL_ENQUEUE_TIMEOUT_MS', 2000, 10, 60_000),
+        retryMs: int(env, 'MESSAGE_SPOOL_RETRY_MS', 2000, 10, 600_000),
+      },
     },
     agentConsole: {
       sessionHours: consoleSessionHours,

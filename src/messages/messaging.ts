@@ -2,7 +2,7 @@ import type { Worker } from 'bullmq';
 import type { RedisClient } from '../stores/redis';
 import { BlacklistLookup } from '../abuse/blacklist-lookup';
 import { RedisAbuseCounters } from '../abuse/redis-counters';
-import type { AppConfig } from '../config';
+import { ConfigError, type AppConfig } from '../config';
 import type { NumberHasher } from '../domain/number-hash';
 import type { MessageTransport } from '../domain/message';
 import type { PlatformEvent } from '../events/platform-events';
@@ -10,6 +10,7 @@ import type { Logger } from '../logger';
 import type { Pool } from '../stores/mysql';
 import type { RouteIndex } from '../stores/route-index';
 import type { CarrierSink, MessageCarrier } from './carrier';
+import { InboundSpool } from './inbound-spool';
 import { MessageQueue, startMessageWorker } from './message-queue';
 import { MessageRelay } from './message-relay';
 import { MessageStore } from './message-store';
@@ -39,6 +40,8 @@ export interface Messaging {
   readonly queue: MessageQueue;
   readonly worker: Worker | null;
   readonly smpp: SmppCarrier | null;
+  /** SIP texts kept on disk until the queue takes them. */
+  readonly spool: InboundSpool;
   /** Clears message bodies past their tenant's retention. */
   pruneBodies(): Promise<number>;
   stop(): Promise<void>;
@@ -63,7 +66,19 @@ export async function startMessaging(deps: MessagingDeps): Promise<Messaging> {
     },
   };
   const parts = new PartAssembly(deps.redis, deps.prefix, deps.hash, config.partsWaitSeconds * 1000);
-  const sip = new SipCarrier(deps.esl, config.sip, sink, deps.logger);
+  // sofia has answered a SIP MESSAGE 202 before the controller sees it: what the queue does not take is kept on disk.
+  const spool = new InboundSpool(config.spool, (m) => sink.inbound(m), deps.logger);
+  try {
+    await spool.start();
+  } catch (err) {
+    throw new ConfigError('MESSAGE_SPOOL_DIR', `${config.spool.dir} is not a writable directory: ${(err as Error).message}`);
+  }
+  const sip = new SipCarrier(deps.esl, config.sip, {
+    ...sink,
+    inbound: async (m) => {
+      await spool.accept(m);
+    },
+  }, deps.logger);
   const smpp = config.smpp ? new SmppCarrier(config.smpp, sink, parts, deps.logger) : null;
   const carriers: Partial<Record<MessageTransport, MessageCarrier>> = { sip, ...(smpp ? { smpp } : {}) };
   const relay = new MessageRelay({
@@ -97,9 +112,11 @@ export async function startMessaging(deps: MessagingDeps): Promise<Messaging> {
     queue,
     worker,
     smpp,
+    spool,
     pruneBodies: () => store.pruneBodies(),
     async stop() {
       sip.stop();
+      await spool.stop();
       await worker?.close();
       await smpp?.stop();
       await queue.close();

@@ -95,7 +95,7 @@ export class SipCarrier implements MessageCarrier {
     const text = e.body ?? '';
     this.sink.inbound({ transport: 'sip', x, sender, text, parts: 1, receivedAt: Date.now() }).catch((err: unknown) => {
       // sofia has answered 202 already: the carrier will not send it again.
-      this.log.error({ err, x }, 'MESSAGE to X could not be queued; lost');
+      this.log.error({ err, x }, 'MESSAGE to X could be neither queued nor kept on disk; lost');
     });
   }
 

@@ -3,6 +3,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import type { MessageRecord } from '../../src/domain/message';
 import { FreeSwitchSimulator } from '../simulator';
+import { startPrivateRedis, type PrivateRedis } from '../support/private-redis';
 import { startTestSystem, X, type TestSystem } from '../support/system';
 import { waitUntil } from '../support/wait';
 
@@ -174,5 +175,46 @@ describe('text messages through X over SIP (the controller against the simulator
     sys.sim.messages.receive({ from: A, to: B, body: 'not for X' });
     await new Promise((r) => setTimeout(r, 300));
     expect((await records()).length).toBe(before);
+  });
+});
+
+describe('a SIP text sofia already answered 202 while Redis refuses writes', () => {
+  const A = '13800003201';
+  const B = '13900003202';
+  let redisServer: PrivateRedis;
+  let sys: TestSystem;
+
+  beforeAll(async () => {
+    redisServer = await startPrivateRedis();
+    sys = await startTestSystem({
+      env: {
+        REDIS_URL: redisServer.url,
+        MESSAGE_SIP_URI_TEMPLATE: 'sip:{number}@127.0.0.1:5291',
+        MESSAGE_SIP_FROM_HOST: '127.0.0.1',
+        MESSAGE_SPOOL_ENQUEUE_TIMEOUT_MS: '300',
+        MESSAGE_SPOOL_RETRY_MS: '100',
+      },
+    });
+    expect((await sys.api('POST', '/v1/bindings', { mode: 'axb', a: A, b: B, x: X })).status).toBe(201);
+  }, 60_000);
+  afterAll(async () => {
+    await redisServer?.admin.config('SET', 'min-replicas-to-write', '0');
+    await sys?.stop();
+    await redisServer?.stop();
+  });
+
+  it('is kept on the controller’s disk, not lost, and relayed once Redis takes writes again', async () => {
+    await redisServer.admin.config('SET', 'min-replicas-to-write', '1');
+    sys.sim.messages.receive({ from: A, to: X, body: 'kept while Redis refuses' });
+    await waitUntil('kept on disk', () => sys.app.messaging.spool.waiting === 1);
+    const files = fs.readdirSync(sys.env.MESSAGE_SPOOL_DIR!).filter((f) => f.endsWith('.jsonl'));
+    expect(files).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(sys.sim.messages.sent).toHaveLength(0);
+    await redisServer.admin.config('SET', 'min-replicas-to-write', '0');
+    const [sent] = await waitUntil('the MESSAGE out', () => sys.sim.messages.sent.length === 1 && sys.sim.messages.sent, 20_000);
+    expect(sent).toEqual({ from: `"${X}" <sip:${X}@127.0.0.1>`, to: `sip:${B}@127.0.0.1:5291`, body: 'kept while Redis refuses' });
+    await waitUntil('the spool emptied', () => sys.app.messaging.spool.waiting === 0 && fs.readdirSync(sys.env.MESSAGE_SPOOL_DIR!).filter((f) => f.endsWith('.jsonl')).length === 0);
+    expect(sys.logLines.join('')).not.toContain(A);
   });
 });

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { deterministicUuid } from '../../src/domain/ids';
 import { startApp, type App } from '../../src/app';
@@ -63,7 +66,9 @@ export async function startTestSystem(opts: TestSystemOptions = {}): Promise<Tes
   const addr = addrs[0] as { host: string; port: number };
   const db = await createTestDatabase();
   const prefix = testRedisPrefix();
+  const ownSpool = opts.env?.MESSAGE_SPOOL_DIR === undefined ? mkdtempSync(join(tmpdir(), 'ng-spool-')) : null;
   const env: Record<string, string> = {
+    ...(ownSpool ? { MESSAGE_SPOOL_DIR: ownSpool } : {}),
     ESL_HOST: addr.host,
     ESL_PORT: String(addr.port),
     ESL_PASSWORD: 'ClueCon',
@@ -174,6 +179,7 @@ export async function startTestSystem(opts: TestSystemOptions = {}): Promise<Tes
       await app.stop();
       await Promise.all(sims.map((s) => s.stop()));
       await db.drop();
+      if (ownSpool) rmSync(ownSpool, { recursive: true, force: true });
     },
   };
 }
