@@ -27,7 +27,6 @@ import { lastRunStopped, NODE_BEAT_MS, ownJobsJournal, resumeOwnJobs } from './l
 import { QueuedCdrs } from './lifecycle/queued-cdrs';
 import { Scheduler } from './lifecycle/scheduler';
 import { callIdFor } from './calls/click-to-dial-request';
-import { cdrJobId } from './queues/cdr-queue';
 import type { ClickToDialDeps } from './flows/click-to-dial';
 import { CALL_EVENT_FILTERS, SUBSCRIBED_EVENTS } from './flows/switch';
 import { RedisAuthThrottle } from './http/auth-throttle';
@@ -237,11 +236,10 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const events = new PlatformEventBus(redis, config.redisPrefix, (err, event) =>
     logger.warn({ err, type: event.type, callId: event.callId }, 'event listener failed'),
   );
-  const cdrQueue = new CdrQueue({ connection: queueRedis, prefix: config.redisPrefix });
+  const cdrQueue = new CdrQueue({ connection: queueRedis, prefix: config.redisPrefix, groupWindowMs: config.callbacks.cdrGroupWindowMs });
   const queuedCdrs = new QueuedCdrs();
   const finished = async (call: CallOutcome): Promise<void> => {
-    await cdrQueue.enqueue(call);
-    queuedCdrs.queued(cdrJobId(call.cdr.callId));
+    queuedCdrs.queued(await cdrQueue.enqueue(call));
     for (const e of completionEvents(call.cdr)) events.report(e);
   };
   // Graceful shutdown (drain): what runs here, and what was let go of at the drain deadline.

@@ -117,6 +117,11 @@ export interface AppConfig {
      * calls to X of one that stopped beating are settled by another within about 1.3 times this.
      */
     readonly lockSeconds: number;
+    /**
+     * CDR_GROUP_WINDOW_MS: the outcomes of calls that end within this many ms of each other go into one CDR job
+     * (at most 50), so the queue's per-job work is shared; 0: one job per call. A call's end waits at most this long more.
+     */
+    readonly cdrGroupWindowMs: number;
     readonly ringTimeoutASeconds: number;
     readonly ringTimeoutBSeconds: number;
     readonly maxDurationSeconds: number;
@@ -562,6 +567,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxWaitSeconds: int(env, 'CALLBACK_MAX_WAIT_SECONDS', 5, 0, 3600),
       concurrency: int(env, 'CALLBACK_CONCURRENCY', 200, 1, 100_000),
       lockSeconds: int(env, 'CALLBACK_LOCK_SECONDS', 6, 2, 300),
+      cdrGroupWindowMs: int(env, 'CDR_GROUP_WINDOW_MS', 5, 0, 1000),
       ringTimeoutASeconds: int(env, 'RING_TIMEOUT_A_SECONDS', 30, 5, 120),
       ringTimeoutBSeconds: int(env, 'RING_TIMEOUT_B_SECONDS', 30, 5, 120),
       maxDurationSeconds: int(env, 'MAX_CALL_DURATION_SECONDS', 1800, 10, 86_400),

@@ -17,6 +17,26 @@ export const cdrQueueName = queueNames.cdr;
 /** BullMQ (v6) refuses custom job ids containing ':', hence `cdr-<callId>` rather than `cdr:<callId>`. */
 export const cdrJobId = (callId: string): string => `cdr-${callId}`;
 
+/**
+ * A job holds one call's outcome (named 'cdr', id `cdr-<callId>`), or the outcomes of calls that ended within a few
+ * milliseconds of each other (named 'cdrs', id `cdrs-<first callId>`): the queue's own work (fetch, lock, complete)
+ * is then paid once for all of them. The writer batches both alike; writing is idempotent per call either way.
+ */
+export interface CdrGroup {
+  readonly outcomes: readonly CallOutcome[];
+}
+export type CdrJobData = CallOutcome | CdrGroup;
+export const cdrGroupJobId = (firstCallId: string): string => `cdrs-${firstCallId}`;
+
+const isGroup = (data: CdrJobData): data is CdrGroup => Array.isArray((data as Partial<CdrGroup>).outcomes);
+
+/** The call ids a job is about (for logs: ids, never numbers). */
+export function cdrJobCallIds(data: CdrJobData | undefined): string[] {
+  if (!data) return [];
+  const callId = (o: Partial<CallOutcome> | null): string => (typeof o?.cdr?.callId === 'string' ? o.cdr.callId : '?');
+  return isGroup(data) ? data.outcomes.map(callId) : [callId(data)];
+}
+
 /** A job is attempted "for ever": at the 30 s cap, a million attempts is about a year. */
 export const CDR_JOB_ATTEMPTS = 1_000_000;
 const BACKOFF_TYPE = 'cdr-capped-exponential';
@@ -29,29 +49,84 @@ const JOB_OPTIONS: JobsOptions = {
 };
 
 export class CdrQueue {
-  readonly queue: Queue<CallOutcome>;
+  readonly queue: Queue<CdrJobData>;
+  private readonly groupWindowMs: number;
+  private readonly maxPerJob: number;
+  private gathering: Array<{ outcome: CallOutcome; resolve: (jobId: string) => void; reject: (err: unknown) => void }> = [];
+  private gatherTimer: NodeJS.Timeout | null = null;
 
-  constructor(opts: { connection: ConnectionOptions; prefix: string }) {
-    this.queue = new Queue<CallOutcome>(cdrQueueName(opts.prefix), {
+  constructor(opts: {
+    connection: ConnectionOptions;
+    prefix: string;
+    /**
+     * How long enqueue() waits for other calls' outcomes to go into the same job. Default 0: one job per call.
+     * A few ms under load turns the queue's per-job work into per-group work; each caller still returns only
+     * once its outcome is in Redis.
+     */
+    groupWindowMs?: number;
+    /** Most outcomes in one job. Default 50. */
+    maxPerJob?: number;
+  }) {
+    this.queue = new Queue<CdrJobData>(cdrQueueName(opts.prefix), {
       connection: opts.connection,
       prefix: opts.prefix,
       defaultJobOptions: JOB_OPTIONS,
     });
+    this.groupWindowMs = opts.groupWindowMs ?? 0;
+    this.maxPerJob = Math.max(1, opts.maxPerJob ?? 50);
   }
 
-  /** Queues a call's outcome. jobId `cdr-<callId>`: enqueueing the same call again is a no-op while the job is kept. */
-  async enqueue(outcome: CallOutcome): Promise<void> {
-    await this.queue.add('cdr', outcome, { ...JOB_OPTIONS, jobId: cdrJobId(outcome.cdr.callId) });
+  /**
+   * Queues a call's outcome; resolves with the id of the job that holds it once it is in Redis. Alone in its job,
+   * the id is `cdr-<callId>`: enqueueing the same call again is a no-op while the job is kept.
+   */
+  enqueue(outcome: CallOutcome): Promise<string> {
+    if (this.groupWindowMs <= 0) return this.addJobs([[outcome]]).then(([id]) => id ?? cdrJobId(outcome.cdr.callId));
+    return new Promise<string>((resolve, reject) => {
+      this.gathering.push({ outcome, resolve, reject });
+      if (this.gathering.length >= this.maxPerJob) this.sendGathered();
+      else this.gatherTimer ??= setTimeout(() => this.sendGathered(), this.groupWindowMs);
+    });
   }
 
-  async enqueueMany(outcomes: readonly CallOutcome[]): Promise<void> {
+  /** Queues outcomes, perJob of them to a job (default 1: one job per call). */
+  async enqueueMany(outcomes: readonly CallOutcome[], opts: { perJob?: number } = {}): Promise<void> {
     if (outcomes.length === 0) return;
-    await this.queue.addBulk(
-      outcomes.map((o) => ({ name: 'cdr', data: o, opts: { ...JOB_OPTIONS, jobId: cdrJobId(o.cdr.callId) } })),
+    const perJob = Math.max(1, opts.perJob ?? 1);
+    const groups: CallOutcome[][] = [];
+    for (let i = 0; i < outcomes.length; i += perJob) groups.push(outcomes.slice(i, i + perJob));
+    await this.addJobs(groups);
+  }
+
+  private sendGathered(): void {
+    if (this.gatherTimer) clearTimeout(this.gatherTimer);
+    this.gatherTimer = null;
+    const waiting = this.gathering;
+    this.gathering = [];
+    if (waiting.length === 0) return;
+    this.addJobs([waiting.map((w) => w.outcome)]).then(
+      ([id]) => { for (const w of waiting) w.resolve(id ?? ''); },
+      (err: unknown) => { for (const w of waiting) w.reject(err); },
     );
   }
 
+  /** One job per group (a group of one is an ordinary 'cdr' job), in one round trip; their ids in order. */
+  private async addJobs(groups: ReadonlyArray<readonly CallOutcome[]>): Promise<string[]> {
+    const jobs = groups.map((g) =>
+      g.length === 1 && g[0]
+        ? { name: 'cdr', data: g[0], opts: { ...JOB_OPTIONS, jobId: cdrJobId(g[0].cdr.callId) } }
+        : { name: 'cdrs', data: { outcomes: g }, opts: { ...JOB_OPTIONS, jobId: cdrGroupJobId(g[0]?.cdr.callId ?? '') } },
+    );
+    if (jobs.length === 1 && jobs[0]) {
+      await this.queue.add(jobs[0].name, jobs[0].data, jobs[0].opts);
+    } else {
+      await this.queue.addBulk(jobs);
+    }
+    return jobs.map((j) => j.opts.jobId);
+  }
+
   async close(): Promise<void> {
+    this.sendGathered();
     await this.queue.close();
   }
 }
@@ -256,23 +331,30 @@ class Batcher {
 }
 
 /** Runs the worker that writes queued CDRs into MySQL. */
-export function startCdrWriter(opts: CdrWriterOptions): { worker: Worker<CallOutcome>; close(): Promise<void> } {
+export function startCdrWriter(opts: CdrWriterOptions): { worker: Worker<CdrJobData>; close(): Promise<void> } {
   const batcher = new Batcher(
     opts.pool,
     { maxBatch: opts.maxBatch ?? DEFAULT_MAX_BATCH, maxTransactions: opts.maxTransactions ?? 4, windowMs: opts.batchWindowMs ?? 100 },
     opts,
   );
   const log = opts.logger.child({ component: 'cdr-writer' });
-  const worker = new Worker<CallOutcome>(
+  const worker = new Worker<CdrJobData>(
     cdrQueueName(opts.prefix),
-    async (job: Job<CallOutcome>) => {
-      try {
-        await batcher.write(validateOutcome(job.data));
-      } catch (err) {
-        if (isDataError(err)) {
-          throw new UnrecoverableError(`CDR rejected by MySQL: ${err instanceof Error ? err.message : String(err)}`);
-        }
-        throw err;
+    async (job: Job<CdrJobData>) => {
+      const outcomes: unknown[] = isGroup(job.data) ? [...job.data.outcomes] : [job.data];
+      const settled = await Promise.allSettled(outcomes.map(async (o) => batcher.write(validateOutcome(o))));
+      const errors = settled.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+      // Anything but bad data is retried, the whole job: the outcomes already written are written again as no-ops.
+      const retryable = errors.find((err) => !isDataError(err) && !(err instanceof UnrecoverableError));
+      if (retryable !== undefined) throw retryable instanceof Error ? retryable : new Error('CDR write failed');
+      if (errors.length > 0) {
+        // Only the refused rows are missing; the others are committed. The job stays in the failed set, naming them.
+        const first = errors[0];
+        if (outcomes.length === 1 && first instanceof UnrecoverableError) throw first;
+        const refused = outcomes.filter((_, i) => settled[i]?.status === 'rejected').map((o) => cdrJobCallIds(o as CallOutcome)[0] ?? '?');
+        throw new UnrecoverableError(
+          `CDR rejected${first instanceof UnrecoverableError ? '' : ' by MySQL'}${outcomes.length > 1 ? ` (calls ${refused.join(', ')}; the job's others are written)` : ''}: ${first instanceof Error ? first.message : String(first)}`,
+        );
       }
     },
     {
@@ -285,7 +367,8 @@ export function startCdrWriter(opts: CdrWriterOptions): { worker: Worker<CallOut
     },
   );
   worker.on('failed', (job, err) => {
-    const callId = job?.data.cdr.callId;
+    const callIds = cdrJobCallIds(job?.data);
+    const callId = callIds.length === 1 ? callIds[0] : callIds;
     if (err instanceof UnrecoverableError || err.name === 'UnrecoverableError') {
       log.error({ callId, err }, 'CDR job failed permanently, kept in the failed set');
     } else {

@@ -8,7 +8,7 @@ import type { CallbackBindingInput } from './call-outcome';
 import { checkedPageLimit, newestFirstPage, SqlConditions } from './keyset-cursor';
 import { isDuplicateKey, toDate, toMsStrict, type Pool } from './mysql';
 import type { VersionedBinding } from './route-index';
-import { recordNewBinding, recordRouteChange, recordRouteChanges, versionedBinding } from './route-outbox';
+import { recordEndedAndNewBindings, recordNewBinding, recordRouteChange, versionedBinding } from './route-outbox';
 import { inTransaction } from './transaction';
 
 /**
@@ -92,11 +92,19 @@ export class XRefused extends Error {}
  * XB binding on X, and is then kept only as history, never routable. Idempotent by id.
  * Runs inside the caller's transaction (the CDR batch).
  */
-export async function writeCallbackBindings(conn: PoolConnection, bindings: readonly CallbackBindingInput[], now: number): Promise<void> {
+export async function writeCallbackBindings(
+  conn: PoolConnection,
+  bindings: readonly CallbackBindingInput[],
+  now: number,
+  opts: { /** The caller knows none of these ids is written yet (a retry's are): no need to look. */ readonly allNew?: boolean } = {},
+): Promise<void> {
   // A batch holds thousands of calls: a fixed number of statements for all of them, not per binding.
-  const [known] = await conn.query<RowDataPacket[]>('SELECT id FROM bindings WHERE id IN (?)', [bindings.map((b) => b.id)]);
-  const knownIds = new Set(known.map((r) => String(r.id)));
-  const fresh = bindings.filter((b) => !knownIds.has(b.id));
+  let fresh = bindings;
+  if (!opts.allNew) {
+    const [known] = await conn.query<RowDataPacket[]>('SELECT id FROM bindings WHERE id IN (?)', [bindings.map((b) => b.id)]);
+    const knownIds = new Set(known.map((r) => String(r.id)));
+    fresh = bindings.filter((b) => !knownIds.has(b.id));
+  }
   if (fresh.length === 0) return;
   const xs = [...new Set(fresh.map((b) => b.x))];
   const [heldRows] = await conn.query<RowDataPacket[]>(
@@ -140,17 +148,17 @@ export async function writeCallbackBindings(conn: PoolConnection, bindings: read
       await conn.query("UPDATE bindings SET state = 'unbound', updated_at = ? WHERE id IN (?) AND state = 'active'", [toDate(now), supersededOld]);
     }
   }
+  // The routes made and ended here reach the index through the outbox (after the locks above, so versions follow them);
+  // a callback kept only as history too: the route its call left in Redis as it ended must go. The new rows are born with their version.
+  const versions = await recordEndedAndNewBindings(conn, ended, fresh.map((cb) => cb.id));
   await conn.query(
-    `INSERT INTO bindings (id, tenant_id, kind, x, a, b, state, expires_at, call_id, user_data, created_at, updated_at) VALUES ?`,
-    [fresh.map((cb) => [cb.id, cb.tenantId, 'callback', cb.x, cb.a, cb.b, routable.has(cb.id) ? 'active' : cb.expiresAt <= now ? 'expired' : 'unbound', toDate(cb.expiresAt), cb.callId, cb.userData, toDate(now), toDate(now)])],
+    `INSERT INTO bindings (id, tenant_id, kind, x, a, b, state, expires_at, call_id, user_data, created_at, updated_at, route_version) VALUES ?`,
+    [fresh.map((cb) => [cb.id, cb.tenantId, 'callback', cb.x, cb.a, cb.b, routable.has(cb.id) ? 'active' : cb.expiresAt <= now ? 'expired' : 'unbound', toDate(cb.expiresAt), cb.callId, cb.userData, toDate(now), toDate(now), versions.get(cb.id) ?? 0])],
   );
   const members = fresh.filter((cb) => routable.has(cb.id));
   if (members.length > 0) {
     await conn.query('INSERT INTO binding_members (x, number, binding_id, expires_at) VALUES ?', [members.map((cb) => [cb.x, cb.b, cb.id, toDate(cb.expiresAt)])]);
   }
-  // The routes made and ended here reach the index through the outbox (after the locks above, so versions follow them);
-  // a callback kept only as history too: the route its call left in Redis as it ended must go.
-  await recordRouteChanges(conn, [...ended, ...fresh.map((cb) => cb.id)]);
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { PoolConnection } from 'mysql2/promise';
+import type { PoolConnection, ResultSetHeader } from 'mysql2/promise';
 import type { CdrRecord } from '../domain/call';
 import { writeCallbackBindings } from './binding-store';
 import { toDate, type Pool } from './mysql';
@@ -37,12 +37,20 @@ function cdrValues(c: CdrRecord, now: Date): unknown[] {
   ];
 }
 
+/**
+ * Whether a multi-row INSERT … ON DUPLICATE KEY UPDATE met no existing row, from the server's info line
+ * ("Records: 250  Duplicates: 0  Warnings: 0"); a single-row INSERT reports none, and is then not known to be new.
+ */
+function noDuplicates(res: ResultSetHeader): boolean {
+  return /\bDuplicates: 0\b/.test(res.info);
+}
+
 const placeholders = (n: number): string => `(${new Array<string>(n).fill('?').join(', ')})`;
 
 async function writeBatch(conn: PoolConnection, outcomes: readonly CallOutcome[]): Promise<void> {
   const now = new Date();
   // 1. CDRs: one row per call. A redelivered CDR hits uq_cdrs_call and changes nothing.
-  await conn.query(
+  const [inserted] = await conn.query<ResultSetHeader>(
     `INSERT INTO cdrs (${CDR_COLUMNS.join(', ')}) VALUES ${outcomes.map(() => placeholders(CDR_COLUMNS.length)).join(', ')}
      ON DUPLICATE KEY UPDATE call_id = call_id`,
     outcomes.flatMap((o) => cdrValues(o.cdr, now)),
@@ -64,7 +72,8 @@ async function writeBatch(conn: PoolConnection, outcomes: readonly CallOutcome[]
   }
   // 3. Callback bindings, through the same invariant tables as every other binding.
   const bindings = outcomes.flatMap((o) => (o.callbackBinding ? [o.callbackBinding] : []));
-  if (bindings.length > 0) await writeCallbackBindings(conn, bindings, now.getTime());
+  // A callback binding is written only here, with its CDR: when no CDR of the batch was there already, none of its bindings is.
+  if (bindings.length > 0) await writeCallbackBindings(conn, bindings, now.getTime(), { allNew: noDuplicates(inserted) });
 }
 
 /**

@@ -42,6 +42,56 @@ export async function recordRouteChanges(conn: PoolConnection, bindingIds: reado
   );
 }
 
+/**
+ * Whether one multi-row INSERT into route_outbox is given consecutive ids (insertId, insertId + step, …), so that
+ * the rows' versions are known without reading them back: InnoDB promises it for a multi-row INSERT … VALUES
+ * unless innodb_autoinc_lock_mode is 2 (interleaved). Read once per connection.
+ */
+const autoIncrementSteps = new WeakMap<object, number | null>();
+
+async function consecutiveIdStep(conn: PoolConnection): Promise<number | null> {
+  const key = conn.connection as object;
+  if (autoIncrementSteps.has(key)) return autoIncrementSteps.get(key) ?? null;
+  const [[row]] = await conn.query<RowDataPacket[]>('SELECT @@innodb_autoinc_lock_mode AS lockMode, @@auto_increment_increment AS step');
+  const step = row && Number(row.lockMode) !== 2 ? Number(row.step) : null;
+  autoIncrementSteps.set(key, step);
+  return step;
+}
+
+/**
+ * Records the changes of bindings this transaction ended (already written) and of bindings it is about to insert
+ * (their locks taken): one outbox row each in one INSERT, the ended first. Returns the version of each new binding,
+ * for the caller to write into its row's route_version: a binding born with its version needs no UPDATE.
+ */
+export async function recordEndedAndNewBindings(
+  conn: PoolConnection,
+  endedIds: readonly string[],
+  newIds: readonly string[],
+): Promise<Map<string, number>> {
+  const ids = [...endedIds, ...newIds];
+  const versions = new Map<string, number>();
+  if (ids.length === 0) return versions;
+  const step = await consecutiveIdStep(conn);
+  const [res] = await conn.query<ResultSetHeader>('INSERT INTO route_outbox (binding_id) VALUES ?', [ids.map((id) => [id])]);
+  if (step !== null) {
+    ids.forEach((id, i) => versions.set(id, res.insertId + i * step));
+  } else {
+    // Ids not known to be consecutive: read them back.
+    const [rows] = await conn.query<RowDataPacket[]>(
+      'SELECT binding_id, MAX(id) AS v FROM route_outbox WHERE id >= ? AND binding_id IN (?) GROUP BY binding_id',
+      [res.insertId, ids],
+    );
+    for (const r of rows) versions.set(String(r.binding_id), Number(r.v));
+  }
+  if (endedIds.length > 0) {
+    await conn.query(
+      `UPDATE bindings SET route_version = CASE id ${endedIds.map(() => 'WHEN ? THEN ?').join(' ')} END WHERE id IN (?)`,
+      [...endedIds.flatMap((id) => [id, versions.get(id) ?? 0]), endedIds],
+    );
+  }
+  return new Map(newIds.map((id) => [id, versions.get(id) ?? 0]));
+}
+
 export class RouteOutbox {
   constructor(
     private readonly pool: Pool,

@@ -91,6 +91,38 @@ describe('callback bindings go through the reuse invariant like every binding', 
     expect(await stateOf('batch-1')).toBe('unbound');
   });
 
+  it('each binding a CDR batch writes or ends carries the version of its newest outbox row; a batch retried with new calls in it adds only theirs', async () => {
+    const now = Date.now();
+    const outcome = (n: number, b: string): CallOutcome => {
+      const callId = `00000000-0000-4000-a000-${String(n).padStart(12, '0')}`;
+      return {
+        cdr: {
+          callId, tenantId: tenant, kind: 'click_to_dial', bindingId: null, x: X, a: '13800072000', b, startedAt: now - 60_000, aRingAt: null,
+          aAnswerAt: null, bRingAt: null, bAnswerAt: null, endedAt: now, talkSeconds: 0, hangupCause: null, hangupSide: 'b',
+          result: 'b_no_answer', recordingRef: null, userData: null,
+        },
+        callbackBinding: { id: `ver-${n}`, tenantId: tenant, x: X, a: '13800072000', b, expiresAt: now + 24 * HOUR + n, callId, userData: null },
+      };
+    };
+    await persistCallOutcomes(db.pool, [outcome(1, '13900072001'), outcome(2, '13900072002')]);
+    // ver-3 supersedes ver-1 on (X, B); ver-1 and ver-2 come again (a retried batch) beside new calls.
+    await persistCallOutcomes(db.pool, [outcome(1, '13900072001'), outcome(2, '13900072002'), outcome(3, '13900072001'), outcome(4, '13900072004')]);
+    const [rows] = await db.pool.query<RowDataPacket[]>(
+      `SELECT b.id, b.state, b.route_version, (SELECT MAX(o.id) FROM route_outbox o WHERE o.binding_id = b.id) AS newest,
+              (SELECT COUNT(*) FROM route_outbox o WHERE o.binding_id = b.id) AS changes
+         FROM bindings b WHERE b.id LIKE 'ver-%' ORDER BY b.id`,
+    );
+    expect(rows.map((r) => [r.id, r.state, Number(r.changes)])).toEqual([
+      ['ver-1', 'unbound', 2], ['ver-2', 'active', 1], ['ver-3', 'active', 1], ['ver-4', 'active', 1],
+    ]);
+    for (const r of rows) expect(Number(r.route_version)).toBe(Number(r.newest));
+    // the change that ends ver-1 comes before the one that gives (X, B) to ver-3
+    const version = (id: string): number => Number(rows.find((r) => r.id === id)!.route_version);
+    expect(version('ver-1')).toBeLessThan(version('ver-3'));
+    const [cdrs] = await db.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM cdrs WHERE call_id LIKE '00000000-0000-4000-a000-%'");
+    expect(Number(cdrs[0]!.n)).toBe(4);
+  });
+
   it('a late, older callback never takes the route back from a newer one', async () => {
     const now = Date.now();
     const b = '13900070002';

@@ -145,6 +145,49 @@ describe('CdrQueue + CDR writer', () => {
     expect(afterWrite.length).toBeLessThan(12); // the good rows were handed over together, not one by one
   });
 
+  it('a job of several calls: the good ones are written once each, a bad one fails the job naming its call only', async () => {
+    const queue = new CdrQueue({ connection: r.redis, prefix: r.prefix });
+    closers.push(() => queue.close());
+    const good = Array.from({ length: 9 }, (_, i) => makeOutcome(`t${i % 3}`));
+    const bad = makeOutcome('t1', { userData: 'x'.repeat(300) });
+    await queue.enqueueMany([...good.slice(0, 4), bad, ...good.slice(4)], { perJob: 5 });
+    expect((await queue.queue.getJobCounts('waiting')).waiting).toBe(2);
+    const writer = startCdrWriter({ connection: r.redis, prefix: r.prefix, pool: db.pool, logger, concurrency: 4, maxBatch: 20, batchWindowMs: 20 });
+    closers.push(() => writer.close());
+    await waitFor(async () => {
+      const c = await queue.queue.getJobCounts('completed', 'failed');
+      return c.completed === 1 && c.failed === 1;
+    }, 15_000, 'one job completed and one failed');
+    const goodIds = good.map((o) => o.cdr.callId);
+    expect(await countRows(db.pool, 'cdrs', goodIds)).toBe(9);
+    expect(await countRows(db.pool, 'bindings', goodIds)).toBe(9);
+    expect(await countRows(db.pool, 'cdrs', [bad.cdr.callId])).toBe(0);
+    const [failed] = await queue.queue.getFailed();
+    expect(failed!.attemptsMade).toBe(1);
+    expect(failed!.failedReason).toContain(bad.cdr.callId);
+    for (const id of goodIds) expect(failed!.failedReason).not.toContain(id);
+  });
+
+  it('enqueue with a window puts the calls that end together into one job, and answers each caller with that job', async () => {
+    const queue = new CdrQueue({ connection: r.redis, prefix: r.prefix, groupWindowMs: 50, maxPerJob: 4 });
+    closers.push(() => queue.close());
+    const outcomes = Array.from({ length: 6 }, (_, i) => makeOutcome(`t${i % 3}`));
+    const ids = await Promise.all(outcomes.map((o) => queue.enqueue(o)));
+    // four fill a job at once, the other two go together when the window ends
+    expect(new Set(ids).size).toBe(2);
+    expect(ids.slice(0, 4).every((id) => id === ids[0])).toBe(true);
+    const jobs = await Promise.all([...new Set(ids)].map((id) => queue.queue.getJob(id)));
+    expect(jobs.map((j) => (j!.data as { outcomes: unknown[] }).outcomes.length)).toEqual([4, 2]);
+    // alone in its window, a call gets its own job, as without a window
+    const alone = makeOutcome('t0');
+    expect(await queue.enqueue(alone)).toBe(cdrJobId(alone.cdr.callId));
+
+    const writer = startCdrWriter({ connection: r.redis, prefix: r.prefix, pool: db.pool, logger, batchWindowMs: 20 });
+    closers.push(() => writer.close());
+    await waitFor(async () => (await queue.queue.getJobCounts('completed')).completed === 3, 15_000, 'three jobs completed');
+    expect(await countRows(db.pool, 'cdrs', [...outcomes, alone].map((o) => o.cdr.callId))).toBe(7);
+  });
+
   it('never has more batches open than maxTransactions, and writes every row once', async () => {
     const queue = new CdrQueue({ connection: r.redis, prefix: r.prefix });
     closers.push(() => queue.close());
