@@ -1,6 +1,6 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { deterministicUuid } from '../../src/domain/ids';
-import { keepFiguresHook } from '../../src/flows/call-to-x-handover';
+import { keepFiguresHook } from '../../src/flows/switch-figures';
 import { MediaCatalogue } from '../../src/stores/media-catalogue';
 import { startTestSystem, type TestSystem } from '../support/system';
 
