@@ -155,6 +155,8 @@ class ClickToDialFlow {
    */
   private readonly legTimes: LegTimes = { aRingAt: null, aAnswerAt: null, bRingAt: null, bAnswerAt: null };
   private startedHere = false;
+  /** The live call as a resumed delivery found it. */
+  private prior: LiveCall | null = null;
   /** The one settlement of this attempt (the flow's own, or the switch's loss, whichever came first). */
   private settled: Promise<AttemptOutcome> | undefined;
   private readonly onSwitchReady = (): void => void this.checkLegsStillExist();
@@ -346,6 +348,11 @@ class ClickToDialFlow {
       if (!next) await this.kill(this.uA, 'NORMAL_CLEARING');
     }
     const end = await this.aEnd();
+    // A delivery that took the call over late: an answer it did not see is in A's figures, and the call is settled from the switch's.
+    if (!this.startedHere && end) {
+      const a = figuresOfEvent(end);
+      if (a.answeredAt !== null) return this.settleFromSwitch(a, await this.figuresOfB(a), this.prior);
+    }
     return this.aFailed(end?.header('Hangup-Cause') ?? 'UNKNOWN');
   }
 
@@ -588,6 +595,7 @@ class ClickToDialFlow {
 
   /** Another delivery of this job already dialled A. Follow what exists; dial nothing already dialled. */
   private async resume(prior: LiveCall | null): Promise<AttemptOutcome> {
+    this.prior = prior;
     this.log.warn({ state: prior?.state }, 'resuming an attempt that was already started');
     this.reportKnownProgress(prior);
     if (!(await this.legExists(this.uA))) {
@@ -606,19 +614,25 @@ class ClickToDialFlow {
 
   /** What the switch kept of A and B (switch-figures.ts); null when it kept nothing of A. */
   private async keptFiguresOfLegs(): Promise<{ a: SwitchFigures; b: SwitchFigures | null } | null> {
-    const kept = (uuid: string): Promise<SwitchFigures | null> =>
-      keptFigures(this.deps.switch, uuid).catch((err: unknown) => {
-        this.log.warn({ err, uuid }, 'could not read what the switch kept of a leg');
-        return null;
-      });
-    const [a, b] = await Promise.all([kept(this.uA), kept(this.uB)]);
-    if (!a) return null;
-    // B ends with A (or just after): a B still up is waited for, its figures read once it is gone.
-    if (!b && a.answeredAt !== null && (await this.legExists(this.uB))) {
-      await this.waitForEnd(this.b, this.uB, SETTLE_MS);
-      return { a, b: await kept(this.uB) };
-    }
-    return { a, b };
+    const a = await this.keptFiguresOf(this.uA);
+    return a ? { a, b: await this.figuresOfB(a) } : null;
+  }
+
+  private keptFiguresOf(uuid: string): Promise<SwitchFigures | null> {
+    return keptFigures(this.deps.switch, uuid).catch((err: unknown) => {
+      this.log.warn({ err, uuid }, 'could not read what the switch kept of a leg');
+      return null;
+    });
+  }
+
+  /** B's figures once A is over: its end as seen here, or as the switch kept it (a B still up, as it ends with A, is waited for). */
+  private async figuresOfB(a: SwitchFigures): Promise<SwitchFigures | null> {
+    const seen = this.b.first('CHANNEL_HANGUP_COMPLETE');
+    if (seen) return figuresOfEvent(seen);
+    const kept = await this.keptFiguresOf(this.uB);
+    if (kept || a.answeredAt === null || !(await this.legExists(this.uB))) return kept;
+    const end = await this.waitForEnd(this.b, this.uB, SETTLE_MS);
+    return end ? figuresOfEvent(end) : this.keptFiguresOf(this.uB);
   }
 
   /**
