@@ -17,7 +17,12 @@ import { figuresOfEvent, forgetFigures, keepFiguresVariables, keptFigures, type 
  *
  * The whole call is one command to the switch: an originate of A whose dialplan is the bridge to B
  * (then `park`, so A survives a failed bridge to hear the prompt), with B's maximum duration armed by
- * B's own answer. The controller sends nothing more unless B fails, the call is cancelled or recorded.
+ * B's own answer. The controller sends nothing more unless B fails, the call is cancelled or recorded;
+ * once the call is settled it deletes what the switch kept of each leg.
+ *
+ * Each leg keeps its own figures on the switch when it ends (its reporting hook, in its originate
+ * variables: switch-figures.ts), so a delivery that takes the call over after it ended unwatched settles
+ * it from the switch's truth: result, B's billed seconds, cause, answer and end times.
  *
  * Never rings anyone twice: each leg's uuid derives from (call, attempt), and both legs are claimed
  * in Redis before A is dialled. A redelivered job that finds a claim taken follows the call that
