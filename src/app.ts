@@ -20,6 +20,7 @@ import { EslOutboundServer, peerMatcher, type OutboundSession } from './esl/outb
 import { SwitchIdentity } from './esl/switch-identity';
 import { callToXId, handleCallToX, type CallToXDeps } from './flows/call-to-x';
 import { callToXHandOver, CallToXHandoverQueue, durableCallsToX, startCallToXSettler, sweepOrphanedCallsToX } from './flows/call-to-x-handover';
+import { STALE_FIGURES_SWEEP, sweepStaleFigures } from './flows/switch-figures';
 import { CallsToXOwners } from './stores/calls-to-x-owners';
 import { GuardedLiveCallStore, HandedOverCalls } from './lifecycle/handed-over';
 import { JobsInFlight } from './lifecycle/jobs-in-flight';
@@ -434,6 +435,19 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   // The instance that delivers webhooks also keeps their log to its retention.
   if (workers) scheduler.add({ name: 'webhook delivery log prune', everyMs: 3_600_000, run: pruneDeliveryLog, runAtStart: true });
   cdrWriter?.worker.on('completed', (job) => queuedCdrs.written(job.id ?? ''));
+  // What the switches kept of legs whose settling controller died before deleting it.
+  if (workers) {
+    scheduler.add({
+      name: 'stale switch figures',
+      everyMs: STALE_FIGURES_SWEEP.everyMs,
+      run: async () => {
+        for (const sw of fleet.list().filter((n) => n.connected)) {
+          const deleted = await sweepStaleFigures(sw, STALE_FIGURES_SWEEP);
+          if (deleted > 0) logger.info({ switch: sw.name, deleted }, 'stale figures kept on the switch deleted');
+        }
+      },
+    });
+  }
   // Calls to X handed over by a controller that stopped are settled by whichever runs workers.
   const settler = workers
     ? startCallToXSettler({

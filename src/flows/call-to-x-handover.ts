@@ -1,13 +1,13 @@
 import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { CallResult, CdrRecord } from '../domain/call';
 import { resultOfBFailure } from '../domain/call-result';
-import type { EslEvent } from '../esl/event';
 import type { OutboundSession } from '../esl/outbound-server';
 import type { JobsInFlight } from '../lifecycle/jobs-in-flight';
 import type { Logger } from '../logger';
 import type { CallOutcome } from '../stores/call-outcome';
 import { callToXHangupSide, callToXId, type CallToXDeps, type DurableCallToX, type HandedOverCallToX } from './call-to-x';
 import { LegWatch, type SwitchControl } from './switch';
+import { figuresOfEvent, forgetFigures, keepFiguresCommand, keptFigures, type SwitchFigures } from './switch-figures';
 import type { CallsToXOwners } from '../stores/calls-to-x-owners';
 import { queueNames } from '../stores/keys';
 
@@ -17,9 +17,7 @@ import { queueNames } from '../stores/keys';
  * A call to X belongs to the outbound socket the switch opened to one controller; that socket dies
  * with the controller, but the call does not (the switch keeps a running bridge when its controlling
  * socket goes away). So the controller that lets go of a live call:
- *  1. asks the switch to keep the call's own figures when it ends: `api_reporting_hook` runs
- *     `hash insert/numguard_handover/<uuid>/${billsec}|${hangup_cause}|...` on the switch (mod_hash)
- *     in the channel's reporting state, whoever is or is not connected then;
+ *  1. asks the switch to keep the call's own figures when it ends (switch-figures.ts);
  *  2. sets `hangup_after_bridge=true`, so the caller's leg ends with the bridge (NORMAL_CLEARING, as
  *     the controller would have done) instead of falling back into the dialplan's hangup after
  *     `socket` (NORMAL_TEMPORARY_FAILURE); a call not yet bridged gets the talk-time cap scheduled
@@ -32,81 +30,12 @@ import { queueNames } from '../stores/keys';
  * on the switch if it ended while nobody watched — and queues the one CDR with the switch's talk
  * seconds, hangup cause and end time. The CDR job id is the call's, so it is written once.
  */
-export const FIGURES_REALM = 'numguard_handover';
-
-/** Channel variables the switch keeps for a handed-over call, in this order, `|`-separated. */
-const KEPT_VARIABLES = [
-  'billsec',
-  'hangup_cause',
-  'sip_hangup_disposition',
-  'bridge_uepoch',
-  'end_uepoch',
-  'originate_disposition',
-  'last_bridge_hangup_cause',
-] as const;
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** The switch's own account of how a call ended. */
-export interface SwitchFigures {
-  readonly billsec: number | null;
-  readonly hangupCause: string | null;
-  readonly disposition: string | null;
-  /** Epoch ms of the bridge; null when the caller was never bridged. */
-  readonly bridgedAt: number | null;
-  readonly endedAt: number | null;
-  /** Why the called party was not reached, when it was not. */
-  readonly bFailureCause: string | null;
-}
-
-function figuresOf(value: (name: (typeof KEPT_VARIABLES)[number]) => string | undefined): SwitchFigures {
-  const text = (name: (typeof KEPT_VARIABLES)[number]): string | null => {
-    const v = value(name)?.trim();
-    return v ? v : null;
-  };
-  const epochMs = (name: 'bridge_uepoch' | 'end_uepoch'): number | null => {
-    const v = text(name);
-    return v && /^\d+$/.test(v) && v !== '0' ? Math.floor(Number(v) / 1000) : null;
-  };
-  const billsec = text('billsec');
-  return {
-    billsec: billsec && /^\d+$/.test(billsec) ? Number(billsec) : null,
-    hangupCause: text('hangup_cause'),
-    disposition: text('sip_hangup_disposition'),
-    bridgedAt: epochMs('bridge_uepoch'),
-    endedAt: epochMs('end_uepoch'),
-    bFailureCause: text('originate_disposition') ?? text('last_bridge_hangup_cause'),
-  };
-}
-
-/** The figures of the caller's CHANNEL_HANGUP_COMPLETE. */
-export function figuresOfEvent(e: EslEvent): SwitchFigures {
-  return figuresOf((name) => (name === 'hangup_cause' ? (e.header('Hangup-Cause') ?? e.variable(name)) : e.variable(name)));
-}
-
-/** The figures the switch kept (`hash select` of the reporting hook's entry); null when it kept none. */
-export function parseKeptFigures(reply: string): SwitchFigures | null {
-  const text = reply.trim();
-  if (!text || text.startsWith('-ERR') || !text.includes('|')) return null;
-  const parts = text.split('|');
-  return figuresOf((name) => parts[KEPT_VARIABLES.indexOf(name)]);
-}
-
-/** The `api_reporting_hook` that makes the switch keep a channel's figures in mod_hash when it ends. */
-export function keepFiguresHook(uuid: string): string {
-  if (!UUID.test(uuid)) throw new Error(`not a channel uuid: ${uuid}`);
-  return `hash insert/${FIGURES_REALM}/${uuid}/${KEPT_VARIABLES.map((v) => `\${${v}}`).join('|')}`;
-}
-
 /** Makes the caller's leg end with its bridge (NORMAL_CLEARING-like, B's cause) rather than fall back into the dialplan's hangup after `socket`. */
 function endWithBridgeCommand(uuid: string): string {
   return `uuid_setvar ${uuid} hangup_after_bridge true`;
 }
 
-/** Makes the switch keep the channel's figures when it ends (see keepFiguresHook). */
-function keepFiguresCommand(uuid: string): string {
-  return `uuid_setvar ${uuid} api_reporting_hook ${keepFiguresHook(uuid)}`;
-}
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const handoverQueueName = queueNames.callToXHandover;
 const handoverJobId = (callId: string): string => `handover-${callId}`;
@@ -185,7 +114,7 @@ export function durableCallsToX(opts: {
       if (!sw) return;
       const uuid = session.uuid;
       setTimeout(() => {
-        sw.api(`hash delete/${FIGURES_REALM}/${uuid}`).catch(() => undefined);
+        void forgetFigures(sw, uuid);
       }, opts.forgetFiguresAfterMs ?? 5000).unref();
     },
   };
@@ -282,7 +211,7 @@ export async function settleHandedOverCall(deps: SettleDeps, call: HandedOverCal
 
 async function awaitFigures(deps: SettleDeps, watch: LegWatch, call: HandedOverCallToX, log: Logger): Promise<SwitchFigures | null> {
   const sw = deps.switch;
-  const kept = async (): Promise<SwitchFigures | null> => parseKeptFigures(await sw.api(`hash select/${FIGURES_REALM}/${call.uuid}`));
+  const kept = (): Promise<SwitchFigures | null> => keptFigures(sw, call.uuid);
   let warned = false;
   for (;;) {
     const end = watch.first('CHANNEL_HANGUP_COMPLETE');
@@ -324,7 +253,7 @@ export function startCallToXSettler(opts: CallToXSettlerOptions): Worker<HandedO
     const sw = opts.switchOf?.(call.switchName) ?? opts.switch;
     const cdr = await settleHandedOverCall({ ...opts, switch: sw }, call);
     await opts.finished({ cdr });
-    await sw.api(`hash delete/${FIGURES_REALM}/${call.uuid}`).catch(() => undefined);
+    await forgetFigures(sw, call.uuid);
   };
   const worker = new Worker<HandedOverCallToX>(
     handoverQueueName(opts.prefix),

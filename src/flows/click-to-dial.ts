@@ -8,6 +8,7 @@ import type { EslEvent } from '../esl/event';
 import type { Logger } from '../logger';
 import type { LiveCall, LiveCallPatch, LiveCallStore } from '../stores/live-calls';
 import { CALL_ID_VARIABLE, endWarningCommand, eventTime, LegWatch, type SwitchControl } from './switch';
+import { figuresOfEvent, forgetFigures, keepFiguresVariables, keptFigures, type SwitchFigures } from './switch-figures';
 
 /**
  * Click-to-dial (回拨), SPEC §4: the platform calls A; when A answers, A hears ringback while the
@@ -16,7 +17,12 @@ import { CALL_ID_VARIABLE, endWarningCommand, eventTime, LegWatch, type SwitchCo
  *
  * The whole call is one command to the switch: an originate of A whose dialplan is the bridge to B
  * (then `park`, so A survives a failed bridge to hear the prompt), with B's maximum duration armed by
- * B's own answer. The controller sends nothing more unless B fails, the call is cancelled or recorded.
+ * B's own answer. The controller sends nothing more unless B fails, the call is cancelled or recorded;
+ * once the call is settled it deletes what the switch kept of each leg.
+ *
+ * Each leg keeps its own figures on the switch when it ends (its reporting hook, in its originate
+ * variables: switch-figures.ts), so a delivery that takes the call over after it ended unwatched settles
+ * it from the switch's truth: result, B's billed seconds, cause, answer and end times.
  *
  * Never rings anyone twice: each leg's uuid derives from (call, attempt), and both legs are claimed
  * in Redis before A is dialled. A redelivered job that finds a claim taken follows the call that
@@ -115,7 +121,17 @@ interface LegTimes {
 }
 const LEG_TIME_FIELDS = ['aRingAt', 'aAnswerAt', 'bRingAt', 'bAnswerAt'] as const;
 
-type CallEnd = { result: CallResult; cause: string | null; side: HangupSide; talkSeconds?: number };
+type CallEnd = {
+  result: CallResult;
+  cause: string | null;
+  side: HangupSide;
+  talkSeconds?: number;
+  /** The switch's own figures, when the end is settled from what it kept of legs nobody watched end. */
+  switchSaid?: { readonly times: LegTimes; readonly endedAt: number | null; readonly bDialled: boolean };
+};
+
+/** How long after its settlement a leg whose end was not seen here has its kept figures deleted (its reporting hook may still be to run). */
+const FORGET_UNSEEN_END_AFTER_MS = 5000;
 
 /**
  * One attempt. Every wait has two ways out besides the event it waits for: A's channel ending (its
@@ -144,6 +160,8 @@ class ClickToDialFlow {
    */
   private readonly legTimes: LegTimes = { aRingAt: null, aAnswerAt: null, bRingAt: null, bAnswerAt: null };
   private startedHere = false;
+  /** The live call as a resumed delivery found it. */
+  private prior: LiveCall | null = null;
   /** The one settlement of this attempt (the flow's own, or the switch's loss, whichever came first). */
   private settled: Promise<AttemptOutcome> | undefined;
   private readonly onSwitchReady = (): void => void this.checkLegsStillExist();
@@ -285,6 +303,7 @@ class ClickToDialFlow {
         [CALL_ID_VARIABLE]: this.call.callId,
       },
       deps.ringbackTone,
+      keepFiguresVariables(this.uA),
     );
     const bVars = formatChannelVars({
       ...callerId.bLeg,
@@ -295,7 +314,9 @@ class ClickToDialFlow {
     // Enforced by the switch from B's answer on, even if this controller dies (recording 17a). Quoted:
     // the API command has spaces, which would otherwise split the originate's arguments.
     const maxDuration = `api_on_answer='sched_hangup +${req.maxDurationSeconds} ${this.uB} ALLOTTED_TIMEOUT'`;
-    const bVarsWithMaxDuration = `${bVars.slice(0, -1)},${maxDuration}}`;
+    // B keeps its figures too, from its first moment (switch-figures.ts); its dial string is the bridge's argument.
+    const bKeepsFigures = Object.entries(keepFiguresVariables(this.uB, true)).map(([k, v]) => `${k}=${v}`);
+    const bVarsWithMaxDuration = `${bVars.slice(0, -1)},${[maxDuration, ...bKeepsFigures].join(',')}}`;
     const dialplan = inlineDialplan([
       ['bridge', `${bVarsWithMaxDuration}${deps.dialString(req.b)}`],
       // only reached when the bridge failed (continue_on_fail): A waits here for the prompt
@@ -324,12 +345,19 @@ class ClickToDialFlow {
     if (await this.legExists(this.uA)) {
       // The answer may have gone to a worker that died: ask the switch first. The watch was
       // subscribed before this question, so an answer after it cannot be missed.
-      if (this.a.first('CHANNEL_ANSWER') || (await this.answeredPerSwitch(this.uA))) return this.aAnswered();
+      if (this.a.first('CHANNEL_ANSWER')) return this.aAnswered();
+      // Answered while no controller followed it: the switch may have bridged B already, or failed to.
+      if (await this.answeredPerSwitch(this.uA)) return this.aAnswered(!this.startedHere);
       const next = await this.a.waitForAny((e) => e.name === 'CHANNEL_ANSWER' || e.name === 'CHANNEL_HANGUP_COMPLETE', this.req.ringTimeoutASeconds * 1000 + 5000);
       if (this.a.first('CHANNEL_ANSWER')) return this.aAnswered();
       if (!next) await this.kill(this.uA, 'NORMAL_CLEARING');
     }
     const end = await this.aEnd();
+    // A delivery that took the call over late: an answer it did not see is in A's figures, and the call is settled from the switch's.
+    if (!this.startedHere && end) {
+      const a = figuresOfEvent(end);
+      if (a.answeredAt !== null) return this.settleFromSwitch(a, await this.figuresOfB(a), this.prior);
+    }
     return this.aFailed(end?.header('Hangup-Cause') ?? 'UNKNOWN');
   }
 
@@ -362,13 +390,18 @@ class ClickToDialFlow {
     this.log.info('A answered');
   }
 
-  private async aAnswered(): Promise<AttemptOutcome> {
+  /** `unseen`: A answered before this delivery followed the call; what became of the bridge is asked of the switch. */
+  private async aAnswered(unseen = false): Promise<AttemptOutcome> {
     // A's BYE raced the originate's reply, before its dialplan reached B: nobody was called for.
     const aLeftFirst = (): boolean => this.a.first('CHANNEL_HANGUP') !== undefined && !this.bridgeStarted();
     const callingBRecorded = !aLeftFirst();
     await this.markAAnswered(callingBRecorded);
     if (this.cancelSeen) return this.endCancelled();
     if (aLeftFirst()) return this.aLeft();
+    if (unseen) {
+      this.trackRinging(this.b, 'bRingAt');
+      return this.followToEnd('calling_b');
+    }
     return this.callingB(!callingBRecorded);
   }
 
@@ -437,7 +470,12 @@ class ClickToDialFlow {
     );
     if (first?.name === 'CHANNEL_BRIDGE') return this.bridged(first);
     if (first?.name === 'CHANNEL_EXECUTE_COMPLETE') return this.bFailed(bridgeCause(first));
-    if (first?.name === 'CHANNEL_HANGUP_COMPLETE') return this.bFailed(undefined);
+    if (first?.name === 'CHANNEL_HANGUP_COMPLETE') {
+      // A bridge this delivery did not see (it began following the call late) is in A's figures.
+      const bridgedAt = figuresOfEvent(first).bridgedAt;
+      if (bridgedAt !== null) return this.bridgedUnseen(bridgedAt);
+      return this.bFailed(undefined);
+    }
     return this.bridgeOverdue();
   }
 
@@ -454,6 +492,15 @@ class ClickToDialFlow {
     }
     this.log.warn('no outcome of the bridge to B within its ring timeout');
     return this.bFailed(await this.variableOf(this.uA, 'originate_disposition'));
+  }
+
+  /** A was bridged to B before this delivery watched, and the call is over: recorded and reported now, then settled from the legs' ends. */
+  private async bridgedUnseen(bridgedAt: number): Promise<AttemptOutcome> {
+    this.bDialled = true;
+    await this.record({ state: 'bridged', bAnswerAt: bridgedAt }, this.progress('call.answered', 'b', bridgedAt), this.progress('call.bridged', undefined, bridgedAt)).catch((err: unknown) =>
+      this.log.warn({ err }, 'could not record the bridge'),
+    );
+    return this.connectedCallEnded();
   }
 
   private async bridged(bridge: EslEvent): Promise<AttemptOutcome> {
@@ -553,9 +600,13 @@ class ClickToDialFlow {
 
   /** Another delivery of this job already dialled A. Follow what exists; dial nothing already dialled. */
   private async resume(prior: LiveCall | null): Promise<AttemptOutcome> {
+    this.prior = prior;
     this.log.warn({ state: prior?.state }, 'resuming an attempt that was already started');
     this.reportKnownProgress(prior);
     if (!(await this.legExists(this.uA))) {
+      const kept = await this.keptFiguresOfLegs();
+      if (kept) return this.settleFromSwitch(kept.a, kept.b, prior);
+      // Nothing kept (the switch restarted): what the live call says.
       const result: CallResult = prior?.state === 'bridged' ? 'connected' : (prior?.result ?? 'failed');
       return this.settle({ result, cause: prior?.hangupCause ?? null, side: prior?.hangupSide ?? 'unknown' });
     }
@@ -564,6 +615,69 @@ class ClickToDialFlow {
     // B may still ring: its ringing is this delivery's to report.
     if (prior.bRingAt === null) this.trackRinging(this.b, 'bRingAt');
     return this.followToEnd(prior.state);
+  }
+
+  /** What the switch kept of A and B (switch-figures.ts); null when it kept nothing of A. */
+  private async keptFiguresOfLegs(): Promise<{ a: SwitchFigures; b: SwitchFigures | null } | null> {
+    const a = await this.keptFiguresOf(this.uA);
+    return a ? { a, b: await this.figuresOfB(a) } : null;
+  }
+
+  private keptFiguresOf(uuid: string): Promise<SwitchFigures | null> {
+    return keptFigures(this.deps.switch, uuid).catch((err: unknown) => {
+      this.log.warn({ err, uuid }, 'could not read what the switch kept of a leg');
+      return null;
+    });
+  }
+
+  /** B's figures once A is over: its end as seen here, or as the switch kept it (a B still up, as it ends with A, is waited for). */
+  private async figuresOfB(a: SwitchFigures): Promise<SwitchFigures | null> {
+    const seen = this.b.first('CHANNEL_HANGUP_COMPLETE');
+    if (seen) return figuresOfEvent(seen);
+    const kept = await this.keptFiguresOf(this.uB);
+    if (kept || a.answeredAt === null || !(await this.legExists(this.uB))) return kept;
+    const end = await this.waitForEnd(this.b, this.uB, SETTLE_MS);
+    return end ? figuresOfEvent(end) : this.keptFiguresOf(this.uB);
+  }
+
+  /**
+   * The call ended while no controller followed it: settled from the figures the switch kept of each leg, as
+   * the flow would have settled it from their events (who hung up first, the cause, B's billed seconds).
+   */
+  private async settleFromSwitch(a: SwitchFigures, b: SwitchFigures | null, prior: LiveCall | null): Promise<AttemptOutcome> {
+    const sameAttempt = prior?.attempt === this.call.attempt ? prior : null;
+    const times: LegTimes = {
+      aRingAt: a.ringingAt ?? sameAttempt?.aRingAt ?? null,
+      aAnswerAt: a.answeredAt ?? sameAttempt?.aAnswerAt ?? null,
+      bRingAt: b?.ringingAt ?? sameAttempt?.bRingAt ?? null,
+      bAnswerAt: a.bridgedAt ?? b?.answeredAt ?? sameAttempt?.bAnswerAt ?? null,
+    };
+    const ends = [a.endedAt, b?.endedAt ?? null].filter((t): t is number => t !== null);
+    const switchSaid = { times, endedAt: ends.length > 0 ? Math.max(...ends) : null, bDialled: b !== null || times.bRingAt !== null };
+    this.log.warn({ a: a.hangupCause, b: b?.hangupCause }, 'the call ended while no controller followed it: settling it from the switch’s figures');
+    const aByPhone = a.disposition?.startsWith('recv_') === true;
+    if (times.aAnswerAt === null) {
+      const cause = a.hangupCause ?? 'UNKNOWN';
+      const cancelled = cause === CANCEL_CAUSE || (await this.cancelled());
+      return this.settle({ result: cancelled ? 'cancelled' : resultOfAFailure(cause), cause, side: cancelled ? 'platform' : aByPhone ? 'a' : 'platform', switchSaid });
+    }
+    if (times.bAnswerAt !== null) {
+      // Bridged: the first leg to hang up decides the cause. A hung up by its phone went first; otherwise B ended A (hangup_after_bridge).
+      const cause = aByPhone ? a.hangupCause : (b?.hangupCause ?? a.hangupCause);
+      const side: HangupSide =
+        cause === 'ALLOTTED_TIMEOUT' || cause === CANCEL_CAUSE ? 'platform' : aByPhone ? 'a' : b?.disposition ? (b.disposition.startsWith('recv_') ? 'b' : 'platform') : 'unknown';
+      const talkSeconds = b?.billsec ?? (a.endedAt !== null ? Math.max(0, Math.round((a.endedAt - times.bAnswerAt) / 1000)) : undefined);
+      return this.settle({ result: 'connected', cause, side, talkSeconds, switchSaid });
+    }
+    // A answered, B was never bridged: B not reached, or A left first (B's cause is then A's cancel of it).
+    const failure = a.bFailureCause && a.bFailureCause.toUpperCase() !== 'SUCCESS' ? a.bFailureCause : (b?.hangupCause ?? null);
+    const aFirst = aByPhone && (failure === null || failure === CANCEL_CAUSE || (b?.endedAt != null && a.endedAt !== null && a.endedAt < b.endedAt));
+    if (aFirst || (await this.cancelled())) {
+      const cancelled = this.cancelSeen;
+      return this.settle({ result: 'cancelled', cause: cancelled ? CANCEL_CAUSE : a.hangupCause, side: cancelled ? 'platform' : 'a', switchSaid });
+    }
+    const side: HangupSide = b?.disposition ? (b.disposition.startsWith('recv_') ? 'b' : 'platform') : 'platform';
+    return this.settle({ result: resultOfBFailure(failure ?? undefined), cause: failure, side, switchSaid });
   }
 
   /**
@@ -608,9 +722,9 @@ class ClickToDialFlow {
 
   private async settleOnce(end: CallEnd): Promise<AttemptOutcome> {
     // B's phone was dialled if its channel said anything (a channel the switch refused to create says nothing)
-    this.bDialled ||= this.b.seenAny;
-    const times: LegTimes = this.startedHere ? this.legTimes : ((await this.deps.live.get(this.call.callId)) ?? this.legTimes);
-    const endedAt = Date.now();
+    this.bDialled ||= this.b.seenAny || end.switchSaid?.bDialled === true;
+    const times: LegTimes = end.switchSaid?.times ?? (this.startedHere ? this.legTimes : ((await this.deps.live.get(this.call.callId)) ?? this.legTimes));
+    const endedAt = end.switchSaid?.endedAt ?? Date.now();
     const bAnswerAt = times.bAnswerAt;
     const talkSeconds =
       end.result !== 'connected' ? 0 : end.talkSeconds ?? (bAnswerAt ? Math.max(0, Math.round((endedAt - bAnswerAt) / 1000)) : 0);
@@ -643,8 +757,27 @@ class ClickToDialFlow {
       hangupSide: end.side,
       finalCdr: cdr,
     });
+    this.forgetKeptFigures();
     this.log.info({ result: end.result, cause: end.cause, side: end.side, talkSeconds }, 'call ended');
     return this.outcomeOf(cdr, cdr.aAnswerAt !== null, this.bDialled);
+  }
+
+  /**
+   * The settlement is written: nobody needs what the switch kept of the legs any more. A leg this delivery started
+   * and never heard of was never created (nothing kept); one whose end it did not see may not have run its
+   * reporting hook yet, so its entry is deleted a little later (should this controller die meanwhile, the
+   * stale-figures sweep deletes it).
+   */
+  private forgetKeptFigures(): void {
+    const sw = this.deps.switch;
+    for (const [leg, uuid] of [
+      [this.a, this.uA],
+      [this.b, this.uB],
+    ] as const) {
+      if (this.startedHere && !leg.seenAny) continue;
+      if (!leg.seenAny || leg.first('CHANNEL_HANGUP_COMPLETE')) void forgetFigures(sw, uuid);
+      else setTimeout(() => void forgetFigures(sw, uuid), FORGET_UNSEEN_END_AFTER_MS).unref();
+    }
   }
 
   private outcomeOf(cdr: CdrRecord, aReached: boolean, bDialled: boolean): AttemptOutcome {
@@ -748,14 +881,15 @@ class ClickToDialFlow {
 }
 
 /**
- * A's `{}`. The ringback tone has commas (`%(2000,4000,440,480)`), so the list is separated by a character
+ * A's `{}`, with the variables that make A keep its figures. The ringback tone has commas (`%(2000,4000,440,480)`), so the list is separated by a character
  * none of the values has (`{^^;name=value;...}`, switch_event_create_brackets).
  */
-function aLegVars(vars: ChannelVars, ringbackTone: string): string {
+function aLegVars(vars: ChannelVars, ringbackTone: string, keepFigures: Readonly<Record<string, string>>): string {
   const plain = formatChannelVars(vars).slice(1, -1);
-  const separator = [';', '|', '!', '~'].find((c) => !ringbackTone.includes(c) && !plain.includes(c));
+  const figures = Object.entries(keepFigures).map(([k, v]) => `${k}=${v}`);
+  const separator = [';', '|', '!', '~'].find((c) => !ringbackTone.includes(c) && !plain.includes(c) && !figures.some((f) => f.includes(c)));
   if (separator === undefined || /[\s'^]/.test(ringbackTone)) throw new Error('the ringback tone cannot be carried in a dial string');
-  return `{^^${separator}${plain.split(',').join(separator)}${separator}ringback=${ringbackTone}}`;
+  return `{^^${separator}${[...plain.split(','), ...figures, `ringback=${ringbackTone}`].join(separator)}}`;
 }
 
 /** `m:^:app:arg^app:arg`: apps the switch runs on A, in order, once it answers (mod_dptools inline dialplan). */

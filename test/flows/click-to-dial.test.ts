@@ -1,5 +1,7 @@
 import type { EslEvent } from '../../src/esl/event';
 import { legUuid } from '../../src/flows/click-to-dial';
+import { FIGURES_REALM } from '../../src/flows/switch-figures';
+import { waitUntil } from '../support/wait';
 import { startTestSystem, X, type TestSystem } from '../support/system';
 
 const A = '13800000001';
@@ -136,7 +138,7 @@ describe('click-to-dial against the switch simulator (real MariaDB and Redis)', 
     expect(done.cdr).toMatchObject({ result: 'connected', hangupCause: 'ALLOTTED_TIMEOUT', hangupSide: 'platform' });
   });
 
-  it('a connected call costs the switch one command: the originate of A, with the bridge to B as its dialplan', async () => {
+  it('a connected call costs the switch one command: the originate of A, with the bridge to B as its dialplan (then what it kept of the legs is deleted)', async () => {
     sys.sim.setPhone(a, { answer: 'answer', ringMs: 100 });
     sys.sim.setPhone(b, { answer: 'answer', ringMs: 100, hangupAfterMs: 300 });
     // No end warning: that is one more command, sent at the bridge (test/flows/end-warning.test.ts).
@@ -145,9 +147,13 @@ describe('click-to-dial against the switch simulator (real MariaDB and Redis)', 
     expect(done.cdr).toMatchObject({ result: 'connected', hangupSide: 'b' });
     const uA = legUuid(call.id, 'a', 1);
     const uB = legUuid(call.id, 'b', 1);
+    // Each leg kept its figures (switch-figures.ts) for a controller that would settle the call should this one die;
+    // once the call is settled they are deleted, after the call, never during it.
+    await waitUntil('the kept figures deleted', () => !sys.sim.hashEntry(FIGURES_REALM, uA) && !sys.sim.hashEntry(FIGURES_REALM, uB));
     const forThisCall = sys.sim.received.filter((c) => c.includes(uA) || c.includes(uB) || c.includes(call.id));
-    expect(forThisCall).toHaveLength(1);
+    expect(forThisCall).toHaveLength(3);
     expect(forThisCall[0]).toMatch(new RegExp(`^bgapi originate \\{.*origination_uuid=${uA}.*\\}\\S+ m:\\^:bridge:\\{.*origination_uuid=${uB}.*\\}\\S+\\^park inline$`));
+    expect(forThisCall.slice(1).sort()).toEqual([`bgapi hash delete/${FIGURES_REALM}/${uA}`, `bgapi hash delete/${FIGURES_REALM}/${uB}`].sort());
     expect(sys.sim.originateCount(uA)).toBe(1);
     expect(sys.sim.originateCount(uB)).toBe(1);
   });

@@ -33,6 +33,8 @@ async function until(cond: () => boolean, timeoutMs = 15_000): Promise<void> {
 }
 
 describe('a job never rings anyone twice, even when its worker dies mid-call', () => {
+  // A worker process, a takeover controller and a call of several seconds: on a loaded machine, well over jest's 5 s.
+  jest.setTimeout(90_000);
   let sys: TestSystem;
   let takeover: App | undefined;
   let child: ChildProcess | undefined;

@@ -1,6 +1,6 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { deterministicUuid } from '../../src/domain/ids';
-import { keepFiguresHook } from '../../src/flows/call-to-x-handover';
+import { keepFiguresHook, keepFiguresVariables } from '../../src/flows/switch-figures';
 import { MediaCatalogue } from '../../src/stores/media-catalogue';
 import { startTestSystem, type TestSystem } from '../support/system';
 
@@ -123,14 +123,29 @@ describe('hostile input in every tenant field never reaches a switch command', (
 
     const sent = sys.sim.receivedRaw.slice(from);
     expect(sent.length).toBeGreaterThan(50);
-    // The one expansion the platform asks for itself, built from the channel's UUID alone: the switch keeps a call's
-    // own figures when it ends, for whichever controller settles the call should this one die.
-    const keepsFigures = (m: string): boolean => {
+    // The one expansion the platform asks for itself, built from a channel's UUID alone: the switch keeps a leg's own
+    // figures when it ends, for whichever controller settles the call should this one die. A call to X sets it with
+    // uuid_setvar; a click-to-dial leg carries it in its originate variables (B's escaped: it is the bridge's argument).
+    const setsHook = (m: string): boolean => {
       const uuid = /^api uuid_setvar (\S+) api_reporting_hook /.exec(m)?.[1];
       return uuid !== undefined && m.trimEnd() === `api uuid_setvar ${uuid} api_reporting_hook ${keepFiguresHook(uuid)}`;
     };
-    expect(sent.filter(keepsFigures).length).toBeGreaterThan(0);
-    const offending = sent.filter((m) => !keepsFigures(m) && (m.includes(MARK) || m.includes('${') || m.includes('$${') || m.includes('system(')));
+    const withoutOwnHooks = (m: string): string => {
+      let rest = m;
+      for (const [, uuid] of m.matchAll(/origination_uuid=([0-9a-f-]{36})[,;}]/g)) {
+        for (const escaped of [false, true]) rest = rest.replace(`api_reporting_hook=${keepFiguresVariables(uuid!, escaped).api_reporting_hook}`, '');
+      }
+      return rest;
+    };
+    expect(sent.filter(setsHook).length).toBeGreaterThan(0);
+    const originates = sent.filter((m) => m.startsWith('bgapi originate '));
+    expect(originates.length).toBeGreaterThanOrEqual(HOSTILE.length);
+    // Every click-to-dial originate carries both legs' hooks, and nothing else the switch would expand.
+    for (const m of originates) {
+      expect(m.match(/api_reporting_hook=/g)).toHaveLength(2);
+      expect(withoutOwnHooks(m)).not.toContain('api_reporting_hook=');
+    }
+    const offending = sent.filter((m) => !setsHook(m)).map(withoutOwnHooks).filter((m) => m.includes(MARK) || m.includes('${') || m.includes('$${') || m.includes('system('));
     expect(offending).toEqual([]);
     // The announcement that did play is the catalogue's own.
     const played = sent.filter((m) => /execute-app-name: playback/.test(m)).map((m) => /execute-app-arg: (.*)/.exec(m)?.[1]);

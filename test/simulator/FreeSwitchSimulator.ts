@@ -66,6 +66,10 @@ export class FreeSwitchSimulator {
   channels(): Array<{ uuid: string; number: string; state: string; answered: boolean }> {
     return [...this.sim.chans.values()].filter((c) => !c.hungup).map((c) => ({ uuid: c.uuid, number: c.ep.number, state: c.answered ? 'CS_EXECUTE' : 'CS_CONSUME_MEDIA', answered: c.answered }));
   }
+  /** What mod_hash holds under `realm/key` (e.g. a leg's figures kept by its api_reporting_hook); undefined when nothing. */
+  hashEntry(realm: string, key: string): string | undefined { return this.sim.hashes.get(`${realm}/${key}`); }
+  /** mod_hash's keys of a realm. */
+  hashKeys(realm: string): string[] { return [...this.sim.hashes.keys()].filter((k) => k.startsWith(`${realm}/`)).map((k) => k.slice(realm.length + 1)); }
   originateCount(uuid?: string): number { return uuid === undefined ? this.sim.originateTotal : this.sim.originates.get(uuid) ?? 0; }
   dropConnections(): void { for (const c of this.sim.conns) { c.closed = true; c.sock.destroy(); } this.sim.conns.clear(); }
 

@@ -3,7 +3,7 @@
  * that cannot be created, an A phone's BYE racing the controller; with their timing (`sim.sleep`, `sim.timer`).
  */
 import { randomUUID } from 'crypto';
-import { AppRun, Channel, Endpoint, nowUs, parseEndpoint, parseVarBlock, SIP_HOST, snap } from './channel';
+import { AppRun, Channel, Endpoint, expandAppArg, nowUs, originateVars, parseEndpoint, parseVarBlock, SIP_HOST, snap } from './channel';
 import type { SimContext } from './context';
 import { FAILURE_STATUS, socketTemplate } from './outbound';
 import type { TemplateEvent, TemplateKey } from './templates';
@@ -35,7 +35,8 @@ export class CallFlows {
    */
   originate(arg: string, job: NonNullable<Channel['job']>): void {
     const [aleg = '', exten = 'park', dialplan] = splitArgs(arg);
-    const { vars, rest } = parseVarBlock(aleg);
+    const { vars: given, rest } = parseVarBlock(aleg);
+    const vars = originateVars(given, aleg);
     const endpoint = rest.trim();
     let appName = 'park'; let appArg = '';
     let dialplanRest: AppRun[] = [];
@@ -159,8 +160,9 @@ export class CallFlows {
   }
 
   /** Execute one dialplan app on an A leg. */
-  async runApp(ch: Channel, app: AppRun, isOriginateApp = false): Promise<void> {
+  async runApp(ch: Channel, given: AppRun, isOriginateApp = false): Promise<void> {
     if (ch.hungup) return;
+    const app = given.arg ? { ...given, arg: expandAppArg(ch, given.arg) } : given;
     if (ch.answered && !ch.flipped && ch.role === 'A' && !ch.inbound) {
       ch.flipped = true;
       const [n, nm] = [ch.callerNum, ch.callerName];
@@ -273,7 +275,8 @@ export class CallFlows {
 
   private async bridge(a: Channel, app: AppRun, oneShot: boolean): Promise<void> {
     a.bridgeApp = app;
-    const { vars, rest } = parseVarBlock(app.arg);
+    const { vars: given, rest } = parseVarBlock(app.arg);
+    const vars = originateVars(given, app.arg, a);
     const ep = parseEndpoint(rest.trim());
     const vmap = new Map(vars);
     const uuid = vmap.get('origination_uuid') ?? randomUUID();
@@ -503,8 +506,12 @@ export class CallFlows {
     if (!hook || ch.reported) return;
     ch.reported = true;
     const te: TemplateEvent = { n: 'CHANNEL_HANGUP_COMPLETE', app: '', h: [] };
-    const expanded = hook.replace(/\$\{([A-Za-z0-9_]+)\}/g, (_m, name: string) => this.sim.events.varValue(ch, name, '', te) ?? '');
-    void this.sim.esl.api(expanded, null);
+    // `cmd::arg` or `cmd arg`; only the argument is expanded (api_hook)
+    const colon = hook.indexOf(':');
+    const space = hook.indexOf(' ');
+    const split = colon >= 0 && hook[colon + 1] === ':' ? [hook.slice(0, colon), hook.slice(colon + 2)] : space >= 0 ? [hook.slice(0, space), hook.slice(space + 1)] : [hook, ''];
+    const expanded = split[1]!.replace(/\$\{([A-Za-z0-9_]+)\}/g, (_m, name: string) => this.sim.events.varValue(ch, name, '', te) ?? '');
+    void this.sim.esl.api(`${split[0]} ${expanded}`, null);
   }
 }
 

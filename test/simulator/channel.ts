@@ -21,7 +21,7 @@ export function parseVarBlock(s: string): { vars: Array<[string, string]>; rest:
   s = s.trim();
   const vars: Array<[string, string]> = [];
   if (!s.startsWith('{')) return { vars, rest: s };
-  const end = s.indexOf('}');
+  const end = endOfBlock(s);
   let body = s.slice(1, end);
   let separator = ',';
   // `{^^;a=b;c=d}`: another separator, for values with commas (switch_event_create_brackets)
@@ -32,6 +32,35 @@ export function parseVarBlock(s: string): { vars: Array<[string, string]>; rest:
     vars.push(i >= 0 ? [kv.slice(0, i), kv.slice(i + 1)] : [kv, '']);
   }
   return { vars, rest: s.slice(end + 1) };
+}
+
+/** Where the `{` block that `s` starts with ends: nested braces (a `${var}` in a value) count (switch_find_end_paren). */
+function endOfBlock(s: string): number {
+  let depth = 0;
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === '{') depth++;
+    else if (s[i] === '}' && --depth === 0) return i;
+  }
+  return s.length;
+}
+
+/**
+ * The `{}` variables an originate (or a bridge) sets on its new leg. A value holding `${` is refused (not set)
+ * unless the dial string says origination_nested_vars=true, or the channel that bridges has that variable
+ * (switch_ivr_originate: check_vars, switch_string_var_check_const).
+ */
+export function originateVars(vars: Array<[string, string]>, dialString: string, caller?: Channel): Array<[string, string]> {
+  const nested = /origination_nested_vars=true/i.test(dialString) || caller?.v('origination_nested_vars') === 'true';
+  return nested ? vars : vars.filter(([, v]) => !/\$\\*\{/.test(v));
+}
+
+/**
+ * An app's argument as the switch runs it: `${name}` is the channel's variable (empty when unset), `\$` a
+ * literal `$` (switch_channel_expand_variables, run on every app's data before the app).
+ */
+export function expandAppArg(ch: Channel, arg: string): string {
+  if (!arg.includes('$') && !arg.includes('\\')) return arg;
+  return arg.replace(/\\\$|\$\{([A-Za-z0-9_]+)\}/g, (m, name: string | undefined) => (name === undefined ? '$' : (ch.v(name) ?? '')));
 }
 
 export interface AppRun { name: string; arg: string; uuid: string }

@@ -338,6 +338,18 @@ export class EslProtocol {
         if (op === 'delete') return this.sim.hashes.delete(k) ? '+OK\n' : '-ERR Not found\n';
         return '-ERR Usage: hash [insert|delete|select]/<realm>/<key>/<value>\n';
       }
+      case 'hash_dump': {
+        // `hash_dump db <realm>`: one `D/<realm>_<key>/<value>` line per entry of the realm (mod_hash)
+        const [mode, realm] = args;
+        if (mode !== 'db' && mode !== 'all') return 'Usage: all|limit|db [<realm>]\n';
+        let out = '';
+        for (const [k, v] of this.sim.hashes) {
+          const slash = k.indexOf('/');
+          const key = `${k.slice(0, slash)}_${k.slice(slash + 1)}`;
+          if (realm === undefined || key.includes(`${realm}_`)) out += `D/${key}/${v}\n`;
+        }
+        return out;
+      }
       case 'uuid_getvar': {
         const ch = this.sim.chans.get(args[0] ?? '');
         if (!ch || ch.hungup) return '-ERR No such channel!\n';

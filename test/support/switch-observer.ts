@@ -15,7 +15,7 @@ export class SwitchObserver {
       host: sys.env.ESL_HOST!,
       port: Number(sys.env.ESL_PORT),
       password: 'ClueCon',
-      events: ['CHANNEL_BRIDGE', 'CHANNEL_HANGUP', 'CHANNEL_HANGUP_COMPLETE'],
+      events: ['CHANNEL_ANSWER', 'CHANNEL_BRIDGE', 'CHANNEL_HANGUP', 'CHANNEL_HANGUP_COMPLETE'],
       commandTimeoutMs: 5000,
       reconnectMinMs: 50,
       reconnectMaxMs: 500,
