@@ -205,9 +205,9 @@ export class RouteIndex {
   }
 
   /**
-   * Sends the writes together (one script call per route, each in its route's slot, in one
-   * pipeline); how many routes changed. Every write is sent even when one fails; then the first
-   * failure is thrown.
+   * Sends the writes together (one script call for every route on a single Redis, one per slot on
+   * a cluster, in one pipeline); how many routes changed. Every call is sent even when one fails;
+   * then the first failure is thrown.
    */
   private async write(writes: readonly RouteWrite[]): Promise<number> {
     if (writes.length === 0) return 0;
@@ -222,16 +222,17 @@ export class RouteIndex {
     const changes = writes.filter((w): w is Exclude<RouteWrite, { op: 'mark' }> => w.op !== 'mark');
     const results = (
       await Promise.all([
-        APPLY_ROUTE_CHANGE.runMany(
-          this.redis,
-          changes.map((w) => ({
-            keys: [w.key],
-            args:
+        APPLY_ROUTE_CHANGE.runGrouped(this.redis, changes, (w) => w.key, (group) => ({
+          keys: group.map((w) => w.key),
+          args: [
+            channel,
+            ...group.flatMap((w) =>
               w.op === 'remove'
-                ? [w.op, String(w.version), w.bindingId, '', String(w.expiresAt), channel]
-                : [w.op, String(w.version), w.bindingId, routeJson(w.op === 'put' ? w.version : 0, w.route), String(w.route.expiresAt), channel],
-          })),
-        ),
+                ? [w.op, String(w.version), w.bindingId, '', String(w.expiresAt)]
+                : [w.op, String(w.version), w.bindingId, routeJson(w.op === 'put' ? w.version : 0, w.route), String(w.route.expiresAt)],
+            ),
+          ],
+        })),
         MARK_EXTENSION_NUMBER.runMany(
           this.redis,
           marks.map((w) => ({ keys: [w.key], args: [w.prompt.tenantId, String(w.prompt.extensionLength), String(w.prompt.expiresAt), channel] })),
