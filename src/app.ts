@@ -193,7 +193,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     name: 'route index reconcile',
     everyMs: config.routeIndexWrites.reconcileIntervalSeconds * 1000,
     run: async () => {
-      const drift = await routes.reconcile(() => bindings.listActive());
+      const drift = await routes.reconcile(() => bindings.listActivePages());
       metrics?.routeDrift(drift.found, drift.repaired);
       if (drift.found > 0) logger.warn(drift, 'route index drifted from MySQL');
     },

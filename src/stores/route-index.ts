@@ -95,6 +95,9 @@ interface StoredRoute {
 
 const ANY_CALLER = '*';
 
+/** Routes a reconcile compares between two turns of the event loop. */
+const RECONCILE_SLICE = 500;
+
 /** Every write to a route: versioned, so an older change never overwrites a newer (see the script). */
 const APPLY_ROUTE_CHANGE = LuaScript.load('apply-route-change');
 /** The marker of an X that takes AXE extensions: only ever extended, never a route (see the script). */
@@ -384,7 +387,16 @@ export class RouteIndex {
    * first, MySQL after: a route seen in Redis was applied after its commit, so MySQL's answer read
    * later already includes it. Every repair is a versioned write, so a change made meanwhile wins.
    */
-  async reconcile(readActive: () => Promise<readonly VersionedBinding[]>, now: number = Date.now()): Promise<RouteDrift> {
+  async reconcile(readActive: () => Promise<readonly VersionedBinding[]> | AsyncIterable<readonly VersionedBinding[]>, now: number = Date.now()): Promise<RouteDrift> {
+    // Tens of thousands of routes: the work is done a slice at a time, so that requests and calls
+    // are served in between instead of waiting out the whole comparison.
+    let sinceYield = 0;
+    const pause = async (n: number): Promise<void> => {
+      sinceYield += n;
+      if (sinceYield < RECONCILE_SLICE) return;
+      sinceYield = 0;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    };
     const seen = new Map<string, StoredRoute>();
     for await (const keys of scanKeys(this.redis, redisKeys(this.prefix).routePattern)) {
       const routeKeys = keys.filter((k) => k !== this.readyKey);
@@ -396,15 +408,20 @@ export class RouteIndex {
     }
     const expected = new Map<string, { binding: VersionedBinding; route: RouteTarget }>();
     const expectedPrompts = new Map<string, ExtensionPrompt>();
-    for (const b of await readActive()) {
-      if (!RouteIndex.routable(b, now)) continue;
-      for (const [key, route] of this.entries(b)) expected.set(key, { binding: b, route });
-      const prompt = RouteIndex.promptOf(b);
-      const key = this.markerKey(b.x);
-      if (prompt && (expectedPrompts.get(key)?.expiresAt ?? 0) < prompt.expiresAt) expectedPrompts.set(key, prompt);
+    const read = readActive();
+    for await (const page of Symbol.asyncIterator in read ? (read as AsyncIterable<readonly VersionedBinding[]>) : [await read]) {
+      for (const b of page) {
+        if (!RouteIndex.routable(b, now)) continue;
+        for (const [key, route] of this.entries(b)) expected.set(key, { binding: b, route });
+        const prompt = RouteIndex.promptOf(b);
+        const key = this.markerKey(b.x);
+        if (prompt && (expectedPrompts.get(key)?.expiresAt ?? 0) < prompt.expiresAt) expectedPrompts.set(key, prompt);
+        await pause(1);
+      }
     }
     const repairs: RouteWrite[] = [];
     for (const [key, held] of seen) {
+      await pause(1);
       if (held.removed || expected.has(key) || (held.expiresAt ?? 0) <= now) continue;
       // A callback route made routable as its call ended: its CDR batch confirms it (with a version) shortly.
       if ((held.version ?? 0) === 0 && held.kind === 'callback') continue;
@@ -412,6 +429,7 @@ export class RouteIndex {
       repairs.push({ op: 'remove', key, version: held.version ?? 0, bindingId: held.bindingId ?? '', expiresAt: held.expiresAt ?? now });
     }
     for (const [key, want] of expected) {
+      await pause(1);
       const held = seen.get(key);
       // Newer than what MySQL said when read: a change made since, not drift.
       if (held && (held.version ?? 0) > want.binding.routeVersion) continue;
