@@ -409,7 +409,7 @@ export class RouteIndex {
     const expected = new Map<string, { binding: VersionedBinding; route: RouteTarget }>();
     const expectedPrompts = new Map<string, ExtensionPrompt>();
     const read = readActive();
-    for await (const page of Symbol.asyncIterator in read ? (read as AsyncIterable<readonly VersionedBinding[]>) : [await read]) {
+    for await (const page of Symbol.asyncIterator in read ? read : [await read]) {
       for (const b of page) {
         if (!RouteIndex.routable(b, now)) continue;
         for (const [key, route] of this.entries(b)) expected.set(key, { binding: b, route });
