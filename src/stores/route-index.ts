@@ -3,7 +3,7 @@ import type { Binding, CallRestriction } from '../domain/binding-rules';
 import type { NumberHasher } from '../domain/number-hash';
 import { getMany, LuaScript, scanKeys } from './redis';
 import { redisKeys, routeChangesChannel } from './keys';
-import type { RouteReadCache } from './route-cache';
+import type { RouteReadCache, RouteWriteBarrier } from './route-cache';
 
 /**
  * Where a call to X goes, keyed the way calls are routed: (X, caller). Lives in Redis so the
@@ -123,6 +123,8 @@ export class RouteIndex {
     private readonly hash: NumberHasher,
     /** The routing path's local cache of reads (route-cache.ts); every write here invalidates it. */
     private readonly cache?: RouteReadCache<RouteRead>,
+    /** Every controller's route cache has heard a write before it resolves (route-cache.ts). */
+    private readonly barrier?: Pick<RouteWriteBarrier, 'afterWrites'>,
   ) {}
 
   private key(x: string, caller: string): string {
@@ -244,6 +246,7 @@ export class RouteIndex {
     ).flat();
     const failed = results.find((r) => r.error !== undefined);
     if (failed?.error) throw failed.error;
+    await this.barrier?.afterWrites();
     return results.filter((r) => r.value === 1).length;
   }
 
