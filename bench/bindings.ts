@@ -16,6 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import os from 'node:os';
 import type { RowDataPacket } from 'mysql2/promise';
 import { startApp, type App } from '../src/app';
@@ -58,6 +59,8 @@ export async function run(): Promise<Record<string, unknown>> {
       BINDINGS_PER_NUMBER_PER_HOUR: '0',
       // The machine this runs on is shared and often overloaded: a slow Redis moment is not a failed bind here.
       ROUTE_WRITE_TIMEOUT_MS: '10000',
+      // BENCH_RECONCILE_SECONDS: the route index reconcile's interval (the controller's default otherwise).
+      ...(process.env.BENCH_RECONCILE_SECONDS ? { ROUTE_RECONCILE_INTERVAL_SECONDS: process.env.BENCH_RECONCILE_SECONDS } : {}),
       TENANT_REQUESTS_PER_SECOND: '0',
     }),
     createLogger('error'),
@@ -85,9 +88,12 @@ export async function run(): Promise<Record<string, unknown>> {
   const measure = async (concurrency: number, seconds: number): Promise<CreationRun> => {
     const cpu0 = cpuNow();
     takeCounts();
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
     const run = await loadFromProcess({ baseUrl: url, path: '/v1/bindings', headers, concurrency, seconds, bodyTemplate, offset });
+    loopDelay.disable();
     offset += run.sent;
-    return creationRun(concurrency, run, cpuSince(cpu0), takeCounts());
+    return { ...creationRun(concurrency, run, cpuSince(cpu0), takeCounts()), eventLoopDelayMaxMs: Math.round(loopDelay.max / 1e6), perSecond: run.perSecond };
   };
   const sweepSeconds = Number(process.env.BENCH_SWEEP_SECONDS ?? 5);
   const sweep: CreationRun[] = [];
@@ -179,6 +185,9 @@ interface CreationRun {
   /** Redis commands and MySQL statements the controller sent, per created binding (independent of the host's load). */
   readonly commandsPerBinding: Record<string, number>;
   readonly loadAverage: number;
+  /** The controller's longest event-loop stall during the run, and completions per second (a stall shows as a dip). */
+  readonly eventLoopDelayMaxMs?: number;
+  readonly perSecond?: readonly number[];
 }
 
 const MYSQLD = pidListeningOn('127.0.0.1', 3306);

@@ -19,8 +19,7 @@ import { durableCallsToX } from '../src/flows/call-to-x-handover';
 import { CallsToXOwners } from '../src/stores/calls-to-x-owners';
 import { createLogger } from '../src/logger';
 import { RouteIndex, type IndexableBinding, type RouteRead } from '../src/stores/route-index';
-import { listenForRouteChanges, RouteReadCache } from '../src/stores/route-cache';
-import { routeChangesChannel } from '../src/stores/keys';
+import { joinRouteCache, RouteReadCache, RouteWriteBarrier } from '../src/stores/route-cache';
 import { RouteLookup } from '../src/stores/route-lookup';
 import { createRedis } from '../src/stores/redis';
 import { deletePrefixKeys } from '../test/support/redis';
@@ -130,8 +129,11 @@ export async function run(): Promise<Record<string, unknown>> {
   // As in production (app.ts): lookups go through the local cache fed by the route-changes channel.
   // BENCH_ROUTE_CACHE_MS=0 measures without it (every lookup a Redis round trip).
   const cache = new RouteReadCache<RouteRead>({ ttlMs: Number(process.env.BENCH_ROUTE_CACHE_MS ?? 10_000), maxEntries: 100_000 });
-  const stopCache = cache.enabled ? await listenForRouteChanges(cache, createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'), routeChangesChannel(prefix)) : async () => undefined;
-  const routes = new RouteIndex(redis, prefix, numberHasher('bench-number-hash-key-0123456789abcdef'), cache);
+  const stopCache = cache.enabled
+    ? await joinRouteCache(cache, { subscriber: createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'), redis, prefix, leaseMs: 1000 })
+    : async () => undefined;
+  const barrier = await RouteWriteBarrier.start({ subscriber: createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'), redis, prefix, ackTimeoutMs: 200 });
+  const routes = new RouteIndex(redis, prefix, numberHasher('bench-number-hash-key-0123456789abcdef'), cache, barrier);
   // Each caller calls again every `callers` calls (BENCH_CALLERS, default 1000): what a route cache can serve.
   const callers = Number(process.env.BENCH_CALLERS ?? 1000);
   const bindings: IndexableBinding[] = [];
@@ -193,6 +195,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const summary = (list: number[]) => ({ p50: at(list, 50), p90: at(list, 90), p99: at(list, 99), max: at(list, 100) });
   await server.close();
   await stopCache();
+  await barrier.stop();
   await deletePrefixKeys(redis, prefix);
   await redis.quit();
   return {

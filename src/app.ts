@@ -59,11 +59,10 @@ import { platformSecret } from './stores/platform-secrets';
 import { numberHasher } from './domain/number-hash';
 import { migrate } from './stores/migrate';
 import { createMysqlPool, ensureDatabase, type Pool } from './stores/mysql';
-import { createPipelinedRedis, createRedis, createRequestRedis } from './stores/redis';
-import { listenForRouteChanges, RouteReadCache } from './stores/route-cache';
+import { createPipelinedRedis, createRedis, createRequestRedis, isCluster } from './stores/redis';
+import { joinRouteCache, RouteReadCache, RouteWriteBarrier } from './stores/route-cache';
 import { activeBindingsFor, activeBindingsForExtension, RouteLookup } from './stores/route-lookup';
 import { RouteIndex, type RouteRead } from './stores/route-index';
-import { routeChangesChannel } from './stores/keys';
 import { TenantStore } from './stores/tenant-store';
 import { AuditStore, BatchedAuditWriter } from './stores/audit-store';
 import { startWebhookDispatch, webhookBulkQueuer, webhookQueuer } from './webhooks/dispatch';
@@ -139,12 +138,28 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const live = new LiveCallStore(redis, config.redisPrefix);
   const numberHash = numberHasher(config.numberHashKey ?? (await platformSecret(pool, 'number_hash_key')));
   // Calls to X read the index through a local cache that every index write invalidates (published on
-  // the route-changes channel, heard on a connection of its own); without the subscription it serves nothing.
-  const routeCache = new RouteReadCache<RouteRead>(config.routeCache);
+  // the route-changes channel, heard on a connection of its own), coherent across controllers: every
+  // index write here waits until each cache holding a lease has heard it (route-cache.ts). On a
+  // cluster (pub/sub order across nodes is not kept) there is no cache.
+  const coherent = !isCluster(redis);
+  const routeCache = new RouteReadCache<RouteRead>(coherent ? config.routeCache : { ...config.routeCache, ttlMs: 0 });
   const stopRouteCache = routeCache.enabled
-    ? await listenForRouteChanges(routeCache, createRequestRedis(redisTarget, config.redisRequests), routeChangesChannel(config.redisPrefix))
+    ? await joinRouteCache(routeCache, {
+        subscriber: createRequestRedis(redisTarget, config.redisRequests),
+        redis,
+        prefix: config.redisPrefix,
+        leaseMs: config.routeCache.leaseMs,
+      })
     : async () => undefined;
-  const routes = new RouteIndex(redis, config.redisPrefix, numberHash, routeCache);
+  const routeWriteBarrier = coherent
+    ? await RouteWriteBarrier.start({
+        subscriber: createRequestRedis(redisTarget, config.redisRequests),
+        redis,
+        prefix: config.redisPrefix,
+        ackTimeoutMs: config.routeCache.ackTimeoutMs,
+      })
+    : undefined;
+  const routes = new RouteIndex(redis, config.redisPrefix, numberHash, routeCache, routeWriteBarrier);
   // Created once the queues exist (below); abuse control reports through it from then on.
   // eslint-disable-next-line prefer-const -- assigned once, below; the closures made before then read it
   let metrics: PlatformMetrics | undefined;
@@ -193,7 +208,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     name: 'route index reconcile',
     everyMs: config.routeIndexWrites.reconcileIntervalSeconds * 1000,
     run: async () => {
-      const drift = await routes.reconcile(() => bindings.listActive());
+      const drift = await routes.reconcile(() => bindings.listActivePages());
       metrics?.routeDrift(drift.found, drift.repaired);
       if (drift.found > 0) logger.warn(drift, 'route index drifted from MySQL');
     },
@@ -696,6 +711,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
       await cdrQueue.close();
       await fleet.stop();
       await stopRouteCache();
+      await routeWriteBarrier?.stop();
       await redis.quit();
       await queueRedis.quit();
       await flowRedis.quit();

@@ -163,11 +163,15 @@ export interface AppConfig {
   };
   /**
    * The routing path's local cache of route-index reads (src/stores/route-cache.ts), invalidated by
-   * every index write: ROUTE_CACHE_MS (how long a read is served at most; 0, the default: no
-   * cache), ROUTE_CACHE_MAX_ENTRIES. Off by default: another controller's unbind reaches this
-   * cache by pub/sub, after that unbind has answered (see the README).
+   * every index write, and coherent across controllers: a write answers only once every cache
+   * holding a lease has acknowledged it, or has been evicted and its lease has ended.
+   * ROUTE_CACHE_MS: how long a read is served at most (0: no cache; default 10 s).
+   * ROUTE_CACHE_MAX_ENTRIES. ROUTE_CACHE_LEASE_MS: a cache's lease (default 1 s), the longest a
+   * write waits for a silent cache after ROUTE_CACHE_ACK_TIMEOUT_MS (default 200 ms) without its
+   * acknowledgement; keep their sum below ROUTE_WRITE_TIMEOUT_MS, or such a write answers 503
+   * route_index_unavailable (its retry finds the silent cache evicted).
    */
-  readonly routeCache: { readonly ttlMs: number; readonly maxEntries: number };
+  readonly routeCache: { readonly ttlMs: number; readonly maxEntries: number; readonly leaseMs: number; readonly ackTimeoutMs: number };
   /** Group commit of binds (src/bindings/bind-batcher.ts): most binds in one transaction (1: each its own), batches written at once. */
   readonly bindBatch: { readonly maxBatch: number; readonly maxInFlight: number };
   /** Abuse control (SPEC §7): limits counted per tenant; 0 turns a limit off. */
@@ -597,8 +601,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
       reconcileIntervalSeconds: int(env, 'ROUTE_RECONCILE_INTERVAL_SECONDS', 60, 1, 86_400),
     },
     routeCache: {
-      ttlMs: int(env, 'ROUTE_CACHE_MS', 0, 0, 300_000),
+      ttlMs: int(env, 'ROUTE_CACHE_MS', 10_000, 0, 300_000),
       maxEntries: int(env, 'ROUTE_CACHE_MAX_ENTRIES', 100_000, 1, 10_000_000),
+      leaseMs: int(env, 'ROUTE_CACHE_LEASE_MS', 1000, 30, 60_000),
+      ackTimeoutMs: int(env, 'ROUTE_CACHE_ACK_TIMEOUT_MS', 200, 10, 10_000),
     },
     bindBatch: {
       maxBatch: int(env, 'BIND_BATCH_MAX', 200, 1, 1000),

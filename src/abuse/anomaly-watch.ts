@@ -79,15 +79,26 @@ export class AnomalyWatch {
   /** Bindings admitted together (a batch), each noted as observeBinding notes one, in one round trip. Never throws. */
   async observeBindings(bindings: ReadonlyArray<{ tenantId: string; now: number }>): Promise<void> {
     try {
-      const noted: Array<{ tenantId: string; now: number; limits: EffectiveLimits }> = [];
+      // A tenant's bindings of one minute are noted together: one count of n, as n one after the other would count.
+      const byMinute = new Map<string, { tenantId: string; now: number; count: number }>();
       for (const { tenantId, now } of bindings) {
+        const key = `${tenantId}|${Math.floor(now / 60_000)}`;
+        const held = byMinute.get(key);
+        if (held) {
+          held.count++;
+          held.now = Math.max(held.now, now);
+        } else byMinute.set(key, { tenantId, now, count: 1 });
+      }
+      const noted: Array<{ tenantId: string; now: number; count: number; limits: EffectiveLimits }> = [];
+      for (const { tenantId, now, count } of byMinute.values()) {
         const limits = await this.deps.limits.effective(tenantId, now);
-        if (limits.bulkBindingMinPerMinute > 0) noted.push({ tenantId, now, limits });
+        if (limits.bulkBindingMinPerMinute > 0) noted.push({ tenantId, now, count, limits });
       }
       const keys = redisKeys(this.deps.prefix);
       const seen = await this.deps.counters.noteBindingMany(
-        noted.map(({ tenantId, now, limits }) => ({
+        noted.map(({ tenantId, now, count, limits }) => ({
           keys: { state: keys.bindingRate(tenantId), marker: keys.bindingRateFlag(tenantId) },
+          count,
           rule: { factor: limits.bulkBindingFactor, minPerMinute: limits.bulkBindingMinPerMinute, baselineMinutes: limits.bulkBindingBaselineMinutes },
           now,
         })),

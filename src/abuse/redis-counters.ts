@@ -20,7 +20,7 @@ const TAKE_FIXED = LuaScript.load('count-in-window');
  * contact), trimmed to threshold + 1 entries so a hot number costs bounded memory. The first
  * time the count exceeds the threshold, the marker (SET NX, one window long) is taken: one flag
  * per number per window, however many controllers see the contacts.
- * KEYS: parties, marker. ARGV: now, window, threshold, party ids...  Returns {count, flagged 0|1}.
+ * Several numbers in one call (see the script).
  */
 const NOTE_PARTIES = LuaScript.load('note-parties');
 
@@ -57,6 +57,8 @@ export interface PartiesNote {
 /** One binding of a tenant noted (see noteBinding). */
 export interface BindingNote {
   readonly keys: { readonly state: string; readonly marker: string };
+  /** Bindings noted at once (a batch's for one tenant); 1 when absent. */
+  readonly count?: number;
   readonly rule: { readonly factor: number; readonly minPerMinute: number; readonly baselineMinutes: number };
   readonly now: number;
 }
@@ -125,10 +127,10 @@ export class RedisAbuseCounters {
   /** noteParties for each item, in order, in one round trip. */
   async notePartiesMany(notes: readonly PartiesNote[]): Promise<Array<Outcome<{ distinct: number; flagged: boolean }>>> {
     return outcomes(
-      await NOTE_PARTIES.runMany(
-        this.redis,
-        notes.map((n) => ({ keys: [n.partiesKey, n.markerKey], args: [String(n.now), String(n.windowMs), String(n.threshold), ...n.parties] })),
-      ),
+      await NOTE_PARTIES.runGrouped(this.redis, notes, (n) => n.partiesKey, (group) => ({
+        keys: group.flatMap((n) => [n.partiesKey, n.markerKey]),
+        args: group.flatMap((n) => [String(n.now), String(n.windowMs), String(n.threshold), String(n.parties.length), ...n.parties]),
+      })),
       (value) => {
         const [distinct, flagged] = value as [number, number];
         return { distinct, flagged: flagged === 1 };
@@ -166,9 +168,16 @@ export class RedisAbuseCounters {
     return outcomes(
       await NOTE_BINDING_RATE.runMany(
         this.redis,
-        notes.map(({ keys, rule, now }) => ({
+        notes.map(({ keys, rule, now, count }) => ({
           keys: [keys.state, keys.marker],
-          args: [String(Math.floor(now / 60_000)), String(2 / (rule.baselineMinutes + 1)), String(rule.factor), String(rule.minPerMinute), String(rule.baselineMinutes * 4 * 60_000)],
+          args: [
+            String(Math.floor(now / 60_000)),
+            String(2 / (rule.baselineMinutes + 1)),
+            String(rule.factor),
+            String(rule.minPerMinute),
+            String(rule.baselineMinutes * 4 * 60_000),
+            String(count ?? 1),
+          ],
         })),
       ),
       (value) => {

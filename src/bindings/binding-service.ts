@@ -281,6 +281,10 @@ export class BindingService {
     return this.bindings.listActive(now);
   }
 
+  listActivePages(now: number = Date.now(), pageSize?: number): AsyncGenerator<Array<Binding & VersionedBinding>> {
+    return this.bindings.listActivePages(now, pageSize);
+  }
+
   importNumbers(tenantId: string, numbers: readonly PoolNumberInput[], opts: { allowLegacy?: boolean } = {}): Promise<number> {
     return this.numbers.importNumbers(tenantId, numbers, opts);
   }

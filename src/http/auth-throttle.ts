@@ -45,6 +45,8 @@ const COUNT_FAILURE = LuaScript.load('count-in-window');
 const READ_COUNT = LuaScript.load('read-count');
 
 export class RedisAuthThrottle implements AuthFailureThrottle {
+  private readonly reading = new Map<string, Promise<number>>();
+
   constructor(
     private readonly redis: RedisClient,
     private readonly prefix: string,
@@ -57,9 +59,22 @@ export class RedisAuthThrottle implements AuthFailureThrottle {
     return redisKeys(this.prefix).authFailures(clientKey(address));
   }
 
-  async blockedFor(address: string): Promise<number> {
-    if (this.maxFailures <= 0) return 0;
-    const [count, ttl] = (await READ_COUNT.run(this.redis, [this.key(address)], [])) as [number, number];
+  /**
+   * Requests from one address while its count is being read share that read (sent at most one
+   * round trip earlier): a busy client costs one read per round trip, not one per request.
+   */
+  blockedFor(address: string): Promise<number> {
+    if (this.maxFailures <= 0) return Promise.resolve(0);
+    const key = this.key(address);
+    const pending = this.reading.get(key);
+    if (pending) return pending;
+    const read = this.read(key).finally(() => this.reading.delete(key));
+    this.reading.set(key, read);
+    return read;
+  }
+
+  private async read(key: string): Promise<number> {
+    const [count, ttl] = (await READ_COUNT.run(this.redis, [key], [])) as [number, number];
     if (count < this.maxFailures) return 0;
     return ttl > 0 ? ttl : this.windowMs;
   }

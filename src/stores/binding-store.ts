@@ -339,6 +339,21 @@ export class BindingStore {
     return rows.map(versionedBinding);
   }
 
+  /** The active bindings a page at a time (by id), so that a caller can go on with other work between pages. */
+  async *listActivePages(now: number = Date.now(), pageSize = 2000): AsyncGenerator<Array<Binding & VersionedBinding>> {
+    let after = '';
+    for (;;) {
+      const [rows] = await this.pool.query<RowDataPacket[]>(
+        "SELECT * FROM bindings WHERE id > ? AND state = 'active' AND expires_at > ? ORDER BY id LIMIT ?",
+        [after, toDate(now), pageSize],
+      );
+      if (rows.length === 0) return;
+      yield rows.map(versionedBinding);
+      if (rows.length < pageSize) return;
+      after = String(rows[rows.length - 1]?.id);
+    }
+  }
+
   async mediaExists(id: string): Promise<boolean> {
     const [rows] = await this.pool.query<RowDataPacket[]>('SELECT 1 FROM media_catalogue WHERE id = ?', [id]);
     return rows.length > 0;

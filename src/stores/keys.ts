@@ -94,6 +94,16 @@ export function routeChangesChannel(prefix: string): string {
   return `${prefix}:route-changes`;
 }
 
+/** The route caches holding a lease (member id -> lease end): every route write waits for them (route-cache.ts). */
+export function routeCacheMembersKey(prefix: string): string {
+  return `${prefix}:route-cache:members`;
+}
+
+/** Where route caches acknowledge a writer's sync message. */
+export function routeCacheAckChannel(prefix: string, writerId: string): string {
+  return `${routeChangesChannel(prefix)}:ack:${writerId}`;
+}
+
 /**
  * BullMQ queue names (under BullMQ's prefix, which is REDIS_PREFIX). Each name is its own hash
  * tag: BullMQ's scripts touch many keys of one queue, which must share a slot, while different

@@ -150,6 +150,38 @@ export class LuaScript {
     return out;
   }
 
+  /**
+   * Many items through a script that takes several at once (its KEYS and ARGV the items' in turn,
+   * its reply an array with one entry per item): one call for all of them on a single Redis, one
+   * call per hash slot on a cluster (sent together). Each item's reply or its call's error, in order.
+   */
+  async runGrouped<T>(
+    redis: RedisClient,
+    items: readonly T[],
+    slotKey: (item: T) => string,
+    call: (group: readonly T[]) => { keys: readonly string[]; args: readonly (string | number)[] },
+  ): Promise<ScriptReply[]> {
+    if (items.length === 0) return [];
+    const groups = new Map<number, number[]>();
+    items.forEach((item, i) => {
+      const slot = isCluster(redis) ? keySlot(slotKey(item)) : 0;
+      const group = groups.get(slot);
+      if (group) group.push(i);
+      else groups.set(slot, [i]);
+    });
+    const indexes = [...groups.values()];
+    const replies = await this.runMany(redis, indexes.map((group) => call(group.map((i) => items[i] as T))));
+    const out = new Array<ScriptReply>(items.length);
+    indexes.forEach((group, g) => {
+      const reply = replies[g] ?? failed(new Error('no reply'));
+      const values = reply.error === undefined && Array.isArray(reply.value) ? (reply.value as unknown[]) : null;
+      group.forEach((itemIndex, j) =>
+        (out[itemIndex] = reply.error !== undefined ? reply : values && j < values.length ? ok(values[j]) : failed(new Error('short reply from a grouped script'))),
+      );
+    });
+    return out;
+  }
+
   async run(redis: RedisClient, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
     try {
       return await redis.evalsha(this.sha, keys.length, ...keys, ...args);

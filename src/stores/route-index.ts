@@ -3,7 +3,7 @@ import type { Binding, CallRestriction } from '../domain/binding-rules';
 import type { NumberHasher } from '../domain/number-hash';
 import { getMany, LuaScript, scanKeys } from './redis';
 import { redisKeys, routeChangesChannel } from './keys';
-import type { RouteReadCache } from './route-cache';
+import type { RouteReadCache, RouteWriteBarrier } from './route-cache';
 
 /**
  * Where a call to X goes, keyed the way calls are routed: (X, caller). Lives in Redis so the
@@ -95,6 +95,9 @@ interface StoredRoute {
 
 const ANY_CALLER = '*';
 
+/** Routes a reconcile compares between two turns of the event loop. */
+const RECONCILE_SLICE = 500;
+
 /** Every write to a route: versioned, so an older change never overwrites a newer (see the script). */
 const APPLY_ROUTE_CHANGE = LuaScript.load('apply-route-change');
 /** The marker of an X that takes AXE extensions: only ever extended, never a route (see the script). */
@@ -120,6 +123,8 @@ export class RouteIndex {
     private readonly hash: NumberHasher,
     /** The routing path's local cache of reads (route-cache.ts); every write here invalidates it. */
     private readonly cache?: RouteReadCache<RouteRead>,
+    /** Every controller's route cache has heard a write before it resolves (route-cache.ts). */
+    private readonly barrier?: Pick<RouteWriteBarrier, 'afterWrites'>,
   ) {}
 
   private key(x: string, caller: string): string {
@@ -205,9 +210,9 @@ export class RouteIndex {
   }
 
   /**
-   * Sends the writes together (one script call per route, each in its route's slot, in one
-   * pipeline); how many routes changed. Every write is sent even when one fails; then the first
-   * failure is thrown.
+   * Sends the writes together (one script call for every route on a single Redis, one per slot on
+   * a cluster, in one pipeline); how many routes changed. Every call is sent even when one fails;
+   * then the first failure is thrown.
    */
   private async write(writes: readonly RouteWrite[]): Promise<number> {
     if (writes.length === 0) return 0;
@@ -222,16 +227,17 @@ export class RouteIndex {
     const changes = writes.filter((w): w is Exclude<RouteWrite, { op: 'mark' }> => w.op !== 'mark');
     const results = (
       await Promise.all([
-        APPLY_ROUTE_CHANGE.runMany(
-          this.redis,
-          changes.map((w) => ({
-            keys: [w.key],
-            args:
+        APPLY_ROUTE_CHANGE.runGrouped(this.redis, changes, (w) => w.key, (group) => ({
+          keys: group.map((w) => w.key),
+          args: [
+            channel,
+            ...group.flatMap((w) =>
               w.op === 'remove'
-                ? [w.op, String(w.version), w.bindingId, '', String(w.expiresAt), channel]
-                : [w.op, String(w.version), w.bindingId, routeJson(w.op === 'put' ? w.version : 0, w.route), String(w.route.expiresAt), channel],
-          })),
-        ),
+                ? [w.op, String(w.version), w.bindingId, '', String(w.expiresAt)]
+                : [w.op, String(w.version), w.bindingId, routeJson(w.op === 'put' ? w.version : 0, w.route), String(w.route.expiresAt)],
+            ),
+          ],
+        })),
         MARK_EXTENSION_NUMBER.runMany(
           this.redis,
           marks.map((w) => ({ keys: [w.key], args: [w.prompt.tenantId, String(w.prompt.extensionLength), String(w.prompt.expiresAt), channel] })),
@@ -240,6 +246,7 @@ export class RouteIndex {
     ).flat();
     const failed = results.find((r) => r.error !== undefined);
     if (failed?.error) throw failed.error;
+    await this.barrier?.afterWrites();
     return results.filter((r) => r.value === 1).length;
   }
 
@@ -383,7 +390,16 @@ export class RouteIndex {
    * first, MySQL after: a route seen in Redis was applied after its commit, so MySQL's answer read
    * later already includes it. Every repair is a versioned write, so a change made meanwhile wins.
    */
-  async reconcile(readActive: () => Promise<readonly VersionedBinding[]>, now: number = Date.now()): Promise<RouteDrift> {
+  async reconcile(readActive: () => Promise<readonly VersionedBinding[]> | AsyncIterable<readonly VersionedBinding[]>, now: number = Date.now()): Promise<RouteDrift> {
+    // Tens of thousands of routes: the work is done a slice at a time, so that requests and calls
+    // are served in between instead of waiting out the whole comparison.
+    let sinceYield = 0;
+    const pause = async (n: number): Promise<void> => {
+      sinceYield += n;
+      if (sinceYield < RECONCILE_SLICE) return;
+      sinceYield = 0;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    };
     const seen = new Map<string, StoredRoute>();
     for await (const keys of scanKeys(this.redis, redisKeys(this.prefix).routePattern)) {
       const routeKeys = keys.filter((k) => k !== this.readyKey);
@@ -395,15 +411,20 @@ export class RouteIndex {
     }
     const expected = new Map<string, { binding: VersionedBinding; route: RouteTarget }>();
     const expectedPrompts = new Map<string, ExtensionPrompt>();
-    for (const b of await readActive()) {
-      if (!RouteIndex.routable(b, now)) continue;
-      for (const [key, route] of this.entries(b)) expected.set(key, { binding: b, route });
-      const prompt = RouteIndex.promptOf(b);
-      const key = this.markerKey(b.x);
-      if (prompt && (expectedPrompts.get(key)?.expiresAt ?? 0) < prompt.expiresAt) expectedPrompts.set(key, prompt);
+    const read = readActive();
+    for await (const page of Symbol.asyncIterator in read ? read : [await read]) {
+      for (const b of page) {
+        if (!RouteIndex.routable(b, now)) continue;
+        for (const [key, route] of this.entries(b)) expected.set(key, { binding: b, route });
+        const prompt = RouteIndex.promptOf(b);
+        const key = this.markerKey(b.x);
+        if (prompt && (expectedPrompts.get(key)?.expiresAt ?? 0) < prompt.expiresAt) expectedPrompts.set(key, prompt);
+        await pause(1);
+      }
     }
     const repairs: RouteWrite[] = [];
     for (const [key, held] of seen) {
+      await pause(1);
       if (held.removed || expected.has(key) || (held.expiresAt ?? 0) <= now) continue;
       // A callback route made routable as its call ended: its CDR batch confirms it (with a version) shortly.
       if ((held.version ?? 0) === 0 && held.kind === 'callback') continue;
@@ -411,6 +432,7 @@ export class RouteIndex {
       repairs.push({ op: 'remove', key, version: held.version ?? 0, bindingId: held.bindingId ?? '', expiresAt: held.expiresAt ?? now });
     }
     for (const [key, want] of expected) {
+      await pause(1);
       const held = seen.get(key);
       // Newer than what MySQL said when read: a change made since, not drift.
       if (held && (held.version ?? 0) > want.binding.routeVersion) continue;

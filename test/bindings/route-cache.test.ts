@@ -8,10 +8,10 @@
 import type { Redis } from 'ioredis';
 import { numberHasher } from '../../src/domain/number-hash';
 import type { Binding } from '../../src/domain/binding-rules';
-import { routeChangesChannel } from '../../src/stores/keys';
+import { routeCacheMembersKey } from '../../src/stores/keys';
 import { BindingService } from '../../src/bindings/binding-service';
 import { createRedis } from '../../src/stores/redis';
-import { listenForRouteChanges, RouteReadCache } from '../../src/stores/route-cache';
+import { joinRouteCache, RouteReadCache, RouteWriteBarrier } from '../../src/stores/route-cache';
 import { RouteIndex, type RouteRead } from '../../src/stores/route-index';
 import { TenantStore } from '../../src/stores/tenant-store';
 import { createTestDatabase, type TestDatabase } from '../support/mysql';
@@ -68,6 +68,18 @@ describe('RouteReadCache', () => {
     expect(held).toContain('c3');
   });
 
+  it('serves nothing once its lease has ended, and a read begun before it went live is never kept', () => {
+    const cache = new RouteReadCache<RouteRead>({ ttlMs: 10_000, maxEntries: 10 });
+    const beforeLive = cache.begin();
+    cache.setLive(true);
+    cache.keep(beforeLive, 'x1', 'c1', read('old'), 1000);
+    expect(cache.get('x1', 'c1', 1001)).toBeUndefined();
+    cache.setLeaseUntil(2000);
+    cache.keep(cache.begin(), 'x1', 'c1', read('b'), 1000);
+    expect(cache.get('x1', 'c1', 1999)).toEqual(read('b'));
+    expect(cache.get('x1', 'c1', 2000)).toBeUndefined();
+  });
+
   it('with ttlMs 0 it is off: never live, keeps nothing', () => {
     const cache = new RouteReadCache<RouteRead>({ ttlMs: 0, maxEntries: 10 });
     cache.setLive(true);
@@ -86,14 +98,17 @@ describe('the route cache never routes an unbound binding', () => {
   let tenant: string;
 
   /** A controller: its index with a cache fed by its own subscription, and the binding service writing through it. */
+  const LEASE_MS = 600;
   const controller = async (): Promise<{ routes: RouteIndex; cache: RouteReadCache<RouteRead>; registry: BindingService; subscriber: Redis }> => {
     const redis = createRedis(redisServer.url);
     const subscriber = createRedis(redisServer.url);
-    connections.push(redis, subscriber);
+    const acks = createRedis(redisServer.url);
+    connections.push(redis, subscriber, acks);
     const cache = new RouteReadCache<RouteRead>({ ttlMs: 60_000, maxEntries: 1000 });
-    stops.push(await listenForRouteChanges(cache, subscriber, routeChangesChannel(prefix)));
-    const routes = new RouteIndex(redis, prefix, numberHasher(HASH_KEY), cache);
-    return { routes, cache, registry: new BindingService(db.pool, routes, undefined, { routeWriteTimeoutMs: 2000 }), subscriber };
+    stops.push(await joinRouteCache(cache, { subscriber, redis, prefix, leaseMs: LEASE_MS }));
+    const barrier = await RouteWriteBarrier.start({ subscriber: acks, redis, prefix, ackTimeoutMs: 100 });
+    const routes = new RouteIndex(redis, prefix, numberHasher(HASH_KEY), cache, barrier);
+    return { routes, cache, registry: new BindingService(db.pool, routes, undefined, { routeWriteTimeoutMs: 5000 }), subscriber };
   };
 
   beforeAll(async () => {
@@ -132,15 +147,50 @@ describe('the route cache never routes an unbound binding', () => {
     expect(await routed(routes, binding.x, binding.b)).toBe(false);
   });
 
-  it('another controller that cached the route stops routing it once the removal is published', async () => {
+  it('another controller that cached the route no longer routes it once the unbind has answered, every time', async () => {
     const one = await controller();
     const other = await controller();
+    for (let i = 0; i < 30; i++) {
+      const binding = await bindPair(one.registry);
+      expect(await routed(other.routes, binding.x, binding.a!)).toBe(true);
+      expect(other.cache.get(binding.x, binding.a!)).toBeDefined();
+      await one.registry.unbind(tenant, binding.id);
+      // No wait: the unbind answered only once the other cache had acknowledged the removal.
+      expect(other.cache.get(binding.x, binding.a!)).toBeUndefined();
+      expect(await routed(other.routes, binding.x, binding.a!)).toBe(false);
+      expect(await routed(other.routes, binding.x, binding.b)).toBe(false);
+    }
+  });
+
+  it('a cache that does not acknowledge is evicted and waited out: the unbind answers after its lease ended, and it routes nothing after', async () => {
+    const one = await controller();
+    const silent = await controller();
     const binding = await bindPair(one.registry);
-    expect(await routed(other.routes, binding.x, binding.a!)).toBe(true);
-    expect(other.cache.get(binding.x, binding.a!)).toBeDefined();
+    expect(await routed(silent.routes, binding.x, binding.a!)).toBe(true);
+    expect(silent.cache.get(binding.x, binding.a!)).toBeDefined();
+    // Its subscription stops being read (a stalled process, a full socket), while its lease is still renewed.
+    (silent.subscriber as unknown as { stream: { pause(): void } }).stream.pause();
+    const started = performance.now();
     await one.registry.unbind(tenant, binding.id);
-    await waitUntil("the removal heard", () => other.cache.get(binding.x, binding.a!) === undefined, 2000);
-    expect(await routed(other.routes, binding.x, binding.a!)).toBe(false);
+    const took = performance.now() - started;
+    expect(took).toBeGreaterThanOrEqual(100); // at least the acknowledgement timeout
+    expect(took).toBeLessThan(100 + LEASE_MS + 2000);
+    expect(silent.cache.get(binding.x, binding.a!)).toBeUndefined();
+    expect(await routed(silent.routes, binding.x, binding.a!)).toBe(false);
+    (silent.subscriber as unknown as { stream: { resume(): void } }).stream.resume();
+  });
+
+  it('a write waits for nobody when no cache holds a lease, and a stopped cache gives its lease up', async () => {
+    const redis = createRedis(redisServer.url);
+    connections.push(redis);
+    const cache = new RouteReadCache<RouteRead>({ ttlMs: 60_000, maxEntries: 10 });
+    const before = await redis.zcard(routeCacheMembersKey(prefix));
+    const stop = await joinRouteCache(cache, { subscriber: createRedis(redisServer.url), redis, prefix, leaseMs: LEASE_MS });
+    expect(await redis.zcard(routeCacheMembersKey(prefix))).toBe(before + 1);
+    expect(cache.isLive).toBe(true);
+    await stop();
+    expect(await redis.zcard(routeCacheMembersKey(prefix))).toBe(before);
+    expect(cache.isLive).toBe(false);
   });
 
   it('a miss cached on one controller routes as soon as another binds the pair', async () => {
@@ -152,7 +202,8 @@ describe('the route cache never routes an unbound binding', () => {
     expect(await routed(other.routes, x, a)).toBe(false);
     const { binding } = await one.registry.bind({ tenantId: tenant, mode: 'axb', a, b, x });
     expect(binding.x).toBe(x);
-    await waitUntil("the new route heard", async () => routed(other.routes, x, a), 2000);
+    // No wait: the bind answered once the other cache had dropped its miss.
+    expect(await routed(other.routes, x, a)).toBe(true);
   });
 
   it('while its subscription is lost the cache serves nothing, and it is live again once resubscribed', async () => {
