@@ -128,10 +128,12 @@ async function placeAttempt(
   callId: string,
   attempt: number,
 ): Promise<PlacedSwitch | null> {
-  const placed = await live.placementOf(callId, attempt);
-  if (placed) return placement.byName(placed);
+  // One round trip when a switch takes calls: placing reads back the switch of an attempt placed before.
   const chosen = placement.choose();
-  if (!chosen) return null;
+  if (!chosen) {
+    const placed = await live.placementOf(callId, attempt);
+    return placed ? placement.byName(placed) : null;
+  }
   const owner = await live.placeAttempt(callId, attempt, chosen.name);
   return owner === chosen.name ? chosen : placement.byName(owner);
 }
