@@ -82,6 +82,7 @@ export async function run(): Promise<Record<string, unknown>> {
     NUMBER_HASH_KEY: randomBytes(24).toString('hex'),
     LOG_LEVEL: 'warn',
     BENCH_COUNT_COMMANDS: '1',
+    ...(env.BENCH_COUNT_DETAIL === '1' ? { BENCH_COUNT_DETAIL: '1' } : {}),
   });
   const pid = controller.process.pid ?? 0;
   const baseUrl = `http://127.0.0.1:${String(controller.ready.port)}`;

@@ -7,6 +7,8 @@ const counts = new Map<string, number>();
 const count = (key: string): void => void counts.set(key, (counts.get(key) ?? 0) + 1);
 
 let counting = false;
+// BENCH_COUNT_DETAIL=1: MySQL commands keyed by the start of their SQL instead of its verb.
+const detail = process.env.BENCH_COUNT_DETAIL === '1';
 
 export function countCommands(): void {
   if (counting) return;
@@ -21,7 +23,7 @@ export function countCommands(): void {
   const base = Object.getPrototypeOf(Connection.prototype) as { addCommand: (this: unknown, cmd: { constructor: { name: string }; sql?: string }) => unknown };
   const addCommand = base.addCommand;
   base.addCommand = function (this: unknown, cmd) {
-    const verb = typeof cmd.sql === 'string' ? ` ${/^\s*(\w+)/.exec(cmd.sql)?.[1]?.toUpperCase() ?? ''}` : '';
+    const verb = typeof cmd.sql === 'string' ? ` ${detail ? cmd.sql.replace(/\s+/g, ' ').slice(0, 90) : (/^\s*(\w+)/.exec(cmd.sql)?.[1]?.toUpperCase() ?? '')}` : '';
     count(`mysql ${cmd.constructor.name}${verb}`);
     return addCommand.call(this, cmd);
   };

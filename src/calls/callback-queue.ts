@@ -1,6 +1,6 @@
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { RedisClient } from '../stores/redis';
-import { callIdFor } from './click-to-dial-request';
+import { callIdFor, groupedNumberLookup } from './click-to-dial-request';
 import { queueNames } from '../stores/keys';
 import { runClickToDialAttempt, type ClickToDialUseCaseDeps } from './click-to-dial-use-case';
 import type { CallResult } from '../domain/call';
@@ -86,7 +86,12 @@ export interface JobReturn {
 /** The queue's side of a click-to-dial attempt: the use case decides, this says it in BullMQ's terms. */
 export function startCallbackWorker(deps: CallbackWorkerDeps): Worker<ClickToDialJobData, JobReturn> {
   const log = deps.logger.child({ component: 'callback-worker' });
-  const useCase: ClickToDialUseCaseDeps = { ...deps, holdMs: deps.capacity ? () => deps.capacity?.holdMs() ?? 0 : undefined };
+  const useCase: ClickToDialUseCaseDeps = {
+    ...deps,
+    // The jobs of a burst mostly present the same X: one read of its state for them all.
+    numbers: groupedNumberLookup(deps.numbers),
+    holdMs: deps.capacity ? () => deps.capacity?.holdMs() ?? 0 : undefined,
+  };
 
   const processor = async (job: Job<ClickToDialJobData, JobReturn>, token?: string): Promise<JobReturn> => {
     const decision = await runClickToDialAttempt(useCase, job.data);

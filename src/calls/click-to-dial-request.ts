@@ -4,6 +4,7 @@ import { AppError, ConflictError, ValidationError } from '../domain/errors';
 import { deterministicUuid } from '../domain/ids';
 import { parsePrivacyNumber, parseRealNumber } from '../domain/phone-number';
 import type { CallRecord } from '../stores/call-store';
+import { GroupedReads } from '../stores/grouped-reads';
 import type { Tenant } from '../stores/tenant-store';
 import type { CreateClickToDialInput } from './types';
 
@@ -32,6 +33,34 @@ export interface PrivacyNumberLookup {
   /** The number's state in the tenant's pool; null when it is not the tenant's. */
   numberState(tenantId: string, x: string): Promise<'enabled' | 'disabled' | 'quarantined' | null>;
 }
+
+/**
+ * The same lookup, with concurrent asks for one number sharing a read: an ask made while reads are on their
+ * way waits for the next one (never an answer read before it was asked), so a burst of jobs presenting
+ * the same X costs a read, not one each.
+ */
+export function groupedNumberLookup(numbers: PrivacyNumberLookup): PrivacyNumberLookup {
+  type State = Awaited<ReturnType<PrivacyNumberLookup['numberState']>>;
+  const reads = new GroupedReads<string, NonNullable<State>>(
+    async (keys) => {
+      const found = new Map<string, NonNullable<State>>();
+      await Promise.all(
+        keys.map(async (key) => {
+          const [tenantId = '', x = ''] = key.split('\n');
+          const state = await numbers.numberState(tenantId, x);
+          if (state !== null) found.set(key, state);
+        }),
+      );
+      return found;
+    },
+    NUMBER_READS_PER_GROUP,
+    1,
+  );
+  return { numberState: (tenantId, x) => reads.get(`${tenantId}\n${x}`) };
+}
+
+/** Distinct numbers read together at most (each its own query; usually one X per tenant). */
+const NUMBER_READS_PER_GROUP = 20;
 
 /**
  * A tenant presents only its own numbers (SPEC §4): the X of a call, named or the tenant's

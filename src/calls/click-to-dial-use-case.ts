@@ -30,7 +30,7 @@ export interface ClickToDialUseCaseDeps {
   readonly tenants: Pick<TenantStore, 'get'>;
   /** The API keys that sign jobs queued directly. */
   readonly keys: Pick<TenantStore, 'signingKey'>;
-  readonly calls: Pick<CallStore, 'insert' | 'getById'>;
+  readonly calls: Pick<CallStore, 'record' | 'getById'>;
   readonly defaults: ClickToDialDefaults;
   /** The tenant's pool: a job queued directly presents only the tenant's own numbers too. */
   readonly numbers: PrivacyNumberLookup;
@@ -128,10 +128,12 @@ async function placeAttempt(
   callId: string,
   attempt: number,
 ): Promise<PlacedSwitch | null> {
-  const placed = await live.placementOf(callId, attempt);
-  if (placed) return placement.byName(placed);
+  // One round trip when a switch takes calls: placing reads back the switch of an attempt placed before.
   const chosen = placement.choose();
-  if (!chosen) return null;
+  if (!chosen) {
+    const placed = await live.placementOf(callId, attempt);
+    return placed ? placement.byName(placed) : null;
+  }
   const owner = await live.placeAttempt(callId, attempt, chosen.name);
   return owner === chosen.name ? chosen : placement.byName(owner);
 }
@@ -173,7 +175,8 @@ async function admit(deps: ClickToDialUseCaseDeps, data: unknown): Promise<Admit
     if (err instanceof AppError) return refused(err.code, err.field ?? '(job)', err.message);
     throw err;
   }
-  const { call } = await deps.calls.insert({ id: callId, kind: 'click_to_dial', ...request });
+  // Recorded with the other jobs of a burst (one INSERT for them); an earlier recording of the request wins.
+  const call = await deps.calls.record({ id: callId, kind: 'click_to_dial', ...request });
   return { payload, call, tenant };
 }
 

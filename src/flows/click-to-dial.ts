@@ -221,14 +221,14 @@ class ClickToDialFlow {
 
   async run(): Promise<AttemptOutcome> {
     // Both legs are claimed before A is dialled (B is dialled by the switch itself once A answers), in
-    // the one round trip that also reads the call as it was.
-    const { start, prior } = await this.deps.live.startAttempt(this.call.callId, this.call.attempt, {
-      ...FRESH_ATTEMPT,
-      state: 'calling_a',
-      attempt: this.call.attempt,
-      aUuid: this.uA,
-      bUuid: this.uB,
-    });
+    // the one round trip that also reads the call as it was and, if the attempt is this delivery's, reports it.
+    const calling = this.progress('call.calling', 'a');
+    const { start, prior } = await this.deps.live.startAttempt(
+      this.call.callId,
+      this.call.attempt,
+      { ...FRESH_ATTEMPT, state: 'calling_a', attempt: this.call.attempt, aUuid: this.uA, bUuid: this.uB },
+      calling ? [calling.publication] : [],
+    );
     this.startedHere = start !== 'taken';
     if (start === 'settled' && prior?.finalCdr) {
       this.log.info('attempt already settled by an earlier delivery');
@@ -241,7 +241,7 @@ class ClickToDialFlow {
       return this.resume(prior);
     }
     this.watchForCancel();
-    this.report('call.calling', 'a');
+    if (calling) this.deps.events?.reportLocally(calling.event);
     return this.callA();
   }
 

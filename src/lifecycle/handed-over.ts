@@ -39,9 +39,9 @@ export class GuardedLiveCallStore extends LiveCallStore {
     super(redis, prefix);
   }
 
-  override startAttempt(callId: string, attempt: number, patch: LiveCallPatch): Promise<AttemptStartReply> {
+  override startAttempt(callId: string, attempt: number, patch: LiveCallPatch, publish?: readonly Publication[]): Promise<AttemptStartReply> {
     if (this.handedOver.has(callId)) return Promise.reject(new HandedOverError(callId));
-    return super.startAttempt(callId, attempt, patch);
+    return super.startAttempt(callId, attempt, patch, publish);
   }
 
   override update(callId: string, patch: LiveCallPatch, publish?: readonly Publication[]): Promise<boolean> {

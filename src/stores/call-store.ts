@@ -93,62 +93,62 @@ export class CallStore {
   async insert(call: NewCall): Promise<{ call: CallRecord; created: boolean }> {
     const created = toDate(call.createdAt ?? Date.now());
     try {
-      await this.pool.execute(
-        `INSERT INTO calls (id, tenant_id, request_id, kind, state, display_mode, x, a, b,
-           ring_timeout_a, ring_timeout_b, max_duration, record, user_data, created_at, updated_at, end_warning_seconds)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [
-          call.id,
-          call.tenantId,
-          call.requestId,
-          call.kind,
-          call.state ?? 'queued',
-          call.displayMode,
-          call.x,
-          call.a,
-          call.b,
-          call.ringTimeoutASeconds,
-          call.ringTimeoutBSeconds,
-          call.maxDurationSeconds,
-          call.record,
-          call.userData,
-          created,
-          created,
-          call.endWarningSeconds ?? 0,
-        ],
-      );
+      await this.pool.execute(`${INSERT_CALLS} (${INSERT_PLACEHOLDERS})`, insertValues(call, created));
     } catch (err) {
       if (!isDuplicateKey(err)) throw err;
       const existing = await this.getByRequestId(call.tenantId, call.requestId);
       if (existing) return { call: existing, created: false };
       throw err; // duplicate call id under another tenant/request: a bug, not a retry
     }
-    // What the row now holds (DATETIME(3) keeps the milliseconds), without reading it back.
-    const at = created?.getTime() ?? Date.now();
-    const inserted: CallRecord = {
-      id: call.id,
-      tenantId: call.tenantId,
-      requestId: call.requestId,
-      kind: call.kind,
-      state: call.state ?? 'queued',
-      displayMode: call.displayMode,
-      x: call.x,
-      a: call.a,
-      b: call.b,
-      ringTimeoutASeconds: call.ringTimeoutASeconds,
-      ringTimeoutBSeconds: call.ringTimeoutBSeconds,
-      maxDurationSeconds: call.maxDurationSeconds,
-      endWarningSeconds: call.endWarningSeconds ?? 0,
-      record: call.record,
-      userData: call.userData,
-      result: null,
-      hangupCause: null,
-      hangupSide: null,
-      createdAt: at,
-      updatedAt: at,
-      completedAt: null,
-    };
-    return { call: inserted, created: true };
+    return { call: insertedRecord(call, created), created: true };
+  }
+
+  /**
+   * Records a call as insert() does, and resolves with the call as recorded (the first one when the request
+   * was recorded before). Calls recorded while a group is on its way to the database go together in one
+   * INSERT; should that fail (a duplicate, or any other error), each call of the group is inserted alone,
+   * so each caller gets its own answer or error.
+   */
+  record(call: NewCall): Promise<CallRecord> {
+    return new Promise((resolve, reject) => {
+      this.toRecord.push({ call, created: toDate(call.createdAt ?? Date.now()), resolve, reject });
+      this.sendRecordsWhileRoom();
+    });
+  }
+
+  private readonly toRecord: PendingRecord[] = [];
+  private recordsInFlight = 0;
+
+  private sendRecordsWhileRoom(): void {
+    while (this.recordsInFlight < MAX_RECORD_GROUPS_IN_FLIGHT && this.toRecord.length > 0) {
+      const group = this.toRecord.splice(0, MAX_CALLS_PER_INSERT);
+      this.recordsInFlight++;
+      void this.recordGroup(group).finally(() => {
+        this.recordsInFlight--;
+        this.sendRecordsWhileRoom();
+      });
+    }
+  }
+
+  private async recordGroup(group: PendingRecord[]): Promise<void> {
+    if (group.length > 1) {
+      try {
+        // Text protocol: one prepared statement per group size would fill the statement cache.
+        await this.pool.query(`${INSERT_CALLS} ${group.map(() => `(${INSERT_PLACEHOLDERS})`).join(', ')}`, group.flatMap((r) => insertValues(r.call, r.created)));
+        for (const r of group) r.resolve(insertedRecord(r.call, r.created));
+        return;
+      } catch {
+        // nothing of the group was written (one statement): each call alone, with its own answer
+      }
+    }
+    await Promise.all(
+      group.map((r) =>
+        this.insert({ ...r.call, createdAt: r.created?.getTime() ?? r.call.createdAt }).then(
+          (res) => r.resolve(res.call),
+          (err: unknown) => r.reject(err),
+        ),
+      ),
+    );
   }
 
   /** A tenant's call, or null (also null when the call belongs to another tenant). */
@@ -196,4 +196,69 @@ export class CallStore {
     );
     return res.affectedRows > 0;
   }
+}
+
+interface PendingRecord {
+  readonly call: NewCall;
+  readonly created: Date | null;
+  readonly resolve: (call: CallRecord) => void;
+  readonly reject: (err: unknown) => void;
+}
+
+/** Calls recorded in one INSERT at most (the worker's jobs of a burst), and such INSERTs at once. */
+const MAX_CALLS_PER_INSERT = 100;
+const MAX_RECORD_GROUPS_IN_FLIGHT = 2;
+
+const INSERT_CALLS = `INSERT INTO calls (id, tenant_id, request_id, kind, state, display_mode, x, a, b,
+  ring_timeout_a, ring_timeout_b, max_duration, record, user_data, created_at, updated_at, end_warning_seconds) VALUES`;
+const INSERT_PLACEHOLDERS = '?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?';
+
+function insertValues(call: NewCall, created: Date | null): Array<string | number | boolean | Date | null> {
+  return [
+    call.id,
+    call.tenantId,
+    call.requestId,
+    call.kind,
+    call.state ?? 'queued',
+    call.displayMode,
+    call.x,
+    call.a,
+    call.b,
+    call.ringTimeoutASeconds,
+    call.ringTimeoutBSeconds,
+    call.maxDurationSeconds,
+    call.record,
+    call.userData,
+    created,
+    created,
+    call.endWarningSeconds ?? 0,
+  ];
+}
+
+/** What an inserted row holds (DATETIME(3) keeps the milliseconds), without reading it back. */
+function insertedRecord(call: NewCall, created: Date | null): CallRecord {
+  const at = created?.getTime() ?? Date.now();
+  return {
+    id: call.id,
+    tenantId: call.tenantId,
+    requestId: call.requestId,
+    kind: call.kind,
+    state: call.state ?? 'queued',
+    displayMode: call.displayMode,
+    x: call.x,
+    a: call.a,
+    b: call.b,
+    ringTimeoutASeconds: call.ringTimeoutASeconds,
+    ringTimeoutBSeconds: call.ringTimeoutBSeconds,
+    maxDurationSeconds: call.maxDurationSeconds,
+    endWarningSeconds: call.endWarningSeconds ?? 0,
+    record: call.record,
+    userData: call.userData,
+    result: null,
+    hangupCause: null,
+    hangupSide: null,
+    createdAt: at,
+    updatedAt: at,
+    completedAt: null,
+  };
 }

@@ -4,6 +4,8 @@ import { LuaScript, type RedisClient } from './redis';
 
 /** Claims both legs of an attempt, records it and reads the cancel flag, in one round trip; see the script. */
 const START_ATTEMPT = LuaScript.load('start-attempt');
+/** Places an attempt on a switch (first writer wins) and reads who holds it, in one round trip; see the script. */
+const PLACE_ATTEMPT = LuaScript.load('place-attempt');
 
 /**
  * The state of calls in progress, in Redis so any controller instance can follow, cancel or
@@ -80,14 +82,15 @@ export class LiveCallStore {
   /**
    * Claims both legs of `attempt` and records `patch`, atomically, unless an earlier delivery settled
    * the attempt; reads the cancel flag and the live call as it was in the same round trip. Only
-   * 'started' lets the caller dial.
+   * 'started' lets the caller dial; then only are `publish` (what the start reports) published, in the same round trip.
    */
-  async startAttempt(callId: string, attempt: number, patch: LiveCallPatch): Promise<AttemptStartReply> {
+  async startAttempt(callId: string, attempt: number, patch: LiveCallPatch, publish: readonly Publication[] = []): Promise<AttemptStartReply> {
     const keys = this.keys;
+    const fields = fieldList(patch);
     const [code, prior] = (await START_ATTEMPT.run(
       this.redis,
       [this.key(callId), keys.legClaim(callId, `a:${attempt}`), keys.legClaim(callId, `b:${attempt}`)],
-      [TTL_SECONDS, attempt, ...fieldList(patch)],
+      [TTL_SECONDS, attempt, fields.length, ...fields, ...publish.flat()],
     )) as [number, string[]];
     const hash: Record<string, string> = {};
     for (let i = 0; i + 1 < prior.length; i += 2) hash[prior[i] as string] = prior[i + 1] as string;
@@ -99,10 +102,7 @@ export class LiveCallStore {
    * when this caller was first. Two workers running the same attempt thus drive it on one switch.
    */
   async placeAttempt(callId: string, attempt: number, switchName: string): Promise<string> {
-    const key = this.key(callId);
-    const field = placementField(attempt);
-    const replies = await this.redis.multi().hsetnx(key, field, switchName).hget(key, field).expire(key, TTL_SECONDS).exec();
-    const owner = replies?.[1]?.[1];
+    const owner = await PLACE_ATTEMPT.run(this.redis, [this.key(callId)], [placementField(attempt), switchName, TTL_SECONDS]);
     return typeof owner === 'string' && owner !== '' ? owner : switchName;
   }
 

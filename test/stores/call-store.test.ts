@@ -84,4 +84,54 @@ describe('CallStore', () => {
     });
     expect(await calls.advanceState(call.id, 'bridged')).toBe(false);
   });
+
+  it('records the calls of a burst in few INSERTs, each as stored; a request recorded before keeps its first call', async () => {
+    const earlier = (await calls.insert(makeCall(tenantA, { requestId: 'burst-earlier' }))).call;
+    const burst = Array.from({ length: 30 }, (_, i) =>
+      makeCall(tenantB, { requestId: `burst-${i}`, userData: i % 2 ? `u-${i}` : null, record: i % 3 === 0, createdAt: Date.UTC(2026, 4, 5, 6, 7, 8, i) }),
+    );
+    // one of the burst repeats a request recorded before (same id, as the call id derives from it): the group falls back to one INSERT each
+    const repeat = makeCall(tenantA, { id: earlier.id, requestId: 'burst-earlier', b: '13700137000' });
+    const inserts: string[] = [];
+    const query = db.pool.query.bind(db.pool);
+    const execute = db.pool.execute.bind(db.pool);
+    const spied = [
+      jest.spyOn(db.pool, 'query').mockImplementation(((sql: string, ...rest: unknown[]) => {
+        if (sql.startsWith('INSERT INTO calls')) inserts.push('group');
+        return (query as (...a: unknown[]) => unknown)(sql, ...rest);
+      }) as typeof db.pool.query),
+      jest.spyOn(db.pool, 'execute').mockImplementation(((sql: string, ...rest: unknown[]) => {
+        if (sql.startsWith('INSERT INTO calls')) inserts.push('one');
+        return (execute as (...a: unknown[]) => unknown)(sql, ...rest);
+      }) as typeof db.pool.execute),
+    ];
+    let recorded: Awaited<ReturnType<CallStore['record']>>[];
+    let again: Awaited<ReturnType<CallStore['record']>>;
+    try {
+      recorded = await Promise.all(burst.map((c) => calls.record(c)));
+      expect(inserts.length).toBeLessThanOrEqual(3);
+      await new Promise((r) => setImmediate(r)); // the burst's groups have let go of their places
+      inserts.length = 0;
+      // two groups go at once: the first two calls alone, the rest (with the repeat) together
+      const mixed = await Promise.all([
+        calls.record(makeCall(tenantB, { requestId: 'mixed-a' })),
+        calls.record(makeCall(tenantB, { requestId: 'mixed-b' })),
+        calls.record(repeat),
+        ...Array.from({ length: 3 }, (_, i) => calls.record(makeCall(tenantB, { requestId: `mixed-${i}` }))),
+      ]);
+      again = mixed[2];
+      expect(mixed.map((c) => c.requestId)).toEqual(['mixed-a', 'mixed-b', 'burst-earlier', 'mixed-0', 'mixed-1', 'mixed-2']);
+      // the group with the repeat failed as a whole and was inserted call by call
+      expect(inserts).toEqual(['one', 'one', 'group', 'one', 'one', 'one', 'one']);
+      for (const c of mixed.slice(3)) expect(await calls.getById(c.id)).toEqual(c);
+    } finally {
+      for (const s of spied) s.mockRestore();
+    }
+    for (const [i, c] of recorded.entries()) {
+      expect(c).toMatchObject({ id: burst[i]?.id, requestId: `burst-${i}`, state: 'queued', createdAt: Date.UTC(2026, 4, 5, 6, 7, 8, i) });
+      expect(await calls.getById(c.id)).toEqual(c);
+    }
+    expect(again).toEqual(earlier);
+    expect((await calls.getById(earlier.id))?.b).toBe(earlier.b);
+  });
 });
