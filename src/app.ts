@@ -202,7 +202,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const routing = refuseQuarantined(routeLookup, abuse.quarantined);
   // Routing changes left in the outbox (Redis was unreachable, or a controller died after its commit) reach the index here.
   scheduler.add({ name: 'route outbox', everyMs: 1_000, run: async () => {
-    await bindings.applyPendingRoutes();
+    await bindings.drainPendingRoutes(800);
   } });
   scheduler.add({
     name: 'route index reconcile',

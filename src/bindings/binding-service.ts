@@ -8,7 +8,7 @@ import { BindingStore, XRefused, type BindingDraft, type BindingPatch, type Expi
 import type { Pool } from '../stores/mysql';
 import { PoolStore, type PoolAreaStats, type PoolNumber, type PoolNumberInput, type PoolNumberState } from '../stores/pool-store';
 import type { RouteIndex, VersionedBinding } from '../stores/route-index';
-import { RouteOutbox } from '../stores/route-outbox';
+import { OUTBOX_PAGE, RouteOutbox } from '../stores/route-outbox';
 import { isRetryableTransactionError } from '../stores/transaction';
 import { BindBatcher, withoutVersion, type BatchedBind, type BindResult } from './bind-batcher';
 
@@ -80,7 +80,21 @@ export class BindingService {
 
   /** Applies routing changes left in the outbox (Redis was unreachable, or a process died after its commit); how many. */
   async applyPendingRoutes(): Promise<number> {
-    return this.outbox ? this.outbox.applyPending() : 0;
+    return this.outbox ? this.outbox.applyPending(OUTBOX_PAGE) : 0;
+  }
+
+  /**
+   * Applies pages of the outbox until it is empty or `budgetMs` has passed; how many rows. Every connected
+   * click-to-dial leaves a callback binding's row there, so one page per tick fell behind above 500 calls/s.
+   */
+  async drainPendingRoutes(budgetMs: number): Promise<number> {
+    const until = Date.now() + budgetMs;
+    let applied = 0;
+    for (;;) {
+      const page = await this.applyPendingRoutes();
+      applied += page;
+      if (page < OUTBOX_PAGE || Date.now() >= until) return applied;
+    }
   }
 
   /** Creates an AXB, XB or AXE binding. Idempotent by requestId. */

@@ -92,6 +92,9 @@ export async function recordEndedAndNewBindings(
   return new Map(newIds.map((id) => [id, versions.get(id) ?? 0]));
 }
 
+/** Outbox rows applied per round trip. */
+export const OUTBOX_PAGE = 500;
+
 export class RouteOutbox {
   constructor(
     private readonly pool: Pool,
@@ -125,7 +128,7 @@ export class RouteOutbox {
   }
 
   /** Applies the oldest rows left behind, re-reading each binding as MySQL has it now; how many were applied. */
-  async applyPending(limit = 500): Promise<number> {
+  async applyPending(limit = OUTBOX_PAGE): Promise<number> {
     const [rows] = await this.pool.query<RowDataPacket[]>('SELECT id, binding_id, previous FROM route_outbox ORDER BY id LIMIT ?', [limit]);
     if (rows.length === 0) return 0;
     const [bindingRows] = await this.pool.query<RowDataPacket[]>('SELECT * FROM bindings WHERE id IN (?)', [[...new Set(rows.map((r) => String(r.binding_id)))]]);

@@ -90,6 +90,21 @@ describe('the route index never routes an unbound binding', () => {
     await expect(registry.unbind(tenant, binding.id)).resolves.toMatchObject({ state: 'unbound' });
   });
 
+  it('a backlog of more than one page is drained in one tick, not one page a second', async () => {
+    const kept = await bindPair();
+    const gone = await bindPair();
+    await refuseWrites();
+    await expect(registry.unbind(tenant, gone.id)).rejects.toMatchObject({ code: 'route_index_unavailable' });
+    await acceptWrites();
+    // As after a burst of connected calls: many rows waiting, each a change of a binding MySQL holds.
+    await db.pool.query('INSERT INTO route_outbox (binding_id) VALUES ?', [Array.from({ length: 1_200 }, (_, i) => [i % 2 ? kept.id : gone.id])]);
+    expect(await registry.drainPendingRoutes(30_000)).toBeGreaterThanOrEqual(1_201);
+    const [left] = await db.pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM route_outbox');
+    expect(Number(left[0]?.n)).toBe(0);
+    expect(await routed(kept.x, kept.a!)).toBe(true);
+    expect(await routed(gone.x, gone.a!)).toBe(false);
+  });
+
   it('a retried unbind removes the routes again, even when the index had lost the removal', async () => {
     const binding = await bindPair();
     await registry.unbind(tenant, binding.id);
