@@ -8,7 +8,7 @@ import { TEST_REDIS_URL } from '../support/redis';
 import { SwitchObserver } from '../support/switch-observer';
 import { startTestSystem, type TestSystem } from '../support/system';
 import { waitUntil } from '../support/wait';
-import { startReceiver, type ReceivedWebhook, type Receiver } from '../webhooks/receiver';
+import { distinctById, startReceiver, type ReceivedWebhook, type Receiver } from '../webhooks/receiver';
 
 /**
  * Issue #10 item 3, calls to X: the controller whose outbound socket carries a call to X is killed
@@ -102,11 +102,11 @@ describe('a call to X whose controller is killed (SIGKILL) mid-call is settled b
     const bridgedAt = observer.at(uuid, 'CHANNEL_BRIDGE')!;
     expect(Math.abs((rows[0]!.b_answer_at as Date).getTime() - bridgedAt)).toBeLessThan(1000);
 
-    await receiver.waitFor((ws) => eventsOf(ws, callId).length >= CONNECTED_CALL.length, 20_000);
-    // A duplicate would be queued by now: give it the time to arrive.
+    await receiver.waitFor((ws) => distinctById(eventsOf(ws, callId)).length >= CONNECTED_CALL.length, 20_000);
+    // An event queued under a second id would be queued by now: give it the time to arrive.
     await new Promise((r) => setTimeout(r, 1500));
     const mine = eventsOf(receiver.received, callId);
-    expect(kinds(mine)).toEqual(CONNECTED_CALL);
+    expect(kinds(distinctById(mine))).toEqual(CONNECTED_CALL);
     expect(mine.every((w) => w.verification.ok)).toBe(true);
     const bridged = mine.find((w) => w.payload.type === 'call.bridged')!;
     expect(Math.abs(new Date(bridged.payload.createdAt).getTime() - bridgedAt)).toBeLessThan(1000);
@@ -156,6 +156,6 @@ describe('a call to X whose controller is killed (SIGKILL) mid-call is settled b
     await new Promise((r) => setTimeout(r, 10_000));
     expect(await handovers.getJob(`handover-${call.id}`)).toBeUndefined();
     expect(await cdrsOf(call.id)).toHaveLength(1);
-    expect(kinds(eventsOf(receiver.received, call.id))).toEqual(CONNECTED_CALL);
+    expect(kinds(distinctById(eventsOf(receiver.received, call.id)))).toEqual(CONNECTED_CALL);
   });
 });

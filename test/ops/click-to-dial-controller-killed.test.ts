@@ -10,7 +10,7 @@ import { createLogger } from '../../src/logger';
 import { SwitchObserver } from '../support/switch-observer';
 import { startTestSystem, type TestSystem } from '../support/system';
 import { waitUntil } from '../support/wait';
-import { startReceiver, type ReceivedWebhook, type Receiver } from '../webhooks/receiver';
+import { distinctById, startReceiver, type ReceivedWebhook, type Receiver } from '../webhooks/receiver';
 
 /**
  * A click-to-dial call whose controller (a child process) is killed with SIGKILL at several points, and
@@ -118,12 +118,10 @@ describe('a click-to-dial call whose controller is killed, and which ends before
     near(rows[0]!.ended_at, ended);
     near(rows[0]!.a_answer_at, observer.at(call.legs.a, 'CHANNEL_ANSWER'));
     near(rows[0]!.b_answer_at, observer.at(call.legs.b, 'CHANNEL_ANSWER'));
-
-    const distinct = (ws: readonly ReceivedWebhook[]): ReceivedWebhook[] => [...new Map(ws.map((w) => [w.payload.id, w])).values()];
-    await receiver.waitFor((ws) => distinct(eventsOf(ws, call.id)).length >= CONNECTED_CALL.length, 20_000);
+    await receiver.waitFor((ws) => distinctById(eventsOf(ws, call.id)).length >= CONNECTED_CALL.length, 20_000);
     // An event queued under a second id would be here by now: give it the time to arrive.
     await new Promise((r) => setTimeout(r, 1500));
-    expect(kinds(distinct(eventsOf(receiver.received, call.id)))).toEqual(CONNECTED_CALL);
+    expect(kinds(distinctById(eventsOf(receiver.received, call.id)))).toEqual(CONNECTED_CALL);
     const completed = eventsOf(receiver.received, call.id).find((w) => w.payload.type === 'call.completed');
     expect(completed?.payload.data).toMatchObject({ cdr: { result: 'connected', talkSeconds: observer.billsec(call.legs.b) } });
 

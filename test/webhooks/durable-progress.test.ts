@@ -8,7 +8,7 @@ import { CdrQueue } from '../../src/queues/cdr-queue';
 import { TEST_REDIS_URL } from '../support/redis';
 import { startTestSystem, type TestSystem } from '../support/system';
 import { makeOutcome } from '../stores/fixtures';
-import { startReceiver, type ReceivedWebhook, type Receiver } from './receiver';
+import { distinctById, startReceiver, type ReceivedWebhook, type Receiver } from './receiver';
 
 const ROOT = path.resolve(__dirname, '../..');
 const SECRET = 'durable-progress-secret-0123456789';
@@ -127,12 +127,11 @@ describe('progress webhooks of a click-to-dial call whose controller is killed (
    * yet recorded as done) is delivered again under the same id: at least once, the receiver keeps the first of an id.
    */
   async function expectEveryEventOnce(callId: string): Promise<void> {
-    const distinct = (ws: readonly ReceivedWebhook[]): ReceivedWebhook[] => [...new Map(ws.map((w) => [w.payload.id, w])).values()];
-    await receiver.waitFor((ws) => distinct(eventsOf(ws, callId)).length >= CONNECTED_CALL.length, 20_000);
+    await receiver.waitFor((ws) => distinctById(eventsOf(ws, callId)).length >= CONNECTED_CALL.length, 20_000);
     // An event queued under a second id would be here by now: give it the time to arrive.
     await new Promise((r) => setTimeout(r, 1500));
     const mine = eventsOf(receiver.received, callId);
-    expect(kinds(distinct(mine))).toEqual(CONNECTED_CALL);
+    expect(kinds(distinctById(mine))).toEqual(CONNECTED_CALL);
     expect(mine.every((w) => w.verification.ok)).toBe(true);
   }
 

@@ -99,3 +99,8 @@ export async function startReceiver(
     },
   };
 }
+
+/** One delivery per event id: delivery is at least once per id (a killed controller's in-flight post is sent again under its id). */
+export function distinctById(ws: readonly ReceivedWebhook[]): ReceivedWebhook[] {
+  return [...new Map(ws.map((w) => [w.payload.id, w])).values()];
+}
