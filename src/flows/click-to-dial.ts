@@ -20,8 +20,8 @@ import { figuresOfEvent, forgetFigures, keepFiguresVariables, keptFigures, type 
  * B's own answer. The controller sends nothing more unless B fails, the call is cancelled or recorded;
  * once the call is settled it deletes what the switch kept of each leg.
  *
- * Each leg keeps its own figures on the switch when it ends (its reporting hook, in its originate
- * variables: switch-figures.ts), so a delivery that takes the call over after it ended unwatched settles
+ * Each leg keeps its own figures on the switch when it ends (A's reporting hook, in A's originate
+ * variables, which A's bridge copies to B: switch-figures.ts), so a delivery that takes the call over after it ended unwatched settles
  * it from the switch's truth: result, B's billed seconds, cause, answer and end times.
  *
  * Never rings anyone twice: each leg's uuid derives from (call, attempt), and both legs are claimed
@@ -303,7 +303,7 @@ class ClickToDialFlow {
         [CALL_ID_VARIABLE]: this.call.callId,
       },
       deps.ringbackTone,
-      keepFiguresVariables(this.uA),
+      keepFiguresVariables(),
     );
     const bVars = formatChannelVars({
       ...callerId.bLeg,
@@ -314,9 +314,8 @@ class ClickToDialFlow {
     // Enforced by the switch from B's answer on, even if this controller dies (recording 17a). Quoted:
     // the API command has spaces, which would otherwise split the originate's arguments.
     const maxDuration = `api_on_answer='sched_hangup +${req.maxDurationSeconds} ${this.uB} ALLOTTED_TIMEOUT'`;
-    // B keeps its figures too, from its first moment (switch-figures.ts); its dial string is the bridge's argument.
-    const bKeepsFigures = Object.entries(keepFiguresVariables(this.uB, true)).map(([k, v]) => `${k}=${v}`);
-    const bVarsWithMaxDuration = `${bVars.slice(0, -1)},${[maxDuration, ...bKeepsFigures].join(',')}}`;
+    // B keeps its figures too, from its first moment: the bridge copies A's hook to it (switch-figures.ts).
+    const bVarsWithMaxDuration = `${bVars.slice(0, -1)},${maxDuration}}`;
     const dialplan = inlineDialplan([
       ['bridge', `${bVarsWithMaxDuration}${deps.dialString(req.b)}`],
       // only reached when the bridge failed (continue_on_fail): A waits here for the prompt
@@ -881,7 +880,7 @@ class ClickToDialFlow {
 }
 
 /**
- * A's `{}`, with the variables that make A keep its figures. The ringback tone has commas (`%(2000,4000,440,480)`), so the list is separated by a character
+ * A's `{}`, with the variables that make A and B keep their figures. The ringback tone has commas (`%(2000,4000,440,480)`), so the list is separated by a character
  * none of the values has (`{^^;name=value;...}`, switch_event_create_brackets).
  */
 function aLegVars(vars: ChannelVars, ringbackTone: string, keepFigures: Readonly<Record<string, string>>): string {

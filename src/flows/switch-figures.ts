@@ -82,20 +82,28 @@ export function parseKeptFigures(reply: string): SwitchFigures | null {
 /** The `api_reporting_hook` that makes the switch keep a channel's figures in mod_hash when it ends. */
 export function keepFiguresHook(uuid: string): string {
   if (!UUID.test(uuid)) throw new Error(`not a channel uuid: ${uuid}`);
-  // `api::arg`: the hook's own separator (switch_core_state_machine.c api_hook), so the value has no space to quote in a dial string.
-  return `hash::insert/${FIGURES_REALM}/${uuid}/${KEPT_VARIABLES.map((v) => `\${${v}}`).join('|')}`;
+  return hookKeyedBy(uuid);
 }
 
+// `api::arg`: the hook's own separator (switch_core_state_machine.c api_hook), so the value has no space to quote in a dial string.
+function hookKeyedBy(key: string): string {
+  return `hash::insert/${FIGURES_REALM}/${key}/${KEPT_VARIABLES.map((v) => `\${${v}}`).join('|')}`;
+}
+
+/** The same hook keyed by `${uuid}`, which the switch expands when the hook runs, in the channel that runs it: one string serves every leg. */
+export const KEEP_OWN_FIGURES_HOOK = hookKeyedBy('${uuid}');
+
 /**
- * The originate variables that make the new leg keep its figures (its `{}`). The switch refuses a `{}`
- * value holding `${` unless the dial string says origination_nested_vars=true (switch_ivr_originate,
- * check_vars); nothing else of a dial string carries `${` (the switch-command guard test holds that).
- * `inAppArgument`: the dial string is an app's argument (the bridge in A's inline dialplan), which the switch
- * expands on A before the app runs; `\$` keeps the `$` for the leg's own end.
+ * The originate variables (A's `{}`) that make a click-to-dial's two legs keep their figures. A carries the hook
+ * and exports it (export_vars): the bridge in A's dialplan copies it to B as B is created
+ * (switch_ivr_originate, switch_channel_process_export). So B's dial string, the bridge's argument, holds no `${`:
+ * the switch records that argument, expanded, as A's `last_arg` when A ends, and logs
+ * `[CRIT] Invalid data (${last_arg} contains a variable)` when it holds one.
+ * The switch refuses a `{}` value holding `${` unless the dial string says origination_nested_vars=true, and
+ * refuses it in B's copy unless the bridging channel (A) has that variable (switch_ivr_originate, check_vars).
  */
-export function keepFiguresVariables(uuid: string, inAppArgument = false): { origination_nested_vars: 'true'; api_reporting_hook: string } {
-  const hook = keepFiguresHook(uuid);
-  return { origination_nested_vars: 'true', api_reporting_hook: inAppArgument ? hook.replaceAll('${', '\\${') : hook };
+export function keepFiguresVariables(): { origination_nested_vars: 'true'; api_reporting_hook: string; export_vars: 'api_reporting_hook' } {
+  return { origination_nested_vars: 'true', api_reporting_hook: KEEP_OWN_FIGURES_HOOK, export_vars: 'api_reporting_hook' };
 }
 
 /** `uuid_setvar` of the hook on a channel that exists already. */

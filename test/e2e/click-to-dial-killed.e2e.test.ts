@@ -1,9 +1,11 @@
 /**
  * A click-to-dial controller killed outright (SIGKILL) while A and B talk, on the real switch: the call goes
  * on, B hangs up while no controller runs, and the controller started afterwards finds both legs gone and
- * writes the one CDR from the figures each leg's reporting hook kept on the switch (its originate variables,
- * src/flows/switch-figures.ts): connected, B's billed seconds, the cause, the end time. Checks on the way that
- * the switch really kept both legs' figures (`hash select`), and that they are deleted once settled.
+ * writes the one CDR from the figures each leg's reporting hook kept on the switch (A's originate variables, exported
+ * to B, src/flows/switch-figures.ts): connected, B's billed seconds, the cause, the end time. Checks on the way that
+ * the switch really kept both legs' figures (`hash select`), that they are deleted once settled, and that the
+ * switch logged no ERR or CRIT line meanwhile (a dial string carrying `${` into the bridge's argument would cost
+ * one per call: `Invalid data (${last_arg} contains a variable)`).
  *
  * Skipped (with a warning) unless E2E_ESL_HOST is set; see test/e2e/README.md.
  */
@@ -20,6 +22,7 @@ import { TenantStore } from '../../src/stores/tenant-store';
 import { startControllerProcess, type ControllerProcess } from '../support/controller-process';
 import { createTestDatabase } from '../support/mysql';
 import { testRedisPrefix } from '../support/redis';
+import { RawEsl } from './support/raw-esl';
 import { eslAddressFromEnv, sippHostFromEnv, sippPortBaseFromEnv, startPhone, type Phone } from './support/sipp';
 
 const X = '700100000000001';
@@ -47,6 +50,8 @@ describeE2e('click-to-dial whose controller is killed mid-call, on a real FreeSW
   let env: Record<string, string>;
   let api: App;
   let observer: EslClient;
+  let switchLog: RawEsl | undefined;
+  const complaints: string[] = [];
   const seen: EslEvent[] = [];
   let key: string;
   let tenantId: string;
@@ -85,6 +90,8 @@ describeE2e('click-to-dial whose controller is killed mid-call, on a real FreeSW
     });
     observer.on('event', (e: EslEvent) => seen.push(e));
     await observer.start();
+    switchLog = await RawEsl.connect(esl!);
+    await switchLog.watchLog('err', (line) => complaints.push(line));
   }, 60_000);
 
   afterEach(async () => {
@@ -95,6 +102,7 @@ describeE2e('click-to-dial whose controller is killed mid-call, on a real FreeSW
     await Promise.all(phones.splice(0).map((p) => p.stop()));
   });
   afterAll(async () => {
+    switchLog?.close();
     await observer?.stop();
     await api?.stop();
     await db?.drop();
@@ -153,5 +161,6 @@ describeE2e('click-to-dial whose controller is killed mid-call, on a real FreeSW
       parseKeptFigures(await observer.api(`hash select/${FIGURES_REALM}/${legs.b}`)) === null, 10_000);
     await new Promise((r) => setTimeout(r, 1000));
     expect(await cdrsOf(id)).toHaveLength(1);
+    expect(complaints).toEqual([]);
   });
 });

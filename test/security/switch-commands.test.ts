@@ -1,6 +1,6 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { deterministicUuid } from '../../src/domain/ids';
-import { keepFiguresHook, keepFiguresVariables } from '../../src/flows/switch-figures';
+import { KEEP_OWN_FIGURES_HOOK, keepFiguresHook } from '../../src/flows/switch-figures';
 import { MediaCatalogue } from '../../src/stores/media-catalogue';
 import { startTestSystem, type TestSystem } from '../support/system';
 
@@ -123,29 +123,26 @@ describe('hostile input in every tenant field never reaches a switch command', (
 
     const sent = sys.sim.receivedRaw.slice(from);
     expect(sent.length).toBeGreaterThan(50);
-    // The one expansion the platform asks for itself, built from a channel's UUID alone: the switch keeps a leg's own
-    // figures when it ends, for whichever controller settles the call should this one die. A call to X sets it with
-    // uuid_setvar; a click-to-dial leg carries it in its originate variables (B's escaped: it is the bridge's argument).
+    // The one expansion the platform asks for itself: the switch keeps a leg's own figures when it ends, for whichever
+    // controller settles the call should this one die. A call to X sets it with uuid_setvar, keyed by the channel's uuid;
+    // a click-to-dial's A carries it keyed by `${uuid}` in its originate variables and exports it to B (not in B's dial string).
     const setsHook = (m: string): boolean => {
       const uuid = /^api uuid_setvar (\S+) api_reporting_hook /.exec(m)?.[1];
       return uuid !== undefined && m.trimEnd() === `api uuid_setvar ${uuid} api_reporting_hook ${keepFiguresHook(uuid)}`;
     };
-    const withoutOwnHooks = (m: string): string => {
-      let rest = m;
-      for (const [, uuid] of m.matchAll(/origination_uuid=([0-9a-f-]{36})[,;}]/g)) {
-        for (const escaped of [false, true]) rest = rest.replace(`api_reporting_hook=${keepFiguresVariables(uuid!, escaped).api_reporting_hook}`, '');
-      }
-      return rest;
-    };
+    const withoutOwnHook = (m: string): string => m.replace(`;api_reporting_hook=${KEEP_OWN_FIGURES_HOOK};`, ';');
     expect(sent.filter(setsHook).length).toBeGreaterThan(0);
     const originates = sent.filter((m) => m.startsWith('bgapi originate '));
     expect(originates.length).toBeGreaterThanOrEqual(HOSTILE.length);
-    // Every click-to-dial originate carries both legs' hooks, and nothing else the switch would expand.
+    // Every click-to-dial originate carries the hook once, in A's `{}`, exported to B, and nothing else the switch would expand.
     for (const m of originates) {
-      expect(m.match(/api_reporting_hook=/g)).toHaveLength(2);
-      expect(withoutOwnHooks(m)).not.toContain('api_reporting_hook=');
+      expect(m.match(/api_reporting_hook=/g)).toHaveLength(1);
+      expect(m).toContain(`;export_vars=api_reporting_hook;`);
+      expect(withoutOwnHook(m)).not.toContain('api_reporting_hook=');
+      // B's dial string (the bridge's argument, A's last_arg when A ends) holds no `${`: the switch would log a CRIT line per call
+      expect(/ m:\^:bridge:(.*)\^park inline/.exec(m)?.[1]).not.toContain('$');
     }
-    const offending = sent.filter((m) => !setsHook(m)).map(withoutOwnHooks).filter((m) => m.includes(MARK) || m.includes('${') || m.includes('$${') || m.includes('system('));
+    const offending = sent.filter((m) => !setsHook(m)).map(withoutOwnHook).filter((m) => m.includes(MARK) || m.includes('${') || m.includes('$${') || m.includes('system('));
     expect(offending).toEqual([]);
     // The announcement that did play is the catalogue's own.
     const played = sent.filter((m) => /execute-app-name: playback/.test(m)).map((m) => /execute-app-arg: (.*)/.exec(m)?.[1]);

@@ -3,7 +3,7 @@
  * that cannot be created, an A phone's BYE racing the controller; with their timing (`sim.sleep`, `sim.timer`).
  */
 import { randomUUID } from 'crypto';
-import { AppRun, Channel, Endpoint, expandAppArg, nowUs, originateVars, parseEndpoint, parseVarBlock, SIP_HOST, snap } from './channel';
+import { AppRun, Channel, Endpoint, expandAppArg, exportedVars, nowUs, originateVars, parseEndpoint, parseVarBlock, SIP_HOST, snap } from './channel';
 import type { SimContext } from './context';
 import { FAILURE_STATUS, socketTemplate } from './outbound';
 import type { TemplateEvent, TemplateKey } from './templates';
@@ -276,7 +276,8 @@ export class CallFlows {
   private async bridge(a: Channel, app: AppRun, oneShot: boolean): Promise<void> {
     a.bridgeApp = app;
     const { vars: given, rest } = parseVarBlock(app.arg);
-    const vars = originateVars(given, app.arg, a);
+    // the bridging channel's exports, unless the dial string's own `{}` sets the same name
+    const vars = originateVars([...given, ...exportedVars(a).filter(([name]) => !given.some(([g]) => g === name))], app.arg, a);
     const ep = parseEndpoint(rest.trim());
     const vmap = new Map(vars);
     const uuid = vmap.get('origination_uuid') ?? randomUUID();

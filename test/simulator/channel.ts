@@ -55,6 +55,21 @@ export function originateVars(vars: Array<[string, string]>, dialString: string,
 }
 
 /**
+ * The variables of the bridging channel named in its `export_vars` (comma-separated, `nolocal:` stripped), which
+ * the bridge's originate sets on the new leg along with its `{}` (switch_channel_process_export).
+ */
+export function exportedVars(caller: Channel): Array<[string, string]> {
+  const names = caller.v('export_vars');
+  if (!names) return [];
+  const exported: Array<[string, string]> = [['export_vars', names]];
+  for (const name of names.split(',')) {
+    const value = caller.v(name);
+    if (value) exported.push([name.replace(/^(nolocal:|_nolocal_)/i, ''), value]);
+  }
+  return exported;
+}
+
+/**
  * An app's argument as the switch runs it: `${name}` is the channel's variable (empty when unset), `\$` a
  * literal `$` (switch_channel_expand_variables, run on every app's data before the app).
  */

@@ -205,7 +205,8 @@ export class EventRenderer {
       case 'current_application_data': { const ap = ch.curApp; return ap ? (ap.arg || null) : tv; }
       case 'ringback': return ch.setVars.get('ringback') ?? null;
       case 'last_app': return ch.lastApp?.name ?? tv;
-      case 'last_arg': return ch.lastApp ? ch.lastApp.arg : tv;
+      // refused (a CRIT line, unset) when the expanded argument still holds `${` (switch_channel_set_timestamps, var_check)
+      case 'last_arg': return ch.lastApp ? (ch.lastApp.arg.includes('${') ? null : ch.lastApp.arg) : tv;
       case 'hangup_cause': return ch.cause || tv;
       case 'hangup_cause_q850': return sameCause ? tv : Q850[ch.cause] ?? tv;
       case 'sip_hangup_disposition': return ch.disposition || tv;

@@ -14,6 +14,7 @@ export class RawEsl {
   private buffer = Buffer.alloc(0);
   private readonly queue: EslMessage[] = [];
   private waiter: ((m: EslMessage) => void) | undefined;
+  private logSink: ((line: string) => void) | undefined;
   private closed = false;
 
   private constructor(private readonly socket: Socket) {
@@ -74,6 +75,13 @@ export class RawEsl {
     return m.body.trim();
   }
 
+  /** Receives the switch's log lines at `level` and worse (`log <level>`: err gives ERR, CRIT, ALERT), each as its text. */
+  async watchLog(level: 'err' | 'crit', sink: (line: string) => void): Promise<void> {
+    this.logSink = sink;
+    const reply = await this.command(`log ${level}`);
+    if (!(reply.headers['Reply-Text'] ?? '').startsWith('+OK')) throw new Error(`ESL log ${level}: ${reply.headers['Reply-Text']}`);
+  }
+
   close(): void {
     if (!this.closed) {
       this.closed = true;
@@ -111,6 +119,10 @@ export class RawEsl {
       const body = this.buffer.subarray(end + 2, end + 2 + len).toString('utf8');
       this.buffer = this.buffer.subarray(end + 2 + len);
       const msg = { headers, body };
+      if (headers['Content-Type'] === 'log/data' && this.logSink) {
+        this.logSink(body.trimEnd());
+        continue;
+      }
       const w = this.waiter;
       if (w) {
         this.waiter = undefined;
