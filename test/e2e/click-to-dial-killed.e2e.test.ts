@@ -24,6 +24,7 @@ import { createTestDatabase } from '../support/mysql';
 import { testRedisPrefix } from '../support/redis';
 import { RawEsl } from './support/raw-esl';
 import { eslAddressFromEnv, sippHostFromEnv, sippPortBaseFromEnv, startPhone, type Phone } from './support/sipp';
+import { waitUntil } from '../support/wait';
 
 const X = '700100000000001';
 const esl = eslAddressFromEnv();
@@ -34,15 +35,8 @@ const base = sippPortBaseFromEnv() + 90;
 const A = { number: '13800009901', port: base };
 const B = { number: '13900009901', port: base + 1 };
 
-async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = <T,>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> =>
+  waitUntil(what, probe, timeoutMs, 50);
 
 describeE2e('click-to-dial whose controller is killed mid-call, on a real FreeSWITCH', () => {
   jest.setTimeout(120_000);

@@ -21,6 +21,7 @@ import { startControllerProcess, type ControllerProcess } from '../support/contr
 import { createTestDatabase } from '../support/mysql';
 import { testRedisPrefix } from '../support/redis';
 import { SCENARIO_DIR, eslAddressFromEnv, sippHostFromEnv, sippPortBaseFromEnv, startPhone, type Phone } from './support/sipp';
+import { waitUntil } from '../support/wait';
 
 const X = '700100000000001';
 const esl = eslAddressFromEnv();
@@ -56,15 +57,8 @@ function dialX(caller: string, port: number): Promise<{ code: number | null; log
   });
 }
 
-async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = <T,>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> =>
+  waitUntil(what, probe, timeoutMs, 50);
 
 describeE2e('graceful shutdown against a real FreeSWITCH with sipp phones', () => {
   let db: Awaited<ReturnType<typeof createTestDatabase>>;

@@ -9,6 +9,7 @@ import { createLogger } from '../../src/logger';
 import { startControllerProcess, type ControllerProcess } from '../support/controller-process';
 import { SwitchObserver } from '../support/switch-observer';
 import { startTestSystem, type TestSystem } from '../support/system';
+import { waitUntil } from '../support/wait';
 
 /**
  * SIGTERM to a controller (src/main.ts in a child process) while it carries a click-to-dial call and a
@@ -18,15 +19,8 @@ import { startTestSystem, type TestSystem } from '../support/system';
  * outlast it and are settled by another controller started afterwards.
  */
 
-async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const until = <T,>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> =>
+  waitUntil(what, probe, timeoutMs, 25);
 
 describe('graceful shutdown: SIGTERM mid-call', () => {
   const X2 = '700100000000077';
