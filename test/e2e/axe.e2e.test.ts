@@ -14,8 +14,8 @@ import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
 import { TenantStore } from '../../src/stores/tenant-store';
 import { createTestDatabase } from '../support/mysql';
-import { testRedisPrefix } from '../support/redis';
 import { eslAddressFromEnv, sippHostFromEnv, sippPortBaseFromEnv, startPhone, type Phone } from './support/sipp';
+import { e2eControllerEnv, phoneDialStrings } from './support/controller-env';
 import { dialXKeying, type KeyingMethod } from './support/sipp-keys';
 
 const X = '700100000000001';
@@ -42,23 +42,14 @@ describeE2e('AXE calls against a real FreeSWITCH with sipp phones', () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     app = await startApp(
-      loadConfig({
-        ESL_HOST: esl!.host,
-        ESL_PORT: String(esl!.port),
-        ESL_PASSWORD: esl!.password,
-        MYSQL_URL: db.url,
-        REDIS_PREFIX: testRedisPrefix(),
-        HTTP_HOST: '127.0.0.1',
-        HTTP_PORT: '0',
+      loadConfig(e2eControllerEnv(esl!, db.url, phoneDialStrings(host, [B]), {
         OUTBOUND_SOCKET_HOST: process.env.E2E_OUTBOUND_SOCKET_HOST ?? '127.0.0.1',
         OUTBOUND_SOCKET_PORT: process.env.E2E_OUTBOUND_SOCKET_PORT ?? '8084',
-        DIAL_STRING_OVERRIDES: JSON.stringify({ [B.number]: `sofia/internal/${B.number}@${host}:${B.port}` }),
         NOT_IN_SERVICE_PROMPT: 'tone_stream://%(500,500,480,620);loops=1',
         EXTENSION_PROMPT: 'tone_stream://%(400,200,440);loops=1',
         EXTENSION_TIMEOUT_MS: '4000',
         EXTENSION_DIGIT_TIMEOUT_MS: '2000',
-        LOG_LEVEL: 'warn',
-      }),
+      })),
       createLogger('warn'),
     );
     tenantId = (await new TenantStore(db.pool).create({ name: 'e2e-axe' })).id;

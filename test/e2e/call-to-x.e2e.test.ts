@@ -22,6 +22,7 @@ import { deletePrefixKeys, testRedisPrefix } from '../support/redis';
 import { redisKeys } from '../../src/stores/keys';
 import { createRedis } from '../../src/stores/redis';
 import { SCENARIO_DIR, eslAddressFromEnv, sippHostFromEnv, sippPortBaseFromEnv, startPhone, type Phone } from './support/sipp';
+import { e2eControllerEnv, phoneDialStrings } from './support/controller-env';
 
 const X = '700100000000001';
 const esl = eslAddressFromEnv();
@@ -78,23 +79,14 @@ describeE2e('calls to X against a real FreeSWITCH with sipp phones', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    const overrides = Object.fromEntries([A, B, B2, AGENT, CUSTOMER, LOSS_B].map((p) => [p.number, `sofia/internal/${p.number}@${host}:${p.port}`]));
     app = await startApp(
-      loadConfig({
-        ESL_HOST: esl!.host,
-        ESL_PORT: String(esl!.port),
-        ESL_PASSWORD: esl!.password,
-        MYSQL_URL: db.url,
+      loadConfig(e2eControllerEnv(esl!, db.url, phoneDialStrings(host, [A, B, B2, AGENT, CUSTOMER, LOSS_B]), {
         REDIS_PREFIX: redisPrefix,
-        HTTP_HOST: '127.0.0.1',
-        HTTP_PORT: '0',
         OUTBOUND_SOCKET_HOST: '127.0.0.1',
         OUTBOUND_SOCKET_PORT: process.env.E2E_OUTBOUND_SOCKET_PORT ?? '8084',
-        DIAL_STRING_OVERRIDES: JSON.stringify(overrides),
         NOT_IN_SERVICE_PROMPT: 'tone_stream://%(500,500,480,620);loops=1',
         RECORDINGS_DIR: recordingsDir,
-        LOG_LEVEL: 'warn',
-      }),
+      })),
       createLogger('warn'),
     );
     tenantId = (await new TenantStore(db.pool).create({ name: 'e2e-x' })).id;

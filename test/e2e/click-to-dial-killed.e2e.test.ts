@@ -21,9 +21,9 @@ import { createLogger } from '../../src/logger';
 import { TenantStore } from '../../src/stores/tenant-store';
 import { startControllerProcess, type ControllerProcess } from '../support/controller-process';
 import { createTestDatabase } from '../support/mysql';
-import { testRedisPrefix } from '../support/redis';
 import { RawEsl } from './support/raw-esl';
 import { eslAddressFromEnv, sippHostFromEnv, sippPortBaseFromEnv, startPhone, type Phone } from './support/sipp';
+import { e2eControllerEnv, phoneDialStrings } from './support/controller-env';
 import { waitUntil } from '../support/wait';
 
 const X = '700100000000001';
@@ -56,20 +56,11 @@ describeE2e('click-to-dial whose controller is killed mid-call, on a real FreeSW
   beforeAll(async () => {
     db = await createTestDatabase();
     const host = sippHostFromEnv();
-    env = {
-      ESL_HOST: esl!.host,
-      ESL_PORT: String(esl!.port),
-      ESL_PASSWORD: esl!.password,
-      MYSQL_URL: db.url,
-      REDIS_PREFIX: testRedisPrefix(),
-      HTTP_HOST: '127.0.0.1',
-      HTTP_PORT: '0',
+    env = e2eControllerEnv(esl!, db.url, phoneDialStrings(host, [A, B]), {
       OUTBOUND_SOCKET_HOST: '127.0.0.1',
       OUTBOUND_SOCKET_PORT: '0',
-      DIAL_STRING_OVERRIDES: JSON.stringify(Object.fromEntries([A, B].map((p) => [p.number, `sofia/internal/${p.number}@${host}:${p.port}`]))),
       CALLBACK_LOCK_SECONDS: '2',
-      LOG_LEVEL: 'warn',
-    };
+    });
     // The API runs here without workers; the controller that runs the call is the child process.
     api = await startApp(loadConfig(env), createLogger('warn'), { workers: false });
     const tenants = new TenantStore(db.pool);

@@ -13,8 +13,8 @@ import { createLogger } from '../../src/logger';
 import { TenantStore } from '../../src/stores/tenant-store';
 import { callIdFor } from '../../src/calls/click-to-dial-request';
 import { createTestDatabase } from '../support/mysql';
-import { testRedisPrefix } from '../support/redis';
 import { eslAddressFromEnv, sippHostFromEnv, sippPortBaseFromEnv, startPhone, type Phone, type PhoneOptions } from './support/sipp';
+import { e2eControllerEnv, phoneDialStrings } from './support/controller-env';
 
 const X = '700100000000001';
 const WARNING_TONE = 'tone_stream://%(300,200,880);loops=2';
@@ -45,28 +45,16 @@ describeE2e('click-to-dial against a real FreeSWITCH with sipp phones', () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     const host = sippHostFromEnv();
-    const overrides: Record<string, string> = {};
-    for (const c of CASES) {
-      for (const p of Object.values(numbers(c))) overrides[p.number] = `sofia/internal/${p.number}@${host}:${p.port}`;
-    }
+    const overrides = phoneDialStrings(host, CASES.flatMap((c) => Object.values(numbers(c))));
     // B's channel cannot be created: FreeSWITCH's error endpoint refuses it as sofia does an unusable gateway or profile
     overrides[numbers('bRefused').b.number] = 'error/DESTINATION_OUT_OF_ORDER';
-    const config = loadConfig({
-      ESL_HOST: esl!.host,
-      ESL_PORT: String(esl!.port),
-      ESL_PASSWORD: esl!.password,
-      MYSQL_URL: db.url,
-      REDIS_PREFIX: testRedisPrefix(),
-      HTTP_HOST: '127.0.0.1',
-      HTTP_PORT: '0',
+    const config = loadConfig(e2eControllerEnv(esl!, db.url, overrides, {
       OUTBOUND_SOCKET_PORT: '0',
-      DIAL_STRING_OVERRIDES: JSON.stringify(overrides),
       B_FAILED_PROMPT: 'tone_stream://%(500,500,480,620);loops=1',
       // The passthrough case: the operator allows it for the platform and for this tenant.
       PASSTHROUGH_ALLOWED: 'true',
       CALL_END_WARNING_TONE: WARNING_TONE,
-      LOG_LEVEL: 'warn',
-    });
+    }));
     app = await startApp(config, createLogger('warn'));
     const tenants = new TenantStore(db.pool);
     const tenant = await tenants.create({ name: 'e2e', defaultX: X, passthroughAllowed: true });

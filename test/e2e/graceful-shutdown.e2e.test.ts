@@ -19,8 +19,8 @@ import { createLogger } from '../../src/logger';
 import { TenantStore } from '../../src/stores/tenant-store';
 import { startControllerProcess, type ControllerProcess } from '../support/controller-process';
 import { createTestDatabase } from '../support/mysql';
-import { testRedisPrefix } from '../support/redis';
 import { SCENARIO_DIR, eslAddressFromEnv, sippHostFromEnv, sippPortBaseFromEnv, startPhone, type Phone } from './support/sipp';
+import { e2eControllerEnv, phoneDialStrings } from './support/controller-env';
 import { waitUntil } from '../support/wait';
 
 const X = '700100000000001';
@@ -73,20 +73,11 @@ describeE2e('graceful shutdown against a real FreeSWITCH with sipp phones', () =
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    env = {
-      ESL_HOST: esl!.host,
-      ESL_PORT: String(esl!.port),
-      ESL_PASSWORD: esl!.password,
-      MYSQL_URL: db.url,
-      REDIS_PREFIX: testRedisPrefix(),
-      HTTP_HOST: '127.0.0.1',
-      HTTP_PORT: '0',
+    env = e2eControllerEnv(esl!, db.url, phoneDialStrings(host, B.numbers.map((number) => ({ number, port: B.port }))), {
       OUTBOUND_SOCKET_HOST: '127.0.0.1',
       OUTBOUND_SOCKET_PORT: '0',
-      DIAL_STRING_OVERRIDES: JSON.stringify(Object.fromEntries(B.numbers.map((n) => [n, `sofia/internal/${n}@${host}:${B.port}`]))),
       CALLS_PER_CALLER_PER_MINUTE: '0',
-      LOG_LEVEL: 'warn',
-    };
+    });
     // Bindings are made here (API only); the controller under test is the child process.
     api = await startApp(loadConfig(env), createLogger('warn'), { workers: false });
     tenantId = (await new TenantStore(db.pool).create({ name: 'e2e-drain' })).id;

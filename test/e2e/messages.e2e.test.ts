@@ -16,9 +16,9 @@ import type { MessageRecord } from '../../src/domain/message';
 import { createLogger } from '../../src/logger';
 import { TenantStore } from '../../src/stores/tenant-store';
 import { createTestDatabase } from '../support/mysql';
-import { testRedisPrefix } from '../support/redis';
 import { waitUntil } from '../support/wait';
 import { SCENARIO_DIR, eslAddressFromEnv, sippHostFromEnv, sippPortBaseFromEnv } from './support/sipp';
+import { e2eControllerEnv } from './support/controller-env';
 
 const X = '700100000000001';
 const A = '13800009101';
@@ -73,21 +73,13 @@ describeE2e('text messages through X on a real FreeSWITCH (SIP MESSAGE, mod_sms)
   beforeAll(async () => {
     db = await createTestDatabase();
     app = await startApp(
-      loadConfig({
-        ESL_HOST: esl!.host,
-        ESL_PORT: String(esl!.port),
-        ESL_PASSWORD: esl!.password,
-        MYSQL_URL: db.url,
-        REDIS_PREFIX: testRedisPrefix(),
-        HTTP_HOST: '127.0.0.1',
-        HTTP_PORT: '0',
+      loadConfig(e2eControllerEnv(esl!, db.url, {}, {
         OUTBOUND_SOCKET_HOST: esl!.host,
         OUTBOUND_SOCKET_PORT: process.env.E2E_OUTBOUND_SOCKET_PORT ?? '8084',
         MESSAGE_TRANSPORT: 'sip',
         MESSAGE_SIP_URI_TEMPLATE: `sip:{number}@${host}:${CARRIER_PORT}`,
         MESSAGE_SIP_FROM_HOST: esl!.host,
-        LOG_LEVEL: 'warn',
-      }),
+      })),
       createLogger('warn'),
     );
     tenantId = (await new TenantStore(db.pool).create({ name: 'e2e-sms' })).id;
