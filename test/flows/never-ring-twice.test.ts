@@ -1,36 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { startApp, type App } from '../../src/app';
 import { loadConfig } from '../../src/config';
 import { legUuid } from '../../src/flows/click-to-dial';
 import { createLogger } from '../../src/logger';
 import { startTestSystem, type TestSystem } from '../support/system';
-
-const ROOT = path.resolve(__dirname, '../..');
-
-function spawnWorker(env: Record<string, string>): Promise<ChildProcess> {
-  // One process (no tsx CLI wrapper), so SIGKILL really kills the worker.
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/worker-process.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    let err = '';
-    child.stderr.on('data', (d) => (err += String(d)));
-    child.stdout.on('data', (d) => String(d).includes('ready') && resolve(child));
-    child.on('exit', (code) => reject(new Error(`worker exited ${code}: ${err}`)));
-  });
-}
-
-async function until(cond: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { spawnWorkerProcess } from '../support/spawn-worker';
+import { waitUntil } from '../support/wait';
 
 describe('a job never rings anyone twice, even when its worker dies mid-call', () => {
   // A worker process, a takeover controller and a call of several seconds: on a loaded machine, well over jest's 5 s.
@@ -76,9 +52,9 @@ describe('a job never rings anyone twice, even when its worker dies mid-call', (
     const b = '13900002001';
     sys.sim.setPhone(a, { answer: 'answer', ringMs: 3000 });
     sys.sim.setPhone(b, { answer: 'answer', hangupAfterMs: 500 });
-    child = await spawnWorker(sys.env);
+    child = await spawnWorkerProcess(sys.env);
     const call = await sys.placeCall({ requestId: 'crash-1', a, b });
-    await until(() => sys.sim.invitesTo(a).length === 1);
+    await waitUntil('one INVITE to a', () => sys.sim.invitesTo(a).length === 1, 15_000);
     await kill(child);
     await takeOver();
 
@@ -97,7 +73,7 @@ describe('a job never rings anyone twice, even when its worker dies mid-call', (
     const b = '13900002002';
     sys.sim.setPhone(a, { answer: 'answer' });
     sys.sim.setPhone(b, { answer: 'answer', hangupAfterMs: 4000 });
-    child = await spawnWorker(sys.env);
+    child = await spawnWorkerProcess(sys.env);
     const call = await sys.placeCall({ requestId: 'crash-2', a, b });
     await sys.waitForCall(call.id, (c) => c.state === 'bridged', 15_000);
     await kill(child);

@@ -1,5 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import type { RowDataPacket } from 'mysql2/promise';
 import { startApp, type App } from '../../src/app';
 import { callIdFor } from '../../src/calls/click-to-dial-request';
@@ -11,6 +10,7 @@ import { SwitchObserver } from '../support/switch-observer';
 import { startTestSystem, type TestSystem } from '../support/system';
 import { waitUntil } from '../support/wait';
 import { distinctById, startReceiver, type ReceivedWebhook, type Receiver } from '../webhooks/receiver';
+import { spawnWorkerProcess } from '../support/spawn-worker';
 
 /**
  * A click-to-dial call whose controller (a child process) is killed with SIGKILL at several points, and
@@ -21,24 +21,12 @@ import { distinctById, startReceiver, type ReceivedWebhook, type Receiver } from
  * real MariaDB and Redis.
  */
 
-const ROOT = path.resolve(__dirname, '../..');
 const SECRET = 'ctd-killed-secret-0123456789abcdef';
 const PROGRESS = ['call.ringing', 'call.answered', 'call.bridged', 'call.completed'];
 const CONNECTED_CALL = ['call.ringing/a', 'call.answered/a', 'call.ringing/b', 'call.answered/b', 'call.bridged/-', 'call.completed/-'].sort();
 
 const eventsOf = (received: readonly ReceivedWebhook[], callId: string): ReceivedWebhook[] => received.filter((w) => w.payload.data.callId === callId);
 const kinds = (ws: readonly ReceivedWebhook[]): string[] => ws.map((w) => `${w.payload.type}/${w.payload.data.leg ?? '-'}`).sort();
-
-function spawnController(env: Record<string, string>): Promise<ChildProcess> {
-  // One process (no tsx CLI wrapper), so SIGKILL really kills the controller.
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/worker-process.ts'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let err = '';
-    child.stderr.on('data', (d) => (err += String(d)));
-    child.stdout.on('data', (d) => String(d).includes('ready') && resolve(child));
-    child.on('exit', (code) => reject(new Error(`controller exited ${code}: ${err}`)));
-  });
-}
 
 describe('a click-to-dial call whose controller is killed, and which ends before another takes it over', () => {
   jest.setTimeout(90_000);
@@ -54,7 +42,7 @@ describe('a click-to-dial call whose controller is killed, and which ends before
     receiver = await startReceiver(SECRET);
     expect((await sys.api('PUT', '/v1/webhook', { url: receiver.url, secret: SECRET, events: PROGRESS })).status).toBe(200);
     observer = await SwitchObserver.connect(sys);
-    child = await spawnController(sys.env);
+    child = await spawnWorkerProcess(sys.env);
   });
   afterEach(async () => {
     child?.kill('SIGKILL');

@@ -1,5 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { startApp, type App } from '../../src/app';
 import { loadConfig } from '../../src/config';
@@ -9,8 +8,9 @@ import { TEST_REDIS_URL } from '../support/redis';
 import { startTestSystem, type TestSystem } from '../support/system';
 import { makeOutcome } from '../stores/fixtures';
 import { distinctById, startReceiver, type ReceivedWebhook, type Receiver } from './receiver';
+import { spawnWorkerProcess } from '../support/spawn-worker';
+import { waitUntil } from '../support/wait';
 
-const ROOT = path.resolve(__dirname, '../..');
 const SECRET = 'durable-progress-secret-0123456789';
 const PROGRESS = ['call.ringing', 'call.answered', 'call.bridged', 'call.completed'];
 /** Every progress event of a connected click-to-dial call, as `type/leg`. */
@@ -72,25 +72,6 @@ describe('progress webhooks are queued again from the durable CDR job', () => {
   });
 });
 
-function spawnWorker(env: Record<string, string>): Promise<ChildProcess> {
-  // One process (no tsx CLI wrapper), so SIGKILL really kills the controller.
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/worker-process.ts'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let err = '';
-    child.stderr.on('data', (d) => (err += String(d)));
-    child.stdout.on('data', (d) => String(d).includes('ready') && resolve(child));
-    child.on('exit', (code) => reject(new Error(`worker exited ${code}: ${err}`)));
-  });
-}
-
-async function until(cond: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 describe('progress webhooks of a click-to-dial call whose controller is killed (SIGKILL) at several points', () => {
   jest.setTimeout(90_000);
   let sys: TestSystem;
@@ -140,9 +121,9 @@ describe('progress webhooks of a click-to-dial call whose controller is killed (
     const b = '13900062101';
     sys.sim.setPhone(a, { answer: 'answer', ringMs: 4000 });
     sys.sim.setPhone(b, { answer: 'answer', ringMs: 500, hangupAfterMs: 4000 });
-    child = await spawnWorker(sys.env);
+    child = await spawnWorkerProcess(sys.env);
     const call = await sys.placeCall({ requestId: 'progress-kill-a', a, b });
-    await until(() => sys.sim.invitesTo(a).length === 1);
+    await waitUntil('one INVITE to a', () => sys.sim.invitesTo(a).length === 1, 15_000);
     await new Promise((r) => setTimeout(r, 300));
     await killAndTakeOver();
     expect((await sys.waitForCall(call.id, (c) => c.cdr !== null, 30_000)).result).toBe('connected');
@@ -154,9 +135,9 @@ describe('progress webhooks of a click-to-dial call whose controller is killed (
     const b = '13900062102';
     sys.sim.setPhone(a, { answer: 'answer' });
     sys.sim.setPhone(b, { answer: 'answer', ringMs: 2500, hangupAfterMs: 1000 });
-    child = await spawnWorker(sys.env);
+    child = await spawnWorkerProcess(sys.env);
     const call = await sys.placeCall({ requestId: 'progress-kill-b', a, b });
-    await until(() => sys.sim.invitesTo(b).length === 1);
+    await waitUntil('one INVITE to b', () => sys.sim.invitesTo(b).length === 1, 15_000);
     await new Promise((r) => setTimeout(r, 300));
     await killAndTakeOver();
     expect((await sys.waitForCall(call.id, (c) => c.cdr !== null, 30_000)).result).toBe('connected');
@@ -168,7 +149,7 @@ describe('progress webhooks of a click-to-dial call whose controller is killed (
     const b = '13900062103';
     sys.sim.setPhone(a, { answer: 'answer' });
     sys.sim.setPhone(b, { answer: 'answer', hangupAfterMs: 3000 });
-    child = await spawnWorker(sys.env);
+    child = await spawnWorkerProcess(sys.env);
     const call = await sys.placeCall({ requestId: 'progress-kill-talk', a, b });
     await sys.waitForCall(call.id, (c) => c.state === 'bridged', 15_000);
     await killAndTakeOver();
@@ -181,9 +162,9 @@ describe('progress webhooks of a click-to-dial call whose controller is killed (
     const b = '13900062104';
     sys.sim.setPhone(a, { answer: 'answer' });
     sys.sim.setPhone(b, { answer: 'answer', ringMs: 1500, hangupAfterMs: 3000 });
-    child = await spawnWorker(sys.env);
+    child = await spawnWorkerProcess(sys.env);
     const call = await sys.placeCall({ requestId: 'progress-kill-answer', a, b });
-    await until(() => sys.sim.invitesTo(b).length === 1);
+    await waitUntil('one INVITE to b', () => sys.sim.invitesTo(b).length === 1, 15_000);
     // B answers 1.5 s after its INVITE: kill just before, so the bridge happens while nobody follows the call.
     await new Promise((r) => setTimeout(r, 1400));
     await killAndTakeOver();
