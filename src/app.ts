@@ -24,7 +24,7 @@ import { STALE_FIGURES_SWEEP, sweepStaleFigures } from './flows/switch-figures';
 import { CallsToXOwners } from './stores/calls-to-x-owners';
 import { GuardedLiveCallStore, HandedOverCalls } from './lifecycle/handed-over';
 import { JobsInFlight } from './lifecycle/jobs-in-flight';
-import { lastRunStopped, NODE_BEAT_MS, ownJobsJournal, resumeOwnJobs } from './lifecycle/own-jobs';
+import { lastRunStopped, NODE_BEAT_MS, resumeOwnJobs } from './lifecycle/own-jobs';
 import { QueuedCdrs } from './lifecycle/queued-cdrs';
 import { Scheduler } from './lifecycle/scheduler';
 import { callIdFor } from './calls/click-to-dial-request';
@@ -53,7 +53,7 @@ import { CdrStore } from './stores/cdr-store';
 import { refusalAttribution } from './stores/cdr-attribution';
 import { cachedApiKeyAuth, cachedSigningKeys, cachedTenantLookup, TENANT_POLICY_CACHE_MS } from './stores/cached-tenants';
 import { LiveCallStore } from './stores/live-calls';
-import { NodeJobsStore, type RecordedJob } from './stores/node-jobs';
+import { NodeJobsStore } from './stores/node-jobs';
 import { MediaCatalogue, MediaPlayback } from './stores/media-catalogue';
 import { platformSecret } from './stores/platform-secrets';
 import { numberHasher } from './domain/number-hash';
@@ -262,17 +262,17 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const handedOver = new HandedOverCalls();
   const workers = options.workers ?? true;
   // A controller restarted under its NODE_ID takes back at once the click-to-dial jobs its last run left
-  // running: what that run recorded is read before this run's worker records its own.
+  // running: the worker that run recorded is read before this run's worker records its own.
   const ownCallbackJobs = workers && config.resumeOwnJobs
     ? new NodeJobsStore(queueRedis, config.redisPrefix, config.nodeId, callbackQueueName(config.dial.gateway))
     : null;
-  const leftByLastRun: RecordedJob[] = ownCallbackJobs
-    ? await ownCallbackJobs.takeAll().catch((err: unknown) => {
-        logger.warn({ err }, 'jobs of the last run not read: they wait for stall detection');
-        return [];
+  const lastRunWorker = ownCallbackJobs
+    ? await ownCallbackJobs.takeLastWorker().catch((err: unknown) => {
+        logger.warn({ err }, 'worker of the last run not read: its jobs wait for stall detection');
+        return null;
       })
-    : [];
-  const callbackJobs = new JobsInFlight(ownCallbackJobs ? ownJobsJournal(ownCallbackJobs, logger) : undefined);
+    : null;
+  const callbackJobs = new JobsInFlight();
   const settlerJobs = new JobsInFlight();
   const callsToX = new Set<Promise<unknown>>();
   let handOverCallsToX = (): void => undefined;
@@ -502,15 +502,23 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     // Short locks: a controller that dies has its calls taken over by another within about twice this.
     lockDurationMs: options.lockDurationMs ?? config.callbacks.lockSeconds * 1000,
     stalledIntervalMs: options.stalledIntervalMs ?? config.callbacks.lockSeconds * 500,
-    autorun: workers,
+    // Started below, once its id is recorded: a job it takes is then one the next run can find.
+    autorun: false,
     capacity: { holdMs: () => capacity.holdMs(), hold: (ms) => callbackQueue.queue.rateLimit(ms) },
     placement: fleetPlacement(fleet, () => capacity.holdMs()),
   });
+  if (ownCallbackJobs) {
+    await ownCallbackJobs
+      .recordWorker(callbackWorker.id)
+      .catch((err: unknown) => logger.warn({ err }, 'worker not recorded: after a restart its jobs wait for stall detection'));
+  }
+  if (workers) callbackWorker.run().catch((err: unknown) => callbackWorker.emit('error', err instanceof Error ? err : new Error(String(err))));
 
   const resumingOwnJobs = ownCallbackJobs
     ? resumeOwnJobs({
         queue: callbackQueue.queue,
-        left: leftByLastRun,
+        redis: queueRedis,
+        lastRunWorker,
         lastRunStopped: () => lastRunStopped(ownCallbackJobs),
         ready: () => fleet.whenConnected(config.callbacks.lockSeconds * 1000),
         logger,

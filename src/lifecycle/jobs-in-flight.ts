@@ -1,12 +1,5 @@
 import { WaitingError, type Job } from 'bullmq';
 
-/** Where the jobs running here are written down as they start and end (own-jobs.ts). */
-export interface JobJournal {
-  /** Awaited before the job's processor runs. */
-  started(jobId: string, token: string): Promise<void>;
-  ended(jobId: string): void;
-}
-
 /**
  * The jobs a BullMQ worker of this controller is running, so that a graceful shutdown can wait for
  * them, and at its deadline give the ones still running back to the queue (moved to wait at once:
@@ -20,8 +13,6 @@ export class JobsInFlight {
   private refusing = false;
   private emptied: Array<() => void> = [];
 
-  constructor(private readonly journal?: JobJournal) {}
-
   /** Runs a job's processor, tracked; a job that arrives while new ones are refused goes back to wait. */
   async run<T>(job: Job, token: string | undefined, processor: () => Promise<T>): Promise<T> {
     if (this.refusing) {
@@ -30,10 +21,8 @@ export class JobsInFlight {
     }
     this.jobs.set(job, token);
     try {
-      if (job.id !== undefined && token !== undefined) await this.journal?.started(job.id, token);
       return await processor();
     } finally {
-      if (this.jobs.has(job) && job.id !== undefined) this.journal?.ended(job.id);
       this.jobs.delete(job);
       if (this.jobs.size === 0) for (const resolve of this.emptied.splice(0)) resolve();
     }
@@ -63,7 +52,6 @@ export class JobsInFlight {
     for (const [job, token] of [...this.jobs]) {
       before(job);
       this.jobs.delete(job);
-      if (job.id !== undefined) this.journal?.ended(job.id);
       try {
         await job.moveToWait(token);
         given.push(job);

@@ -76,7 +76,7 @@ function keysUnder(prefix: string) {
     authFailures: (client: string) => `${prefix}:authfail:${client}`,
     /** Webhook deliveries of a tenant in flight (leases). */
     webhookTenantSlots: (tenantId: string) => `${prefix}:webhooks:tenant-slots:${tenantId}`,
-    /** The jobs of a queue one controller (NODE_ID) is running, each with its lock token (hash: job id -> token). */
+    /** The BullMQ worker one controller (NODE_ID) runs on a queue (its id, the prefix of its lock tokens). */
     nodeJobs: (nodeId: string, queueName: string) => `${prefix}:node-jobs:${nodeId}:${queueName}`,
     /** A controller's heartbeat under its NODE_ID (its run's id and the time, refreshed while it runs). */
     nodeAlive: (nodeId: string) => `${prefix}:node-alive:${nodeId}`,

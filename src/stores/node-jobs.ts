@@ -1,16 +1,10 @@
 import type { RedisClient } from './redis';
 import { redisKeys } from './keys';
 
-export interface RecordedJob {
-  readonly jobId: string;
-  /** The BullMQ lock token the job was running under. */
-  readonly token: string;
-}
-
 /**
- * The jobs of one queue that one controller (NODE_ID) is running, each with its lock token: what the
- * next run of the same controller finds there after a crash are the jobs it left running. And the
- * controller's heartbeat, which tells that next run whether the last one has stopped.
+ * Which BullMQ worker one controller (NODE_ID) runs on a queue, and the controller's heartbeat. A
+ * worker's lock tokens are `<worker id>:<n>`, so the next run of the same controller finds the jobs the
+ * last one left running among the queue's active jobs (lifecycle/own-jobs.ts): one write per run, none per job.
  */
 export class NodeJobsStore {
   private readonly key: string;
@@ -36,19 +30,16 @@ export class NodeJobsStore {
     return this.redis.get(this.aliveKey);
   }
 
-  async running(jobId: string, token: string): Promise<void> {
-    await this.redis.hset(this.key, jobId, token);
+  /** The worker this run takes jobs with; recorded before it takes any. */
+  async recordWorker(workerId: string): Promise<void> {
+    await this.redis.set(this.key, workerId);
   }
 
-  async ended(jobId: string): Promise<void> {
-    await this.redis.hdel(this.key, jobId);
-  }
-
-  /** Every job recorded, removed from the record in the same step. */
-  async takeAll(): Promise<RecordedJob[]> {
-    const replies = await this.redis.multi().hgetall(this.key).del(this.key).exec();
-    const [err, all] = replies?.[0] ?? [null, {}];
+  /** The worker the last run recorded (null: none), removed from the record in the same step. */
+  async takeLastWorker(): Promise<string | null> {
+    const replies = await this.redis.multi().get(this.key).del(this.key).exec();
+    const [err, workerId] = replies?.[0] ?? [null, null];
     if (err) throw err;
-    return Object.entries((all ?? {}) as Record<string, string>).map(([jobId, token]) => ({ jobId, token }));
+    return typeof workerId === 'string' && workerId !== '' ? workerId : null;
   }
 }

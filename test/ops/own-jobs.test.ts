@@ -1,11 +1,11 @@
 /**
- * What a controller records of its running jobs, and what its next run takes back (lifecycle/own-jobs.ts):
- * only jobs still locked under the tokens the last run recorded; never one another controller holds now.
+ * What a controller records of its worker, and what its next run takes back (lifecycle/own-jobs.ts):
+ * only jobs still locked by the last run's worker (tokens `<worker id>:<n>`); never one another controller holds now.
  */
 import { Queue, Worker } from 'bullmq';
 import { loadConfig } from '../../src/config';
 import { JobsInFlight } from '../../src/lifecycle/jobs-in-flight';
-import { lastRunStopped, ownJobsJournal, resumeOwnJobs } from '../../src/lifecycle/own-jobs';
+import { jobsLockedBy, lastRunStopped, resumeOwnJobs } from '../../src/lifecycle/own-jobs';
 import { createLogger } from '../../src/logger';
 import { NodeJobsStore } from '../../src/stores/node-jobs';
 import { createTestRedis, type TestRedis } from '../support/redis';
@@ -38,55 +38,56 @@ describe('a controller’s own jobs across a restart', () => {
     return job;
   }
 
-  it('records a job while it runs here and strikes it when it ends', async () => {
-    const store = new NodeJobsStore(r.redis, r.prefix, 'c1', QUEUE);
-    const inFlight = new JobsInFlight(ownJobsJournal(store, logger));
-    const job = await activeUnder('token-1', 'call-1');
-    let recordedWhileRunning: unknown;
-    await inFlight.run(job, 'token-1', async () => {
-      recordedWhileRunning = await r.redis.hgetall(`${r.prefix}:node-jobs:c1:${QUEUE}`);
+  it('writes nothing per job: a run is found by its worker’s lock tokens', async () => {
+    const job = await activeUnder('last-run-worker:7', 'call-1');
+    const before = await r.redis.keys(`${r.prefix}:*`);
+    let lockedWhileRunning: unknown;
+    await new JobsInFlight().run(job, 'last-run-worker:7', async () => {
+      lockedWhileRunning = await jobsLockedBy(r.redis, queue, 'last-run-worker');
     });
-    expect(recordedWhileRunning).toEqual({ 'call-1': 'token-1' });
-    await new Promise((res) => setTimeout(res, 50)); // the strike is not awaited by the job
-    expect(await store.takeAll()).toEqual([]);
+    expect(lockedWhileRunning).toEqual([{ jobId: 'call-1', token: 'last-run-worker:7' }]);
+    expect(await r.redis.keys(`${r.prefix}:*`)).toEqual(expect.arrayContaining(before));
+    expect((await r.redis.keys(`${r.prefix}:*`)).length).toBe(before.length);
   });
 
-  it('moves back to wait the jobs still locked under the last run’s tokens, and only those', async () => {
+  it('moves back to wait the jobs still locked by the last run’s worker, and only those', async () => {
     const lastRun = new NodeJobsStore(r.redis, r.prefix, 'c1', QUEUE);
-    await activeUnder('last-run-token', 'left-running');
-    await lastRun.running('left-running', 'last-run-token');
+    await lastRun.recordWorker('last-run-worker');
+    await activeUnder('last-run-worker:1', 'left-running');
+    await activeUnder('last-run-worker:2', 'also-left-running');
     // Its lock expired and another controller took it: it is that controller's now.
-    await activeUnder('other-controller-token', 'taken-over');
-    await lastRun.running('taken-over', 'last-run-token');
-    await lastRun.running('finished-and-removed', 'last-run-token');
+    await activeUnder('other-controller:1', 'taken-over');
+    // A worker whose id starts like the last run's is not it.
+    await activeUnder('last-run-worker-2:1', 'look-alike');
 
-    const left = await new NodeJobsStore(r.redis, r.prefix, 'c1', QUEUE).takeAll();
-    expect(left).toHaveLength(3);
-    const resumed = await resumeOwnJobs({ queue, left, lastRunStopped: yes, ready: yes, logger });
+    const lastRunWorker = await new NodeJobsStore(r.redis, r.prefix, 'c1', QUEUE).takeLastWorker();
+    expect(lastRunWorker).toBe('last-run-worker');
+    const resumed = await resumeOwnJobs({ queue, redis: r.redis, lastRunWorker, lastRunStopped: yes, ready: yes, logger });
 
-    expect(resumed).toEqual(['left-running']);
+    expect(resumed.sort()).toEqual(['also-left-running', 'left-running']);
     expect(await queue.getJobState('left-running')).toBe('waiting');
     expect(await queue.getJobState('taken-over')).toBe('active');
-    expect(await r.redis.get(`${r.prefix}:${QUEUE}:taken-over:lock`)).toBe('other-controller-token');
+    expect(await queue.getJobState('look-alike')).toBe('active');
+    expect(await r.redis.get(`${r.prefix}:${QUEUE}:taken-over:lock`)).toBe('other-controller:1');
     // The record was taken: a second restart finds nothing.
-    expect(await lastRun.takeAll()).toEqual([]);
+    expect(await lastRun.takeLastWorker()).toBeNull();
   });
 
   it('moves nothing while the switches are not connected (the calls could not be asked about)', async () => {
-    await activeUnder('last-run-token', 'left-running');
-    const left = [{ jobId: 'left-running', token: 'last-run-token' }];
-    expect(await resumeOwnJobs({ queue, left, lastRunStopped: yes, ready: () => Promise.resolve(false), logger })).toEqual([]);
+    await activeUnder('last-run-worker:1', 'left-running');
+    expect(await resumeOwnJobs({ queue, redis: r.redis, lastRunWorker: 'last-run-worker', lastRunStopped: yes, ready: () => Promise.resolve(false), logger })).toEqual([]);
     expect(await queue.getJobState('left-running')).toBe('active');
   });
 
   it('moves nothing while another controller runs under the same NODE_ID', async () => {
     const store = new NodeJobsStore(r.redis, r.prefix, 'c1', QUEUE);
-    await activeUnder('other-run-token', 'its-job');
+    await activeUnder('other-run-worker:1', 'its-job');
     await store.beat('other-run', 1000);
     const stillBeating = setInterval(() => void store.beat('other-run', 1000), 100);
     try {
-      const left = [{ jobId: 'its-job', token: 'other-run-token' }];
-      expect(await resumeOwnJobs({ queue, left, lastRunStopped: () => lastRunStopped(store, 300), ready: yes, logger })).toEqual([]);
+      expect(
+        await resumeOwnJobs({ queue, redis: r.redis, lastRunWorker: 'other-run-worker', lastRunStopped: () => lastRunStopped(store, 300), ready: yes, logger }),
+      ).toEqual([]);
     } finally {
       clearInterval(stillBeating);
     }
@@ -101,10 +102,10 @@ describe('a controller’s own jobs across a restart', () => {
   });
 
   it('keeps each controller’s record apart (NODE_ID)', async () => {
-    await new NodeJobsStore(r.redis, r.prefix, 'c1', QUEUE).running('a', 't1');
-    await new NodeJobsStore(r.redis, r.prefix, 'c2', QUEUE).running('b', 't2');
-    expect(await new NodeJobsStore(r.redis, r.prefix, 'c2', QUEUE).takeAll()).toEqual([{ jobId: 'b', token: 't2' }]);
-    expect(await new NodeJobsStore(r.redis, r.prefix, 'c1', QUEUE).takeAll()).toEqual([{ jobId: 'a', token: 't1' }]);
+    await new NodeJobsStore(r.redis, r.prefix, 'c1', QUEUE).recordWorker('w1');
+    await new NodeJobsStore(r.redis, r.prefix, 'c2', QUEUE).recordWorker('w2');
+    expect(await new NodeJobsStore(r.redis, r.prefix, 'c2', QUEUE).takeLastWorker()).toBe('w2');
+    expect(await new NodeJobsStore(r.redis, r.prefix, 'c1', QUEUE).takeLastWorker()).toBe('w1');
   });
 });
 

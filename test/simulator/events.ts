@@ -115,11 +115,15 @@ export class EventRenderer {
     };
     let pre = 'Caller-';
     const pushName = (h: string) => { const v = nameFor(h); if (v) out.push([pre === 'Caller-' ? h : pre + h.slice(7), v]); };
-    for (const [name, tv] of te.h) {
+    // One closure per event, not per header: tsx names every closure it creates (a defineProperty each).
+    let name = '';
+    const push = (v: string) => out.push([name, v]);
+    for (const header of te.h) {
+      name = header[0];
+      const tv = header[1];
       const alias = CHANNEL_PROFILE_ALIASES.has(name);
       pre = alias ? 'Channel-' : 'Caller-';
       const k = alias ? 'Caller-' + name.slice(8) : name;
-      const push = (v: string) => out.push([name, v]);
       if (NAME_HEADERS.has(k)) continue;
       if (k.startsWith('variable_')) {
         const vn = k.slice(9);
@@ -178,11 +182,7 @@ export class EventRenderer {
   /** Value of a channel variable in an event; null = leave it out. */
   varValue(ch: Channel, vn: string, tv: string, te: TemplateEvent): string | null {
     const tf = templates()[ch.tpl];
-    const tplCause = te.h.find(([k]) => k === 'variable_hangup_cause')?.[1] ?? te.h.find(([k]) => k === 'Hangup-Cause')?.[1];
-    const sameCause = tplCause === undefined || tplCause === ch.cause;
-    const secs = (us: number) => String(Math.floor(us / 1e6));
     const sc = this.sim.scale;
-    const D = (us: number, unit: number) => String(Math.round(us / sc / unit));
     const endUs = ch.hangupUs || nowUs();
     const a = ch.role === 'A' ? ch : ch.peer;
     const b = ch.role === 'B' ? ch : ch.peer;
@@ -208,7 +208,7 @@ export class EventRenderer {
       // refused (a CRIT line, unset) when the expanded argument still holds `${` (switch_channel_set_timestamps, var_check)
       case 'last_arg': return ch.lastApp ? (ch.lastApp.arg.includes('${') ? null : ch.lastApp.arg) : tv;
       case 'hangup_cause': return ch.cause || tv;
-      case 'hangup_cause_q850': return sameCause ? tv : Q850[ch.cause] ?? tv;
+      case 'hangup_cause_q850': { const tplCause = templateCause(te); return tplCause === undefined || tplCause === ch.cause ? tv : Q850[ch.cause] ?? tv; }
       case 'sip_hangup_disposition': return ch.disposition || tv;
       case 'originate_disposition': case 'originate_failed_cause': case 'last_bridge_hangup_cause':
         if (vn === 'last_bridge_hangup_cause' && ch.role === 'A' && ch.bridgeRefused) return null;
@@ -219,15 +219,15 @@ export class EventRenderer {
       case 'DIALSTATUS': if (ch.role === 'A' && ch.bridgeFailCause) return DIALSTATUS[ch.bridgeFailCause] ?? ch.bridgeFailCause; return tv;
       case 'originate_causes': return ch.bridgeFailCause && b ? `${b.uuid};${ch.bridgeFailCause}` : subUuidStr(tv, tf.uA, tf.uB, a, b);
       case 'bridge_hangup_cause': return (ch.role === 'A' ? b?.cause : a?.cause) || tv;
-      case 'duration': return D(endUs - ch.createdUs, 1e6);
-      case 'mduration': return D(endUs - ch.createdUs, 1e3);
-      case 'uduration': return D(endUs - ch.createdUs, 1);
-      case 'billsec': return ch.answeredUs ? D(endUs - ch.answeredUs, 1e6) : '0';
-      case 'billmsec': return ch.answeredUs ? D(endUs - ch.answeredUs, 1e3) : '0';
-      case 'billusec': return ch.answeredUs ? D(endUs - ch.answeredUs, 1) : '0';
-      case 'answersec': case 'waitsec': return ch.answeredUs ? D(ch.answeredUs - ch.createdUs, 1e6) : '0';
-      case 'answermsec': case 'waitmsec': return ch.answeredUs ? D(ch.answeredUs - ch.createdUs, 1e3) : '0';
-      case 'answerusec': case 'waitusec': return ch.answeredUs ? D(ch.answeredUs - ch.createdUs, 1) : '0';
+      case 'duration': return scaledDuration(endUs - ch.createdUs, sc, 1e6);
+      case 'mduration': return scaledDuration(endUs - ch.createdUs, sc, 1e3);
+      case 'uduration': return scaledDuration(endUs - ch.createdUs, sc, 1);
+      case 'billsec': return ch.answeredUs ? scaledDuration(endUs - ch.answeredUs, sc, 1e6) : '0';
+      case 'billmsec': return ch.answeredUs ? scaledDuration(endUs - ch.answeredUs, sc, 1e3) : '0';
+      case 'billusec': return ch.answeredUs ? scaledDuration(endUs - ch.answeredUs, sc, 1) : '0';
+      case 'answersec': case 'waitsec': return ch.answeredUs ? scaledDuration(ch.answeredUs - ch.createdUs, sc, 1e6) : '0';
+      case 'answermsec': case 'waitmsec': return ch.answeredUs ? scaledDuration(ch.answeredUs - ch.createdUs, sc, 1e3) : '0';
+      case 'answerusec': case 'waitusec': return ch.answeredUs ? scaledDuration(ch.answeredUs - ch.createdUs, sc, 1) : '0';
       case 'start_epoch': case 'profile_start_epoch': return secs(ch.createdUs);
       case 'start_uepoch': case 'profile_start_uepoch': return String(ch.createdUs);
       case 'answer_epoch': return secs(ch.answeredUs);
@@ -238,9 +238,9 @@ export class EventRenderer {
       case 'progress_uepoch': return String(ch.progressUs);
       case 'end_epoch': return secs(endUs);
       case 'end_uepoch': return String(endUs);
-      case 'record_seconds': return ch.recStartUs ? D(endUs - ch.recStartUs, 1e6) : tv;
-      case 'record_ms': return ch.recStartUs ? D(endUs - ch.recStartUs, 1e3) : tv;
-      case 'record_samples': return ch.recStartUs ? D(endUs - ch.recStartUs, 125) : tv;
+      case 'record_seconds': return ch.recStartUs ? scaledDuration(endUs - ch.recStartUs, sc, 1e6) : tv;
+      case 'record_ms': return ch.recStartUs ? scaledDuration(endUs - ch.recStartUs, sc, 1e3) : tv;
+      case 'record_samples': return ch.recStartUs ? scaledDuration(endUs - ch.recStartUs, sc, 125) : tv;
     }
     if (ch.setVars.has(vn)) return ch.setVars.get(vn)!;
     return tv.length > 30 && tv.includes('-') ? subUuidStr(tv, tf.uA, tf.uB, a, b) : tv.length === 36 ? subUuidStr(tv, tf.uA, tf.uB, a, b) : tv;
@@ -248,6 +248,21 @@ export class EventRenderer {
 
   /** Caller id sent in the INVITE / visible in sip_from_* of this leg. */
   private inviteCid(ch: Channel): { name: string; num: string } { return { name: ch.fromDisplay, num: ch.fromUser }; }
+}
+
+/** Seconds since the epoch from microseconds, as *_epoch variables give them. */
+function secs(us: number): string {
+  return String(Math.floor(us / 1e6));
+}
+
+/** A duration on the simulator's clock (scaled back to the switch's), in the given unit of microseconds. */
+function scaledDuration(us: number, scale: number, unit: number): string {
+  return String(Math.round(us / scale / unit));
+}
+
+/** The hangup cause a template event was recorded with (undefined: none). */
+function templateCause(te: TemplateEvent): string | undefined {
+  return te.h.find(([k]) => k === 'variable_hangup_cause')?.[1] ?? te.h.find(([k]) => k === 'Hangup-Cause')?.[1];
 }
 
 function subUuidStr(v: string, tA: string, tB: string | undefined, a?: Channel, b?: Channel): string {

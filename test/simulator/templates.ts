@@ -25,8 +25,11 @@ export function templates(): Record<TemplateKey, TemplateFile> {
 /** Find a template event for a leg: first match after `cursor`, else the first match anywhere. */
 export function findTemplate(file: TemplateKey, leg: 'A' | 'B', name: string, app: string | undefined, cursor: number): { ev: TemplateEvent; idx: number } | null {
   const list = templates()[file][leg];
-  const match = (e: TemplateEvent) => e.n === name && (app === undefined || e.app === app);
-  for (let i = cursor + 1; i < list.length; i++) if (match(list[i]!)) return { ev: list[i]!, idx: i };
-  for (let i = 0; i < list.length; i++) if (match(list[i]!)) return { ev: list[i]!, idx: i };
+  for (let i = cursor + 1; i < list.length; i++) if (isTemplateFor(list[i]!, name, app)) return { ev: list[i]!, idx: i };
+  for (let i = 0; i < list.length; i++) if (isTemplateFor(list[i]!, name, app)) return { ev: list[i]!, idx: i };
   return null;
+}
+
+function isTemplateFor(e: TemplateEvent, name: string, app: string | undefined): boolean {
+  return e.n === name && (app === undefined || e.app === app);
 }
