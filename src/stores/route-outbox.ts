@@ -96,6 +96,10 @@ export async function recordEndedAndNewBindings(
 export const OUTBOX_PAGE = 500;
 
 export class RouteOutbox {
+  /** Rows applied by applyBatch, waiting for their delete. */
+  private readonly applied: number[] = [];
+  private dropping = false;
+
   constructor(
     private readonly pool: Pool,
     private readonly routes: RouteIndex,
@@ -116,10 +120,25 @@ export class RouteOutbox {
   async applyBatch(committed: readonly RouteChange[], reasserted: readonly VersionedBinding[]): Promise<void> {
     if (committed.length === 0 && reasserted.length === 0) return;
     await this.bounded(this.routes.apply([...committed, ...reasserted.map((binding) => ({ version: binding.routeVersion, binding }))]));
-    // Housekeeping, not part of the answer: a row left behind is applied again (harmlessly) and dropped by applyPending.
-    if (committed.length > 0) {
-      this.pool.query('DELETE FROM route_outbox WHERE id IN (?)', [committed.map((c) => c.version)]).catch(() => undefined);
-    }
+    if (committed.length > 0) this.dropApplied(committed.map((c) => c.version));
+  }
+
+  /**
+   * Housekeeping, not part of the answer: applied rows are deleted one statement at a time, the
+   * rows of batches applied meanwhile together in the next. A row left behind (a failed delete,
+   * a stop) is applied again, harmlessly, and dropped by applyPending.
+   */
+  private dropApplied(versions: readonly number[]): void {
+    this.applied.push(...versions);
+    if (this.dropping) return;
+    this.dropping = true;
+    void (async () => {
+      while (this.applied.length > 0) {
+        const ids = this.applied.splice(0, OUTBOX_PAGE);
+        await this.pool.query('DELETE FROM route_outbox WHERE id IN (?)', [ids]).catch(() => undefined);
+      }
+      this.dropping = false;
+    })();
   }
 
   /** A retried request: makes Redis say again what MySQL says of this binding, at its version. */
