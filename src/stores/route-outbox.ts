@@ -99,6 +99,12 @@ export class RouteOutbox {
   /** Rows applied by applyBatch, waiting for their delete. */
   private readonly applied: number[] = [];
   private dropping = false;
+  /**
+   * Rows this process is applying, or has applied and is deleting: applyPending leaves them to it
+   * rather than apply them a second time (under load most rows it read were these). Another
+   * controller still may, harmlessly; a row whose apply or delete fails leaves this set and is applied.
+   */
+  private readonly own = new Set<number>();
 
   constructor(
     private readonly pool: Pool,
@@ -109,8 +115,13 @@ export class RouteOutbox {
 
   /** Applies a change this request just committed, then drops its row. Throws route_index_unavailable when Redis does not confirm it in time. */
   async applyCommitted(change: RouteChange): Promise<void> {
-    await this.bounded(this.routes.apply([change]));
-    await this.pool.query('DELETE FROM route_outbox WHERE id = ?', [change.version]);
+    this.own.add(change.version);
+    try {
+      await this.bounded(this.routes.apply([change]));
+      await this.pool.query('DELETE FROM route_outbox WHERE id = ?', [change.version]);
+    } finally {
+      this.own.delete(change.version);
+    }
   }
 
   /**
@@ -119,8 +130,15 @@ export class RouteOutbox {
    */
   async applyBatch(committed: readonly RouteChange[], reasserted: readonly VersionedBinding[]): Promise<void> {
     if (committed.length === 0 && reasserted.length === 0) return;
-    await this.bounded(this.routes.apply([...committed, ...reasserted.map((binding) => ({ version: binding.routeVersion, binding }))]));
-    if (committed.length > 0) this.dropApplied(committed.map((c) => c.version));
+    const versions = committed.map((c) => c.version);
+    for (const v of versions) this.own.add(v);
+    try {
+      await this.bounded(this.routes.apply([...committed, ...reasserted.map((binding) => ({ version: binding.routeVersion, binding }))]));
+    } catch (err) {
+      for (const v of versions) this.own.delete(v);
+      throw err;
+    }
+    if (versions.length > 0) this.dropApplied(versions);
   }
 
   /**
@@ -136,6 +154,7 @@ export class RouteOutbox {
       while (this.applied.length > 0) {
         const ids = this.applied.splice(0, OUTBOX_PAGE);
         await this.pool.query('DELETE FROM route_outbox WHERE id IN (?)', [ids]).catch(() => undefined);
+        for (const id of ids) this.own.delete(id);
       }
       this.dropping = false;
     })();
@@ -148,7 +167,11 @@ export class RouteOutbox {
 
   /** Applies the oldest rows left behind, re-reading each binding as MySQL has it now; how many were applied. */
   async applyPending(limit = OUTBOX_PAGE): Promise<number> {
-    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT id, binding_id, previous FROM route_outbox ORDER BY id LIMIT ?', [limit]);
+    const own = [...this.own];
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT id, binding_id, previous FROM route_outbox ${own.length > 0 ? 'WHERE id NOT IN (?)' : ''} ORDER BY id LIMIT ?`,
+      own.length > 0 ? [own, limit] : [limit],
+    );
     if (rows.length === 0) return 0;
     const [bindingRows] = await this.pool.query<RowDataPacket[]>('SELECT * FROM bindings WHERE id IN (?)', [[...new Set(rows.map((r) => String(r.binding_id)))]]);
     const current = new Map(bindingRows.map((r) => [String(r.id), versionedBinding(r)]));
