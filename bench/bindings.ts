@@ -62,6 +62,9 @@ export async function run(): Promise<Record<string, unknown>> {
       // BENCH_RECONCILE_SECONDS: the route index reconcile's interval (the controller's default otherwise).
       ...(process.env.BENCH_RECONCILE_SECONDS ? { ROUTE_RECONCILE_INTERVAL_SECONDS: process.env.BENCH_RECONCILE_SECONDS } : {}),
       TENANT_REQUESTS_PER_SECOND: '0',
+      // BIND_BATCH_MAX / BIND_BATCH_IN_FLIGHT: group commit's tuning (the controller's defaults otherwise).
+      ...(process.env.BIND_BATCH_MAX ? { BIND_BATCH_MAX: process.env.BIND_BATCH_MAX } : {}),
+      ...(process.env.BIND_BATCH_IN_FLIGHT ? { BIND_BATCH_IN_FLIGHT: process.env.BIND_BATCH_IN_FLIGHT } : {}),
     }),
     createLogger('error'),
     { workers: false },

@@ -255,8 +255,19 @@ export class AbuseGuard {
     return this.flags.page(tenantId, { ...rest, ...(number === undefined ? {} : { numberHash: tenantNumberHash(this.deps.numberHash, tenantId, number) }) });
   }
 
-  private key(counter: 'calls' | 'bindings' | 'fanout' | 'fanout-flag', tenantId: string, number: string): string {
-    return redisKeys(this.deps.prefix).abuseCounter(counter, tenantId, tenantNumberHash(this.deps.numberHash, tenantId, number));
+  private key(counter: 'calls' | 'bindings' | 'fanout' | 'fanout-flag', tenantId: string, number: string, hashOf?: (tenantId: string, number: string) => string): string {
+    return redisKeys(this.deps.prefix).abuseCounter(counter, tenantId, hashOf ? hashOf(tenantId, number) : tenantNumberHash(this.deps.numberHash, tenantId, number));
+  }
+
+  /** The keyed hash of a tenant's number, each computed once per call of the returned function (an HMAC per number, not per use). */
+  private hashOf(): (tenantId: string, number: string) => string {
+    const known = new Map<string, string>();
+    return (tenantId, number) => {
+      const id = `${tenantId}|${number}`;
+      let hash = known.get(id);
+      if (hash === undefined) known.set(id, (hash = tenantNumberHash(this.deps.numberHash, tenantId, number)));
+      return hash;
+    };
   }
 
   /** The take of one request under a limit (nothing to count when the limit is off). */
@@ -288,11 +299,13 @@ export class AbuseGuard {
     if (contacts.length === 0) return;
     try {
       const noted = await Promise.all(contacts.map(async (c) => ({ ...c, limits: await this.limits.effective(c.tenantId, c.now) })));
+      // A binding's A and B each appear as a number and as the other's party: each is hashed once.
+      const hashOf = this.hashOf();
       const seen = await this.counters.notePartiesMany(
         noted.map(({ tenantId, number, parties, now, limits }) => ({
-          partiesKey: this.key('fanout', tenantId, number),
-          markerKey: this.key('fanout-flag', tenantId, number),
-          parties: parties.map((p) => tenantNumberHash(this.deps.numberHash, tenantId, p)),
+          partiesKey: this.key('fanout', tenantId, number, hashOf),
+          markerKey: this.key('fanout-flag', tenantId, number, hashOf),
+          parties: parties.map((p) => hashOf(tenantId, p)),
           threshold: limits.fanoutDistinctParties,
           windowMs: limits.fanoutWindowSeconds * 1000,
           now,

@@ -138,11 +138,7 @@ export class BindBatcher {
     const requested = fresh.flatMap((p) => (p.input.requestId === undefined ? [] : [[p.input.tenantId, p.input.requestId] as const]));
     const numbers = fresh.flatMap((p) => [[p.input.tenantId, p.a] as const, [p.input.tenantId, p.b] as const]);
     const pairs = fresh.map((p) => [p.input.tenantId, p.a, p.b] as const);
-    const [existing, screened, held] = await Promise.all([
-      this.store.findByRequests(requested),
-      this.store.screen(numbers, pairs, now - 3600_000),
-      this.store.heldOn(numbers.map(([, n]) => n), now),
-    ]);
+    const [existing, screened] = await Promise.all([this.store.findByRequests(requested), this.store.screen(numbers, pairs, now - 3600_000, now)]);
 
     const replays: Array<{ p: Pending; binding: Binding & VersionedBinding }> = [];
     const toScreen: Pending[] = [];
@@ -157,7 +153,7 @@ export class BindBatcher {
     const replayLater: Pending[] = [...later];
     const alone: Pending[] = [];
     let open = admitted;
-    let occupancy = held;
+    let occupancy = screened.held;
     for (let round = 0; round < ROUNDS && open.length > 0; round++) {
       if (round > 0) occupancy = await this.store.heldOn(open.flatMap((p) => [p.a, p.b]), now);
       const entries = await this.allocate(open, occupancy, now);

@@ -2,7 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { ForbiddenError, NotFoundError, ValidationError } from '../domain/errors';
 import type { BindingService } from '../bindings/binding-service';
-import { CursorParam, ErrorSchema, PhoneParam, ResourceId } from '../http/schemas';
+import { CursorParam, ErrorSchema, NullableInteger, NullableString, PhoneParam, ResourceId } from '../http/schemas';
 import { tenantOf } from '../http/tenant-context';
 import { pageLimit } from '../http/query';
 
@@ -66,21 +66,21 @@ export type UpdateBindingBody = Static<typeof UpdateBindingBody>;
 
 export const BindingSchema = Type.Object({
   id: Type.String(),
-  requestId: Type.Union([Type.String(), Type.Null()]),
+  requestId: NullableString(),
   kind: Type.String(),
   x: Type.String(),
-  a: Type.Union([Type.String(), Type.Null()]),
-  b: Type.Union([Type.String(), Type.Null()]),
-  extension: Type.Union([Type.String({ description: 'AXE: the digits a caller keys after dialling X' }), Type.Null()]),
+  a: NullableString(),
+  b: NullableString(),
+  extension: NullableString({ description: 'AXE: the digits a caller keys after dialling X' }),
   state: Type.String(),
   expiresAt: Type.Integer({ description: 'epoch ms' }),
   restriction: Type.String(),
   record: Type.Boolean(),
-  maxDurationSeconds: Type.Union([Type.Integer(), Type.Null()]),
-  endWarningSeconds: Type.Union([Type.Integer({ description: 'null: the platform default; 0: no warning' }), Type.Null()]),
-  announcement: Type.Union([Type.String({ description: 'media catalogue id' }), Type.Null()]),
+  maxDurationSeconds: NullableInteger(),
+  endWarningSeconds: NullableInteger({ description: 'null: the platform default; 0: no warning' }),
+  announcement: NullableString({ description: 'media catalogue id' }),
   allowList: Type.Array(Type.String()),
-  userData: Type.Union([Type.String(), Type.Null()]),
+  userData: NullableString(),
 });
 
 const ListBindingsQuery = Type.Object(

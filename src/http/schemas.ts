@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox';
+import { Type, type IntegerOptions, type StringOptions } from '@sinclair/typebox';
 
 /** Shapes every feature's routes share: the error body, and bounded ids, numbers and cursors in paths and queries. */
 
@@ -24,3 +24,11 @@ export const ResourceId = (description?: string) =>
 export const PhoneParam = () => Type.String({ minLength: 1, maxLength: 32, pattern: '^[0-9+() .-]+$' });
 /** An opaque paging cursor this API returned (base64url). */
 export const CursorParam = (maxLength = 200, minLength = 1) => Type.String({ minLength, maxLength, pattern: '^[A-Za-z0-9_=-]*$' });
+
+/**
+ * A value or null, written as a type list rather than `anyOf`: the compiled serializer checks a
+ * type list inline, while for `anyOf` it runs (and here kept recompiling) an Ajv validator on
+ * every response. The OpenAPI document shows both the same way (`nullable: true`).
+ */
+export const NullableString = (options: StringOptions = {}) => Type.Unsafe<string | null>({ ...options, type: ['string', 'null'] });
+export const NullableInteger = (options: IntegerOptions = {}) => Type.Unsafe<number | null>({ ...options, type: ['integer', 'null'] });

@@ -2,7 +2,7 @@ import type { PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/prom
 import { membersOf, XB_HOLD, type Binding } from '../domain/binding-rules';
 import type { BindingDraft } from './binding-store';
 import { toDate, type Pool } from './mysql';
-import { recordRouteChanges, versionedBinding } from './route-outbox';
+import { recordEndedAndNewBindings, recordRouteChanges, versionedBinding } from './route-outbox';
 import type { VersionedBinding } from './route-index';
 import { inTransaction } from './transaction';
 
@@ -56,21 +56,27 @@ export class BindBatchStore {
   }
 
   /**
-   * What new AXB bindings are screened for, in one round trip: which numbers are blacklisted for
-   * which tenant (`${tenantId}|${number}`, the platform's list counting for every tenant), and
-   * how many bindings each pair (either way round, `${tenantId}|${low}|${high}`) had since `since`.
+   * What new AXB bindings are screened for and placed by, in one round trip: which numbers are
+   * blacklisted for which tenant (`${tenantId}|${number}`, the platform's list counting for every
+   * tenant), how many bindings each pair (either way round, `${tenantId}|${low}|${high}`) had
+   * since `since`, and where the numbers are held at `now` (as heldOn).
    */
   async screen(
     numbers: ReadonlyArray<readonly [string, string]>,
     pairs: ReadonlyArray<readonly [string, string, string]>,
     since: number,
-  ): Promise<{ listed: Set<string>; pairBindings: Map<string, number> }> {
+    now: number,
+  ): Promise<{ listed: Set<string>; pairBindings: Map<string, number>; held: Map<string, Set<string>> }> {
     const listed = new Set<string>();
     const pairBindings = new Map<string, number>();
-    if (numbers.length === 0) return { listed, pairBindings };
+    const held = new Map<string, Set<string>>();
+    if (numbers.length === 0) return { listed, pairBindings, held };
     const tenants = [...new Set(numbers.map(([t]) => t))];
     const parts = ["SELECT 'listed' AS k, tenant_id AS t, number AS v, NULL AS w, 0 AS c FROM blacklist WHERE tenant_id IN (?) AND number IN (?)"];
-    const params: unknown[] = [[...tenants, ''], [...new Set(numbers.map(([, n]) => n))]];
+    const distinctNumbers = [...new Set(numbers.map(([, n]) => n))];
+    const params: unknown[] = [[...tenants, ''], distinctNumbers];
+    parts.push("SELECT 'held', NULL, number, x, 0 FROM binding_members WHERE number IN (?) AND expires_at > ?");
+    params.push(distinctNumbers, toDate(now));
     if (pairs.length > 0) {
       parts.push("SELECT 'pair', tenant_id, a, b, COUNT(*) FROM bindings WHERE (tenant_id, a, b) IN (?) AND created_at > ? GROUP BY tenant_id, a, b");
       params.push(pairs.flatMap(([t, a, b]) => [[t, a, b], [t, b, a]]), toDate(since));
@@ -81,13 +87,15 @@ export class BindBatchStore {
         const number = String(r.v);
         if (r.t === '') for (const t of tenants) listed.add(`${t}|${number}`);
         else listed.add(`${String(r.t)}|${number}`);
+      } else if (r.k === 'held') {
+        addHeld(held, String(r.v), String(r.w));
       } else {
         const [low, high] = [String(r.v), String(r.w)].sort();
         const key = `${String(r.t)}|${low}|${high}`;
         pairBindings.set(key, (pairBindings.get(key) ?? 0) + Number(r.c));
       }
     }
-    return { listed, pairBindings };
+    return { listed, pairBindings, held };
   }
 
   /** Where these numbers are held now: number -> the X carrying it in an active binding. */
@@ -98,12 +106,7 @@ export class BindBatchStore {
       [...new Set(numbers)],
       toDate(now),
     ]);
-    for (const r of rows) {
-      const n = String(r.number);
-      let xs = held.get(n);
-      if (!xs) held.set(n, (xs = new Set()));
-      xs.add(String(r.x));
-    }
+    for (const r of rows) addHeld(held, String(r.number), String(r.x));
     return held;
   }
 
@@ -164,12 +167,7 @@ export class BindBatchStore {
     if (withExpired.length > 0) await endExpiredOn(conn, withExpired, now);
 
     // X's pool rows are locked: these versions come after every change they could conflict with.
-    const [outbox] = await conn.query<ResultSetHeader>('INSERT INTO route_outbox (binding_id) VALUES ?', [usable.map((e) => [e.id])]);
-    const [ids] = await conn.query<RowDataPacket[]>('SELECT id, binding_id FROM route_outbox WHERE id >= ? AND binding_id IN (?)', [
-      outbox.insertId,
-      usable.map((e) => e.id),
-    ]);
-    const versions = new Map(ids.map((r) => [String(r.binding_id), Number(r.id)]));
+    const versions = await recordEndedAndNewBindings(conn, [], usable.map((e) => e.id));
     const [inserted] = await conn.query<ResultSetHeader>(
       `INSERT IGNORE INTO bindings (id, tenant_id, request_id, kind, x, a, b, restriction, record_call, max_duration, announcement,
          allow_list, state, expires_at, user_data, created_at, updated_at, route_version, end_warning_seconds) VALUES ?`,
@@ -213,6 +211,12 @@ export class BindBatchStore {
     for (const e of rows) if (!clashed.has(e.id)) written.set(e.id, versions.get(e.id) ?? 0);
     return { written, xRefused, clashed, duplicateRequest };
   }
+}
+
+function addHeld(held: Map<string, Set<string>>, number: string, x: string): void {
+  let xs = held.get(number);
+  if (!xs) held.set(number, (xs = new Set()));
+  xs.add(x);
 }
 
 /** Ends the bindings past their expiry on these X (locked by the caller), as a single bind does for its X. */

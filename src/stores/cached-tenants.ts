@@ -39,24 +39,33 @@ function sharedReads<T>(read: (key: string) => Promise<T>): (key: string) => Pro
 
 /**
  * A secret (an API key) checked against MySQL once per `ttlMs`, keyed by its hash (the
- * secret itself is never kept). A revoked secret stops working on every instance within `ttlMs`;
+ * secret itself is never kept). Requests missing together (a cold start, the TTL running out
+ * under load) share one check. A revoked secret stops working on every instance within `ttlMs`;
  * a refused one is not cached, so a secret created a moment ago works at once.
  */
 function cachedWhileValid<T>(check: (secret: string) => Promise<T | null>, ttlMs: number): (secret: string) => Promise<T | null> {
   const cache = new Map<string, { found: T; until: number }>();
-  return async (secret) => {
-    const now = Date.now();
-    const id = createHash('sha256').update(secret).digest('hex');
-    const hit = cache.get(id);
-    if (hit && hit.until > now) return hit.found;
+  const inFlight = new Map<string, Promise<T | null>>();
+  const checkAndKeep = async (id: string, secret: string): Promise<T | null> => {
+    const startedAt = Date.now();
     const found = await check(secret);
     if (found === null) {
       cache.delete(id);
       return null;
     }
     if (cache.size > 10_000) cache.clear();
-    cache.set(id, { found, until: now + ttlMs });
+    cache.set(id, { found, until: startedAt + ttlMs });
     return found;
+  };
+  return async (secret) => {
+    const id = createHash('sha256').update(secret).digest('hex');
+    const hit = cache.get(id);
+    if (hit && hit.until > Date.now()) return hit.found;
+    const pending = inFlight.get(id);
+    if (pending) return pending;
+    const started = checkAndKeep(id, secret).finally(() => inFlight.delete(id));
+    inFlight.set(id, started);
+    return started;
   };
 }
 
@@ -67,9 +76,9 @@ export function cachedApiKeyAuth(tenants: Pick<TenantStore, 'authenticate'>, ttl
 
 /**
  * The keys that sign jobs queued directly, for the callback worker: read once per `ttlMs` per key id
- * (concurrent jobs share one read), so a revoked key stops signing new calls within `ttlMs`, as it
+ * (concurrent jobs share one read, as API keys do), so a revoked key stops signing new calls within `ttlMs`, as it
  * stops authenticating API requests (cachedApiKeyAuth); an unknown or revoked key is not cached.
  */
 export function cachedSigningKeys(tenants: Pick<TenantStore, 'signingKey'>, ttlMs: number): Pick<TenantStore, 'signingKey'> {
-  return { signingKey: cachedWhileValid(sharedReads((keyId) => tenants.signingKey(keyId)), ttlMs) };
+  return { signingKey: cachedWhileValid((keyId) => tenants.signingKey(keyId), ttlMs) };
 }

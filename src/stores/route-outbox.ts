@@ -96,6 +96,16 @@ export async function recordEndedAndNewBindings(
 export const OUTBOX_PAGE = 500;
 
 export class RouteOutbox {
+  /** Rows applied by applyBatch, waiting for their delete. */
+  private readonly applied: number[] = [];
+  private dropping = false;
+  /**
+   * Rows this process is applying, or has applied and is deleting: applyPending leaves them to it
+   * rather than apply them a second time (under load most rows it read were these). Another
+   * controller still may, harmlessly; a row whose apply or delete fails leaves this set and is applied.
+   */
+  private readonly own = new Set<number>();
+
   constructor(
     private readonly pool: Pool,
     private readonly routes: RouteIndex,
@@ -105,8 +115,13 @@ export class RouteOutbox {
 
   /** Applies a change this request just committed, then drops its row. Throws route_index_unavailable when Redis does not confirm it in time. */
   async applyCommitted(change: RouteChange): Promise<void> {
-    await this.bounded(this.routes.apply([change]));
-    await this.pool.query('DELETE FROM route_outbox WHERE id = ?', [change.version]);
+    this.own.add(change.version);
+    try {
+      await this.bounded(this.routes.apply([change]));
+      await this.pool.query('DELETE FROM route_outbox WHERE id = ?', [change.version]);
+    } finally {
+      this.own.delete(change.version);
+    }
   }
 
   /**
@@ -115,11 +130,34 @@ export class RouteOutbox {
    */
   async applyBatch(committed: readonly RouteChange[], reasserted: readonly VersionedBinding[]): Promise<void> {
     if (committed.length === 0 && reasserted.length === 0) return;
-    await this.bounded(this.routes.apply([...committed, ...reasserted.map((binding) => ({ version: binding.routeVersion, binding }))]));
-    // Housekeeping, not part of the answer: a row left behind is applied again (harmlessly) and dropped by applyPending.
-    if (committed.length > 0) {
-      this.pool.query('DELETE FROM route_outbox WHERE id IN (?)', [committed.map((c) => c.version)]).catch(() => undefined);
+    const versions = committed.map((c) => c.version);
+    for (const v of versions) this.own.add(v);
+    try {
+      await this.bounded(this.routes.apply([...committed, ...reasserted.map((binding) => ({ version: binding.routeVersion, binding }))]));
+    } catch (err) {
+      for (const v of versions) this.own.delete(v);
+      throw err;
     }
+    if (versions.length > 0) this.dropApplied(versions);
+  }
+
+  /**
+   * Housekeeping, not part of the answer: applied rows are deleted one statement at a time, the
+   * rows of batches applied meanwhile together in the next. A row left behind (a failed delete,
+   * a stop) is applied again, harmlessly, and dropped by applyPending.
+   */
+  private dropApplied(versions: readonly number[]): void {
+    this.applied.push(...versions);
+    if (this.dropping) return;
+    this.dropping = true;
+    void (async () => {
+      while (this.applied.length > 0) {
+        const ids = this.applied.splice(0, OUTBOX_PAGE);
+        await this.pool.query('DELETE FROM route_outbox WHERE id IN (?)', [ids]).catch(() => undefined);
+        for (const id of ids) this.own.delete(id);
+      }
+      this.dropping = false;
+    })();
   }
 
   /** A retried request: makes Redis say again what MySQL says of this binding, at its version. */
@@ -129,7 +167,11 @@ export class RouteOutbox {
 
   /** Applies the oldest rows left behind, re-reading each binding as MySQL has it now; how many were applied. */
   async applyPending(limit = OUTBOX_PAGE): Promise<number> {
-    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT id, binding_id, previous FROM route_outbox ORDER BY id LIMIT ?', [limit]);
+    const own = [...this.own];
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT id, binding_id, previous FROM route_outbox ${own.length > 0 ? 'WHERE id NOT IN (?)' : ''} ORDER BY id LIMIT ?`,
+      own.length > 0 ? [own, limit] : [limit],
+    );
     if (rows.length === 0) return 0;
     const [bindingRows] = await this.pool.query<RowDataPacket[]>('SELECT * FROM bindings WHERE id IN (?)', [[...new Set(rows.map((r) => String(r.binding_id)))]]);
     const current = new Map(bindingRows.map((r) => [String(r.id), versionedBinding(r)]));

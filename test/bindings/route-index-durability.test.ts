@@ -71,6 +71,20 @@ describe('the route index never routes an unbound binding', () => {
   const refuseWrites = () => redisServer.admin.config('SET', 'min-replicas-to-write', '1');
   const acceptWrites = () => redisServer.admin.config('SET', 'min-replicas-to-write', '0');
 
+  it('a change this controller is still applying is left to it by its own outbox task, not applied a second time', async () => {
+    await registry.drainPendingRoutes(5000);
+    const outboxSize = async (): Promise<number> => Number((await db.pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM route_outbox'))[0][0]?.n);
+    expect(await outboxSize()).toBe(0);
+    // Writes wait (the new binding's routes among them); reads go on.
+    await redisServer.admin.call('CLIENT', 'PAUSE', '400', 'WRITE');
+    const bound = bindPair();
+    await waitUntil('the bind committed, its route change in the outbox', async () => (await outboxSize()) === 1);
+    expect(await registry.applyPendingRoutes()).toBe(0);
+    const binding = await bound;
+    expect(await routed(binding.x, binding.a!)).toBe(true);
+    await waitUntil('its row dropped by the bind itself', async () => (await outboxRows(binding.id)) === 0);
+  });
+
   it('with Redis refusing writes, unbind answers 503 route_index_unavailable (never success), and the removal lands once Redis is back', async () => {
     const binding = await bindPair();
     expect(await routed(binding.x, binding.a!)).toBe(true);

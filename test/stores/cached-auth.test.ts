@@ -29,6 +29,31 @@ describe('API-key checks cached for a few seconds', () => {
     expect(backing.calls).toEqual(['good', 'good']);
   });
 
+  it('requests missing together (cold start, TTL run out under load) share one check', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const calls: string[] = [];
+    const auth = cachedApiKeyAuth(
+      {
+        async authenticate(key: string) {
+          calls.push(key);
+          await gate;
+          return key === 'good' ? tenant : null;
+        },
+      },
+      60_000,
+    );
+    const burst = [...Array.from({ length: 50 }, () => auth.authenticate('good')), auth.authenticate('bad'), auth.authenticate('bad')];
+    release();
+    const answers = await Promise.all(burst);
+    expect(answers.slice(0, 50).every((t) => t === tenant)).toBe(true);
+    expect(answers.slice(50)).toEqual([null, null]);
+    expect(calls).toEqual(['good', 'bad']);
+    // A refused key shared its check but is still not cached: the next request checks again.
+    expect(await auth.authenticate('bad')).toBeNull();
+    expect(calls).toEqual(['good', 'bad', 'bad']);
+  });
+
   it('a refused key is not cached: a key created a moment later works at once', async () => {
     const valid = new Set<string>();
     const backing = store(valid);
