@@ -312,5 +312,6 @@ function isAllowedPeer(allowed: BlockList, address: string | undefined): boolean
   if (!address) return false;
   const mappedV4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
   if (mappedV4 !== undefined) return allowed.check(mappedV4, 'ipv4');
-  return allowed.check(address, net.isIPv6(address) ? 'ipv6' : 'ipv4');
+  // A socket's own peer address is a well-formed IP: only IPv6 has colons (net.isIPv6's regular expression is not needed per call).
+  return allowed.check(address, address.includes(':') ? 'ipv6' : 'ipv4');
 }
