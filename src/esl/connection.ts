@@ -147,25 +147,14 @@ export class FastConnection extends Base {
     });
   }
 
-  /**
-   * One write per command (modesl writes every line separately); a body follows the blank line, announced by Content-Length.
-   * Commands sent in the same tick leave in one segment (cork until the next tick): a burst of originates
-   * costs one write system call, not one each.
-   */
+  /** One write per command (modesl writes every line separately): see writeCommand. */
   override send(command: string, args?: Record<string, string> | null, body?: string): void {
-    let out = command + '\n';
-    if (args) for (const [key, value] of Object.entries(args)) out += `${key}: ${value}\n`;
-    if (body !== undefined) out += `Content-Length: ${Buffer.byteLength(body, 'utf8')}\n`;
     const socket = this.socket;
     if (socket === null || socket.destroyed) {
       this.emit('error', new Error('esl socket is not connected'));
       return;
     }
-    if (socket.writableCorked === 0) {
-      socket.cork();
-      process.nextTick(() => socket.uncork());
-    }
-    socket.write(out + '\n' + (body ?? ''));
+    writeCommand(socket, command, args, body);
   }
 
   /** sendRecv with a body (sendevent): the reply callback is queued as modesl's own sendRecv does. */
@@ -177,4 +166,20 @@ export class FastConnection extends Base {
   subscribe(_events: unknown, cb?: () => void): void {
     if (typeof cb === 'function') cb();
   }
+}
+
+/**
+ * Writes one ESL command (a body follows the blank line, announced by Content-Length) as one string.
+ * Commands written in the same tick leave in one segment (the socket is corked until the next tick):
+ * a burst of commands costs one write system call, not one each.
+ */
+export function writeCommand(socket: Socket, command: string, args?: Record<string, string> | null, body?: string): void {
+  let out = command + '\n';
+  if (args) for (const [key, value] of Object.entries(args)) out += `${key}: ${value}\n`;
+  if (body !== undefined) out += `Content-Length: ${Buffer.byteLength(body, 'utf8')}\n`;
+  if (socket.writableCorked === 0) {
+    socket.cork();
+    process.nextTick(() => socket.uncork());
+  }
+  socket.write(out + '\n' + (body ?? ''));
 }
