@@ -206,7 +206,11 @@ export async function run(): Promise<Record<string, unknown>> {
   const rate = Number(process.env.BENCH_RATE ?? 1000);
   const seconds = Number(process.env.BENCH_SECONDS ?? 3);
   const bare = await bareOutboundServer();
+  const floorCpuBefore = processCpuMs(process.pid);
+  const floorMainThreadCpuBefore = threadCpuMs(process.pid);
   const floorRun = await offerCalls(bare.port, rate, seconds, callers);
+  const floorCpuAfter = processCpuMs(process.pid);
+  const floorMainThreadCpuAfter = threadCpuMs(process.pid);
   await bare.close();
   takeCounts();
   const processCpuBefore = processCpuMs(process.pid);
@@ -234,7 +238,14 @@ export async function run(): Promise<Record<string, unknown>> {
     offeredPerSecond: rate,
     achievedPerSecond: Math.round(achieved),
     connectToBridgeMs: summary(latencies),
-    floorConnectToBridgeMs: { ...summary(floor), achievedPerSecond: Math.round((floor.length / floorRun.elapsedMs) * 1000), failedCalls: floorRun.failed },
+    floorConnectToBridgeMs: {
+      ...summary(floor),
+      achievedPerSecond: Math.round((floor.length / floorRun.elapsedMs) * 1000),
+      failedCalls: floorRun.failed,
+      // What the bare protocol server costs per call, measured as controllerCpuMsPerCall is.
+      serverCpuMsPerCall: perCall(floorCpuBefore, floorCpuAfter, floorRun.switchCpuMs, floor.length),
+      serverMainThreadCpuMsPerCall: perCall(floorMainThreadCpuBefore, floorMainThreadCpuAfter, 0, floor.length),
+    },
     p50OverFloor: Number((at(latencies, 50) / at(floor, 50)).toFixed(2)),
     p99OverFloor: Number((at(latencies, 99) / at(floor, 99)).toFixed(2)),
     // The same interval as the controller sees it (accept to bridge written), without the fake switch's own scheduling.
