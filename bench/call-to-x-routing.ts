@@ -24,6 +24,7 @@ import { RouteLookup } from '../src/stores/route-lookup';
 import { createRedis } from '../src/stores/redis';
 import { deletePrefixKeys } from '../test/support/redis';
 import { countCommands, takeCounts } from './support/command-counter';
+import { processCpuMs, threadCpuMs } from './support/proc-cpu';
 
 const X = '700100000000001';
 
@@ -36,6 +37,15 @@ const { parentPort, workerData } = require('node:worker_threads');
 const net = require('node:net');
 const { randomUUID } = require('node:crypto');
 const { port, x, rate, seconds, callers } = workerData;
+const { readFileSync } = require('node:fs');
+// This thread's own CPU (utime + stime, 10 ms ticks), so the controller's share can be told apart from the fake switch's.
+function ownCpuMs() {
+  try {
+    const stat = readFileSync('/proc/thread-self/stat', 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch { return null; }
+}
 function channelData(uuid, caller) {
   const h = [
     ['Event-Name', 'CHANNEL_DATA'], ['Unique-ID', uuid], ['Channel-Name', 'sofia/external/' + caller + '@127.0.0.1:5090'],
@@ -71,6 +81,7 @@ function fakeCall(caller) {
   const latencies = [];
   let failed = 0;
   const pending = [];
+  const cpu0 = ownCpuMs();
   const t0 = performance.now();
   for (let i = 0; i < rate * seconds; i++) {
     const due = t0 + (i * 1000) / rate;
@@ -79,15 +90,24 @@ function fakeCall(caller) {
     pending.push(fakeCall('138' + String(i % callers).padStart(8, '0')).then((ms) => { if (ms === null) failed++; else latencies.push(ms); }));
   }
   await Promise.all(pending);
-  parentPort.postMessage({ latencies, failed, elapsedMs: performance.now() - t0 });
+  const cpu1 = ownCpuMs();
+  parentPort.postMessage({ latencies, failed, elapsedMs: performance.now() - t0, switchCpuMs: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0 });
 })().catch((err) => parentPort.postMessage({ error: String(err) }));
 `;
 
 /** The fake switch at `rate` calls/s for `seconds` against the outbound socket at `port`: connect-to-bridge latencies. */
-function offerCalls(port: number, rate: number, seconds: number, callers: number): Promise<{ latencies: number[]; failed: number; elapsedMs: number }> {
+interface OfferedCalls {
+  latencies: number[];
+  failed: number;
+  elapsedMs: number;
+  /** The fake switch thread's own CPU over the run (null off Linux). */
+  switchCpuMs: number | null;
+}
+
+function offerCalls(port: number, rate: number, seconds: number, callers: number): Promise<OfferedCalls> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(FAKE_SWITCH, { eval: true, workerData: { port, x: X, rate, seconds, callers } });
-    worker.once('message', (m: { latencies: number[]; failed: number; elapsedMs: number } | { error: string }) => ('error' in m ? reject(new Error(m.error)) : resolve(m)));
+    worker.once('message', (m: OfferedCalls | { error: string }) => ('error' in m ? reject(new Error(m.error)) : resolve(m)));
     worker.once('error', reject);
   });
 }
@@ -120,6 +140,12 @@ async function bareOutboundServer(): Promise<{ port: number; close: () => Promis
         server.close(() => r());
       }),
   };
+}
+
+/** CPU ms per call over an interval, less what another thread spent in it; null when /proc was unreadable. */
+function perCall(before: number | null, after: number | null, otherThreadMs: number | null, calls: number): number | null {
+  if (before === null || after === null || otherThreadMs === null) return null;
+  return Number(((after - before - otherThreadMs) / Math.max(1, calls)).toFixed(3));
 }
 
 export async function run(): Promise<Record<string, unknown>> {
@@ -180,10 +206,18 @@ export async function run(): Promise<Record<string, unknown>> {
   const rate = Number(process.env.BENCH_RATE ?? 1000);
   const seconds = Number(process.env.BENCH_SECONDS ?? 3);
   const bare = await bareOutboundServer();
+  const floorCpuBefore = processCpuMs(process.pid);
+  const floorMainThreadCpuBefore = threadCpuMs(process.pid);
   const floorRun = await offerCalls(bare.port, rate, seconds, callers);
+  const floorCpuAfter = processCpuMs(process.pid);
+  const floorMainThreadCpuAfter = threadCpuMs(process.pid);
   await bare.close();
   takeCounts();
+  const processCpuBefore = processCpuMs(process.pid);
+  const mainThreadCpuBefore = threadCpuMs(process.pid);
   const result = await offerCalls(port, rate, seconds, callers);
+  const processCpuAfter = processCpuMs(process.pid);
+  const mainThreadCpuAfter = threadCpuMs(process.pid);
   const commands = takeCounts();
   const latencies = result.latencies;
   const achieved = (latencies.length / result.elapsedMs) * 1000;
@@ -204,7 +238,14 @@ export async function run(): Promise<Record<string, unknown>> {
     offeredPerSecond: rate,
     achievedPerSecond: Math.round(achieved),
     connectToBridgeMs: summary(latencies),
-    floorConnectToBridgeMs: { ...summary(floor), achievedPerSecond: Math.round((floor.length / floorRun.elapsedMs) * 1000), failedCalls: floorRun.failed },
+    floorConnectToBridgeMs: {
+      ...summary(floor),
+      achievedPerSecond: Math.round((floor.length / floorRun.elapsedMs) * 1000),
+      failedCalls: floorRun.failed,
+      // What the bare protocol server costs per call, measured as controllerCpuMsPerCall is.
+      serverCpuMsPerCall: perCall(floorCpuBefore, floorCpuAfter, floorRun.switchCpuMs, floor.length),
+      serverMainThreadCpuMsPerCall: perCall(floorMainThreadCpuBefore, floorMainThreadCpuAfter, 0, floor.length),
+    },
     p50OverFloor: Number((at(latencies, 50) / at(floor, 50)).toFixed(2)),
     p99OverFloor: Number((at(latencies, 99) / at(floor, 99)).toFixed(2)),
     // The same interval as the controller sees it (accept to bridge written), without the fake switch's own scheduling.
@@ -216,6 +257,11 @@ export async function run(): Promise<Record<string, unknown>> {
         .filter(([name]) => name.startsWith('redis '))
         .map(([name, n]) => [name, Number((n / Math.max(1, latencies.length)).toFixed(3))]),
     ),
+    // CPU per decided call on the controller side, from /proc (10 ms ticks): the whole process minus the fake switch's thread
+    // (so it includes GC and libuv helper threads), and the main thread alone (the controller's JavaScript).
+    controllerCpuMsPerCall: perCall(processCpuBefore, processCpuAfter, result.switchCpuMs, latencies.length),
+    controllerMainThreadCpuMsPerCall: perCall(mainThreadCpuBefore, mainThreadCpuAfter, 0, latencies.length),
+    switchCpuMsPerCall: result.switchCpuMs === null ? null : Number((result.switchCpuMs / Math.max(1, latencies.length)).toFixed(3)),
     routeCacheMs: cache.enabled ? Number(process.env.BENCH_ROUTE_CACHE_MS ?? 10_000) : 0,
     note: 'connectToBridgeMs is measured by the fake switch (a worker thread sharing the 2 cores): TCP connect to the bridge command received, including the round trips of connect and myevents+linger and the Redis lookup; floorConnectToBridgeMs is the same fake switch against a bare outbound server that only speaks the protocol (measured first, same rate); controllerAcceptToBridgeMs is the numguard_routing_decision_seconds histogram\'s measure',
     goal: 'p99 <= 2 ms at 1,000 new calls/s',

@@ -7,8 +7,17 @@ const TICKS_PER_SECOND = 100; // USER_HZ: 100 on every Linux this runs on
 
 /** utime + stime of a process (all its threads) in ms, or null when unreadable. */
 export function processCpuMs(pid: number): number | null {
+  return statCpuMs(`/proc/${pid}/stat`);
+}
+
+/** utime + stime of one thread of this process in ms (its main thread's id is the pid), or null when unreadable. */
+export function threadCpuMs(threadId: number): number | null {
+  return statCpuMs(`/proc/self/task/${threadId}/stat`);
+}
+
+function statCpuMs(path: string): number | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(path, 'utf8');
     // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ticks = Number(fields[11]) + Number(fields[12]);

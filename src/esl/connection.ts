@@ -3,11 +3,13 @@
  * the auth handshake and command sending (sendRecv, FIFO command/reply callbacks); we replace:
  *  - the Parser (`_onConnect`): FrameReader, and channel events go straight to `eventSink` as
  *    lazily parsed EslEvents, skipping modesl's Event objects and EventEmitter2 wildcard dispatch.
- *    Every other message (replies, auth/request, disconnect notices) still reaches modesl's
+ *    Every other message (auth/request, disconnect notices, log data) still reaches modesl's
  *    `_onEvent(event, headers, body)` exactly as its own Parser would emit it, so sendRecv/api
  *    callbacks keep working. With no sink set, events take modesl's path too.
  *  - `auth`: no silent `event json BACKGROUND_JOB CHANNEL_EXECUTE_COMPLETE` on success, and a
  *    refused password emits `esl::auth::fail` (which we turn into an EslAuthError).
+ *  - reply dispatch: command/reply and api/response call the callback their command queued directly
+ *    (modesl's own listeners do just that, after a wildcard emit nobody else hears).
  *  - `subscribe`: modesl's outbound constructor subscribes json events after `connect`; ours
  *    only calls back, so the session's format and subscription stay ours (`myevents`).
  */
@@ -35,6 +37,8 @@ interface ModeslConnection {
   sendRecv(command: string, args: Record<string, string> | null, cb: (e: ModeslEvent) => void): void;
   /** modesl's FIFO of command-reply callbacks (what sendRecv pushes to). */
   cmdCallbackQueue: Array<(e: ModeslEvent) => void>;
+  /** modesl's FIFO of api-response callbacks (what api pushes to). */
+  apiCallbackQueue: Array<(e: ModeslEvent) => void>;
   api(command: string, cb: (e: ModeslEvent) => void): void;
   _onEvent(event: ModeslEvent, headers: Record<string, string>, body: string | undefined): void;
   _onError(err: Error): void;
@@ -111,8 +115,23 @@ export class FastConnection extends Base {
         return;
       }
     }
-    if (ct === 'command/reply' && headers['Event-Name'] === 'CHANNEL_DATA') this.channelDataHeaders = headers;
+    // Replies go straight to the callback their command queued (what modesl's own reply listeners
+    // do), without modesl's wildcard event dispatch: nothing here listens to replies otherwise.
+    if (ct === 'command/reply') {
+      if (headers['Event-Name'] === 'CHANNEL_DATA') this.channelDataHeaders = headers;
+      this.answer(this.cmdCallbackQueue, headers, body);
+      return;
+    }
+    if (ct === 'api/response') {
+      this.answer(this.apiCallbackQueue, headers, body);
+      return;
+    }
     this._onEvent(toModeslEvent(headers, body), headers, body);
+  }
+
+  private answer(callbacks: Array<(e: ModeslEvent) => void>, headers: Record<string, string>, body: string | undefined): void {
+    const callback = callbacks.shift();
+    if (callback !== undefined) callback.call(this, toModeslEvent(headers, body));
   }
 
   auth(): void {
@@ -128,25 +147,14 @@ export class FastConnection extends Base {
     });
   }
 
-  /**
-   * One write per command (modesl writes every line separately); a body follows the blank line, announced by Content-Length.
-   * Commands sent in the same tick leave in one segment (cork until the next tick): a burst of originates
-   * costs one write system call, not one each.
-   */
+  /** One write per command (modesl writes every line separately): see writeCommand. */
   override send(command: string, args?: Record<string, string> | null, body?: string): void {
-    let out = command + '\n';
-    if (args) for (const [key, value] of Object.entries(args)) out += `${key}: ${value}\n`;
-    if (body !== undefined) out += `Content-Length: ${Buffer.byteLength(body, 'utf8')}\n`;
     const socket = this.socket;
     if (socket === null || socket.destroyed) {
       this.emit('error', new Error('esl socket is not connected'));
       return;
     }
-    if (socket.writableCorked === 0) {
-      socket.cork();
-      process.nextTick(() => socket.uncork());
-    }
-    socket.write(out + '\n' + (body ?? ''));
+    writeCommand(socket, command, args, body);
   }
 
   /** sendRecv with a body (sendevent): the reply callback is queued as modesl's own sendRecv does. */
@@ -158,4 +166,20 @@ export class FastConnection extends Base {
   subscribe(_events: unknown, cb?: () => void): void {
     if (typeof cb === 'function') cb();
   }
+}
+
+/**
+ * Writes one ESL command (a body follows the blank line, announced by Content-Length) as one string.
+ * Commands written in the same tick leave in one segment (the socket is corked until the next tick):
+ * a burst of commands costs one write system call, not one each.
+ */
+export function writeCommand(socket: Socket, command: string, args?: Record<string, string> | null, body?: string): void {
+  let out = command + '\n';
+  if (args) for (const [key, value] of Object.entries(args)) out += `${key}: ${value}\n`;
+  if (body !== undefined) out += `Content-Length: ${Buffer.byteLength(body, 'utf8')}\n`;
+  if (socket.writableCorked === 0) {
+    socket.cork();
+    process.nextTick(() => socket.uncork());
+  }
+  socket.write(out + '\n' + (body ?? ''));
 }

@@ -13,7 +13,7 @@ import { EventEmitter } from 'node:events';
 import net, { BlockList } from 'node:net';
 import type { Logger } from '../logger';
 import { executeHeaders } from './client';
-import { FastConnection, type ModeslEvent } from './connection';
+import { OutboundConnection, type EslReply } from './outbound-connection';
 import { EslCommandError, EslDisconnectedError, EslError } from './errors';
 import { RecordEvent, type EslEvent } from './event';
 import { assertNoNewline, rejectAll, track, type PendingOp } from './pending';
@@ -53,7 +53,7 @@ class Session extends EventEmitter implements OutboundSession {
   private ended = false;
 
   constructor(
-    private readonly conn: FastConnection,
+    private readonly conn: OutboundConnection,
     private readonly socket: net.Socket,
     readonly channelData: EslEvent,
     private readonly opts: EslOutboundServerOptions,
@@ -63,7 +63,7 @@ class Session extends EventEmitter implements OutboundSession {
     super();
     this.uuid = channelData.header('Unique-ID') ?? channelData.header('Channel-Unique-ID') ?? '';
     conn.eventSink = (e) => this.dispatch(e);
-    conn.on('esl::event::disconnect::notice', (evt: ModeslEvent) => this.onNotice(evt));
+    conn.noticeSink = (notice) => this.onNotice(notice);
     socket.once('close', () => this.onClosed());
   }
 
@@ -154,8 +154,8 @@ class Session extends EventEmitter implements OutboundSession {
     }
   }
 
-  private onNotice(evt: ModeslEvent): void {
-    if (evt.getHeader('Content-Disposition') !== 'linger') return;
+  private onNotice(notice: EslReply): void {
+    if (notice.getHeader('Content-Disposition') !== 'linger') return;
     this.lingerNotice = true;
     this.hungUp = true;
     for (const w of this.lingerWaiters.splice(0)) w();
@@ -235,9 +235,9 @@ export class EslOutboundServer extends EventEmitter {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     socket.setNoDelay(true);
-    const conn = new FastConnection(socket); // modesl sends `connect` at once
+    const conn = new OutboundConnection(socket); // sends `connect` at once
     conn.reader.limits = { ...OUTBOUND_FRAME_LIMITS, onOverflow: (err) => fail(err) };
-    conn.on('error', (err: Error) => log.debug({ err }, 'outbound socket error'));
+    conn.errorSink = (err) => log.debug({ err }, 'outbound socket error');
     const fail = (err: Error): void => {
       log.warn({ err }, 'outbound socket handshake failed');
       socket.destroy();
@@ -279,7 +279,7 @@ export class EslOutboundServer extends EventEmitter {
     });
   }
 
-  private ready(conn: FastConnection, socket: net.Socket, channelData: EslEvent, acceptedAt: number, early: EslEvent[]): void {
+  private ready(conn: OutboundConnection, socket: net.Socket, channelData: EslEvent, acceptedAt: number, early: EslEvent[]): void {
     if (socket.destroyed) return;
     const slog = this.opts.logger.child({ uuid: channelData.uuid ?? '' });
     const session = new Session(conn, socket, channelData, this.opts, slog, acceptedAt);
@@ -312,5 +312,6 @@ function isAllowedPeer(allowed: BlockList, address: string | undefined): boolean
   if (!address) return false;
   const mappedV4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
   if (mappedV4 !== undefined) return allowed.check(mappedV4, 'ipv4');
-  return allowed.check(address, net.isIPv6(address) ? 'ipv6' : 'ipv4');
+  // A socket's own peer address is a well-formed IP: only IPv6 has colons (net.isIPv6's regular expression is not needed per call).
+  return allowed.check(address, address.includes(':') ? 'ipv6' : 'ipv4');
 }

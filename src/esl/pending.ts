@@ -51,8 +51,11 @@ export function track<T>(registry: Set<PendingOp<unknown>>, timeoutMs: number, w
   return { op, promise };
 }
 
+/** Every op still pending fails with the same error (one stack captured per dropped connection, not one per op). */
 export function rejectAll(registry: Set<PendingOp<unknown>>, reason: string): void {
-  for (const op of [...registry]) op.reject(new EslDisconnectedError(reason));
+  if (registry.size === 0) return;
+  const err = new EslDisconnectedError(reason);
+  for (const op of [...registry]) op.reject(err);
 }
 
 /** Commands and headers are line-framed: a newline would smuggle a second command onto the socket. */

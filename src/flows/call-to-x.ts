@@ -342,7 +342,10 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
     result = bAnswerAt !== null ? 'connected' : 'refused' in decision ? decision.refused : 'failed';
   }
 
-  const end = await Promise.race([hungUp, new Promise<undefined>((r) => setTimeout(() => r(undefined), END_WAIT_MS))]);
+  let endWait: NodeJS.Timeout | undefined;
+  const end = await Promise.race([hungUp, new Promise<undefined>((r) => (endWait = setTimeout(() => r(undefined), END_WAIT_MS)))]);
+  // Not left running for its 10 s after the hangup came: at 1,000 calls/s that is 10,000 live timers and their closures.
+  clearTimeout(endWait);
   if (handingOver && (await handingOver)) return null;
   finishing = true;
   await session.close().catch(() => undefined);

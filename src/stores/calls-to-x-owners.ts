@@ -1,6 +1,12 @@
 import { redisKeys } from './keys';
 import type { RedisClient } from './redis';
 
+/** Record writes gathered in one turn of the event loop. */
+interface OwnerWrites {
+  readonly tracked: Map<string, string>;
+  readonly untracked: Set<string>;
+}
+
 /** A call to X whose controller instance died before it queued the call's CDR. */
 export interface OrphanedCallToX {
   readonly owner: string;
@@ -21,6 +27,8 @@ export interface OrphanedCallToX {
  */
 export class CallsToXOwners {
   private readonly keys: ReturnType<typeof redisKeys>;
+  private batch: OwnerWrites = { tracked: new Map(), untracked: new Set() };
+  private flushing: Promise<void> | undefined;
 
   constructor(
     private readonly redis: RedisClient,
@@ -39,12 +47,44 @@ export class CallsToXOwners {
     ]);
   }
 
-  async track(callId: string, record: string): Promise<void> {
-    await this.redis.hset(this.keys.callsToXOwnerCalls(this.instanceId), callId, record);
+  /**
+   * Records a call (once per call). Writes are gathered until the end of the event loop's turn and
+   * leave together: one HSET of every call decided in that turn (and one HDEL of every call ended),
+   * in one write. Resolves once that write is done; rejects, for every call in it, if it failed.
+   */
+  track(callId: string, record: string): Promise<void> {
+    this.batch.untracked.delete(callId);
+    this.batch.tracked.set(callId, record);
+    return this.flushSoon();
   }
 
-  async untrack(callId: string): Promise<void> {
-    await this.redis.hdel(this.keys.callsToXOwnerCalls(this.instanceId), callId);
+  /** Drops a call's record; a call tracked in the same turn is never written at all. */
+  untrack(callId: string): Promise<void> {
+    if (!this.batch.tracked.delete(callId)) this.batch.untracked.add(callId);
+    return this.flushSoon();
+  }
+
+  private flushSoon(): Promise<void> {
+    this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      const { tracked, untracked } = this.batch;
+      this.batch = { tracked: new Map(), untracked: new Set() };
+      this.flushing = undefined;
+      return this.write(tracked, untracked);
+    });
+    return this.flushing;
+  }
+
+  private async write(tracked: ReadonlyMap<string, string>, untracked: ReadonlySet<string>): Promise<void> {
+    const key = this.keys.callsToXOwnerCalls(this.instanceId);
+    if (tracked.size > 0 && untracked.size > 0) {
+      const results = await this.redis.pipeline().hset(key, tracked).hdel(key, ...untracked).exec();
+      const failed = results?.find(([err]) => err !== null)?.[0];
+      if (failed) throw failed;
+    } else if (tracked.size > 0) {
+      await this.redis.hset(key, tracked);
+    } else if (untracked.size > 0) {
+      await this.redis.hdel(key, ...untracked);
+    }
   }
 
   /** The calls of every instance that is not alive (this one excepted); a dead instance with none left is unlisted. */

@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { CallsToXOwners } from '../../src/stores/calls-to-x-owners';
+import { redisKeys } from '../../src/stores/keys';
 import { deletePrefixKeys, TEST_REDIS_URL, testRedisPrefix } from '../support/redis';
 
 /** Which controller instance carries which call to X, and which calls are orphans (real Redis). */
@@ -39,5 +40,27 @@ describe('CallsToXOwners', () => {
     expect(await redis.smembers(`${prefix}:calls-to-x:owners`)).not.toContain('dying');
     await dying.heartbeat();
     expect(await redis.smembers(`${prefix}:calls-to-x:owners`)).toContain('dying');
+  });
+  it('gathers the writes of one turn into one command, and never writes a call tracked and dropped in the same turn', async () => {
+    const owners = new CallsToXOwners(redis, prefix, 'batched', 60_000);
+    const key = redisKeys(prefix).callsToXOwnerCalls('batched');
+    const hset = jest.spyOn(redis, 'hset');
+    const hdel = jest.spyOn(redis, 'hdel');
+    try {
+      await Promise.all([owners.track('a', '{"n":"a"}'), owners.track('b', '{"n":"b"}'), owners.track('c', '{"n":"c"}')]);
+      expect(hset).toHaveBeenCalledTimes(1);
+      expect(await redis.hgetall(key)).toEqual({ a: '{"n":"a"}', b: '{"n":"b"}', c: '{"n":"c"}' });
+
+      hset.mockClear();
+      await Promise.all([owners.track('short', '{"n":"short"}'), owners.untrack('short')]);
+      expect(hset).not.toHaveBeenCalled();
+      expect(hdel).not.toHaveBeenCalled();
+
+      await Promise.all([owners.untrack('a'), owners.untrack('b'), owners.track('d', '{"n":"d"}')]);
+      expect(await redis.hgetall(key)).toEqual({ c: '{"n":"c"}', d: '{"n":"d"}' });
+    } finally {
+      hset.mockRestore();
+      hdel.mockRestore();
+    }
   });
 });
