@@ -143,22 +143,27 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   // cluster (pub/sub order across nodes is not kept) there is no cache.
   const coherent = !isCluster(redis);
   const routeCache = new RouteReadCache<RouteRead>(coherent ? config.routeCache : { ...config.routeCache, ttlMs: 0 });
-  const stopRouteCache = routeCache.enabled
-    ? await joinRouteCache(routeCache, {
-        subscriber: createRequestRedis(redisTarget, config.redisRequests),
-        redis,
-        prefix: config.redisPrefix,
-        leaseMs: config.routeCache.leaseMs,
-      })
-    : async () => undefined;
+  // The index invalidates its own cache once Redis has its writes: its own barrier neither waits for that cache nor hears from it.
+  const routeCacheId = randomUUID();
   const routeWriteBarrier = coherent
     ? await RouteWriteBarrier.start({
         subscriber: createRequestRedis(redisTarget, config.redisRequests),
         redis,
         prefix: config.redisPrefix,
         ackTimeoutMs: config.routeCache.ackTimeoutMs,
+        localCacheId: routeCache.enabled ? routeCacheId : undefined,
       })
     : undefined;
+  const stopRouteCache = routeCache.enabled
+    ? await joinRouteCache(routeCache, {
+        subscriber: createRequestRedis(redisTarget, config.redisRequests),
+        redis,
+        prefix: config.redisPrefix,
+        leaseMs: config.routeCache.leaseMs,
+        id: routeCacheId,
+        localWriterId: routeWriteBarrier?.id,
+      })
+    : async () => undefined;
   const routes = new RouteIndex(redis, config.redisPrefix, numberHash, routeCache, routeWriteBarrier);
   // Created once the queues exist (below); abuse control reports through it from then on.
   // eslint-disable-next-line prefer-const -- assigned once, below; the closures made before then read it

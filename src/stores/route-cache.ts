@@ -152,6 +152,13 @@ export interface RouteCacheMembership {
   readonly prefix: string;
   /** How long a lease lasts; renewed every third of it. */
   readonly leaseMs: number;
+  /** This cache's member id in the lease set (default: a new one). */
+  readonly id?: string;
+  /**
+   * The id of this process's RouteWriteBarrier, whose writes this cache has already forgotten (its
+   * RouteIndex invalidates its own cache once Redis has them): that writer's syncs need no acknowledgement.
+   */
+  readonly localWriterId?: string;
 }
 
 /**
@@ -162,7 +169,7 @@ export interface RouteCacheMembership {
 export async function joinRouteCache(cache: Pick<RouteReadCache<unknown>, 'invalidateKey' | 'setLive' | 'setLeaseUntil'>, m: RouteCacheMembership): Promise<() => Promise<void>> {
   const channel = routeChangesChannel(m.prefix);
   const members = routeCacheMembersKey(m.prefix);
-  const id = randomUUID();
+  const id = m.id ?? randomUUID();
   let stopped = false;
   let subscribed = false;
   cache.setLeaseUntil(0);
@@ -204,7 +211,7 @@ export async function joinRouteCache(cache: Pick<RouteReadCache<unknown>, 'inval
     }
     // Every message before this one has been handled: acknowledge it to its writer.
     const [writer, seq] = message.slice(SYNC.length).split('|');
-    if (writer && seq) void m.redis.publish(routeCacheAckChannel(m.prefix, writer), `${id}|${seq}`).catch(() => undefined);
+    if (writer && seq && writer !== m.localWriterId) void m.redis.publish(routeCacheAckChannel(m.prefix, writer), `${id}|${seq}`).catch(() => undefined);
   });
   m.subscriber.on('close', lost);
   m.subscriber.on('reconnecting', lost);
@@ -239,6 +246,11 @@ export interface RouteWriteBarrierOptions {
   readonly prefix: string;
   /** How long acknowledgements are waited for before a silent cache is evicted. */
   readonly ackTimeoutMs: number;
+  /**
+   * The member id of the cache in this process that every write behind this barrier has already
+   * invalidated (the RouteIndex writing through both): it is not waited for, and it does not acknowledge.
+   */
+  readonly localCacheId?: string;
 }
 
 /**
@@ -247,7 +259,7 @@ export interface RouteWriteBarrierOptions {
  * own cache is on: another's may be.
  */
 export class RouteWriteBarrier {
-  private readonly id = randomUUID();
+  readonly id = randomUUID();
   private seq = 0;
   private readonly waiting = new Map<number, { acked: Set<string>; heard: () => void }>();
 
@@ -278,7 +290,7 @@ export class RouteWriteBarrier {
     try {
       const reply = (await BARRIER.run(this.o.redis, [routeCacheMembersKey(this.o.prefix)], [routeChangesChannel(this.o.prefix), `${SYNC}${this.id}|${seq}`])) as string[];
       const holders: string[] = [];
-      for (let i = 0; i < reply.length; i += 2) holders.push(String(reply[i]));
+      for (let i = 0; i < reply.length; i += 2) if (String(reply[i]) !== this.o.localCacheId) holders.push(String(reply[i]));
       if (holders.length === 0) return;
       const allHeard = (): boolean => holders.every((h) => acked.has(h));
       if (!allHeard()) {

@@ -5,10 +5,11 @@
  * and on the others as they hear it; it serves nothing while it cannot hear. Real MariaDB, and a
  * redis-server of this suite's own.
  */
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { numberHasher } from '../../src/domain/number-hash';
 import type { Binding } from '../../src/domain/binding-rules';
-import { routeCacheMembersKey } from '../../src/stores/keys';
+import { routeCacheAckChannel, routeCacheMembersKey } from '../../src/stores/keys';
 import { BindingService } from '../../src/bindings/binding-service';
 import { createRedis } from '../../src/stores/redis';
 import { joinRouteCache, RouteReadCache, RouteWriteBarrier } from '../../src/stores/route-cache';
@@ -97,18 +98,24 @@ describe('the route cache never routes an unbound binding', () => {
   const stops: Array<() => Promise<void>> = [];
   let tenant: string;
 
-  /** A controller: its index with a cache fed by its own subscription, and the binding service writing through it. */
+  /**
+   * A controller: its index with a cache fed by its own subscription, and the binding service writing through it.
+   * `local`: wired as app.ts wires it, the barrier knowing the cache its own index invalidates.
+   */
   const LEASE_MS = 600;
-  const controller = async (): Promise<{ routes: RouteIndex; cache: RouteReadCache<RouteRead>; registry: BindingService; subscriber: Redis }> => {
+  const controller = async (
+    opts: { local?: boolean } = {},
+  ): Promise<{ routes: RouteIndex; cache: RouteReadCache<RouteRead>; registry: BindingService; subscriber: Redis; cacheId: string; barrier: RouteWriteBarrier }> => {
     const redis = createRedis(redisServer.url);
     const subscriber = createRedis(redisServer.url);
     const acks = createRedis(redisServer.url);
     connections.push(redis, subscriber, acks);
     const cache = new RouteReadCache<RouteRead>({ ttlMs: 60_000, maxEntries: 1000 });
-    stops.push(await joinRouteCache(cache, { subscriber, redis, prefix, leaseMs: LEASE_MS }));
-    const barrier = await RouteWriteBarrier.start({ subscriber: acks, redis, prefix, ackTimeoutMs: 100 });
+    const cacheId = randomUUID();
+    const barrier = await RouteWriteBarrier.start({ subscriber: acks, redis, prefix, ackTimeoutMs: 100, localCacheId: opts.local ? cacheId : undefined });
+    stops.push(await joinRouteCache(cache, { subscriber, redis, prefix, leaseMs: LEASE_MS, id: cacheId, localWriterId: opts.local ? barrier.id : undefined }));
     const routes = new RouteIndex(redis, prefix, numberHasher(HASH_KEY), cache, barrier);
-    return { routes, cache, registry: new BindingService(db.pool, routes, undefined, { routeWriteTimeoutMs: 5000 }), subscriber };
+    return { routes, cache, registry: new BindingService(db.pool, routes, undefined, { routeWriteTimeoutMs: 5000 }), subscriber, cacheId, barrier };
   };
 
   beforeAll(async () => {
@@ -160,6 +167,38 @@ describe('the route cache never routes an unbound binding', () => {
       expect(await routed(other.routes, binding.x, binding.a!)).toBe(false);
       expect(await routed(other.routes, binding.x, binding.b)).toBe(false);
     }
+  });
+
+  it('the cache its own index invalidates is neither waited for nor acknowledges that index’s writes; another controller’s cache still is', async () => {
+    const one = await controller({ local: true });
+    const other = await controller();
+    const spy = createRedis(redisServer.url);
+    connections.push(spy);
+    const ackedBy: string[] = [];
+    spy.on('message', (_channel: string, message: string) => ackedBy.push(message.split('|')[0] ?? ''));
+    await spy.subscribe(routeCacheAckChannel(prefix, one.barrier.id));
+    for (let i = 0; i < 5; i++) {
+      const binding = await bindPair(one.registry);
+      expect(await routed(one.routes, binding.x, binding.a!)).toBe(true);
+      expect(await routed(other.routes, binding.x, binding.a!)).toBe(true);
+      expect(one.cache.get(binding.x, binding.a!)).toBeDefined();
+      expect(other.cache.get(binding.x, binding.a!)).toBeDefined();
+      // Its own cache stops hearing anything: the unbind must not wait for it (that would take the ack timeout and a lease).
+      (one.subscriber as unknown as { stream: { pause(): void } }).stream.pause();
+      const started = performance.now();
+      await one.registry.unbind(tenant, binding.id);
+      const took = performance.now() - started;
+      (one.subscriber as unknown as { stream: { resume(): void } }).stream.resume();
+      expect(took).toBeLessThan(100 + LEASE_MS);
+      expect(one.cache.get(binding.x, binding.a!)).toBeUndefined();
+      expect(await routed(one.routes, binding.x, binding.a!)).toBe(false);
+      expect(other.cache.get(binding.x, binding.a!)).toBeUndefined();
+      expect(await routed(other.routes, binding.x, binding.a!)).toBe(false);
+    }
+    await waitUntil('the other cache’s acknowledgements', () => ackedBy.includes(other.cacheId));
+    // Give the own cache's subscription time to have handled every sync it heard.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(ackedBy).not.toContain(one.cacheId);
   });
 
   it('a cache that does not acknowledge is evicted and waited out: the unbind answers after its lease ended, and it routes nothing after', async () => {
