@@ -448,13 +448,27 @@ export class RouteIndex {
       // Not a route MySQL has: away, at the version seen, so a newer write made meanwhile is left alone.
       repairs.push({ op: 'remove', key, version: held.version ?? 0, bindingId: held.bindingId ?? '', expiresAt: held.expiresAt ?? now });
     }
+    const holds = (held: StoredRoute | undefined, want: { binding: VersionedBinding; route: RouteTarget }): boolean =>
+      // Newer than what MySQL said when read: a change made since, not drift.
+      held !== undefined &&
+      ((held.version ?? 0) > want.binding.routeVersion || (!held.removed && JSON.stringify(held) === routeJson(want.binding.routeVersion, want.route)));
+    const missing: string[] = [];
     for (const [key, want] of expected) {
       await pause(1);
-      const held = seen.get(key);
-      // Newer than what MySQL said when read: a change made since, not drift.
-      if (held && (held.version ?? 0) > want.binding.routeVersion) continue;
-      if (held && !held.removed && JSON.stringify(held) === routeJson(want.binding.routeVersion, want.route)) continue;
-      repairs.push({ op: 'put', key, version: want.binding.routeVersion, bindingId: want.binding.id, route: want.route });
+      if (!holds(seen.get(key), want)) missing.push(key);
+    }
+    // Looked at again now: a binding made while Redis was being scanned has its routes written by its
+    // own request, not missing. Under load that was every binding of the pass's seconds, each "repaired".
+    for (let i = 0; i < missing.length; i += RECONCILE_SLICE) {
+      const keys = missing.slice(i, i + RECONCILE_SLICE);
+      const current = await getMany(this.redis, keys);
+      keys.forEach((key, j) => {
+        const want = expected.get(key);
+        const stored = current[j];
+        if (!want || holds(stored ? (JSON.parse(stored) as StoredRoute) : undefined, want)) return;
+        repairs.push({ op: 'put', key, version: want.binding.routeVersion, bindingId: want.binding.id, route: want.route });
+      });
+      await pause(keys.length);
     }
     // The markers of Xs that take extensions: missing (Redis lost them) or short of their latest binding.
     const markerKeys = [...expectedPrompts.keys()];
@@ -469,7 +483,9 @@ export class RouteIndex {
         repairs.push({ op: 'mark', key, prompt: want });
       });
     }
-    const repaired = await this.write(repairs);
+    // In slices: one script call for tens of thousands of routes overflowed the stack building its arguments.
+    let repaired = 0;
+    for (let i = 0; i < repairs.length; i += RECONCILE_SLICE) repaired += await this.write(repairs.slice(i, i + RECONCILE_SLICE));
     return { found: repairs.length, repaired };
   }
 }
