@@ -170,6 +170,18 @@ describe('the route index never routes an unbound binding', () => {
     expect(await routes.reconcile(() => registry.listActive())).toEqual({ found: 0, repaired: 0 });
   });
 
+  it('a binding made while the reconcile scanned Redis is not drift: its request wrote its routes', async () => {
+    await bindPair();
+    let madeDuringPass: Binding | null = null;
+    const drift = await routes.reconcile(async () => {
+      // Redis has been scanned by now; MySQL is read after this bind committed and wrote its routes.
+      madeDuringPass = await bindPair();
+      return registry.listActive();
+    });
+    expect(madeDuringPass).not.toBeNull();
+    expect(drift).toEqual({ found: 0, repaired: 0 });
+  });
+
   it('a rebuild from an older read of MySQL never brings back a binding unbound meanwhile', async () => {
     const binding = await bindPair();
     const snapshot = await registry.listActive();
