@@ -212,8 +212,8 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   scheduler.add({
     name: 'route index reconcile',
     everyMs: config.routeIndexWrites.reconcileIntervalSeconds * 1000,
-    run: async () => {
-      const drift = await routes.reconcile(() => bindings.listActivePages());
+    run: async (stopping) => {
+      const drift = await routes.reconcile(() => bindings.listActivePages(), Date.now(), stopping);
       metrics?.routeDrift(drift.found, drift.repaired);
       if (drift.found > 0) logger.warn(drift, 'route index drifted from MySQL');
     },

@@ -13,7 +13,8 @@ export interface PeriodicTask {
   /** Names the task in logs ("<name> failed"). */
   readonly name: string;
   readonly everyMs: number;
-  readonly run: () => Promise<void>;
+  /** `stopping` is aborted by stop(): a long run may end early rather than hold the shutdown. */
+  readonly run: (stopping: AbortSignal) => Promise<void>;
   /** Run once at once (not awaited), then every everyMs. */
   readonly runAtStart?: boolean;
 }
@@ -22,6 +23,7 @@ export class Scheduler {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly running = new Map<string, Promise<void>>();
   private stopped = false;
+  private readonly stopping = new AbortController();
 
   constructor(private readonly logger: Logger) {}
 
@@ -36,6 +38,7 @@ export class Scheduler {
   /** No further runs; resolves once the runs in progress are over. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort(new Error('scheduler stopped'));
     for (const t of this.timers) clearInterval(t);
     this.timers.clear();
     await Promise.all(this.running.values());
@@ -45,9 +48,9 @@ export class Scheduler {
     if (this.stopped || this.running.has(task.name)) return;
     const run = (async () => {
       try {
-        await task.run();
+        await task.run(this.stopping.signal);
       } catch (err) {
-        this.logger.error({ err }, `${task.name} failed`);
+        if (!this.stopping.signal.aborted) this.logger.error({ err }, `${task.name} failed`);
       } finally {
         this.running.delete(task.name);
       }

@@ -177,7 +177,8 @@ export async function joinRouteCache(cache: Pick<RouteReadCache<unknown>, 'inval
     const sent = performance.now();
     const held = (await LEASE.run(m.redis, [members], [id, String(m.leaseMs), mode])) === 1;
     if (held && !stopped) cache.setLeaseUntil(sent + m.leaseMs);
-    return held;
+    // A stop that came while the lease was being taken wins: a stopped cache never turns live again.
+    return held && !stopped;
   };
   const join = async (): Promise<void> => {
     try {

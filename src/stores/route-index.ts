@@ -1,6 +1,7 @@
 import type { RedisClient } from './redis';
 import type { Binding, CallRestriction } from '../domain/binding-rules';
 import type { NumberHasher } from '../domain/number-hash';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { getMany, LuaScript, scanKeys } from './redis';
 import { redisKeys, routeChangesChannel } from './keys';
 import type { RouteReadCache, RouteWriteBarrier } from './route-cache';
@@ -95,8 +96,14 @@ interface StoredRoute {
 
 const ANY_CALLER = '*';
 
-/** Routes a reconcile compares between two turns of the event loop. */
+/** Routes a reconcile compares between two pauses. */
 const RECONCILE_SLICE = 500;
+/**
+ * The share of the time a reconcile may work: after each slice it rests for the rest. A whole pass at
+ * once (Redis scanned, MySQL read, every route compared) took 16 s of both cores at 150,000 bindings
+ * and cut the bind rate to a third meanwhile; paced, it costs the same work spread thinner.
+ */
+const RECONCILE_SHARE = 0.2;
 
 /** Every write to a route: versioned, so an older change never overwrites a newer (see the script). */
 const APPLY_ROUTE_CHANGE = LuaScript.load('apply-route-change');
@@ -390,15 +397,24 @@ export class RouteIndex {
    * first, MySQL after: a route seen in Redis was applied after its commit, so MySQL's answer read
    * later already includes it. Every repair is a versioned write, so a change made meanwhile wins.
    */
-  async reconcile(readActive: () => Promise<readonly VersionedBinding[]> | AsyncIterable<readonly VersionedBinding[]>, now: number = Date.now()): Promise<RouteDrift> {
+  async reconcile(
+    readActive: () => Promise<readonly VersionedBinding[]> | AsyncIterable<readonly VersionedBinding[]>,
+    now: number = Date.now(),
+    /** Ends a paced pass early (the controller stopping): it rejects with the signal's reason, nothing repaired. */
+    stopping?: AbortSignal,
+  ): Promise<RouteDrift> {
     // Tens of thousands of routes: the work is done a slice at a time, so that requests and calls
     // are served in between instead of waiting out the whole comparison.
     let sinceYield = 0;
+    let sliceStart = performance.now();
     const pause = async (n: number): Promise<void> => {
+      stopping?.throwIfAborted();
       sinceYield += n;
       if (sinceYield < RECONCILE_SLICE) return;
       sinceYield = 0;
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      const worked = performance.now() - sliceStart;
+      await sleep(worked * (1 / RECONCILE_SHARE - 1), undefined, { signal: stopping });
+      sliceStart = performance.now();
     };
     const seen = new Map<string, StoredRoute>();
     for await (const keys of scanKeys(this.redis, redisKeys(this.prefix).routePattern)) {
@@ -408,6 +424,7 @@ export class RouteIndex {
         const v = values[i];
         if (v) seen.set(k, JSON.parse(v) as StoredRoute);
       });
+      await pause(routeKeys.length);
     }
     const expected = new Map<string, { binding: VersionedBinding; route: RouteTarget }>();
     const expectedPrompts = new Map<string, ExtensionPrompt>();
@@ -431,13 +448,27 @@ export class RouteIndex {
       // Not a route MySQL has: away, at the version seen, so a newer write made meanwhile is left alone.
       repairs.push({ op: 'remove', key, version: held.version ?? 0, bindingId: held.bindingId ?? '', expiresAt: held.expiresAt ?? now });
     }
+    const holds = (held: StoredRoute | undefined, want: { binding: VersionedBinding; route: RouteTarget }): boolean =>
+      // Newer than what MySQL said when read: a change made since, not drift.
+      held !== undefined &&
+      ((held.version ?? 0) > want.binding.routeVersion || (!held.removed && JSON.stringify(held) === routeJson(want.binding.routeVersion, want.route)));
+    const missing: string[] = [];
     for (const [key, want] of expected) {
       await pause(1);
-      const held = seen.get(key);
-      // Newer than what MySQL said when read: a change made since, not drift.
-      if (held && (held.version ?? 0) > want.binding.routeVersion) continue;
-      if (held && !held.removed && JSON.stringify(held) === routeJson(want.binding.routeVersion, want.route)) continue;
-      repairs.push({ op: 'put', key, version: want.binding.routeVersion, bindingId: want.binding.id, route: want.route });
+      if (!holds(seen.get(key), want)) missing.push(key);
+    }
+    // Looked at again now: a binding made while Redis was being scanned has its routes written by its
+    // own request, not missing. Under load that was every binding of the pass's seconds, each "repaired".
+    for (let i = 0; i < missing.length; i += RECONCILE_SLICE) {
+      const keys = missing.slice(i, i + RECONCILE_SLICE);
+      const current = await getMany(this.redis, keys);
+      keys.forEach((key, j) => {
+        const want = expected.get(key);
+        const stored = current[j];
+        if (!want || holds(stored ? (JSON.parse(stored) as StoredRoute) : undefined, want)) return;
+        repairs.push({ op: 'put', key, version: want.binding.routeVersion, bindingId: want.binding.id, route: want.route });
+      });
+      await pause(keys.length);
     }
     // The markers of Xs that take extensions: missing (Redis lost them) or short of their latest binding.
     const markerKeys = [...expectedPrompts.keys()];
@@ -452,7 +483,9 @@ export class RouteIndex {
         repairs.push({ op: 'mark', key, prompt: want });
       });
     }
-    const repaired = await this.write(repairs);
+    // In slices: one script call for tens of thousands of routes overflowed the stack building its arguments.
+    let repaired = 0;
+    for (let i = 0; i < repairs.length; i += RECONCILE_SLICE) repaired += await this.write(repairs.slice(i, i + RECONCILE_SLICE));
     return { found: repairs.length, repaired };
   }
 }

@@ -155,6 +155,11 @@ describe('the route index never routes an unbound binding', () => {
     expect(await redis.del(redisKeys(prefix).route(kept[1]!.x, numberHasher(HASH_KEY)(kept[1]!.a!)))).toBe(1);
     expect(await routed(gone.x, gone.a!)).toBe(true);
     // MySQL read a page at a time (one binding per page here), as the controller's periodic reconcile reads it.
+    // A pass the controller's stop ends early rejects and repairs nothing.
+    const stopped = new AbortController();
+    stopped.abort(new Error('stopping'));
+    await expect(routes.reconcile(() => registry.listActivePages(Date.now(), 1), Date.now(), stopped.signal)).rejects.toThrow('stopping');
+    expect(await routed(gone.x, gone.a!)).toBe(true);
     const drift = await routes.reconcile(() => registry.listActivePages(Date.now(), 1));
     expect(drift).toEqual({ found: 3, repaired: 3 }); // gone's two routes, kept[1]'s missing one
     expect(await routed(gone.x, gone.a!)).toBe(false);
@@ -163,6 +168,18 @@ describe('the route index never routes an unbound binding', () => {
     expect(await routed(kept[1]!.x, kept[1]!.b)).toBe(true);
     // Nothing left to repair.
     expect(await routes.reconcile(() => registry.listActive())).toEqual({ found: 0, repaired: 0 });
+  });
+
+  it('a binding made while the reconcile scanned Redis is not drift: its request wrote its routes', async () => {
+    await bindPair();
+    let madeDuringPass: Binding | null = null;
+    const drift = await routes.reconcile(async () => {
+      // Redis has been scanned by now; MySQL is read after this bind committed and wrote its routes.
+      madeDuringPass = await bindPair();
+      return registry.listActive();
+    });
+    expect(madeDuringPass).not.toBeNull();
+    expect(drift).toEqual({ found: 0, repaired: 0 });
   });
 
   it('a rebuild from an older read of MySQL never brings back a binding unbound meanwhile', async () => {

@@ -75,4 +75,29 @@ describe('the scheduler of periodic work', () => {
     await scheduler.stop();
     expect(lines.join('')).toContain('flaky sweep failed');
   });
+  it('tells a run in progress that stop() was called, and does not log the run it ended as failed', async () => {
+    const scheduler = new Scheduler(logger);
+    const before = lines.length;
+    let started = false;
+    scheduler.add({
+      name: 'paced pass',
+      everyMs: 5,
+      run: async (stopping) => {
+        started = true;
+        // A run that would rest for a minute: only the signal ends it early.
+        await new Promise<void>((resolve, reject) => {
+          const rest = setTimeout(resolve, 60_000);
+          stopping.addEventListener('abort', () => {
+            clearTimeout(rest);
+            reject(stopping.reason as Error);
+          });
+        });
+      },
+    });
+    await until(() => started);
+    const t0 = Date.now();
+    await scheduler.stop();
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(lines.slice(before).join('')).not.toContain('paced pass failed');
+  });
 });
