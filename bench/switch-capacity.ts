@@ -38,6 +38,7 @@ import { CAPACITY_EVENT_FILTERS, CAPACITY_EVENTS, callbackRate, parseSwitchStatu
 import { BindingService } from '../src/bindings/binding-service';
 import { migrate } from '../src/stores/migrate';
 import { createMysqlPool, ensureDatabase, type Pool } from '../src/stores/mysql';
+import { queueNames } from '../src/stores/keys';
 import { createRedis } from '../src/stores/redis';
 import { TenantStore } from '../src/stores/tenant-store';
 import { dropDatabase, testDatabaseUrl } from '../test/support/mysql';
@@ -612,7 +613,7 @@ async function main(): Promise<void> {
     for (const profile of s.profiles) {
       await setLimits(bare, profile.sessionsPerSecond, profile.minIdleCpu);
       const expected = callbackRate(s.gatewayCps, profile.sessionsPerSecond, Number(s.controllerEnv.CALLBACK_SWITCH_SHARE ?? 85)).callsPerSecond;
-      const metaKey = `${prefix}:click-to-dial.carrier:meta`;
+      const metaKey = `${prefix}:${queueNames.clickToDial('carrier')}:meta`;
       const until = Date.now() + 45_000;
       let limiter = await redis.hget(metaKey, 'max');
       while (Number(limiter) !== expected && Date.now() < until) {

@@ -7,6 +7,14 @@ const counts = new Map<string, number>();
 const count = (key: string): void => void counts.set(key, (counts.get(key) ?? 0) + 1);
 
 let counting = false;
+
+/** BENCH_COUNT_DETAIL: which of the connection's defined scripts (ioredis defineCommand, BullMQ's included) an EVALSHA runs. */
+function scriptName(redis: Redis, command: { name: string; args?: unknown[] }): string {
+  const sha = command.args?.[0];
+  const scripts = (redis as unknown as { scriptsSet?: Record<string, { sha?: string }> }).scriptsSet ?? {};
+  for (const [name, script] of Object.entries(scripts)) if (script.sha === sha) return name;
+  return typeof sha === 'string' ? sha.slice(0, 8) : '?';
+}
 // BENCH_COUNT_DETAIL=1: MySQL commands keyed by the start of their SQL instead of its verb.
 const detail = process.env.BENCH_COUNT_DETAIL === '1';
 
@@ -16,7 +24,7 @@ export function countCommands(): void {
   const proto = Redis.prototype as unknown as { sendCommand: (this: Redis, command: { name: string }, stream?: unknown) => unknown };
   const sendCommand = proto.sendCommand;
   proto.sendCommand = function (this: Redis, command, stream) {
-    count(`redis ${command.name}`);
+    count(`redis ${command.name}${detail && command.name === 'evalsha' ? ` ${scriptName(this, command)}` : ''}`);
     return sendCommand.call(this, command, stream);
   };
   // Every protocol command (a query, a prepared statement's execute or prepare) goes through addCommand.
