@@ -110,7 +110,7 @@ export async function writeCallbackBindings(
   const [heldRows] = await conn.query<RowDataPacket[]>(
     `SELECT m.x, m.number, m.binding_id, m.expires_at, b.kind FROM binding_members m JOIN bindings b ON b.id = m.binding_id
       WHERE (m.x, m.number) IN (?) OR (m.x IN (?) AND m.number = ?) ORDER BY m.x, m.number FOR UPDATE`,
-    [fresh.map((b) => [b.x, b.b]), xs, XB_HOLD],
+    [[...new Map(fresh.map((b) => [`${b.x}|${b.b}`, [b.x, b.b]])).values()], xs, XB_HOLD],
   );
   interface Holder { readonly bindingId: string; readonly expiresAt: number; readonly callback: boolean }
   const holders = new Map<string, Holder>();

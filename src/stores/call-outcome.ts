@@ -55,19 +55,16 @@ async function writeBatch(conn: PoolConnection, outcomes: readonly CallOutcome[]
      ON DUPLICATE KEY UPDATE call_id = call_id`,
     outcomes.flatMap((o) => cdrValues(o.cdr, now)),
   );
-  // 2. The calls rows: only API-originated (click-to-dial) calls have one; first completion wins.
-  const apiCalls = outcomes.filter((o) => o.cdr.kind === 'click_to_dial');
-  if (apiCalls.length > 0) {
-    const sel = 'SELECT ? AS id, ? AS tenant_id, ? AS result, ? AS hangup_cause, ? AS hangup_side, ? AS completed_at';
+  // 2. The calls rows: only API-originated (click-to-dial) calls have one; first completion wins. The values are the
+  // CDR rows' (just written, or written with the same call's first completion): the statement carries only the ids.
+  const apiCallIds = outcomes.filter((o) => o.cdr.kind === 'click_to_dial').map((o) => o.cdr.callId);
+  if (apiCallIds.length > 0) {
     await conn.query(
-      `UPDATE calls c JOIN (${apiCalls.map(() => sel).join(' UNION ALL ')}) v ON c.id = v.id AND c.tenant_id = v.tenant_id
-          SET c.state = 'completed', c.result = v.result, c.hangup_cause = v.hangup_cause, c.hangup_side = v.hangup_side,
-              c.completed_at = v.completed_at, c.updated_at = ?
-        WHERE c.completed_at IS NULL`,
-      [
-        ...apiCalls.flatMap((o) => [o.cdr.callId, o.cdr.tenantId, o.cdr.result, o.cdr.hangupCause, o.cdr.hangupSide, toDate(o.cdr.endedAt)]),
-        now,
-      ],
+      `UPDATE calls c JOIN cdrs d ON d.call_id = c.id AND d.tenant_id = c.tenant_id
+          SET c.state = 'completed', c.result = d.result, c.hangup_cause = d.hangup_cause, c.hangup_side = d.hangup_side,
+              c.completed_at = d.ended_at, c.updated_at = ?
+        WHERE c.id IN (?) AND c.completed_at IS NULL`,
+      [now, apiCallIds],
     );
   }
   // 3. Callback bindings, through the same invariant tables as every other binding.

@@ -61,6 +61,21 @@ describe('persistCallOutcome', () => {
     expect(await new CdrStore(db.pool).get(tenantA, outcome.cdr.callId)).toEqual(outcome.cdr);
   });
 
+  it('completes each call of a batch with its own CDR', async () => {
+    const calls = new CallStore(db.pool);
+    const busy = (await calls.insert(makeCall(tenantA))).call;
+    const cancelled = (await calls.insert(makeCall(tenantA))).call;
+    await persistCallOutcomes(db.pool, [
+      makeOutcome(tenantA, { callId: busy.id, result: 'b_busy', hangupSide: 'b', hangupCause: 'USER_BUSY', startedAt: 1_700_000_000_000 }),
+      makeOutcome(tenantA, { kind: 'axb', result: 'connected' }, false),
+      makeOutcome(tenantA, { callId: cancelled.id, result: 'cancelled', hangupSide: 'platform', hangupCause: 'ORIGINATOR_CANCEL', startedAt: 1_700_000_100_000 }),
+    ]);
+    expect(await calls.getById(busy.id)).toMatchObject({ state: 'completed', result: 'b_busy', hangupSide: 'b', hangupCause: 'USER_BUSY', completedAt: 1_700_000_069_000 });
+    expect(await calls.getById(cancelled.id)).toMatchObject({
+      state: 'completed', result: 'cancelled', hangupSide: 'platform', hangupCause: 'ORIGINATOR_CANCEL', completedAt: 1_700_000_169_000,
+    });
+  });
+
   it('keeps the first completion of a call', async () => {
     const calls = new CallStore(db.pool);
     const { call } = await calls.insert(makeCall(tenantA));
