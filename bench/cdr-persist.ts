@@ -48,19 +48,25 @@ function costPerCdr(n: number, from: ReturnType<typeof cpuNow>, counts: Record<s
   };
 }
 
+/**
+ * Call i's outcome as the writer meets it in production: one rider (A) calling a different customer (B) each time
+ * through the tenant's fixed X, ended just now, so its callback binding is live (a member row, a route to add).
+ */
 export function outcome(i: number, tenantId: string): CallOutcome {
   const callId = randomUUID();
-  const startedAt = Date.UTC(2026, 0, 1) + i * 10;
+  const endedAt = Date.now();
+  const startedAt = endedAt - 69_000;
+  const b = `139${String(i).padStart(8, '0')}`;
   return {
     cdr: {
-      callId, tenantId, kind: 'click_to_dial', bindingId: null, x: '700123456789012', a: '13800138000', b: '13900139000',
+      callId, tenantId, kind: 'click_to_dial', bindingId: null, x: '700123456789012', a: '13800138000', b,
       startedAt, aRingAt: startedAt + 1000, aAnswerAt: startedAt + 5000, bRingAt: startedAt + 6000, bAnswerAt: startedAt + 9000,
-      endedAt: startedAt + 69_000, talkSeconds: 60, hangupCause: 'NORMAL_CLEARING', hangupSide: 'a', result: 'connected',
+      endedAt, talkSeconds: 60, hangupCause: 'NORMAL_CLEARING', hangupSide: 'a', result: 'connected',
       recordingRef: null, userData: `order-${i}`,
     },
     callbackBinding: {
-      id: randomUUID(), tenantId, x: '700123456789012', a: '13800138000', b: '13900139000',
-      expiresAt: startedAt + 86_400_000, callId, userData: `order-${i}`,
+      id: randomUUID(), tenantId, x: '700123456789012', a: '13800138000', b,
+      expiresAt: endedAt + 86_400_000, callId, userData: `order-${i}`,
     },
   };
 }
@@ -117,7 +123,7 @@ export async function runScenario(s: Scenario): Promise<Record<string, unknown>>
     const cpu = process.cpuUsage(cpu0);
     const cost = costPerCdr(s.n, costFrom, takeCounts());
 
-    const [[row]] = await pool.query<RowDataPacket[]>('SELECT (SELECT COUNT(*) FROM cdrs) AS cdrs, (SELECT COUNT(*) FROM bindings) AS bindings');
+    const [[row]] = await pool.query<RowDataPacket[]>('SELECT (SELECT COUNT(*) FROM cdrs) AS cdrs, (SELECT COUNT(*) FROM bindings) AS bindings, (SELECT COUNT(*) FROM binding_members) AS members');
     const failed = (await queue.queue.getJobCounts('failed')).failed ?? 0;
     return {
       ...s,
@@ -131,6 +137,8 @@ export async function runScenario(s: Scenario): Promise<Record<string, unknown>>
       ...batchStages(batches, persistMs),
       cdrRows: Number(row?.cdrs),
       bindingRows: Number(row?.bindings),
+      /** Callback bindings left routable (one member row each). */
+      liveCallbackRows: Number(row?.members),
       failedJobs: failed,
     };
   } finally {
