@@ -6,7 +6,7 @@ import { parsePrivacyNumber, parseRealNumber } from '../domain/phone-number';
 import { rowToBinding } from './binding-rows';
 import type { CallbackBindingInput } from './call-outcome';
 import { checkedPageLimit, newestFirstPage, SqlConditions } from './keyset-cursor';
-import { isDuplicateKey, toDate, toMsStrict, type Pool } from './mysql';
+import { isDuplicateKey, toDate, toMsStrict, valuesTable, type Pool } from './mysql';
 import type { VersionedBinding } from './route-index';
 import { recordEndedAndNewBindings, recordNewBinding, recordRouteChange, versionedBinding } from './route-outbox';
 import { inTransaction } from './transaction';
@@ -106,11 +106,17 @@ export async function writeCallbackBindings(
     fresh = bindings.filter((b) => !knownIds.has(b.id));
   }
   if (fresh.length === 0) return;
-  const xs = [...new Set(fresh.map((b) => b.x))];
+  // Each (X, B) pair once, and each X's XB hold, in key order: the rows are locked in the order they are looked up.
+  const pairs = new Map<string, readonly [string, string]>();
+  for (const b of fresh) pairs.set(`${b.x}|${b.b}`, [b.x, b.b]).set(`${b.x}|${XB_HOLD}`, [b.x, XB_HOLD]);
+  const keys = [...pairs.values()].sort(([x1, n1], [x2, n2]) => (x1 < x2 ? -1 : x1 > x2 ? 1 : n1 < n2 ? -1 : n1 > n2 ? 1 : 0));
+  const wanted = valuesTable('wanted', ['x', 'number'], keys);
   const [heldRows] = await conn.query<RowDataPacket[]>(
-    `SELECT m.x, m.number, m.binding_id, m.expires_at, b.kind FROM binding_members m JOIN bindings b ON b.id = m.binding_id
-      WHERE (m.x, m.number) IN (?) OR (m.x IN (?) AND m.number = ?) ORDER BY m.x, m.number FOR UPDATE`,
-    [[...new Map(fresh.map((b) => [`${b.x}|${b.b}`, [b.x, b.b]])).values()], xs, XB_HOLD],
+    `WITH ${wanted.sql}
+     SELECT m.x, m.number, m.binding_id, m.expires_at, b.kind FROM wanted w
+       JOIN binding_members m ON m.x = w.x AND m.number = w.number JOIN bindings b ON b.id = m.binding_id
+      ORDER BY m.x, m.number FOR UPDATE`,
+    wanted.params,
   );
   interface Holder { readonly bindingId: string; readonly expiresAt: number; readonly callback: boolean }
   const holders = new Map<string, Holder>();

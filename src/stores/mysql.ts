@@ -76,3 +76,14 @@ export function toMsStrict(value: unknown): number {
 export function isDuplicateKey(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { errno?: number }).errno === 1062;
 }
+
+/**
+ * Rows given as a named table for a `WITH` clause: `name (c1, c2) AS (VALUES (?, ?), …)` and its parameters.
+ * Joined by key, each row is one index lookup. A `(c1, c2) IN ((…), …)` list costs MariaDB's range optimizer
+ * far more: 250 (x, number) pairs took 47–81 ms of its CPU against 2.5 ms joined from such a table.
+ */
+export function valuesTable(name: string, columns: readonly string[], rows: ReadonlyArray<readonly unknown[]>): { sql: string; params: unknown[] } {
+  if (rows.length === 0) throw new Error(`valuesTable ${name}: no rows`);
+  const row = `(${columns.map(() => '?').join(', ')})`;
+  return { sql: `${name} (${columns.join(', ')}) AS (VALUES ${rows.map(() => row).join(', ')})`, params: rows.flat() };
+}

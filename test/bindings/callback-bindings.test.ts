@@ -34,13 +34,13 @@ describe('callback bindings go through the reuse invariant like every binding', 
   });
 
   /** What the callback worker does when a click-to-dial call ends: the Redis route at once, MySQL through the CDR batch. */
-  async function callEnded(a: string, b: string, expiresAt: number, now: number): Promise<CallbackBindingInput> {
+  async function callEnded(a: string, b: string, expiresAt: number, now: number, x = X): Promise<CallbackBindingInput> {
     seq += 1;
     const callId = `00000000-0000-4000-8000-${String(seq).padStart(12, '0')}`;
-    const callback: CallbackBindingInput = { id: `cb-${seq}`, tenantId: tenant, x: X, a, b, expiresAt, callId, userData: null };
+    const callback: CallbackBindingInput = { id: `cb-${seq}`, tenantId: tenant, x, a, b, expiresAt, callId, userData: null };
     const outcome: CallOutcome = {
       cdr: {
-        callId, tenantId: tenant, kind: 'click_to_dial', bindingId: null, x: X, a, b, startedAt: now - 60_000, aRingAt: null,
+        callId, tenantId: tenant, kind: 'click_to_dial', bindingId: null, x, a, b, startedAt: now - 60_000, aRingAt: null,
         aAnswerAt: null, bRingAt: null, bAnswerAt: null, endedAt: now, talkSeconds: 0, hangupCause: 'NORMAL_CLEARING',
         hangupSide: 'b', result: 'b_no_answer', recordingRef: null, userData: null,
       },
@@ -141,6 +141,19 @@ describe('callback bindings go through the reuse invariant like every binding', 
     expect(await stateOf(callback.id)).toBe('unbound');
     expect(await memberOf(b)).toBe(binding.id);
     expect(await routes.lookup(X, b)).toMatchObject({ route: { bindingId: binding.id, target: '13600070003' } });
+  });
+
+  it('a callback is kept only as history on an X that an XB binding holds for another number', async () => {
+    const x = '700100000009002';
+    await registry.importNumbers(tenant, [{ x, area: '010' }]);
+    const { binding } = await registry.bind({ tenantId: tenant, mode: 'xb', b: '13900070010', x });
+    const callback = await callEnded('13800070010', '13900070011', Date.now() + 24 * HOUR, Date.now(), x);
+    expect(await stateOf(callback.id)).toBe('unbound');
+    const [members] = await db.pool.query<RowDataPacket[]>('SELECT number, binding_id FROM binding_members WHERE x = ? ORDER BY number', [x]);
+    expect(members.map((m) => [String(m.number), String(m.binding_id)])).toEqual([
+      ['*', binding.id],
+      ['13900070010', binding.id],
+    ]);
   });
 
   it('an AXB cannot take B on an X where B has a live callback binding', async () => {
