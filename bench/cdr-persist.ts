@@ -56,7 +56,8 @@ export function outcome(i: number, tenantId: string): CallOutcome {
   const callId = randomUUID();
   const endedAt = Date.now();
   const startedAt = endedAt - 69_000;
-  const b = `139${String(i).padStart(8, '0')}`;
+  // Customers' numbers in no particular order (i times a prime, modulo 10^8), as real ones come: not each after the last.
+  const b = `139${String((i * 7_919_993) % 100_000_000).padStart(8, '0')}`;
   return {
     cdr: {
       callId, tenantId, kind: 'click_to_dial', bindingId: null, x: '700123456789012', a: '13800138000', b,
