@@ -128,5 +128,7 @@ export function startCallbackWorker(deps: CallbackWorkerDeps): Worker<ClickToDia
     if (err instanceof DelayedError) return;
     log.error({ jobId: job?.id, err }, 'click-to-dial job failed');
   });
+  // E.g. "could not renew lock": the job is redelivered after stall detection and the new delivery follows the call.
+  worker.on('error', (err) => log.error({ err }, 'click-to-dial worker error'));
   return worker;
 }

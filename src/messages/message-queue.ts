@@ -92,5 +92,6 @@ export function startMessageWorker(opts: {
   worker.on('failed', (job, err) => {
     if (!(err instanceof TryAgainLater)) opts.logger.error({ err, jobId: job?.id }, 'message relay job failed');
   });
+  worker.on('error', (err) => opts.logger.error({ err }, 'message relay worker error'));
   return worker;
 }
