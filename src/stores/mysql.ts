@@ -78,8 +78,8 @@ export function isDuplicateKey(err: unknown): boolean {
 }
 
 /**
- * Rows given as a named table for a `WITH` clause: `name (c1, c2) AS (VALUES (?, ?), …)` and its parameters.
- * Joined by key, each row is one index lookup. A `(c1, c2) IN ((…), …)` list costs MariaDB's range optimizer
+ * Rows given as a named table for a `WITH` clause: `name (c1, c2) AS (VALUES (?, ?), …)` and its parameters
+ * (MariaDB's syntax, 10.3 on; MySQL 8 would want `VALUES ROW(…)`). Joined by key, each row is one index lookup. A `(c1, c2) IN ((…), …)` list costs MariaDB's range optimizer
  * far more: 250 (x, number) pairs took 47–81 ms of its CPU against 2.5 ms joined from such a table.
  */
 export function valuesTable(name: string, columns: readonly string[], rows: ReadonlyArray<readonly unknown[]>): { sql: string; params: unknown[] } {
