@@ -9,7 +9,7 @@ import { checkedPageLimit, newestFirstPage, SqlConditions } from './keyset-curso
 import { isDuplicateKey, toDate, toMsStrict, valuesTable, type Pool } from './mysql';
 import type { VersionedBinding } from './route-index';
 import { recordEndedAndNewBindings, recordNewBinding, recordRouteChange, versionedBinding } from './route-outbox';
-import { inTransaction } from './transaction';
+import { inTransaction, TransactionConflict } from './transaction';
 
 /**
  * Bindings in MySQL, and nothing but SQL: the reuse invariant is held by the database (migration
@@ -106,7 +106,12 @@ export async function writeCallbackBindings(
     fresh = bindings.filter((b) => !knownIds.has(b.id));
   }
   if (fresh.length === 0) return;
-  // Each (X, B) pair once, and each X's XB hold, in key order: the rows are locked in the order they are looked up.
+  // As an AXB bind does: a shared lock on each X's pool row keeps an XB bind (which locks it exclusively) from taking X
+  // alone meanwhile, while callbacks and AXB binds on X go on side by side.
+  await conn.query('SELECT x FROM pool_numbers WHERE x IN (?) ORDER BY x LOCK IN SHARE MODE', [[...new Set(fresh.map((b) => b.x))].sort()]);
+  // Each (X, B) pair once, and each X's XB hold, in key order: the rows found are locked in the order they are looked up.
+  // The caller's transaction is READ COMMITTED, so the pairs not found lock no gap: another transaction taking one of
+  // them meanwhile makes the member insert below fail, and the whole transaction runs again and finds it.
   const pairs = new Map<string, readonly [string, string]>();
   for (const b of fresh) pairs.set(`${b.x}|${b.b}`, [b.x, b.b]).set(`${b.x}|${XB_HOLD}`, [b.x, XB_HOLD]);
   const keys = [...pairs.values()].sort(([x1, n1], [x2, n2]) => (x1 < x2 ? -1 : x1 > x2 ? 1 : n1 < n2 ? -1 : n1 > n2 ? 1 : 0));
@@ -163,7 +168,12 @@ export async function writeCallbackBindings(
   );
   const members = fresh.filter((cb) => routable.has(cb.id));
   if (members.length > 0) {
-    await conn.query('INSERT INTO binding_members (x, number, binding_id, expires_at) VALUES ?', [members.map((cb) => [cb.x, cb.b, cb.id, toDate(cb.expiresAt)])]);
+    try {
+      await conn.query('INSERT INTO binding_members (x, number, binding_id, expires_at) VALUES ?', [members.map((cb) => [cb.x, cb.b, cb.id, toDate(cb.expiresAt)])]);
+    } catch (err) {
+      if (isDuplicateKey(err)) throw new TransactionConflict('an (x, number) pair a callback was to take was taken meanwhile');
+      throw err;
+    }
   }
 }
 

@@ -84,7 +84,9 @@ export async function persistCallOutcomes(pool: Pool, outcomes: readonly CallOut
   const byCall = new Map<string, CallOutcome>();
   for (const o of outcomes) if (!byCall.has(o.cdr.callId)) byCall.set(o.cdr.callId, o);
   const sorted = [...byCall.values()].sort((x, y) => (x.cdr.callId < y.cdr.callId ? -1 : x.cdr.callId > y.cdr.callId ? 1 : 0));
-  await inTransaction(pool, (conn) => writeBatch(conn, sorted));
+  // READ COMMITTED: the callback bindings' reads of (X, B) pairs must lock no gaps, or concurrent batches inserting
+  // customers' numbers scattered over one X's range deadlock on each other (see writeCallbackBindings).
+  await inTransaction(pool, (conn) => writeBatch(conn, sorted), { isolation: 'read committed' });
 }
 
 /** One call's outcome; see persistCallOutcomes. */

@@ -189,4 +189,89 @@ describe('callback bindings go through the reuse invariant like every binding', 
     const { binding } = await registry.bind({ tenantId: tenant, mode: 'axb', a: '13600070005', b, x: X });
     expect(binding.state).toBe('active');
   });
+  /** Outcome n of a batch: a call through x to b whose callback binding is live for a day. */
+  function liveOutcome(tag: string, n: number, x: string, b: string, now: number): CallOutcome {
+    const callId = `00000000-0000-4000-${tag}-${String(n).padStart(12, '0')}`;
+    return {
+      cdr: {
+        callId, tenantId: tenant, kind: 'click_to_dial', bindingId: null, x, a: '13800073000', b, startedAt: now - 60_000, aRingAt: null,
+        aAnswerAt: null, bRingAt: null, bAnswerAt: null, endedAt: now, talkSeconds: 0, hangupCause: null, hangupSide: 'b',
+        result: 'b_no_answer', recordingRef: null, userData: null,
+      },
+      callbackBinding: { id: `${tag}-${n}`, tenantId: tenant, x, a: '13800073000', b, expiresAt: now + 24 * HOUR, callId, userData: null },
+    };
+  }
+
+  it('concurrent CDR batches leaving callbacks to customers scattered over one X do not deadlock', async () => {
+    const x = '700100000009003';
+    await registry.importNumbers(tenant, [{ x, area: '010' }]);
+    const deadlocks = async (): Promise<number> => {
+      const [rows] = await db.pool.query<RowDataPacket[]>("SHOW GLOBAL STATUS LIKE 'Innodb_deadlocks'");
+      return Number(rows[0]!.Value);
+    };
+    const before = await deadlocks();
+    const now = Date.now();
+    let n = 0;
+    for (let round = 0; round < 3; round++) {
+      // four batches at once, their customers' numbers interleaved over X's range (i times a prime, modulo 10^8)
+      const batches = [0, 1, 2, 3].map(() => Array.from({ length: 150 }, () => {
+        n += 1;
+        return liveOutcome('d000', n, x, `139${String((n * 7_919_993) % 100_000_000).padStart(8, '0')}`, now);
+      }));
+      await Promise.all(batches.map((batch) => persistCallOutcomes(db.pool, batch)));
+    }
+    expect(await deadlocks()).toBe(before);
+    const [members] = await db.pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM binding_members WHERE x = ?', [x]);
+    expect(Number(members[0]!.n)).toBe(n);
+  });
+
+  it('an AXB taking (X, B) while a CDR batch is between its read and its write: the batch runs again and keeps its callback as history', async () => {
+    const x = '700100000009004';
+    const b = '13900074001';
+    await registry.importNumbers(tenant, [{ x, area: '010' }]);
+    // Another connection holds the outbox's last gap, so the batch waits after its read of (X, B), before its inserts.
+    const blocker = await db.pool.getConnection();
+    try {
+      await blocker.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      await blocker.beginTransaction();
+      await blocker.query('SELECT id FROM route_outbox WHERE id > (SELECT COALESCE(MAX(id), 0) FROM route_outbox) FOR UPDATE');
+      const outcome = liveOutcome('e000', 1, x, b, Date.now());
+      const written = persistCallOutcomes(db.pool, [outcome]);
+      for (let i = 0; i < 200; i++) {
+        const [waiting] = await db.pool.query<RowDataPacket[]>(
+          "SELECT COUNT(*) AS n FROM information_schema.processlist WHERE db = DATABASE() AND info LIKE 'INSERT INTO route_outbox%'",
+        );
+        if (Number(waiting[0]!.n) > 0) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      // The AXB, written as a bind writes it (its route aside): its binding row and its member row for (X, B).
+      const axbId = '00000000-0000-4000-e000-00000000a0b0';
+      const axb = (async () => {
+        await db.pool.query(
+          `INSERT INTO bindings (id, tenant_id, kind, x, a, b, state, expires_at, created_at, updated_at) VALUES (?, ?, 'axb', ?, '13600074001', ?, 'active', ?, NOW(3), NOW(3))`,
+          [axbId, tenant, x, b, new Date(Date.now() + 24 * HOUR)],
+        );
+        await db.pool.query('INSERT INTO binding_members (x, number, binding_id, expires_at) VALUES (?, ?, ?, ?), (?, ?, ?, ?)', [
+          x, '13600074001', axbId, new Date(Date.now() + 24 * HOUR), x, b, axbId, new Date(Date.now() + 24 * HOUR),
+        ]);
+      })();
+      let timer: NodeJS.Timeout | undefined;
+      const axbDone = await Promise.race([
+        axb.then(() => 'written', (err: unknown) => `failed: ${String(err)}`),
+        new Promise((r) => (timer = setTimeout(() => r('waiting'), 2000))),
+      ]);
+      clearTimeout(timer);
+      await blocker.commit();
+      expect(axbDone).toBe('written');
+      await written;
+      expect(await stateOf(outcome.callbackBinding!.id)).toBe('unbound');
+      const [held] = await db.pool.query<RowDataPacket[]>('SELECT binding_id FROM binding_members WHERE x = ? AND number = ?', [x, b]);
+      expect(String(held[0]!.binding_id)).toBe(axbId);
+      const [cdrs] = await db.pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM cdrs WHERE call_id = ?', [outcome.cdr.callId]);
+      expect(Number(cdrs[0]!.n)).toBe(1);
+    } finally {
+      await blocker.rollback().catch(() => undefined);
+      blocker.release();
+    }
+  });
 });
