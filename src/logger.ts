@@ -45,3 +45,78 @@ export function createLogger(level: string, destination?: pino.DestinationStream
   } as Logger['child'];
   return root;
 }
+
+/**
+ * A request's logger (Fastify's childLoggerFactory): the pino child, with its bindings masked and
+ * serialized, is made only when a line is written at an enabled level. Most requests write none,
+ * and making the child cost more controller CPU per request than any other part of the logging.
+ */
+class LazyChildLogger {
+  private made: Logger | undefined;
+
+  constructor(
+    private readonly parent: Logger,
+    private readonly childBindings: pino.Bindings,
+    private readonly options: pino.ChildLoggerOptions,
+  ) {}
+
+  private real(): Logger {
+    return (this.made ??= this.parent.child(this.childBindings, this.options));
+  }
+
+  private write(level: pino.Level, args: unknown[]): void {
+    if (this.made === undefined && !this.parent.isLevelEnabled(level)) return;
+    this.real()[level](...(args as Parameters<pino.LogFn>));
+  }
+
+  get level(): string {
+    return (this.made ?? this.parent).level;
+  }
+
+  set level(level: string) {
+    this.real().level = level;
+  }
+
+  fatal(...args: unknown[]): void {
+    this.write('fatal', args);
+  }
+
+  error(...args: unknown[]): void {
+    this.write('error', args);
+  }
+
+  warn(...args: unknown[]): void {
+    this.write('warn', args);
+  }
+
+  info(...args: unknown[]): void {
+    this.write('info', args);
+  }
+
+  debug(...args: unknown[]): void {
+    this.write('debug', args);
+  }
+
+  trace(...args: unknown[]): void {
+    this.write('trace', args);
+  }
+
+  silent(): void {}
+
+  child(bindings: pino.Bindings, options?: pino.ChildLoggerOptions): Logger {
+    return this.real().child(bindings, options);
+  }
+
+  isLevelEnabled(level: string): boolean {
+    return (this.made ?? this.parent).isLevelEnabled(level);
+  }
+
+  bindings(): pino.Bindings {
+    return this.real().bindings();
+  }
+}
+
+export function lazyChildLogger(parent: Logger, bindings: pino.Bindings, options: pino.ChildLoggerOptions): Logger {
+  if (options.level !== undefined) return parent.child(bindings, options);
+  return new LazyChildLogger(parent, bindings, options) as unknown as Logger;
+}

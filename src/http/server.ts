@@ -2,7 +2,7 @@ import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { AppError } from '../domain/errors';
 import type { TenantContext } from '../domain/tenant-context';
-import type { Logger } from '../logger';
+import { lazyChildLogger, type Logger } from '../logger';
 import { registerAuditHook, type AuditSink } from './audit-hook';
 import { MemoryAuthThrottle, type AuthFailureThrottle } from './auth-throttle';
 import { notFound, toHttpError } from './errors';
@@ -61,6 +61,9 @@ export function buildHttpServer(deps: HttpDeps): FastifyInstance {
     loggerInstance: deps.logger.child({ component: 'http' }) as FastifyBaseLogger,
     // One line per request, written in onResponse with the route pattern (never the raw URL or body).
     logController: new LogController({ disableRequestLogging: true }),
+    // Each request's logger, made lazily; Fastify hands back the pino logger given as loggerInstance.
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
+    childLoggerFactory: (logger, bindings, options) => lazyChildLogger(logger as Logger, bindings, options) as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT,
     // Request ids are ours (UUIDs); Fastify's own refusals answer in the error shape (request-guards.ts).
     ...guardedServerOptions(),
