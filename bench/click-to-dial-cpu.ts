@@ -11,7 +11,7 @@
  *
  * Environment: BENCH_CALLS [400], BENCH_RATE [40 calls/s], BENCH_TALK_MS [3000],
  * BENCH_SIM_SCALE [1: the simulator's clock; 0.1 runs its delays ten times faster], BENCH_CPU_PROF [a directory: the controller writes
- * a V8 CPU profile there (node --cpu-prof)], REDIS_URL, TEST_MYSQL_URL.
+ * a V8 CPU profile there (node --cpu-prof)], BENCH_CONTROLLER_FLAGS [node flags for the controller, e.g. --max-semi-space-size=32], REDIS_URL, TEST_MYSQL_URL.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -148,7 +148,7 @@ function startController(childEnv: Record<string, string>): Promise<Child> {
   for (const k of ['PATH', 'HOME', 'TZ', 'LANG']) if (env[k] !== undefined) base[k] = env[k];
   const profDir = env.BENCH_CPU_PROF;
   const child = fork(path.join(__dirname, 'support', 'controller-process.ts'), [], {
-    execArgv: ['--import', 'tsx', ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])],
+    execArgv: ['--import', 'tsx', ...(env.BENCH_CONTROLLER_FLAGS?.split(' ').filter(Boolean) ?? []), ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])],
     env: { ...base, ...childEnv },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

@@ -8,12 +8,22 @@ const count = (key: string): void => void counts.set(key, (counts.get(key) ?? 0)
 
 let counting = false;
 
+// Named once: looking through every defined script (BullMQ's forty-odd) on each EVALSHA was counted as the controller's own CPU.
+const scriptNames = new Map<string, string>();
+
 /** BENCH_COUNT_DETAIL: which of the connection's defined scripts (ioredis defineCommand, BullMQ's included) an EVALSHA runs. */
 function scriptName(redis: Redis, command: { name: string; args?: unknown[] }): string {
   const sha = command.args?.[0];
+  if (typeof sha !== 'string') return '?';
+  const known = scriptNames.get(sha);
+  if (known !== undefined) return known;
   const scripts = (redis as unknown as { scriptsSet?: Record<string, { sha?: string }> }).scriptsSet ?? {};
-  for (const [name, script] of Object.entries(scripts)) if (script.sha === sha) return name;
-  return typeof sha === 'string' ? sha.slice(0, 8) : '?';
+  for (const [name, script] of Object.entries(scripts)) {
+    if (script.sha !== sha) continue;
+    scriptNames.set(sha, name);
+    return name;
+  }
+  return sha.slice(0, 8);
 }
 // BENCH_COUNT_DETAIL=1: MySQL commands keyed by the start of their SQL instead of its verb.
 const detail = process.env.BENCH_COUNT_DETAIL === '1';
