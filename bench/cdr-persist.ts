@@ -218,7 +218,6 @@ async function shape(base: Omit<Scenario, 'perJob' | 'concurrency'>, perJob: num
     noopQueueCeilingCdrsPerSec: ceiling.cdrsPerSec,
     noopQueueCeilingJobsPerSec: ceiling.jobsPerSec,
     ratioToCeiling: Math.round((cdrsPerSec / Number(ceiling.cdrsPerSec)) * 100) / 100,
-    meetsGoal: cdrsPerSec >= 10_000 && cdrsPerSec / Number(ceiling.cdrsPerSec) >= 0.7,
     writer,
     noopCeiling: ceiling,
   };
