@@ -48,7 +48,8 @@ describe('InboundSpool', () => {
 
   it('keeps texts the queue refuses on disk (owner-only), in order, and queues them in that order once it takes them again', async () => {
     const q = queue();
-    const spool = new InboundSpool({ dir, enqueueTimeoutMs: 200, retryMs: 50 }, (m) => q.enqueue(m), logger);
+    // Replayed by hand here: a timer's replay while the queue is briefly up would take text 1 before text 2 is kept.
+    const spool = new InboundSpool({ dir, enqueueTimeoutMs: 200, retryMs: 60_000 }, (m) => q.enqueue(m), logger);
     await spool.start();
     q.up = false;
     expect(await spool.accept(text(1))).toBe('kept');
@@ -61,14 +62,27 @@ describe('InboundSpool', () => {
     expect(stat.mode & 0o777).toBe(0o600);
     const lines = (await fs.readFile(path.join(dir, file!), 'utf8')).trim().split('\n');
     expect(lines.map((l) => JSON.parse(l) as InboundMessage)).toEqual([text(1), text(2)]);
-    await new Promise((r) => setTimeout(r, 200));
+    expect(await spool.replay()).toBe(0);
     expect(q.taken).toEqual([]);
     expect(spool.waiting).toBe(2);
     q.up = true;
-    await waitUntil('both queued', () => q.taken.length === 2);
+    expect(await spool.replay()).toBe(2);
     expect(q.taken).toEqual([text(1), text(2)]);
     await waitUntil('the file removed', async () => (await spoolFiles()).length === 0);
     expect(spool.waiting).toBe(0);
+    await spool.stop();
+  });
+
+  it('offers kept texts to the queue again every retryMs until it takes them', async () => {
+    const q = queue();
+    const spool = new InboundSpool({ dir, enqueueTimeoutMs: 200, retryMs: 50 }, (m) => q.enqueue(m), logger);
+    await spool.start();
+    q.up = false;
+    expect(await spool.accept(text(1))).toBe('kept');
+    q.up = true;
+    await waitUntil('queued by the timer', () => q.taken.length === 1);
+    expect(q.taken).toEqual([text(1)]);
+    await waitUntil('the file removed', async () => (await spoolFiles()).length === 0);
     await spool.stop();
   });
 
