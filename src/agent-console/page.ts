@@ -193,12 +193,14 @@ export const CONSOLE_PAGE = `<!doctype html>
     const result = prev.result || view.result || null;
     current = {
       id: view.id, steps, result,
-      talkSeconds: prev.result ? prev.talkSeconds : (view.talkSeconds === undefined ? null : view.talkSeconds),
+      // The end can be read (from the live call) before its CDR is written: the talk time comes with a later view.
+      talkSeconds: prev.talkSeconds ?? view.talkSeconds ?? null,
       connectedAt: prev.connectedAt || (steps.connected ? Date.now() : null),
       hungUp: prev.hungUp || false,
     };
     render();
-    if (result && !prev.result) { clearInterval(tick); tick = null; recent(); }
+    if (result && !prev.result) recent();
+    if (result && current.talkSeconds !== null) { clearInterval(tick); tick = null; }
   }
 
   function onProgress(e) {
@@ -218,7 +220,7 @@ export const CONSOLE_PAGE = `<!doctype html>
   }
 
   function refresh() {
-    if (current && !current.result) api('GET', '/calls/' + current.id).then(adopt, () => undefined);
+    if (current && (!current.result || current.talkSeconds === null)) api('GET', '/calls/' + current.id).then(adopt, () => undefined);
   }
 
   function listen() {
