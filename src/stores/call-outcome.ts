@@ -45,15 +45,13 @@ function noDuplicates(res: ResultSetHeader): boolean {
   return /\bDuplicates: 0\b/.test(res.info);
 }
 
-const placeholders = (n: number): string => `(${new Array<string>(n).fill('?').join(', ')})`;
-
 async function writeBatch(conn: PoolConnection, outcomes: readonly CallOutcome[]): Promise<void> {
   const now = new Date();
   // 1. CDRs: one row per call. A redelivered CDR hits uq_cdrs_call and changes nothing.
+  // `VALUES ?` with one array per row: the driver writes the rows without scanning thousands of placeholders.
   const [inserted] = await conn.query<ResultSetHeader>(
-    `INSERT INTO cdrs (${CDR_COLUMNS.join(', ')}) VALUES ${outcomes.map(() => placeholders(CDR_COLUMNS.length)).join(', ')}
-     ON DUPLICATE KEY UPDATE call_id = call_id`,
-    outcomes.flatMap((o) => cdrValues(o.cdr, now)),
+    `INSERT INTO cdrs (${CDR_COLUMNS.join(', ')}) VALUES ? ON DUPLICATE KEY UPDATE call_id = call_id`,
+    [outcomes.map((o) => cdrValues(o.cdr, now))],
   );
   // 2. The calls rows: only API-originated (click-to-dial) calls have one; first completion wins. The values are the
   // CDR rows' (just written, or written with the same call's first completion): the statement carries only the ids.

@@ -84,6 +84,6 @@ export function isDuplicateKey(err: unknown): boolean {
  */
 export function valuesTable(name: string, columns: readonly string[], rows: ReadonlyArray<readonly unknown[]>): { sql: string; params: unknown[] } {
   if (rows.length === 0) throw new Error(`valuesTable ${name}: no rows`);
-  const row = `(${columns.map(() => '?').join(', ')})`;
-  return { sql: `${name} (${columns.join(', ')}) AS (VALUES ${rows.map(() => row).join(', ')})`, params: rows.flat() };
+  // One `?` for all the rows (the driver writes each array as a row): no placeholder per value to scan.
+  return { sql: `${name} (${columns.join(', ')}) AS (VALUES ?)`, params: [rows] };
 }
