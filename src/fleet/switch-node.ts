@@ -160,7 +160,7 @@ export class SwitchNode extends EventEmitter {
 
   // ---- what a call flow needs of a switch (flows/switch.ts SwitchControl) ------------------------
 
-  api(command: string, opts?: { timeoutMs?: number }): Promise<string> {
+  api(command: string, opts?: { timeoutMs?: number; quick?: boolean }): Promise<string> {
     return this.client.api(command, opts);
   }
 

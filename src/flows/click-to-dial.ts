@@ -512,7 +512,7 @@ class ClickToDialFlow {
       // api_on_answer: a tone has commas, which B's variables in the inline dialplan cannot carry.
       const elapsed = Math.max(0, Math.floor((Date.now() - bAnswerAt) / 1000));
       const warning = endWarningCommand(this.uB, this.req.maxDurationSeconds - elapsed, this.req.endWarningSeconds ?? 0, this.deps.endWarningTone);
-      if (warning) void this.deps.switch.api(warning).catch((err: unknown) => this.log.warn({ err }, 'could not schedule the end warning'));
+      if (warning) void this.deps.switch.api(warning, { quick: true }).catch((err: unknown) => this.log.warn({ err }, 'could not schedule the end warning'));
       if (this.req.record) {
         await this.deps.switch.execute(this.uA, 'record_session', this.deps.recordingPath(this.call.callId));
       }

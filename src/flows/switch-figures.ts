@@ -113,13 +113,13 @@ export function keepFiguresCommand(uuid: string): string {
 
 /** What the switch kept of leg `uuid`, null when nothing (not ended yet, never created, deleted, or the switch restarted). */
 export async function keptFigures(sw: Pick<SwitchControl, 'api'>, uuid: string): Promise<SwitchFigures | null> {
-  return parseKeptFigures(await sw.api(`hash select/${FIGURES_REALM}/${uuid}`));
+  return parseKeptFigures(await sw.api(`hash select/${FIGURES_REALM}/${uuid}`, { quick: true }));
 }
 
 /** Deletes what the switch kept of leg `uuid` (not awaited by callers that have nothing left to do with it). */
 export function forgetFigures(sw: Pick<SwitchControl, 'api'>, uuid: string): Promise<void> {
   if (!UUID.test(uuid)) return Promise.resolve();
-  return sw.api(`hash delete/${FIGURES_REALM}/${uuid}`).then(
+  return sw.api(`hash delete/${FIGURES_REALM}/${uuid}`, { quick: true }).then(
     () => undefined,
     () => undefined,
   );

@@ -22,7 +22,8 @@ export const CALL_EVENT_FILTERS: ReadonlyArray<readonly [string, string]> = [[`v
  * sockets, reconnects or reply correlation.
  */
 export interface SwitchControl {
-  api(command: string, opts?: { timeoutMs?: number }): Promise<string>;
+  /** `quick`: the command returns at once (`hash`, `sched_*`), so the switch may run it without a thread of its own. */
+  api(command: string, opts?: { timeoutMs?: number; quick?: boolean }): Promise<string>;
   bgapi(command: string, opts?: { jobUuid?: string; timeoutMs?: number }): Promise<string>;
   execute(
     uuid: string,

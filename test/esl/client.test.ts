@@ -74,6 +74,27 @@ describe('EslClient against recorded FreeSWITCH bytes', () => {
     expect(cmd?.raw).toBe(`bgapi uuid_exists abc\nJob-UUID: ${jobUuid}\n\n`);
   });
 
+  it('runs a quick api as `api` (no Job-UUID, no BACKGROUND_JOB), and a timed-out one’s late reply answers no later command', async () => {
+    peer.jobBody = (cmd) => (cmd.startsWith('hash select') ? 'kept|figures\n' : '+OK\n');
+    client = makeClient(peer.port);
+    await client.start();
+    const conn = await peer.connection(0);
+    await expect(client.api('hash select/numguard_handover/abc', { quick: true })).resolves.toBe('kept|figures\n');
+    const sent = conn.commands.find((c) => c.line === 'api hash select/numguard_handover/abc');
+    expect(sent?.raw).toBe('api hash select/numguard_handover/abc\n\n');
+    expect(conn.commands.some((c) => c.line.startsWith('bgapi'))).toBe(false);
+
+    // FreeSWITCH answers api commands in order: the first one's reply comes after it timed out, then the second's.
+    peer.handler = (cmd) => cmd.line === 'api hash delete/numguard_handover/slow';
+    await expect(client.api('hash delete/numguard_handover/slow', { quick: true, timeoutMs: 30 })).rejects.toBeInstanceOf(EslTimeoutError);
+    peer.handler = (cmd) => {
+      if (cmd.line !== 'api hash select/numguard_handover/next') return false;
+      for (const body of ['-ERR late\n', 'next|figures\n']) conn.write(`Content-Type: api/response\nContent-Length: ${Buffer.byteLength(body)}\n\n${body}`);
+      return true;
+    };
+    await expect(client.api('hash select/numguard_handover/next', { quick: true })).resolves.toBe('next|figures\n');
+  });
+
   it('times out a command with EslTimeoutError, and its late reply reaches nobody else', async () => {
     peer.autoJobs = false;
     client = makeClient(peer.port);

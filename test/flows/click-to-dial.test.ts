@@ -153,7 +153,7 @@ describe('click-to-dial against the switch simulator (real MariaDB and Redis)', 
     const forThisCall = sys.sim.received.filter((c) => c.includes(uA) || c.includes(uB) || c.includes(call.id));
     expect(forThisCall).toHaveLength(3);
     expect(forThisCall[0]).toMatch(new RegExp(`^bgapi originate \\{.*origination_uuid=${uA}.*\\}\\S+ m:\\^:bridge:\\{.*origination_uuid=${uB}.*\\}\\S+\\^park inline$`));
-    expect(forThisCall.slice(1).sort()).toEqual([`bgapi hash delete/${FIGURES_REALM}/${uA}`, `bgapi hash delete/${FIGURES_REALM}/${uB}`].sort());
+    expect(forThisCall.slice(1).sort()).toEqual([`api hash delete/${FIGURES_REALM}/${uA}`, `api hash delete/${FIGURES_REALM}/${uB}`].sort());
     expect(sys.sim.originateCount(uA)).toBe(1);
     expect(sys.sim.originateCount(uB)).toBe(1);
   });

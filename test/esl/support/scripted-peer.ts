@@ -151,6 +151,12 @@ export class PeerConnection {
         if (this.peer.autoJobs) this.write(backgroundJob(job, rest.join(' '), this.peer.jobBody(rest.join(' ')), this.eventFormat));
         return;
       }
+      case 'api': {
+        // api/response as FreeSWITCH frames it (recording 19a): the command's output as the body, nothing else.
+        const body = this.peer.jobBody(rest.join(' '));
+        this.write(`Content-Type: api/response\nContent-Length: ${Buffer.byteLength(body)}\n\n${body}`);
+        return;
+      }
       case 'sendmsg':
         this.write(BYTES.sendmsgOk);
         return;
@@ -169,7 +175,7 @@ export class ScriptedEslPeer {
   /** First line of every command on every connection, in arrival order. */
   readonly received: string[] = [];
   handler: CommandHandler | undefined;
-  /** Answer every bgapi with its BACKGROUND_JOB at once (body from jobBody). */
+  /** Answer every bgapi with its BACKGROUND_JOB at once (body from jobBody, which also answers every api). */
   autoJobs = true;
   jobBody: (command: string) => string = () => '+OK\n';
   private server: net.Server | undefined;
