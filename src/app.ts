@@ -45,6 +45,7 @@ import { registerWebhookRoutes, type WebhookRouteDeps } from './webhooks/routes'
 import type { Logger } from './logger';
 import { CallbackQueue, callbackQueueName, startCallbackWorker } from './calls/callback-queue';
 import { CAPACITY_EVENT_FILTERS, CAPACITY_EVENTS, callbackBacklog, capacityKey } from './queues/switch-capacity';
+import { DispatchPaceReader, DispatchPaceRecorder, readDispatchPace } from './queues/dispatch-pace';
 import type { CallOutcome } from './stores/call-outcome';
 import { CdrQueue, startCdrWriter } from './queues/cdr-queue';
 import { BindingService } from './bindings/binding-service';
@@ -303,6 +304,10 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   });
   backPressure = capacity;
   await capacity.changed();
+  // How fast and how late calls actually leave the queue, counted by every controller's worker.
+  const paceRecorder = new DispatchPaceRecorder(redis, config.redisPrefix, config.dial.gateway);
+  scheduler.add({ name: 'dispatch pace', everyMs: 250, run: () => paceRecorder.flush() });
+  const dispatchPace = new DispatchPaceReader(() => readDispatchPace(redis, config.redisPrefix, config.dial.gateway));
 
   const flow: ClickToDialDeps = {
     // Each attempt is placed on a switch of the fleet (placement below); this is the default.
@@ -510,6 +515,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     // Started below, once its id is recorded: a job it takes is then one the next run can find.
     autorun: false,
     capacity: { holdMs: () => capacity.holdMs(), hold: (ms) => callbackQueue.queue.rateLimit(ms) },
+    pace: paceRecorder,
     placement: fleetPlacement(fleet, () => capacity.holdMs()),
   });
   if (ownCallbackJobs) {
@@ -547,7 +553,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     defaults,
     numbers: bindings,
     admission: abuse,
-    capacity: { admitNewCall: () => capacity.admit(() => callbackBacklog(callbackQueue.queue)) },
+    capacity: { admitNewCall: () => capacity.admit({ backlog: () => callbackBacklog(callbackQueue.queue), pace: () => dispatchPace.pace() }) },
     logger,
   });
 

@@ -6,6 +6,7 @@ import { runClickToDialAttempt, type ClickToDialUseCaseDeps } from './click-to-d
 import type { CallResult } from '../domain/call';
 import type { JobsInFlight } from '../lifecycle/jobs-in-flight';
 import { CLICK_TO_DIAL_JOB_NAME, type ClickToDialJobData } from './click-to-dial-job';
+import type { DispatchPaceRecorder } from '../queues/dispatch-pace';
 
 /**
  * The callback (click-to-dial) queue. One queue per carrier gateway, so BullMQ's limiter is the
@@ -76,6 +77,8 @@ export interface CallbackWorkerDeps extends Omit<ClickToDialUseCaseDeps, 'holdMs
    * keeps the queue from handing out calls that long (the queue's rateLimit).
    */
   readonly capacity?: { holdMs(): number; hold(ms: number): Promise<void> };
+  /** Counts the calls started and how long each waited for its turn (dispatch-pace.ts): admission bounds waits by it. */
+  readonly pace?: Pick<DispatchPaceRecorder, 'started'>;
 }
 
 export interface JobReturn {
@@ -94,6 +97,7 @@ export function startCallbackWorker(deps: CallbackWorkerDeps): Worker<ClickToDia
   };
 
   const processor = async (job: Job<ClickToDialJobData, JobReturn>, token?: string): Promise<JobReturn> => {
+    deps.pace?.started(job);
     const decision = await runClickToDialAttempt(useCase, job.data);
     switch (decision.kind) {
       case 'done':

@@ -1,7 +1,8 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
 import { callIdFor } from './click-to-dial-request';
 import { callbackQueueName, gatewayOfCallbackQueue } from './callback-queue';
-import { admitNewCall, callbackBacklog, readCapacitySnapshot } from '../queues/switch-capacity';
+import { admitToCallbackQueue, callbackBacklog, readCapacitySnapshot } from '../queues/switch-capacity';
+import { readDispatchPace } from '../queues/dispatch-pace';
 import {
   CLICK_TO_DIAL_JOB_NAME,
   CLICK_TO_DIAL_JOB_VERSION,
@@ -35,7 +36,8 @@ export interface CallbackQueueAddress {
  * request again is a no-op. Returns the call id, to follow the call with `GET /v1/calls/{id}`.
  *
  * Back-pressure: while the switch refuses new channels, or when the call would wait longer than the
- * platform's CALLBACK_MAX_WAIT_SECONDS behind the calls already queued, it is not queued and this
+ * platform's CALLBACK_MAX_WAIT_SECONDS behind the calls already queued (at the rate calls leave the
+ * queue), it is not queued and this
  * throws CapacityRefusedError (`code` switch_at_capacity or gateway_rate_limited, `retryAfterSeconds`),
  * as POST /v1/calls answers 503/429 with Retry-After. (The controllers keep what they know of the
  * switch in Redis; with no controller running nothing is refused.)
@@ -62,11 +64,11 @@ export async function enqueueClickToDial(
   return callId;
 }
 
-/** The capacity check of a callback queue, from the snapshot its controllers keep in Redis. */
+/** The capacity check of a callback queue, from the snapshot and the pace its controllers keep in Redis. */
 async function admitToQueue(queue: Queue): Promise<void> {
   const gateway = gatewayOfCallbackQueue(queue.name);
-  const snapshot = await readCapacitySnapshot(await queue.getBackend().client, queue.opts.prefix ?? 'bull', gateway);
-  if (!snapshot || Date.now() > snapshot.validUntil) return;
-  if (!snapshot.refusing && snapshot.maxWaitSeconds <= 0) return;
-  admitNewCall(snapshot, snapshot.refusing ? 0 : await callbackBacklog(queue));
+  const prefix = queue.opts.prefix ?? 'bull';
+  const redis = await queue.getBackend().client;
+  const snapshot = await readCapacitySnapshot(redis, prefix, gateway);
+  await admitToCallbackQueue(snapshot, { backlog: () => callbackBacklog(queue), pace: () => readDispatchPace(redis, prefix, gateway) });
 }

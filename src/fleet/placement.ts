@@ -3,7 +3,7 @@ import type { AttemptPlacement, PlacedSwitch } from '../calls/click-to-dial-use-
 import { EslDisconnectedError } from '../esl/errors';
 import type { EslEvent } from '../esl/event';
 import type { Logger } from '../logger';
-import { admitNewCall, type CapacitySnapshot } from '../queues/switch-capacity';
+import { admitToCallbackQueue, type CapacitySnapshot, type QueueState } from '../queues/switch-capacity';
 import type { SwitchFleet } from './switch-fleet';
 
 /**
@@ -72,11 +72,10 @@ export class FleetBackPressure {
     return this.deps.fleet.capacity();
   }
 
-  /** Throws CapacityRefusedError for a new call that should not be queued (`backlog`: calls waiting, asked only when it matters). */
-  async admit(backlog: () => Promise<number>): Promise<void> {
+  /** Throws CapacityRefusedError for a new call that should not be queued (the queue's state is asked only when it matters). */
+  admit(queue: QueueState): Promise<void> {
     const s = this.snapshot();
-    if (!s.refusing && s.maxWaitSeconds <= 0) return;
-    admitNewCall(s, s.refusing ? 0 : await backlog(), s.at);
+    return admitToCallbackQueue(s, queue, s.at);
   }
 
   /** ms to hold queued calls before dialling (0: some switch takes calls). */

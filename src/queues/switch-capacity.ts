@@ -14,6 +14,9 @@
  *  - a call that would wait longer than CALLBACK_MAX_WAIT_SECONDS for its turn (the backlog divided
  *    by the limiter's rate) is refused: 429 `gateway_rate_limited` when the gateway's own limit is
  *    the narrower one, 503 `switch_at_capacity` when the switch's is. Each refusal has Retry-After.
+ *  - while the calls started lately had waited (dispatch-pace.ts), the backlog is divided by the
+ *    rate at which they actually left instead, when that is lower: the controllers or the host are
+ *    short of CPU, and the limiter's rate is no longer what the queue does (503 `switch_at_capacity`).
  *
  * The snapshot is also kept in Redis (`<prefix>:capacity:<gateway>`), where `enqueueClickToDial`
  * reads it: a backend queueing straight into BullMQ is refused the same way.
@@ -23,6 +26,7 @@ import { RetryLaterError } from '../domain/errors';
 import type { EslEvent } from '../esl/event';
 import type { Logger } from '../logger';
 import { redisKeys } from '../stores/keys';
+import { QUEUED_LAG_SECONDS, type DispatchPace } from './dispatch-pace';
 
 /** What this reads from the switch's event stream, besides the call flows' events. */
 export const CAPACITY_EVENTS = ['HEARTBEAT'] as const;
@@ -91,11 +95,22 @@ export function callbackRate(
 }
 
 /**
- * Refuses (throws CapacityRefusedError) a new call that the switch would refuse, or that would wait
- * longer than the snapshot's bound behind `backlog` calls already waiting. No snapshot, or a stale
- * one: let it in.
+ * The rate calls leave the queue at: the limiter's, or the pace the calls started lately actually
+ * kept when they had waited for their turn and it is lower.
  */
-export function admitNewCall(snapshot: CapacitySnapshot | null, backlog: number, now: number = Date.now()): void {
+export function drainRate(snapshot: Pick<CapacitySnapshot, 'callsPerSecond'>, pace: DispatchPace | null | undefined): { callsPerSecond: number; paced: boolean } {
+  if (pace && pace.calls > 0 && pace.meanLagSeconds > QUEUED_LAG_SECONDS && pace.callsPerSecond < snapshot.callsPerSecond) {
+    return { callsPerSecond: pace.callsPerSecond, paced: true };
+  }
+  return { callsPerSecond: snapshot.callsPerSecond, paced: false };
+}
+
+/**
+ * Refuses (throws CapacityRefusedError) a new call that the switch would refuse, or that would wait
+ * longer than the snapshot's bound behind `backlog` calls already waiting, at the rate calls leave
+ * the queue (drainRate). No snapshot, or a stale one: let it in.
+ */
+export function admitNewCall(snapshot: CapacitySnapshot | null, backlog: number, now: number = Date.now(), pace?: DispatchPace | null): void {
   if (!snapshot || now > snapshot.validUntil) return;
   if (snapshot.refusing) {
     const why =
@@ -107,11 +122,32 @@ export function admitNewCall(snapshot: CapacitySnapshot | null, backlog: number,
     throw new CapacityRefusedError('switch_at_capacity', `${why}; try again later`, snapshot.refusing.retryAfterSeconds);
   }
   if (snapshot.maxWaitSeconds <= 0) return;
-  const waitSeconds = (backlog + 1) / snapshot.callsPerSecond;
+  const { callsPerSecond, paced } = drainRate(snapshot, pace);
+  const waitSeconds = (backlog + 1) / callsPerSecond;
   if (waitSeconds <= snapshot.maxWaitSeconds) return;
   const retryAfter = Math.max(1, Math.ceil(waitSeconds - snapshot.maxWaitSeconds));
-  const message = `${backlog} calls are waiting at ${snapshot.callsPerSecond} calls/s: this one would be dialled in ${Math.ceil(waitSeconds)} s (at most ${snapshot.maxWaitSeconds} s)`;
-  throw new CapacityRefusedError(snapshot.limitedBy === 'gateway' ? 'gateway_rate_limited' : 'switch_at_capacity', message, retryAfter);
+  const rate = paced
+    ? `the ${pace?.calls ?? 0} calls started in the last seconds left at ${callsPerSecond.toFixed(1)} calls/s (limit ${snapshot.callsPerSecond}) after waiting ${(pace?.meanLagSeconds ?? 0).toFixed(1)} s`
+    : `${snapshot.callsPerSecond} calls/s`;
+  const message = `${backlog} calls are waiting and ${rate}: this one would be dialled in ${Math.ceil(waitSeconds)} s (at most ${snapshot.maxWaitSeconds} s)`;
+  throw new CapacityRefusedError(!paced && snapshot.limitedBy === 'gateway' ? 'gateway_rate_limited' : 'switch_at_capacity', message, retryAfter);
+}
+
+/** What admission asks of the queue, only when it matters: the calls waiting and the pace they leave at. */
+export interface QueueState {
+  backlog(): Promise<number>;
+  pace?(): Promise<DispatchPace | null>;
+}
+
+/** admitNewCall with the backlog and the pace read (together) only when the snapshot bounds the wait. */
+export async function admitToCallbackQueue(snapshot: CapacitySnapshot | null, queue: QueueState, now: number = Date.now()): Promise<void> {
+  if (!snapshot || now > snapshot.validUntil) return;
+  if (snapshot.refusing || snapshot.maxWaitSeconds <= 0) {
+    admitNewCall(snapshot, 0, now);
+    return;
+  }
+  const [backlog, pace] = await Promise.all([queue.backlog(), queue.pace?.() ?? null]);
+  admitNewCall(snapshot, backlog, now, pace);
 }
 
 /** Figures of `api status` (FreeSWITCH 1.10). */
@@ -229,11 +265,10 @@ export class SwitchCapacity {
     return { at: now, validUntil: now + ttlMs, callsPerSecond, limitedBy, maxWaitSeconds: this.deps.maxWaitSeconds, refusing, switch: r };
   }
 
-  /** Throws CapacityRefusedError for a new call that should not be queued (`backlog`: calls waiting, asked only when it matters). */
-  async admit(backlog: () => Promise<number>): Promise<void> {
+  /** Throws CapacityRefusedError for a new call that should not be queued (the queue's state is asked only when it matters). */
+  admit(queue: QueueState): Promise<void> {
     const s = this.snapshot();
-    if (!s.refusing && s.maxWaitSeconds <= 0) return;
-    admitNewCall(s, s.refusing ? 0 : await backlog(), s.at);
+    return admitToCallbackQueue(s, queue, s.at);
   }
 
   /** ms a worker should hold queued calls before dialling (0: dial now): the switch refuses new channels. */

@@ -82,6 +82,8 @@ function keysUnder(prefix: string) {
     nodeAlive: (nodeId: string) => `${prefix}:node-alive:${nodeId}`,
     /** The switch's capacity as last seen for a gateway's queue (back-pressure). */
     switchCapacity: (gateway: string) => `${prefix}:capacity:${gateway}`,
+    /** Click-to-dial calls a gateway's queue started in one second, by every controller, and their summed wait (hash). */
+    dispatchPace: (gateway: string, second: number) => `${prefix}:dispatch-pace:${gateway}:${second}`,
     /** Text messages: the parts of a concatenated message received so far (hash: sequence -> text), by carrier, sender hash, X and reference. */
     messageParts: (transport: string, senderHash: string, x: string, reference: number) => `${prefix}:sms:parts:${transport}:${senderHash}:${x}:${reference}`,
     /** Text messages: a sender's (tenant-scoped hash) or an X's messages in the last minute; taken together, so tagged by tenant. */

@@ -14,6 +14,7 @@ import { callIdFor } from '../../src/calls/click-to-dial-request';
 import { parsePlainEvent } from '../../src/esl/event';
 import { CLICK_TO_DIAL_JOB_VERSION, signClickToDialJob } from '../../src/calls/click-to-dial-job';
 import { capacityKey } from '../../src/queues/switch-capacity';
+import { paceKey, readDispatchPace } from '../../src/queues/dispatch-pace';
 import { createRedis } from '../../src/stores/redis';
 import { startTestSystem, type TestSystem } from '../support/system';
 import { waitUntil } from '../support/wait';
@@ -65,6 +66,67 @@ describe('back-pressure: calls the gateway or the switch cannot dial in time are
       expect(await redis.hget(`${sys.env.REDIS_PREFIX!}:${callbackQueueName('carrier')}:meta`, 'max')).toBe('12');
       await redis.quit();
     } finally {
+      await sys.stop();
+    }
+  });
+
+  it('bounds the wait by the rate calls actually leave at: 503 switch_at_capacity when they leave slower than the limit', async () => {
+    // The limit allows 400 calls/s; the controllers manage 6 (the calls they started lately waited 3 s each).
+    const sys = await startTestSystem({ workers: false, env: { CALLBACK_CALLS_PER_SECOND: '400', CALLBACK_MAX_WAIT_SECONDS: '2' } });
+    const backend = createRedis('redis://127.0.0.1:6379');
+    try {
+      const prefix = sys.env.REDIS_PREFIX!;
+      // As every controller's worker leaves it (dispatch-pace.ts), for every second the test may span.
+      const second = Math.floor(Date.now() / 1000);
+      for (let s = second - 5; s <= second + 20; s++) {
+        await backend.multi().hset(paceKey(prefix, 'carrier', s), 'calls', 6, 'lagMs', 18_000).pexpire(paceKey(prefix, 'carrier', s), 30_000).exec();
+      }
+      // At 6 calls/s, 2 s is 12 calls: twelve wait, the thirteenth would wait 2.2 s.
+      const replies = [];
+      for (let i = 0; i < 13; i++) replies.push(await post(sys, `pace-${i}`, 300 + i));
+      expect(replies.slice(0, 12).map((r) => r.status)).toEqual(Array(12).fill(202));
+      expect(replies[12]).toEqual({ status: 503, code: 'switch_at_capacity', retryAfter: '1' });
+      const err = await enqueueClickToDial(
+        { connection: backend, prefix, gateway: 'carrier' },
+        { tenantId: sys.tenantId, requestId: 'pace-direct', a: '13800008401', b: '13900008401' },
+        { keyId: sys.apiKeyId, apiKey: sys.apiKey },
+      ).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'switch_at_capacity', retryAfterSeconds: 1 });
+      // Once the calls leave without waiting (the controllers caught up), the limit's rate is back.
+      for (let s = second - 5; s <= second + 20; s++) await backend.hset(paceKey(prefix, 'carrier', s), 'calls', 6, 'lagMs', 600);
+      await new Promise((r) => setTimeout(r, 300)); // the API's copy of the pace is 250 ms old at most
+      expect((await post(sys, 'pace-13', 313)).status).toBe(202);
+    } finally {
+      await backend.quit();
+      await sys.stop();
+    }
+  });
+
+  it("each controller's worker counts the calls it starts and how long they waited", async () => {
+    const sys = await startTestSystem({ env: { CALLBACK_MAX_WAIT_SECONDS: '5' } });
+    const backend = createRedis('redis://127.0.0.1:6379');
+    const queue = new Queue(callbackQueueName('carrier'), { connection: backend, prefix: sys.env.REDIS_PREFIX! });
+    try {
+      const a = '13800008402';
+      const b = '13900008402';
+      sys.sim.setPhone(a, { answer: 'answer' });
+      sys.sim.setPhone(b, { answer: 'answer', hangupAfterMs: 200 });
+      // Queued 4 s ago by a backend (BullMQ's own time of queueing).
+      const data = signClickToDialJob({ v: CLICK_TO_DIAL_JOB_VERSION, tenantId: sys.tenantId, requestId: 'waited', a, b }, { keyId: sys.apiKeyId, apiKey: sys.apiKey });
+      const callId = callIdFor(sys.tenantId, 'waited');
+      await queue.add(CLICK_TO_DIAL_JOB_NAME, data, { jobId: callId, timestamp: Date.now() - 4000 });
+      expect((await sys.waitForCall(callId, (c) => c.cdr !== null, 15_000)).result).toBe('connected');
+      let pace: Awaited<ReturnType<typeof readDispatchPace>> = null;
+      await waitUntil('the pace of the started call written', async () => {
+        pace = await readDispatchPace(backend, sys.env.REDIS_PREFIX!, 'carrier', Date.now() + 3000);
+        return pace !== null;
+      });
+      expect(pace).toMatchObject({ calls: 1 });
+      expect(pace!.meanLagSeconds).toBeGreaterThanOrEqual(4);
+      expect(pace!.meanLagSeconds).toBeLessThan(10);
+    } finally {
+      await queue.close();
+      await backend.quit();
       await sys.stop();
     }
   });

@@ -5,6 +5,7 @@ import { createLogger } from '../../src/logger';
 import {
   admitNewCall,
   callbackRate,
+  drainRate,
   CapacityRefusedError,
   parseSwitchStatus,
   SwitchCapacity,
@@ -120,6 +121,38 @@ describe('switch capacity: admission', () => {
     expect(() => admitNewCall(refusing, 0, 1000)).toThrow(expect.objectContaining({ code: 'switch_at_capacity', kind: 'unavailable', retryAfterSeconds: 5 }) as Error);
   });
 
+  it('while the calls started lately had waited, bounds the wait by the rate they left at, when it is below the limit', () => {
+    const limit = snapshot({ callsPerSecond: 400, limitedBy: 'gateway', maxWaitSeconds: 5 });
+    // 36 calls/s actually left, each after 2.5 s: 180 waiting take 5 s, the 181st more.
+    const lagging = { callsPerSecond: 36, meanLagSeconds: 2.5, calls: 108 };
+    expect(drainRate(limit, lagging)).toEqual({ callsPerSecond: 36, paced: true });
+    expect(() => admitNewCall(limit, 179, 1000, lagging)).not.toThrow();
+    let err: unknown;
+    try {
+      admitNewCall(limit, 215, 1000, lagging); // 216th at 36/s: 6 s, 1 s too late
+    } catch (e) {
+      err = e;
+    }
+    // The platform is what is short, not the gateway's limit: 503, not 429.
+    expect(err).toMatchObject({ code: 'switch_at_capacity', kind: 'unavailable', retryAfterSeconds: 1 });
+    expect((err as Error).message).toContain('36.0 calls/s (limit 400)');
+    // The limiter's rate alone would have let it in (216 at 400/s: 0.5 s).
+    expect(() => admitNewCall(limit, 215, 1000)).not.toThrow();
+  });
+
+  it('a pace says nothing of capacity when its calls did not wait, when it is not below the limit, or when none was started', () => {
+    const limit = snapshot({ callsPerSecond: 400, maxWaitSeconds: 5 });
+    expect(drainRate(limit, { callsPerSecond: 3, meanLagSeconds: 0.05, calls: 9 })).toEqual({ callsPerSecond: 400, paced: false });
+    expect(drainRate(limit, { callsPerSecond: 3, meanLagSeconds: 1, calls: 9 })).toEqual({ callsPerSecond: 400, paced: false });
+    expect(drainRate(limit, { callsPerSecond: 450, meanLagSeconds: 4, calls: 1350 })).toEqual({ callsPerSecond: 400, paced: false });
+    expect(drainRate(limit, null)).toEqual({ callsPerSecond: 400, paced: false });
+    // A gateway-limited queue that lags at its own limit stays 429.
+    const gateway = snapshot({ callsPerSecond: 10, limitedBy: 'gateway' });
+    expect(() => admitNewCall(gateway, 62, 1000, { callsPerSecond: 10, meanLagSeconds: 4, calls: 30 })).toThrow(
+      expect.objectContaining({ code: 'gateway_rate_limited' }) as Error,
+    );
+  });
+
   it('a snapshot whose controller stopped (past validUntil) refuses nothing', () => {
     const refusing = snapshot({ refusing: { reason: 'idle_cpu', retryAfterSeconds: 5 } });
     expect(() => admitNewCall(refusing, 1000, 60_001)).not.toThrow();
@@ -179,12 +212,12 @@ describe('SwitchCapacity', () => {
     await beat({ idle: 24.9 });
     expect(capacity.snapshot().refusing).toEqual({ reason: 'idle_cpu', retryAfterSeconds: 5 });
     expect(capacity.holdMs()).toBe(5000);
-    await expect(capacity.admit(() => Promise.resolve(0))).rejects.toMatchObject({ code: 'switch_at_capacity', kind: 'unavailable', retryAfterSeconds: 5 });
+    await expect(capacity.admit({ backlog: () => Promise.resolve(0) })).rejects.toMatchObject({ code: 'switch_at_capacity', kind: 'unavailable', retryAfterSeconds: 5 });
     expect(published.at(-1)?.refusing).toEqual({ reason: 'idle_cpu', retryAfterSeconds: 5 });
     now += 5000;
     await beat({ idle: 60 });
     expect(capacity.holdMs()).toBe(0);
-    await expect(capacity.admit(() => Promise.resolve(0))).resolves.toBeUndefined();
+    await expect(capacity.admit({ backlog: () => Promise.resolve(0) })).resolves.toBeUndefined();
   });
 
   it('min-idle-cpu 0 (off) never refuses for CPU; a switch out of sessions does', async () => {
@@ -201,15 +234,24 @@ describe('SwitchCapacity', () => {
     expect(capacity.snapshot()).toMatchObject({ refusing: null, callsPerSecond: 1000, limitedBy: 'gateway', switch: null });
   });
 
-  it('asks for the backlog only when it matters', async () => {
+  it('asks for the backlog and the pace only when it matters', async () => {
     let asked = 0;
-    const backlog = (n: number) => () => {
-      asked++;
-      return Promise.resolve(n);
-    };
-    await capacity.admit(backlog(59)); // 60 calls at 12/s: 5 s
-    await expect(capacity.admit(backlog(60))).rejects.toMatchObject({ code: 'switch_at_capacity', retryAfterSeconds: 1 });
-    expect(asked).toBe(2);
+    const queue = (n: number) => ({
+      backlog: () => {
+        asked++;
+        return Promise.resolve(n);
+      },
+      pace: () => {
+        asked++;
+        return Promise.resolve(null);
+      },
+    });
+    await capacity.admit(queue(59)); // 60 calls at 12/s: 5 s
+    await expect(capacity.admit(queue(60))).rejects.toMatchObject({ code: 'switch_at_capacity', retryAfterSeconds: 1 });
+    expect(asked).toBe(4);
+    await beat({ idle: 5 });
+    await expect(capacity.admit(queue(0))).rejects.toMatchObject({ code: 'switch_at_capacity', retryAfterSeconds: 20 });
+    expect(asked).toBe(4); // refusing anyway: neither is read
   });
 
   it('reads the limits again after every reconnect', async () => {
