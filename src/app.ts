@@ -46,6 +46,7 @@ import type { Logger } from './logger';
 import { CallbackQueue, callbackQueueName, startCallbackWorker } from './calls/callback-queue';
 import { CAPACITY_EVENT_FILTERS, CAPACITY_EVENTS, callbackBacklog, capacityKey } from './queues/switch-capacity';
 import { DispatchPaceReader, DispatchPaceRecorder, readDispatchPace } from './queues/dispatch-pace';
+import { EventLoopPressure } from './queues/event-loop-pressure';
 import type { CallOutcome } from './stores/call-outcome';
 import { CdrQueue, startCdrWriter } from './queues/cdr-queue';
 import { BindingService } from './bindings/binding-service';
@@ -308,6 +309,9 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const paceRecorder = new DispatchPaceRecorder(redis, config.redisPrefix, config.dial.gateway);
   scheduler.add({ name: 'dispatch pace', everyMs: 250, run: () => paceRecorder.flush() });
   const dispatchPace = new DispatchPaceReader(() => readDispatchPace(redis, config.redisPrefix, config.dial.gateway));
+  // This controller's own overload: how late its event loop runs.
+  const loopPressure = new EventLoopPressure({ maxDelayMs: config.callbacks.maxLoopDelayMs });
+  loopPressure.start();
 
   const flow: ClickToDialDeps = {
     // Each attempt is placed on a switch of the fleet (placement below); this is the default.
@@ -553,7 +557,12 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     defaults,
     numbers: bindings,
     admission: abuse,
-    capacity: { admitNewCall: () => capacity.admit({ backlog: () => callbackBacklog(callbackQueue.queue), pace: () => dispatchPace.pace() }) },
+    capacity: {
+      admitNewCall: () => {
+        loopPressure.admit();
+        return capacity.admit({ backlog: () => callbackBacklog(callbackQueue.queue), pace: () => dispatchPace.pace() });
+      },
+    },
     logger,
   });
 
@@ -579,6 +588,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
         return { name: n.name, connected: h.connected, draining: h.state === 'draining', sessions: h.sessions, sessionsPerSecond: h.sessionsPerSecond, idleCpu: h.idleCpu, calls: h.calls, placedTotal: n.callsPlacedTotal };
       }),
     redisReady: () => redis.status === 'ready',
+    loopDelay: () => loopPressure.reading(),
     staleCallMs: longestCallMs,
   });
   const auditFailed = (err: unknown): void => {
@@ -722,6 +732,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
       await messaging.stop();
       stopWebhookDispatch();
       metrics.stop();
+      loopPressure.stop();
       await consoleHub.close();
       await webhookWorker?.close();
       await webhookQueue.close();

@@ -78,6 +78,7 @@ export const ERROR_CATALOGUE = {
   gateway_rate_limited: tooMany,
   // The platform cannot serve it now.
   switch_at_capacity: { kind: 'unavailable', retryable: true },
+  controller_overloaded: { kind: 'unavailable', retryable: true },
   allocation_contended: { kind: 'unavailable', retryable: true },
   store_unavailable: { kind: 'unavailable', retryable: true },
   /** The change is committed in MySQL but the route index (Redis) has not confirmed it yet; it will be applied when Redis is back. */

@@ -20,6 +20,8 @@ export interface MetricsSources {
   readonly eslConnected: () => boolean;
   /** Each switch of the fleet as this controller sees it (per-switch series; none when absent). */
   readonly switches?: () => ReadonlyArray<SwitchFigures>;
+  /** How late this controller's event loop ran over the last second, ms (mean, p99; null: not measured yet). */
+  readonly loopDelay?: () => { readonly meanMs: number; readonly p99Ms: number } | null;
   /** False while the queues' Redis connection is down: the queues are not asked at all then. */
   readonly redisReady?: () => boolean;
   /** Longest wait for Redis or MySQL during a scrape (default 2000 ms). */
@@ -140,6 +142,19 @@ export class PlatformMetrics {
         const byKind = new Map<ActiveCallKind, number>([['click_to_dial', 0], ['call_to_x', 0]]);
         for (const c of metrics.active.values()) byKind.set(c.kind, (byKind.get(c.kind) ?? 0) + 1);
         for (const [kind, n] of byKind) this.set({ kind }, n);
+      },
+    });
+    new Gauge({
+      name: 'numguard_event_loop_delay_seconds',
+      help: "How late this controller's event loop ran over the last second (new calls are refused over CONTROLLER_MAX_LOOP_DELAY_MS)",
+      labelNames: ['stat'],
+      registers,
+      collect() {
+        this.reset();
+        const d = sources.loopDelay?.();
+        if (!d) return;
+        this.set({ stat: 'mean' }, d.meanMs / 1000);
+        this.set({ stat: 'p99' }, d.p99Ms / 1000);
       },
     });
     new Gauge({

@@ -136,6 +136,7 @@ describeFleet('a controller killed mid-call on a fleet of real switches', () => 
       DIAL_STRING_OVERRIDES: JSON.stringify(overrides),
       CALLBACK_SWITCH_SHARE: '0',
       CALLBACK_MAX_WAIT_SECONDS: '0',
+      CONTROLLER_MAX_LOOP_DELAY_MS: '0',
       CALLS_PER_CALLER_PER_MINUTE: '0',
     };
     // CALLBACK_LOCK_SECONDS as shipped.
@@ -218,6 +219,7 @@ describeFleet('a fleet of two real switches behind Kamailio, with two controller
         DIAL_STRING_OVERRIDES: JSON.stringify(overrides),
         CALLBACK_SWITCH_SHARE: '0',
         CALLBACK_MAX_WAIT_SECONDS: '0',
+        CONTROLLER_MAX_LOOP_DELAY_MS: '0',
         CALLS_PER_CALLER_PER_MINUTE: '0',
         LOG_LEVEL: 'warn',
       });

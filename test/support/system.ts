@@ -95,6 +95,8 @@ export async function startTestSystem(opts: TestSystemOptions = {}): Promise<Tes
     // and the simulator reports the shipped sessions-per-second (30), which would hold the queue to 12 calls/s.
     CALLBACK_SWITCH_SHARE: '0',
     CALLBACK_MAX_WAIT_SECONDS: '0',
+    // Likewise the controller's own overload bound: every test system shares the jest process's one event loop.
+    CONTROLLER_MAX_LOOP_DELAY_MS: '0',
     // Webhook receivers in tests listen on 127.0.0.1 (test/webhooks/webhook-url-guard.test.ts turns the guard on).
     WEBHOOK_ALLOW_PRIVATE_URLS: 'true',
     ...(sims.length > 1 ? { SWITCHES: addrs.map((a, i) => `fs${i + 1}@${a.host}:${a.port}`).join(',') } : {}),
