@@ -558,9 +558,10 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     numbers: bindings,
     admission: abuse,
     capacity: {
-      admitNewCall: () => {
+      admitNewCall: async () => {
         loopPressure.admit();
-        return capacity.admit({ backlog: () => callbackBacklog(callbackQueue.queue), pace: () => dispatchPace.pace() });
+        // The pace only narrows the bound: unread, the limiter's rate stands.
+        await capacity.admit({ backlog: () => callbackBacklog(callbackQueue.queue), pace: () => dispatchPace.pace().catch(() => null) });
       },
     },
     logger,

@@ -571,7 +571,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       callsPerSecond: int(env, 'CALLBACK_CALLS_PER_SECOND', 20, 1, 100_000),
       switchSharePercent: int(env, 'CALLBACK_SWITCH_SHARE', 85, 0, 100),
       maxWaitSeconds: int(env, 'CALLBACK_MAX_WAIT_SECONDS', 5, 0, 3600),
-      maxLoopDelayMs: int(env, 'CONTROLLER_MAX_LOOP_DELAY_MS', 100, 0, 60_000),
+      maxLoopDelayMs: int(env, 'CONTROLLER_MAX_LOOP_DELAY_MS', 0, 0, 60_000),
       concurrency: int(env, 'CALLBACK_CONCURRENCY', 200, 1, 100_000),
       lockSeconds: int(env, 'CALLBACK_LOCK_SECONDS', 6, 2, 300),
       cdrGroupWindowMs: int(env, 'CDR_GROUP_WINDOW_MS', 5, 0, 1000),

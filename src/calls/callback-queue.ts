@@ -77,8 +77,8 @@ export interface CallbackWorkerDeps extends Omit<ClickToDialUseCaseDeps, 'holdMs
    * keeps the queue from handing out calls that long (the queue's rateLimit).
    */
   readonly capacity?: { holdMs(): number; hold(ms: number): Promise<void> };
-  /** Counts the calls started and how long each waited for its turn (dispatch-pace.ts): admission bounds waits by it. */
-  readonly pace?: Pick<DispatchPaceRecorder, 'started'>;
+  /** Counts the calls dialled and how long each waited since it was accepted (dispatch-pace.ts): admission bounds waits by it. */
+  readonly pace?: Pick<DispatchPaceRecorder, 'dialled'>;
 }
 
 export interface JobReturn {
@@ -94,11 +94,11 @@ export function startCallbackWorker(deps: CallbackWorkerDeps): Worker<ClickToDia
     // The jobs of a burst mostly present the same X: one read of its state for them all.
     numbers: groupedNumberLookup(deps.numbers),
     holdMs: deps.capacity ? () => deps.capacity?.holdMs() ?? 0 : undefined,
+    dialled: deps.pace ? (waitedMs) => deps.pace?.dialled(waitedMs) : undefined,
   };
 
   const processor = async (job: Job<ClickToDialJobData, JobReturn>, token?: string): Promise<JobReturn> => {
-    deps.pace?.started(job);
-    const decision = await runClickToDialAttempt(useCase, job.data);
+    const decision = await runClickToDialAttempt(useCase, job.data, job.timestamp + (job.opts.delay ?? 0));
     switch (decision.kind) {
       case 'done':
         return { result: decision.result, attempt: decision.attempt };

@@ -43,6 +43,8 @@ export interface ClickToDialUseCaseDeps {
   readonly routes?: Pick<RouteIndex, 'put'>;
   /** Back-pressure: > 0 while the switch refuses new channels (ms to hold the queue). */
   readonly holdMs?: () => number;
+  /** Back-pressure: told how long a call waited from being accepted to its first originate, ms (dispatch-pace.ts). */
+  readonly dialled?: (waitedMs: number) => void;
   /**
    * A fleet of switches: each attempt is placed on one (recorded in the call's live state) and driven
    * there, whichever controller runs it. Without it every attempt goes to `flow.switch`.
@@ -74,7 +76,11 @@ export type AttemptDecision =
   | { readonly kind: 'retry'; readonly at: number; readonly data: ClickToDialJobData }
   | { readonly kind: 'done'; readonly result: CallResult; readonly attempt: number };
 
-export async function runClickToDialAttempt(deps: ClickToDialUseCaseDeps, data: unknown): Promise<AttemptDecision> {
+/**
+ * One attempt of a queued call. `queuedAt`: when the job was queued (a backend's job is recorded as a
+ * call only when the worker takes it, an API call when it is accepted: the earlier of the two).
+ */
+export async function runClickToDialAttempt(deps: ClickToDialUseCaseDeps, data: unknown, queuedAt?: number): Promise<AttemptDecision> {
   const admitted = await admit(deps, data);
   if ('refused' in admitted) return admitted.refused;
   const { payload, call, tenant } = admitted;
@@ -103,6 +109,11 @@ export async function runClickToDialAttempt(deps: ClickToDialUseCaseDeps, data: 
     }
     flow = { ...deps.flow, switch: placed };
     placedHere = placed.callStarted();
+  }
+  const dialled = deps.dialled;
+  if (dialled && attempt === 1) {
+    const acceptedAt = Math.min(call.createdAt, queuedAt ?? call.createdAt);
+    flow = { ...flow, dialling: () => dialled(Math.max(0, Date.now() - acceptedAt)) };
   }
   let outcome: Awaited<ReturnType<typeof runClickToDial>>;
   try {

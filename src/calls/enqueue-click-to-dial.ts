@@ -38,7 +38,7 @@ export interface CallbackQueueAddress {
  * Back-pressure: while the switch refuses new channels, or when the call would wait longer than the
  * platform's CALLBACK_MAX_WAIT_SECONDS behind the calls already queued (at the rate calls leave the
  * queue), it is not queued and this
- * throws CapacityRefusedError (`code` switch_at_capacity or gateway_rate_limited, `retryAfterSeconds`),
+ * throws CapacityRefusedError (`code` switch_at_capacity, controller_overloaded or gateway_rate_limited, `retryAfterSeconds`),
  * as POST /v1/calls answers 503/429 with Retry-After. (The controllers keep what they know of the
  * switch in Redis; with no controller running nothing is refused.)
  */
@@ -70,5 +70,5 @@ async function admitToQueue(queue: Queue): Promise<void> {
   const prefix = queue.opts.prefix ?? 'bull';
   const redis = await queue.getBackend().client;
   const snapshot = await readCapacitySnapshot(redis, prefix, gateway);
-  await admitToCallbackQueue(snapshot, { backlog: () => callbackBacklog(queue), pace: () => readDispatchPace(redis, prefix, gateway) });
+  await admitToCallbackQueue(snapshot, { backlog: () => callbackBacklog(queue), pace: () => readDispatchPace(redis, prefix, gateway).catch(() => null) });
 }

@@ -45,6 +45,8 @@ export interface ClickToDialDeps {
   readonly logger: Logger;
   /** How often a call in progress looks at its cancel flag (default 500 ms). */
   readonly cancelCheckMs?: number;
+  /** Told as A's originate leaves for the switch (back-pressure measures how late calls are dialled). */
+  readonly dialling?: () => void;
 }
 
 export interface ClickToDialAttempt {
@@ -322,6 +324,7 @@ class ClickToDialFlow {
       ['park', ''],
     ]);
     this.trackRinging(this.a, 'aRingAt');
+    deps.dialling?.();
     this.log.info({ a: req.a, b: req.b, x: req.x, mode: req.displayMode }, 'calling A, then B');
 
     let reply: string;

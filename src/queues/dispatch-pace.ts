@@ -1,48 +1,40 @@
 /**
- * How fast click-to-dial calls actually leave their queue, and how late they are when they do.
+ * How fast click-to-dial calls are actually dialled, and how late: the time from a call being
+ * accepted to its originate leaving for the switch.
  *
  * Admission (switch-capacity.ts) bounds a new call's wait by the backlog divided by the queue's
- * rate. The configured rate is only a ceiling: when the controllers or the switch's host are short
- * of CPU, calls leave slower than it, and a bound computed from it lets calls in that are then
- * dialled many seconds late. So every worker counts the first attempts it starts and how long each
- * waited since it was queued; the counts of all controllers meet in Redis, one small hash per
- * second, and admission reads the last few seconds. While those calls waited (mean lag over
- * QUEUED_LAG_SECONDS), the rate at which they left is what the queue can do, and the wait is
- * bounded by it.
+ * rate. The configured rate is only a ceiling, and the backlog only counts calls no worker has
+ * taken: on a host short of CPU (the switch runs with realtime priority and takes the cores
+ * first) the controllers take calls at once and then dial them seconds late. So every worker
+ * counts the calls it dials and how long each waited since it was accepted; the counts of all
+ * controllers meet in Redis, one small hash per second, and admission reads the last few seconds:
+ *  - while those calls waited (mean over QUEUED_LAG_SECONDS) and left slower than the limiter's
+ *    rate, the backlog is divided by the rate they left at;
+ *  - while the latest of them waited longer than CALLBACK_MAX_WAIT_SECONDS, a new call would too:
+ *    it is refused.
  */
+import { randomUUID } from 'node:crypto';
 import type { RedisClient } from '../stores/redis';
 import { redisKeys } from '../stores/keys';
 
 /** Seconds of counts admission goes by (the last complete ones). */
 export const PACE_WINDOW_SECONDS = 3;
-/** A call started within this long of being queued had no queue to wait in: its pace says nothing of capacity. */
+/** Calls dialled within this long of being accepted had no queue to wait in: their pace says nothing of capacity. */
 export const QUEUED_LAG_SECONDS = 1;
 /** How long a second's counts are kept: the window and some slack. */
 const KEEP_MS = (PACE_WINDOW_SECONDS + 7) * 1000;
+/** Each controller's longest wait of a second is its own field (`max:<recorder>`): no two overwrite each other's. */
+const MAX_FIELD = 'max:';
 
 export interface DispatchPace {
-  /** First attempts started per second over the window, by every controller. */
+  /** Calls dialled per second over the window, by every controller. */
   readonly callsPerSecond: number;
-  /** Their mean wait between being queued and being started, s. */
+  /** Their mean wait between being accepted and being dialled, s. */
   readonly meanLagSeconds: number;
-  /** How many were started in the window. */
+  /** The longest of those waits, s. */
+  readonly maxLagSeconds: number;
+  /** How many were dialled in the window. */
   readonly calls: number;
-}
-
-/** What of a BullMQ job tells when it was started and how long it waited. */
-export interface StartedJob {
-  readonly timestamp: number;
-  readonly processedOn?: number;
-  readonly attemptsStarted: number;
-  readonly opts: { readonly delay?: number };
-  readonly data: { readonly attempt?: number };
-}
-
-/** The seconds a job waited for its turn when it started; null when it is not a call's first start (a retry, a redelivery, a job taken again after a hold). */
-export function queuedLagMs(job: StartedJob, now: number): number | null {
-  if ((job.data.attempt ?? 1) > 1 || job.attemptsStarted > 1) return null;
-  const dueAt = job.timestamp + (job.opts.delay ?? 0);
-  return Math.max(0, (job.processedOn ?? now) - dueAt);
 }
 
 export function paceKey(prefix: string, gateway: string, second: number): string {
@@ -51,11 +43,14 @@ export function paceKey(prefix: string, gateway: string, second: number): string
 
 /**
  * A worker's counts, written to Redis by `flush()` (every few hundred ms): one round trip for all
- * the calls started meanwhile, however many.
+ * the calls dialled meanwhile, however many.
  */
 export class DispatchPaceRecorder {
   private calls = 0;
   private lagMs = 0;
+  /** The longest wait of each second not yet over (its field is rewritten at every flush of that second). */
+  private maxBySecond = new Map<number, number>();
+  private readonly field = `${MAX_FIELD}${randomUUID()}`;
   private readonly now: () => number;
 
   constructor(
@@ -67,11 +62,12 @@ export class DispatchPaceRecorder {
     this.now = now ?? Date.now;
   }
 
-  started(job: StartedJob): void {
-    const lag = queuedLagMs(job, this.now());
-    if (lag === null) return;
+  /** A call's first originate left for the switch, `waitedMs` after the call was accepted. */
+  dialled(waitedMs: number): void {
     this.calls++;
-    this.lagMs += lag;
+    this.lagMs += waitedMs;
+    const second = Math.floor(this.now() / 1000);
+    this.maxBySecond.set(second, Math.max(this.maxBySecond.get(second) ?? 0, waitedMs));
   }
 
   /** Adds what was counted since the last flush to the current second. A failed write loses those counts (they only steer admission). */
@@ -79,32 +75,40 @@ export class DispatchPaceRecorder {
     if (this.calls === 0) return;
     const calls = this.calls;
     const lagMs = Math.round(this.lagMs);
+    const second = Math.floor(this.now() / 1000);
+    let maxMs = 0;
+    for (const [s, max] of this.maxBySecond) {
+      maxMs = Math.max(maxMs, max);
+      if (s < second) this.maxBySecond.delete(s);
+    }
     this.calls = 0;
     this.lagMs = 0;
-    const key = paceKey(this.prefix, this.gateway, Math.floor(this.now() / 1000));
-    await this.redis.multi().hincrby(key, 'calls', calls).hincrby(key, 'lagMs', lagMs).pexpire(key, KEEP_MS).exec();
+    const key = paceKey(this.prefix, this.gateway, second);
+    await this.redis.multi().hincrby(key, 'calls', calls).hincrby(key, 'lagMs', lagMs).hset(key, this.field, Math.round(maxMs)).pexpire(key, KEEP_MS).exec();
   }
 }
 
 /** Any Redis client (ours, or the one of a backend's BullMQ queue). */
 export interface PaceSource {
-  hmget(key: string, ...fields: string[]): Promise<Array<string | null>>;
+  hgetall(key: string): Promise<Record<string, string>>;
 }
 
-/** The pace of the last PACE_WINDOW_SECONDS complete seconds, or null when no call was started in them. */
+/** The pace of the last PACE_WINDOW_SECONDS complete seconds, or null when no call was dialled in them. */
 export async function readDispatchPace(redis: PaceSource, prefix: string, gateway: string, now: number = Date.now()): Promise<DispatchPace | null> {
   const current = Math.floor(now / 1000);
   const seconds = Array.from({ length: PACE_WINDOW_SECONDS }, (_, i) => current - PACE_WINDOW_SECONDS + i);
   // Sent back to back: one round trip.
-  const replies = await Promise.all(seconds.map((s) => redis.hmget(paceKey(prefix, gateway, s), 'calls', 'lagMs')));
+  const replies = await Promise.all(seconds.map((s) => redis.hgetall(paceKey(prefix, gateway, s))));
   let calls = 0;
   let lagMs = 0;
-  for (const [c, l] of replies) {
-    calls += Number(c ?? 0);
-    lagMs += Number(l ?? 0);
+  let maxMs = 0;
+  for (const fields of replies) {
+    calls += Number(fields.calls ?? 0);
+    lagMs += Number(fields.lagMs ?? 0);
+    for (const [name, value] of Object.entries(fields)) if (name.startsWith(MAX_FIELD)) maxMs = Math.max(maxMs, Number(value));
   }
   if (calls === 0) return null;
-  return { callsPerSecond: calls / PACE_WINDOW_SECONDS, meanLagSeconds: lagMs / calls / 1000, calls };
+  return { callsPerSecond: calls / PACE_WINDOW_SECONDS, meanLagSeconds: lagMs / calls / 1000, maxLagSeconds: maxMs / 1000, calls };
 }
 
 /** readDispatchPace, read at most once per `maxAgeMs` however many requests ask (the API's admission). */

@@ -1,14 +1,13 @@
 /**
  * The controller's own overload: how late its event loop runs.
  *
- * The switch's limits and the queue's pace (switch-capacity.ts, dispatch-pace.ts) say nothing of
- * the controller itself. On a host short of CPU (the switch runs with realtime priority and takes
- * the cores first) the controller is runnable but not running: it answered POST /v1/calls 1 s late
- * (p50) and sent originates seconds after accepting them, while its own CPU use stayed low. Every
- * step of a call then waits that long, so the lateness of the loop is the signal: the delay of a
- * timer that should fire every few milliseconds, averaged over the last second. While it is over
- * the bound (CONTROLLER_MAX_LOOP_DELAY_MS), new calls are refused with 503
- * `controller_overloaded` and Retry-After, as FreeSWITCH refuses channels under its min-idle-cpu.
+ * On a host short of CPU (the switch runs with realtime priority and takes the cores first) the
+ * controller is runnable but not running: it answered POST /v1/calls 1 s late (p50) and sent
+ * originates seconds after accepting them, while its own CPU use stayed low. The dispatch pace
+ * (dispatch-pace.ts) sees that once calls are dialled late; the lateness of the event loop says it
+ * before: the delay of a timer that should fire every few milliseconds, averaged over the last
+ * second. Always measured (a gauge); with CONTROLLER_MAX_LOOP_DELAY_MS set, new calls are refused
+ * with 503 `controller_overloaded` while it is over that.
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { RetryLaterError } from '../domain/errors';

@@ -14,9 +14,11 @@
  *  - a call that would wait longer than CALLBACK_MAX_WAIT_SECONDS for its turn (the backlog divided
  *    by the limiter's rate) is refused: 429 `gateway_rate_limited` when the gateway's own limit is
  *    the narrower one, 503 `switch_at_capacity` when the switch's is. Each refusal has Retry-After.
- *  - while the calls started lately had waited (dispatch-pace.ts), the backlog is divided by the
+ *  - while the calls dialled lately had waited (dispatch-pace.ts), the backlog is divided by the
  *    rate at which they actually left instead, when that is lower: the controllers or the host are
- *    short of CPU, and the limiter's rate is no longer what the queue does (503 `switch_at_capacity`).
+ *    short of CPU, and the limiter's rate is no longer what the queue does (503 `switch_at_capacity`);
+ *  - while the latest of them were dialled more than CALLBACK_MAX_WAIT_SECONDS after they were
+ *    accepted, a new call would be too: 503 `controller_overloaded`.
  *
  * The snapshot is also kept in Redis (`<prefix>:capacity:<gateway>`), where `enqueueClickToDial`
  * reads it: a backend queueing straight into BullMQ is refused the same way.
@@ -72,9 +74,9 @@ export interface CapacitySnapshot {
 /** Why new calls are refused: the switch's idle CPU, its sessions, or no switch of the fleet up and active. */
 export type RefusalReason = 'idle_cpu' | 'max_sessions' | 'no_switch';
 
-/** 429 `gateway_rate_limited` or 503 `switch_at_capacity`, with the seconds after which to try again. */
+/** 429 `gateway_rate_limited`, 503 `switch_at_capacity` or `controller_overloaded`, with the seconds after which to try again. */
 export class CapacityRefusedError extends RetryLaterError {
-  constructor(code: 'gateway_rate_limited' | 'switch_at_capacity', message: string, retryAfterSeconds: number) {
+  constructor(code: 'gateway_rate_limited' | 'switch_at_capacity' | 'controller_overloaded', message: string, retryAfterSeconds: number) {
     super(code, message, retryAfterSeconds);
     this.name = 'CapacityRefusedError';
   }
@@ -122,12 +124,19 @@ export function admitNewCall(snapshot: CapacitySnapshot | null, backlog: number,
     throw new CapacityRefusedError('switch_at_capacity', `${why}; try again later`, snapshot.refusing.retryAfterSeconds);
   }
   if (snapshot.maxWaitSeconds <= 0) return;
+  if (pace && pace.maxLagSeconds > snapshot.maxWaitSeconds) {
+    throw new CapacityRefusedError(
+      'controller_overloaded',
+      `calls dialled in the last seconds waited up to ${pace.maxLagSeconds.toFixed(1)} s since they were accepted (at most ${snapshot.maxWaitSeconds} s): this one would wait as long`,
+      Math.max(1, Math.ceil(pace.maxLagSeconds - snapshot.maxWaitSeconds)),
+    );
+  }
   const { callsPerSecond, paced } = drainRate(snapshot, pace);
   const waitSeconds = (backlog + 1) / callsPerSecond;
   if (waitSeconds <= snapshot.maxWaitSeconds) return;
   const retryAfter = Math.max(1, Math.ceil(waitSeconds - snapshot.maxWaitSeconds));
   const rate = paced
-    ? `the ${pace?.calls ?? 0} calls started in the last seconds left at ${callsPerSecond.toFixed(1)} calls/s (limit ${snapshot.callsPerSecond}) after waiting ${(pace?.meanLagSeconds ?? 0).toFixed(1)} s`
+    ? `the ${pace?.calls ?? 0} calls dialled in the last seconds left at ${callsPerSecond.toFixed(1)} calls/s (limit ${snapshot.callsPerSecond}) after waiting ${(pace?.meanLagSeconds ?? 0).toFixed(1)} s`
     : `${snapshot.callsPerSecond} calls/s`;
   const message = `${backlog} calls are waiting and ${rate}: this one would be dialled in ${Math.ceil(waitSeconds)} s (at most ${snapshot.maxWaitSeconds} s)`;
   throw new CapacityRefusedError(!paced && snapshot.limitedBy === 'gateway' ? 'gateway_rate_limited' : 'switch_at_capacity', message, retryAfter);

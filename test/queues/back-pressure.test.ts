@@ -70,8 +70,8 @@ describe('back-pressure: calls the gateway or the switch cannot dial in time are
     }
   });
 
-  it('bounds the wait by the rate calls actually leave at: 503 switch_at_capacity when they leave slower than the limit', async () => {
-    // The limit allows 400 calls/s; the controllers manage 6 (the calls they started lately waited 3 s each).
+  it('bounds the wait by the rate calls are actually dialled at: 503 switch_at_capacity when they leave slower than the limit', async () => {
+    // The limit allows 400 calls/s; the controllers manage 6 (the calls they dialled lately waited 1.5 s each, 1.9 s at most).
     const sys = await startTestSystem({ workers: false, env: { CALLBACK_CALLS_PER_SECOND: '400', CALLBACK_MAX_WAIT_SECONDS: '2' } });
     const backend = createRedis('redis://127.0.0.1:6379');
     try {
@@ -79,7 +79,7 @@ describe('back-pressure: calls the gateway or the switch cannot dial in time are
       // As every controller's worker leaves it (dispatch-pace.ts), for every second the test may span.
       const second = Math.floor(Date.now() / 1000);
       for (let s = second - 5; s <= second + 20; s++) {
-        await backend.multi().hset(paceKey(prefix, 'carrier', s), 'calls', 6, 'lagMs', 18_000).pexpire(paceKey(prefix, 'carrier', s), 30_000).exec();
+        await backend.multi().hset(paceKey(prefix, 'carrier', s), 'calls', 6, 'lagMs', 9000, 'max:c1', 1900).pexpire(paceKey(prefix, 'carrier', s), 30_000).exec();
       }
       // At 6 calls/s, 2 s is 12 calls: twelve wait, the thirteenth would wait 2.2 s.
       const replies = [];
@@ -92,17 +92,21 @@ describe('back-pressure: calls the gateway or the switch cannot dial in time are
         { keyId: sys.apiKeyId, apiKey: sys.apiKey },
       ).catch((e: unknown) => e);
       expect(err).toMatchObject({ code: 'switch_at_capacity', retryAfterSeconds: 1 });
-      // Once the calls leave without waiting (the controllers caught up), the limit's rate is back.
-      for (let s = second - 5; s <= second + 20; s++) await backend.hset(paceKey(prefix, 'carrier', s), 'calls', 6, 'lagMs', 600);
+      // The latest calls dialled later than the bound (6 s after they were accepted): any new call would be too.
+      for (let s = second - 5; s <= second + 20; s++) await backend.hset(paceKey(prefix, 'carrier', s), 'calls', 6, 'lagMs', 600, 'max:c1', 200, 'max:c2', 6000);
       await new Promise((r) => setTimeout(r, 300)); // the API's copy of the pace is 250 ms old at most
-      expect((await post(sys, 'pace-13', 313)).status).toBe(202);
+      expect(await post(sys, 'pace-13', 313)).toEqual({ status: 503, code: 'controller_overloaded', retryAfter: '4' });
+      // Once the calls are dialled without waiting (the controllers caught up), the limit's rate is back.
+      for (let s = second - 5; s <= second + 20; s++) await backend.hset(paceKey(prefix, 'carrier', s), 'calls', 6, 'lagMs', 600, 'max:c1', 200, 'max:c2', 300);
+      await new Promise((r) => setTimeout(r, 300));
+      expect((await post(sys, 'pace-14', 314)).status).toBe(202);
     } finally {
       await backend.quit();
       await sys.stop();
     }
   });
 
-  it("each controller's worker counts the calls it starts and how long they waited", async () => {
+  it("each controller's worker counts the calls it dials and how long after being queued, first attempts only", async () => {
     const sys = await startTestSystem({ env: { CALLBACK_MAX_WAIT_SECONDS: '5' } });
     const backend = createRedis('redis://127.0.0.1:6379');
     const queue = new Queue(callbackQueueName('carrier'), { connection: backend, prefix: sys.env.REDIS_PREFIX! });
@@ -124,6 +128,23 @@ describe('back-pressure: calls the gateway or the switch cannot dial in time are
       expect(pace).toMatchObject({ calls: 1 });
       expect(pace!.meanLagSeconds).toBeGreaterThanOrEqual(4);
       expect(pace!.meanLagSeconds).toBeLessThan(10);
+      expect(pace!.maxLagSeconds).toBeCloseTo(pace!.meanLagSeconds, 2);
+      // A retry is dialled long after its call was queued, by design (the tenant's retry delay): not counted.
+      const c = '13800008403';
+      const d = '13900008403';
+      sys.sim.setPhone(c, { answer: 'answer' });
+      sys.sim.setPhone(d, { answer: 'answer', hangupAfterMs: 200 });
+      const retry = signClickToDialJob({ v: CLICK_TO_DIAL_JOB_VERSION, tenantId: sys.tenantId, requestId: 'retried', a: c, b: d }, { keyId: sys.apiKeyId, apiKey: sys.apiKey });
+      const retryId = callIdFor(sys.tenantId, 'retried');
+      await queue.add(CLICK_TO_DIAL_JOB_NAME, { ...retry, attempt: 2 }, { jobId: retryId, timestamp: Date.now() - 30_000 });
+      expect((await sys.waitForCall(retryId, (x) => x.cdr !== null, 15_000)).result).toBe('connected');
+      await new Promise((r) => setTimeout(r, 400)); // a flush (every 250 ms) has passed
+      const total = async () => {
+        let calls = 0;
+        for (const k of await backend.keys(`${sys.env.REDIS_PREFIX!}:dispatch-pace:*`)) calls += Number(await backend.hget(k, 'calls'));
+        return calls;
+      };
+      expect(await total()).toBe(1);
     } finally {
       await queue.close();
       await backend.quit();

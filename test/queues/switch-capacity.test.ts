@@ -124,7 +124,7 @@ describe('switch capacity: admission', () => {
   it('while the calls started lately had waited, bounds the wait by the rate they left at, when it is below the limit', () => {
     const limit = snapshot({ callsPerSecond: 400, limitedBy: 'gateway', maxWaitSeconds: 5 });
     // 36 calls/s actually left, each after 2.5 s: 180 waiting take 5 s, the 181st more.
-    const lagging = { callsPerSecond: 36, meanLagSeconds: 2.5, calls: 108 };
+    const lagging = { callsPerSecond: 36, meanLagSeconds: 2.5, maxLagSeconds: 4.5, calls: 108 };
     expect(drainRate(limit, lagging)).toEqual({ callsPerSecond: 36, paced: true });
     expect(() => admitNewCall(limit, 179, 1000, lagging)).not.toThrow();
     let err: unknown;
@@ -142,15 +142,33 @@ describe('switch capacity: admission', () => {
 
   it('a pace says nothing of capacity when its calls did not wait, when it is not below the limit, or when none was started', () => {
     const limit = snapshot({ callsPerSecond: 400, maxWaitSeconds: 5 });
-    expect(drainRate(limit, { callsPerSecond: 3, meanLagSeconds: 0.05, calls: 9 })).toEqual({ callsPerSecond: 400, paced: false });
-    expect(drainRate(limit, { callsPerSecond: 3, meanLagSeconds: 1, calls: 9 })).toEqual({ callsPerSecond: 400, paced: false });
-    expect(drainRate(limit, { callsPerSecond: 450, meanLagSeconds: 4, calls: 1350 })).toEqual({ callsPerSecond: 400, paced: false });
+    expect(drainRate(limit, { callsPerSecond: 3, meanLagSeconds: 0.05, maxLagSeconds: 0.1, calls: 9 })).toEqual({ callsPerSecond: 400, paced: false });
+    expect(drainRate(limit, { callsPerSecond: 3, meanLagSeconds: 1, maxLagSeconds: 1.5, calls: 9 })).toEqual({ callsPerSecond: 400, paced: false });
+    expect(drainRate(limit, { callsPerSecond: 450, meanLagSeconds: 4, maxLagSeconds: 4.9, calls: 1350 })).toEqual({ callsPerSecond: 400, paced: false });
     expect(drainRate(limit, null)).toEqual({ callsPerSecond: 400, paced: false });
     // A gateway-limited queue that lags at its own limit stays 429.
     const gateway = snapshot({ callsPerSecond: 10, limitedBy: 'gateway' });
-    expect(() => admitNewCall(gateway, 62, 1000, { callsPerSecond: 10, meanLagSeconds: 4, calls: 30 })).toThrow(
+    expect(() => admitNewCall(gateway, 62, 1000, { callsPerSecond: 10, meanLagSeconds: 4, maxLagSeconds: 5, calls: 30 })).toThrow(
       expect.objectContaining({ code: 'gateway_rate_limited' }) as Error,
     );
+  });
+
+  it('while the latest calls were dialled later than the bound after being accepted, refuses a new one: 503 controller_overloaded', () => {
+    const limit = snapshot({ callsPerSecond: 400, maxWaitSeconds: 5 });
+    // Taken at once (no backlog) but dialled late: the controllers run late, not the queue.
+    const late = { callsPerSecond: 30, meanLagSeconds: 2.2, maxLagSeconds: 6.4, calls: 90 };
+    let err: unknown;
+    try {
+      admitNewCall(limit, 0, 1000, late);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(CapacityRefusedError);
+    expect(err).toMatchObject({ code: 'controller_overloaded', kind: 'unavailable', retryAfterSeconds: 2 });
+    expect((err as Error).message).toContain('waited up to 6.4 s since they were accepted (at most 5 s)');
+    expect(() => admitNewCall(limit, 0, 1000, { ...late, maxLagSeconds: 5 })).not.toThrow();
+    // No bound, no refusal.
+    expect(() => admitNewCall(snapshot({ maxWaitSeconds: 0 }), 0, 1000, late)).not.toThrow();
   });
 
   it('a snapshot whose controller stopped (past validUntil) refuses nothing', () => {
