@@ -590,6 +590,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
       }),
     redisReady: () => redis.status === 'ready',
     loopDelay: () => loopPressure.reading(),
+    dialPace: () => dispatchPace.pace(),
     staleCallMs: longestCallMs,
   });
   const auditFailed = (err: unknown): void => {

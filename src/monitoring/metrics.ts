@@ -22,6 +22,8 @@ export interface MetricsSources {
   readonly switches?: () => ReadonlyArray<SwitchFigures>;
   /** How late this controller's event loop ran over the last second, ms (mean, p99; null: not measured yet). */
   readonly loopDelay?: () => { readonly meanMs: number; readonly p99Ms: number } | null;
+  /** The click-to-dial calls dialled in the last seconds by every controller: how many per second, and how long after being accepted (null: none). */
+  readonly dialPace?: () => Promise<{ readonly callsPerSecond: number; readonly meanLagSeconds: number; readonly maxLagSeconds: number } | null>;
   /** False while the queues' Redis connection is down: the queues are not asked at all then. */
   readonly redisReady?: () => boolean;
   /** Longest wait for Redis or MySQL during a scrape (default 2000 ms). */
@@ -107,6 +109,12 @@ export class PlatformMetrics {
   private readonly sourceTimeoutMs: number;
   private readonly queueFigures = shared(() => this.readQueues());
   private readonly poolFigures = shared(() => this.readPool());
+  /** The dial pace, as the gauges read it: within the source timeout, and nothing while Redis is down. */
+  private readonly dialPace = shared(async () => {
+    const read = this.sources.dialPace;
+    if (!read || (this.sources.redisReady && !this.sources.redisReady())) return null;
+    return within(read(), this.sourceTimeoutMs, 'redis').catch(() => null);
+  });
 
   constructor(private readonly sources: MetricsSources) {
     this.staleCallMs = sources.staleCallMs ?? DEFAULT_STALE_CALL_MS;
@@ -155,6 +163,28 @@ export class PlatformMetrics {
         if (!d) return;
         this.set({ stat: 'mean' }, d.meanMs / 1000);
         this.set({ stat: 'p99' }, d.p99Ms / 1000);
+      },
+    });
+    new Gauge({
+      name: 'numguard_click_to_dial_dial_wait_seconds',
+      help: 'Click-to-dial calls dialled in the last 3 s (every controller): seconds from accepted to the originate, mean and max (admission refuses over CALLBACK_MAX_WAIT_SECONDS)',
+      labelNames: ['stat'],
+      registers,
+      async collect() {
+        this.reset();
+        const pace = await metrics.dialPace();
+        if (!pace) return;
+        this.set({ stat: 'mean' }, pace.meanLagSeconds);
+        this.set({ stat: 'max' }, pace.maxLagSeconds);
+      },
+    });
+    new Gauge({
+      name: 'numguard_click_to_dial_dialled_per_second',
+      help: 'Click-to-dial calls dialled per second over the last 3 s, by every controller',
+      registers,
+      async collect() {
+        this.reset();
+        this.set((await metrics.dialPace())?.callsPerSecond ?? 0);
       },
     });
     new Gauge({

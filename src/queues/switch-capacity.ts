@@ -97,8 +97,8 @@ export function callbackRate(
 }
 
 /**
- * The rate calls leave the queue at: the limiter's, or the pace the calls started lately actually
- * kept when they had waited for their turn and it is lower.
+ * The rate calls leave the queue at: the limiter's, or the rate the calls dialled lately were
+ * dialled at when they had waited and it is lower.
  */
 export function drainRate(snapshot: Pick<CapacitySnapshot, 'callsPerSecond'>, pace: DispatchPace | null | undefined): { callsPerSecond: number; paced: boolean } {
   if (pace && pace.calls > 0 && pace.meanLagSeconds > QUEUED_LAG_SECONDS && pace.callsPerSecond < snapshot.callsPerSecond) {
@@ -108,9 +108,9 @@ export function drainRate(snapshot: Pick<CapacitySnapshot, 'callsPerSecond'>, pa
 }
 
 /**
- * Refuses (throws CapacityRefusedError) a new call that the switch would refuse, or that would wait
- * longer than the snapshot's bound behind `backlog` calls already waiting, at the rate calls leave
- * the queue (drainRate). No snapshot, or a stale one: let it in.
+ * Refuses (throws CapacityRefusedError) a new call that the switch would refuse, that would wait
+ * longer than the snapshot's bound as the latest calls did (`pace`), or behind `backlog` calls
+ * already waiting at the rate calls leave the queue (drainRate). No snapshot, or a stale one: let it in.
  */
 export function admitNewCall(snapshot: CapacitySnapshot | null, backlog: number, now: number = Date.now(), pace?: DispatchPace | null): void {
   if (!snapshot || now > snapshot.validUntil) return;

@@ -65,7 +65,7 @@ describe('platform metrics', () => {
 
   const metricsFor = (
     queues: ReadonlyArray<{ name: string; queue: Queue }>,
-    extra: Partial<Pick<MetricsSources, 'staleCallMs' | 'maxTrackedCalls' | 'pool' | 'redisReady' | 'sourceTimeoutMs' | 'poolCacheMs'>> = {},
+    extra: Partial<Pick<MetricsSources, 'staleCallMs' | 'maxTrackedCalls' | 'pool' | 'redisReady' | 'sourceTimeoutMs' | 'poolCacheMs' | 'dialPace' | 'loopDelay'>> = {},
   ) => {
     const m = new PlatformMetrics({ events, queues, pool: db.pool, eslConnected: () => true, ...extra });
     opened.push({ close: async () => m.stop() });
@@ -91,6 +91,26 @@ describe('platform metrics', () => {
     expect(value(text, 'numguard_queue_jobs{queue="paused-work",state="failed"}')).toBe(0);
     // The job at the head of the line (2 minutes), not the one that just arrived.
     expect(value(text, 'numguard_queue_oldest_waiting_seconds{queue="paused-work"}')).toBeGreaterThanOrEqual(120);
+  });
+
+  it("reports the back-pressure figures: how late calls were dialled, how fast, and how late this controller's loop runs", async () => {
+    const pace = { callsPerSecond: 31.5, meanLagSeconds: 2.25, maxLagSeconds: 6.5, calls: 94 };
+    const text = await metricsFor([], { dialPace: () => Promise.resolve(pace), loopDelay: () => ({ meanMs: 120, p99Ms: 480 }) }).text();
+    expect(value(text, 'numguard_click_to_dial_dial_wait_seconds{stat="mean"}')).toBe(2.25);
+    expect(value(text, 'numguard_click_to_dial_dial_wait_seconds{stat="max"}')).toBe(6.5);
+    expect(value(text, 'numguard_click_to_dial_dialled_per_second')).toBe(31.5);
+    expect(value(text, 'numguard_event_loop_delay_seconds{stat="mean"}')).toBe(0.12);
+    expect(value(text, 'numguard_event_loop_delay_seconds{stat="p99"}')).toBe(0.48);
+    // No call dialled lately, a pace Redis cannot give, and Redis known down: no wait series, 0 dialled.
+    for (const extra of [
+      { dialPace: () => Promise.resolve(null) },
+      { dialPace: () => Promise.reject(new Error('redis down')) },
+      { dialPace: () => Promise.resolve(pace), redisReady: () => false },
+    ]) {
+      const none = await metricsFor([], extra).text();
+      expect(none).not.toContain('numguard_click_to_dial_dial_wait_seconds{');
+      expect(value(none, 'numguard_click_to_dial_dialled_per_second')).toBe(0);
+    }
   });
 
   it('reports 0 for the oldest waiting job of an empty queue', async () => {
