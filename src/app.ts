@@ -133,8 +133,9 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
   const apiKeyCacheMs = 5000;
   const apiKeys = cachedApiKeyAuth(tenants, apiKeyCacheMs);
   const audit = new AuditStore(pool);
-  // What the API's requests append goes in multi-row INSERTs (after each response, as before).
-  const auditWrites = new BatchedAuditWriter(audit);
+  // What the API's requests append goes in multi-row INSERTs after the responses: at 30 calls/s one
+  // INSERT (and commit) per 6 requests instead of one per request; an entry is stored within 0.2 s.
+  const auditWrites = new BatchedAuditWriter(audit, { lingerMs: 200 });
   const calls = new CallStore(pool);
   const cdrs = new CdrStore(pool);
   const live = new LiveCallStore(redis, config.redisPrefix);

@@ -108,18 +108,20 @@ function rowToEntry(r: RowDataPacket): AuditEntry {
 }
 
 /**
- * The audit log as the API writes it, after each response: entries made while a write is under
- * way go together in the next multi-row INSERT, so a busy API costs the database one commit per
- * batch instead of one per request. append resolves once its entry is stored (or rejects with
- * the write's error); flush waits for everything appended so far.
+ * The audit log as the API writes it, after each response: entries made within `lingerMs` of the
+ * first one waiting (and while a write is under way) go together in the next multi-row INSERT, so a
+ * busy API costs the database one commit per batch instead of one per request. append resolves once
+ * its entry is stored (or rejects with the write's error); flush writes what waits at once and waits
+ * for everything appended so far.
  */
 export class BatchedAuditWriter {
   private queue: Array<{ entry: AuditEntryInput; at: number; done: (err?: Error) => void }> = [];
   private writing: Promise<void> | null = null;
+  private endLinger: (() => void) | null = null;
 
   constructor(
     private readonly store: Pick<AuditStore, 'appendMany'>,
-    private readonly maxBatch = 500,
+    private readonly opts: { readonly maxBatch?: number; readonly lingerMs?: number } = {},
   ) {}
 
   append(entry: AuditEntryInput): Promise<void> {
@@ -130,14 +132,25 @@ export class BatchedAuditWriter {
   }
 
   async flush(): Promise<void> {
+    this.endLinger?.();
     while (this.writing) await this.writing;
   }
 
   private async drain(): Promise<void> {
-    // Lets the rest of this turn of the event loop append too.
-    await new Promise((resolve) => setImmediate(resolve));
+    const lingerMs = this.opts.lingerMs ?? 0;
+    // Lets the rest of this turn of the event loop (or of the linger) append too.
+    await new Promise<void>((resolve) => {
+      if (lingerMs <= 0) return void setImmediate(resolve);
+      const timer = setTimeout(resolve, lingerMs);
+      this.endLinger = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.endLinger = null;
+    const maxBatch = this.opts.maxBatch ?? 500;
     while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.maxBatch);
+      const batch = this.queue.splice(0, maxBatch);
       try {
         await this.store.appendMany(batch);
         for (const e of batch) e.done();
