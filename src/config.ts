@@ -574,7 +574,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxLoopDelayMs: int(env, 'CONTROLLER_MAX_LOOP_DELAY_MS', 0, 0, 60_000),
       concurrency: int(env, 'CALLBACK_CONCURRENCY', 200, 1, 100_000),
       lockSeconds: int(env, 'CALLBACK_LOCK_SECONDS', 6, 2, 300),
-      cdrGroupWindowMs: int(env, 'CDR_GROUP_WINDOW_MS', 5, 0, 1000),
+      cdrGroupWindowMs: int(env, 'CDR_GROUP_WINDOW_MS', 200, 0, 1000),
       ringTimeoutASeconds: int(env, 'RING_TIMEOUT_A_SECONDS', 30, 5, 120),
       ringTimeoutBSeconds: int(env, 'RING_TIMEOUT_B_SECONDS', 30, 5, 120),
       maxDurationSeconds: int(env, 'MAX_CALL_DURATION_SECONDS', 1800, 10, 86_400),

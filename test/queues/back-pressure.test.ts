@@ -118,11 +118,13 @@ describe('back-pressure: calls the gateway or the switch cannot dial in time are
       // Queued 4 s ago by a backend (BullMQ's own time of queueing).
       const data = signClickToDialJob({ v: CLICK_TO_DIAL_JOB_VERSION, tenantId: sys.tenantId, requestId: 'waited', a, b }, { keyId: sys.apiKeyId, apiKey: sys.apiKey });
       const callId = callIdFor(sys.tenantId, 'waited');
-      await queue.add(CLICK_TO_DIAL_JOB_NAME, data, { jobId: callId, timestamp: Date.now() - 4000 });
+      const queuedAt = Date.now();
+      await queue.add(CLICK_TO_DIAL_JOB_NAME, data, { jobId: callId, timestamp: queuedAt - 4000 });
       expect((await sys.waitForCall(callId, (c) => c.cdr !== null, 15_000)).result).toBe('connected');
       let pace: Awaited<ReturnType<typeof readDispatchPace>> = null;
       await waitUntil('the pace of the started call written', async () => {
-        pace = await readDispatchPace(backend, sys.env.REDIS_PREFIX!, 'carrier', Date.now() + 3000);
+        // The 3 seconds from the one it was queued in (the call is over by now: its CDR waited for company).
+        pace = await readDispatchPace(backend, sys.env.REDIS_PREFIX!, 'carrier', queuedAt + 3000);
         return pace !== null;
       });
       expect(pace).toMatchObject({ calls: 1 });

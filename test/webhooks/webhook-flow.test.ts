@@ -193,7 +193,11 @@ describe('webhooks end to end: API, signed deliveries, the delivery log', () => 
     expect((await sys.api('DELETE', '/v1/webhook')).status).toBe(204);
     expect((await sys.api('GET', '/v1/webhook')).status).toBe(404);
     expect((await sys.api('DELETE', '/v1/webhook')).status).toBe(404);
-    const audit = await new AuditStore(sys.app.pool).list(sys.tenantId);
+    // Audit entries are written after the responses, a batch at a time (within 0.2 s).
+    const audit = await waitUntil('the delete audited', async () => {
+      const entries = await new AuditStore(sys.app.pool).list(sys.tenantId);
+      return entries[0]?.action === 'webhook.delete' ? entries : null;
+    });
     const actions = audit.map((e) => e.action);
     expect(actions[0]).toBe('webhook.delete');
     expect(actions.filter((x) => x === 'webhook.set').length).toBeGreaterThanOrEqual(4);
