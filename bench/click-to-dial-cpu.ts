@@ -52,7 +52,7 @@ export async function run(): Promise<Record<string, unknown>> {
 
   const numbers = (side: string, n: number, from: number): Array<{ a: string; b: string }> =>
     Array.from({ length: n }, (_, i) => ({ a: `13${side}${String(from + i).padStart(8, '0')}`, b: `15${side}${String(from + i).padStart(8, '0')}` }));
-  const warmCalls = numbers('7', 40, 0);
+  const warmCalls = numbers('7', Number(env.BENCH_WARM_CALLS ?? 40), 0);
   const ngCalls = numbers('8', calls, 0);
   const bareCalls = numbers('9', calls, 0);
   // As bench:switch's carrier: every phone answers after 0.2 s; B hangs up talkMs after answering, A with it (hangup_after_bridge).
@@ -84,6 +84,7 @@ export async function run(): Promise<Record<string, unknown>> {
     LOG_LEVEL: 'warn',
     BENCH_COUNT_COMMANDS: '1',
     ...(env.BENCH_COUNT_DETAIL === '1' ? { BENCH_COUNT_DETAIL: '1' } : {}),
+    ...(JSON.parse(env.BENCH_CONTROLLER_ENV ?? '{}') as Record<string, string>),
   });
   const pid = controller.process.pid ?? 0;
   const baseUrl = `http://127.0.0.1:${String(controller.ready.port)}`;

@@ -25,7 +25,9 @@
  *   BENCH_RAISED_MIN_IDLE_CPU [0], BENCH_GATEWAY_CPS [1000: the carrier has no limit of its own],
  *   BENCH_CONTROLLER_ENV [JSON of extra controller variables], BENCH_EVENT_COST [0; 1: a third phase per rate, bare
  *   originates while another connection holds the controller's subscription], BENCH_CONTROLLER_NICE [0],
- *   REDIS_URL, TEST_MYSQL_URL.
+ *   BENCH_WARM_RATE [10 calls/s] and BENCH_WARM_SECONDS [20]: both sides' warm-up before each profile, not
+ *   reported (a controller in service has long compiled its hot code; 15 calls left much of the first
+ *   measured phase to V8's compiler), REDIS_URL, TEST_MYSQL_URL.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -58,6 +60,7 @@ interface Settings {
   readonly switchPid: number | null;
   readonly sipp: { bin: string; host: string; port: number; mediaPort: number };
   readonly seconds: number;
+  readonly warm: { readonly rate: number; readonly seconds: number };
   readonly profiles: Profile[];
   readonly gatewayCps: number;
   readonly controllerEnv: Record<string, string>;
@@ -119,6 +122,7 @@ function settings(): Settings | null {
       mediaPort: Number(env.BENCH_SIPP_MEDIA_PORT ?? 7300),
     },
     seconds: Number(env.BENCH_SECONDS ?? 20),
+    warm: { rate: Number(env.BENCH_WARM_RATE ?? 10), seconds: Number(env.BENCH_WARM_SECONDS ?? 20) },
     profiles,
     gatewayCps: Number(env.BENCH_GATEWAY_CPS ?? 1000),
     controllerEnv: env.BENCH_CONTROLLER_ENV ? (JSON.parse(env.BENCH_CONTROLLER_ENV) as Record<string, string>) : {},
@@ -642,8 +646,8 @@ async function main(): Promise<void> {
       }
       log(`profile ${profile.name}: sessions-per-second ${profile.sessionsPerSecond}, min-idle-cpu ${profile.minIdleCpu}; controller limiter ${String(limiter)} calls/s (expected ${expected})`);
       // Warm up both paths (JIT, connection pools, the switch's caches); not reported.
-      await runPhase(rig, 'numguard', 5, 3, profile.minIdleCpu);
-      await runPhase(rig, 'bare', 5, 3, profile.minIdleCpu);
+      await runPhase(rig, 'numguard', s.warm.rate, s.warm.seconds, profile.minIdleCpu);
+      await runPhase(rig, 'bare', s.warm.rate, s.warm.seconds, profile.minIdleCpu);
       const phases: Record<string, unknown>[] = [];
       for (const [i, rate] of profile.rates.entries()) {
         const order: Side[] = i % 2 === 0 ? ['numguard', 'bare'] : ['bare', 'numguard'];
