@@ -134,6 +134,9 @@ export class RouteIndex {
     private readonly barrier?: Pick<RouteWriteBarrier, 'afterWrites'>,
   ) {}
 
+  /** put()s made in this turn of the event loop, written together at its end. */
+  private puts: { writes: RouteWrite[]; written: Promise<void> } | null = null;
+
   private key(x: string, caller: string): string {
     return redisKeys(this.prefix).route(x, caller === ANY_CALLER ? ANY_CALLER : this.hash(caller));
   }
@@ -274,10 +277,22 @@ export class RouteIndex {
    */
   async put(b: IndexableBinding): Promise<void> {
     const prompt = RouteIndex.promptOf(b);
-    await this.write([
+    const writes: RouteWrite[] = [
       ...this.entries(b).map(([key, route]): RouteWrite => ({ op: b.kind === 'callback' ? 'provisional' : 'put', key, version: 0, bindingId: b.id, route })),
       ...(prompt ? [{ op: 'mark', key: this.markerKey(b.x), prompt } as const] : []),
-    ]);
+    ];
+    // The calls of one CDR job settle together: their callback routes go in one script call (and one
+    // barrier), in the order put. A failure fails every put of the turn (each is retried by its job).
+    if (!this.puts) {
+      const batch: { writes: RouteWrite[]; written: Promise<void> } = { writes: [], written: Promise.resolve() };
+      batch.written = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+        this.puts = null;
+        await this.write(batch.writes);
+      });
+      this.puts = batch;
+    }
+    this.puts.writes.push(...writes);
+    await this.puts.written;
   }
 
   async lookup(x: string, caller: string, now: number = Date.now()): Promise<RouteDecision> {

@@ -123,6 +123,22 @@ describe('callback bindings go through the reuse invariant like every binding', 
     expect(Number(cdrs[0]!.n)).toBe(4);
   });
 
+  it('the callback routes of calls that settle together go to Redis in one script call, in the order put', async () => {
+    const evalshaCalls = async (): Promise<number> => Number(/^cmdstat_evalsha:calls=(\d+)/m.exec(await redis.info('commandstats'))?.[1] ?? 0);
+    const now = Date.now();
+    const b = '13900070201';
+    const callback = (n: number, a: string, to = b) => ({
+      id: `cb-together-${n}`, tenantId: tenant, x: X, a, b: to, expiresAt: now + HOUR, callId: `00000000-0000-4000-a000-${String(n).padStart(12, '0')}`,
+      userData: null, kind: 'callback' as const, restriction: 'both' as const, record: false, maxDurationSeconds: null, announcement: null, allowList: [],
+    });
+    const before = await evalshaCalls();
+    await Promise.all([routes.put(callback(1, '13800070201')), routes.put(callback(2, '13800070202', '13900070202')), routes.put(callback(3, '13800070203'))]);
+    expect((await evalshaCalls()) - before).toBe(1);
+    // B called by two of them: the one put last holds the route, as with two puts one after the other.
+    expect(await routes.lookup(X, b)).toMatchObject({ route: { bindingId: 'cb-together-3', target: '13800070203', kind: 'callback' } });
+    expect(await routes.lookup(X, '13900070202')).toMatchObject({ route: { bindingId: 'cb-together-2', target: '13800070202' } });
+  });
+
   it('a late, older callback never takes the route back from a newer one', async () => {
     const now = Date.now();
     const b = '13900070002';
