@@ -282,7 +282,8 @@ export class RouteIndex {
       ...(prompt ? [{ op: 'mark', key: this.markerKey(b.x), prompt } as const] : []),
     ];
     // The calls of one CDR job settle together: their callback routes go in one script call (and one
-    // barrier), in the order put. A failure fails every put of the turn (each is retried by its job).
+    // barrier), in the order put. A failure fails every put of the turn; the CDR batch's outbox rows
+    // write those routes again either way.
     if (!this.puts) {
       const batch: { writes: RouteWrite[]; written: Promise<void> } = { writes: [], written: Promise.resolve() };
       batch.written = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
