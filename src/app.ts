@@ -413,7 +413,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
         attribute: refusalAttribution(pool),
         afterWrite: async (outcomes) => {
           await queueWebhooks(outcomes.flatMap((o) => [...progressEvents(o.cdr), ...completionEvents(o.cdr)].map((e) => withId(e))));
-          await Promise.all(outcomes.map((o) => abuse.watch.observeCall(o.cdr)));
+          await abuse.watch.observeCalls(outcomes.map((o) => o.cdr));
         },
       })
     : null;

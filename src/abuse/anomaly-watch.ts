@@ -63,11 +63,22 @@ export class AnomalyWatch {
 
   /** A call has ended (its CDR is written). Never throws: the watch is a signal, not part of the call. */
   async observeCall(cdr: CdrRecord): Promise<void> {
-    if (!cdr.tenantId || !cdr.a) return;
+    await this.observeCalls([cdr]);
+  }
+
+  /**
+   * Calls whose CDRs were written together, each watched as observeCall watches one; their burst
+   * counts go to Redis in one round trip. Never throws.
+   */
+  async observeCalls(cdrs: readonly CdrRecord[]): Promise<void> {
+    const watched = cdrs.filter((cdr) => cdr.tenantId && cdr.a);
+    if (watched.length === 0) return;
     try {
-      await this.watchCall(cdr);
+      const calls = await Promise.all(watched.map(async (cdr) => ({ cdr, limits: await this.deps.limits.effective(cdr.tenantId, cdr.endedAt) })));
+      await this.watchBursts(calls);
+      await Promise.all(calls.map((call) => this.watchShortCalls(call.cdr, call.limits)));
     } catch (err) {
-      this.log.error({ err, callId: cdr.callId }, 'anomaly watch failed on a call');
+      this.log.error({ err, callIds: watched.map((cdr) => cdr.callId) }, 'anomaly watch failed on calls');
     }
   }
 
@@ -134,35 +145,59 @@ export class AnomalyWatch {
     }
   }
 
-  private async watchCall(cdr: CdrRecord): Promise<void> {
+  /** An X is quarantinable only when the calls were to it; a click-to-dial call only shows it. */
+  private static calledX(cdr: CdrRecord): string | null {
+    return CALL_TO_X_KINDS.has(cdr.kind) && cdr.x ? cdr.x : null;
+  }
+
+  /** caller_burst and x_burst: every call's counts in one round trip, then the flags they crossed, in order. */
+  private async watchBursts(calls: ReadonlyArray<{ cdr: CdrRecord; limits: EffectiveLimits }>): Promise<void> {
+    const notes: Array<{ cdr: CdrRecord; limits: EffectiveLimits; kind: 'caller_burst' | 'x_burst'; threshold: number; partiesKey: string; markerKey: string }> = [];
+    for (const { cdr, limits } of calls) {
+      const x = AnomalyWatch.calledX(cdr);
+      if (limits.callerBurstCalls > 0) {
+        const caller = this.hashOf(cdr.tenantId, cdr.a);
+        notes.push({ cdr, limits, kind: 'caller_burst', threshold: limits.callerBurstCalls, partiesKey: this.key('caller-calls', caller), markerKey: this.key('caller-calls-flag', caller) });
+      }
+      if (x !== null && limits.xBurstCalls > 0) {
+        const target = this.hashOf(cdr.tenantId, x);
+        notes.push({ cdr, limits, kind: 'x_burst', threshold: limits.xBurstCalls, partiesKey: this.key('x-calls', target), markerKey: this.key('x-calls-flag', target) });
+      }
+    }
+    if (notes.length === 0) return;
+    const seen = await this.deps.counters.notePartiesMany(
+      notes.map((n) => ({ partiesKey: n.partiesKey, markerKey: n.markerKey, parties: [n.cdr.callId], threshold: n.threshold, windowMs: n.limits.burstWindowSeconds * 1000, now: n.cdr.endedAt })),
+    );
+    for (const [i, n] of notes.entries()) {
+      const one = seen[i];
+      if (one instanceof Error || one === undefined) {
+        this.log.error({ err: one, callId: n.cdr.callId }, 'anomaly watch failed on a call');
+        continue;
+      }
+      if (!one.flagged) continue;
+      const { cdr, limits, kind, threshold } = n;
+      const windowSeconds = limits.burstWindowSeconds;
+      await this.raise(
+        {
+          tenantId: cdr.tenantId,
+          kind,
+          number: kind === 'caller_burst' ? cdr.a : null,
+          x: AnomalyWatch.calledX(cdr),
+          count: one.distinct,
+          windowSeconds,
+          evidence: { calls: one.distinct, threshold, windowSeconds },
+        },
+        limits,
+        cdr.endedAt,
+      );
+    }
+  }
+
+  private async watchShortCalls(cdr: CdrRecord, limits: EffectiveLimits): Promise<void> {
     const { tenantId } = cdr;
     const at = cdr.endedAt;
-    const limits = await this.deps.limits.effective(tenantId, at);
-    // An X is quarantinable only when the calls were to it; a click-to-dial call only shows it.
-    const x = CALL_TO_X_KINDS.has(cdr.kind) && cdr.x ? cdr.x : null;
+    const x = AnomalyWatch.calledX(cdr);
     const caller = this.hashOf(tenantId, cdr.a);
-    const burstMs = limits.burstWindowSeconds * 1000;
-    if (limits.callerBurstCalls > 0) {
-      const seen = await this.deps.counters.noteParties(this.key('caller-calls', caller), this.key('caller-calls-flag', caller), [cdr.callId], limits.callerBurstCalls, burstMs, at);
-      if (seen.flagged) {
-        await this.raise(
-          { tenantId, kind: 'caller_burst', number: cdr.a, x, count: seen.distinct, windowSeconds: limits.burstWindowSeconds, evidence: { calls: seen.distinct, threshold: limits.callerBurstCalls, windowSeconds: limits.burstWindowSeconds } },
-          limits,
-          at,
-        );
-      }
-    }
-    if (x !== null && limits.xBurstCalls > 0) {
-      const target = this.hashOf(tenantId, x);
-      const seen = await this.deps.counters.noteParties(this.key('x-calls', target), this.key('x-calls-flag', target), [cdr.callId], limits.xBurstCalls, burstMs, at);
-      if (seen.flagged) {
-        await this.raise(
-          { tenantId, kind: 'x_burst', number: null, x, count: seen.distinct, windowSeconds: limits.burstWindowSeconds, evidence: { calls: seen.distinct, threshold: limits.xBurstCalls, windowSeconds: limits.burstWindowSeconds } },
-          limits,
-          at,
-        );
-      }
-    }
     if (cdr.result === 'connected' && limits.shortCallMinCalls > 0) {
       const seen = await this.deps.counters.noteShortCall(
         { connected: this.key('connected', caller), short: this.key('short', caller), marker: this.key('short-flag', caller) },

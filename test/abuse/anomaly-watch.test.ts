@@ -2,6 +2,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { randomUUID } from 'node:crypto';
 import type { CdrRecord } from '../../src/domain/call';
 import { maskPhone } from '../../src/domain/phone-number';
+import { RedisAbuseCounters } from '../../src/abuse/redis-counters';
 import { TenantLimitsStore } from '../../src/abuse/tenant-limits';
 import { startTestSystem, type TestSystem } from '../support/system';
 import { waitUntil } from '../support/wait';
@@ -122,6 +123,29 @@ describe('anomaly watch and disposal (issue #10 item 6)', () => {
       return rows[0];
     });
     expect(entry).toMatchObject({ actor: 'system:abuse', tenant_id: sys.tenantId });
+  });
+
+  it('CDRs written together: their burst counts go in one round trip and flag as the same calls one by one would', async () => {
+    const caller = real('13800042101');
+    const x = xOf(5);
+    const first = cdr({ a: caller, x });
+    const batch = [first, first, ...Array.from({ length: 5 }, () => cdr({ a: caller, x }))];
+    const noted = jest.spyOn(RedisAbuseCounters.prototype, 'notePartiesMany');
+    try {
+      await sys.app.abuse.watch.observeCalls(batch);
+      // Seven CDRs (one redelivered), each counted for its caller and its X: one call of the script.
+      expect(noted).toHaveBeenCalledTimes(1);
+      expect(noted.mock.calls[0]![0]).toHaveLength(14);
+    } finally {
+      noted.mockRestore();
+    }
+    // Six distinct calls: over 3 from the caller (flagged at the 4th), over 4 to X (at the 5th), once each.
+    const raised = await flags(`?number=${caller}`);
+    expect(raised).toHaveLength(1);
+    expect(raised[0]).toMatchObject({ kind: 'caller_burst', evidence: { calls: 4, threshold: 3 } });
+    const toX = (await flags()).filter((f) => f.kind === 'x_burst' && f.x === x);
+    expect(toX).toHaveLength(1);
+    expect(toX[0]).toMatchObject({ number: null, evidence: { calls: 5, threshold: 4 } });
   });
 
   it('many calls to one X, disposal quarantine: the X routes no call and takes no binding until the quarantine is lifted (audited)', async () => {
