@@ -561,8 +561,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     capacity: {
       admitNewCall: async () => {
         loopPressure.admit();
-        // The pace only narrows the bound: unread, the limiter's rate stands.
-        await capacity.admit({ backlog: () => callbackBacklog(callbackQueue.queue), pace: () => dispatchPace.pace().catch(() => null) });
+        await capacity.admit({ backlog: () => callbackBacklog(callbackQueue.queue), pace: () => dispatchPace.pace() });
       },
     },
     logger,

@@ -70,5 +70,5 @@ async function admitToQueue(queue: Queue): Promise<void> {
   const prefix = queue.opts.prefix ?? 'bull';
   const redis = await queue.getBackend().client;
   const snapshot = await readCapacitySnapshot(redis, prefix, gateway);
-  await admitToCallbackQueue(snapshot, { backlog: () => callbackBacklog(queue), pace: () => readDispatchPace(redis, prefix, gateway).catch(() => null) });
+  await admitToCallbackQueue(snapshot, { backlog: () => callbackBacklog(queue), pace: () => readDispatchPace(redis, prefix, gateway) });
 }

@@ -155,7 +155,8 @@ export async function admitToCallbackQueue(snapshot: CapacitySnapshot | null, qu
     admitNewCall(snapshot, 0, now);
     return;
   }
-  const [backlog, pace] = await Promise.all([queue.backlog(), queue.pace?.() ?? null]);
+  // The pace only narrows the bound: a pace that cannot be read leaves the limiter's rate standing.
+  const [backlog, pace] = await Promise.all([queue.backlog(), queue.pace?.().catch(() => null) ?? null]);
   admitNewCall(snapshot, backlog, now, pace);
 }
 

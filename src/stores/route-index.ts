@@ -285,12 +285,12 @@ export class RouteIndex {
     // barrier), in the order put. A failure fails every put of the turn; the CDR batch's outbox rows
     // write those routes again either way.
     if (!this.puts) {
-      const batch: { writes: RouteWrite[]; written: Promise<void> } = { writes: [], written: Promise.resolve() };
-      batch.written = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+      const turn: RouteWrite[] = [];
+      const written = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
         this.puts = null;
-        await this.write(batch.writes);
+        await this.write(turn);
       });
-      this.puts = batch;
+      this.puts = { writes: turn, written };
     }
     this.puts.writes.push(...writes);
     await this.puts.written;
