@@ -18,6 +18,7 @@ import { FastConnection, type ModeslEvent } from './connection';
 import { EslAuthError, EslCommandError, EslDisconnectedError, EslError } from './errors';
 import type { EslEvent } from './event';
 import { assertNoNewline, rejectAll, track, type PendingOp } from './pending';
+import { SwitchClock } from './switch-clock';
 
 export type EslState = 'idle' | 'connecting' | 'ready' | 'disconnected' | 'stopped';
 
@@ -68,6 +69,8 @@ export class EslClient extends EventEmitter {
   private readonly jobs = new Map<string, PendingOp<string>>();
   private readonly executions = new Map<string, PendingOp<EslEvent | undefined>>();
   private readonly channels = new Map<string, Set<ChannelListener>>();
+  /** The switch's clock as its events' stamps show it (see SwitchClock). */
+  readonly clock = new SwitchClock();
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private starting: { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void } | undefined;
@@ -270,6 +273,7 @@ export class EslClient extends EventEmitter {
     const { host, port, password, commandTimeoutMs } = this.opts;
     const conn = new FastConnection(host, port, password);
     this.conn = conn;
+    this.clock.forget();
     const socket = conn.socket as Socket;
     let lastError: Error | undefined;
     let authRefused = false;
@@ -366,6 +370,8 @@ export class EslClient extends EventEmitter {
   /** The hot path: one call per event from FreeSWITCH. */
   private dispatch(e: EslEvent): void {
     const name = e.name;
+    const stampUs = e.header('Event-Date-Timestamp');
+    if (stampUs !== undefined) this.clock.observe(Number(stampUs) / 1000, Date.now());
     if (name === 'BACKGROUND_JOB') {
       const id = e.header('Job-UUID');
       const op = id === undefined ? undefined : this.jobs.get(id);

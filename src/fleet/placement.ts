@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { AttemptPlacement, PlacedSwitch } from '../calls/click-to-dial-use-case';
 import { EslDisconnectedError } from '../esl/errors';
 import type { EslEvent } from '../esl/event';
+import { SwitchClock } from '../esl/switch-clock';
 import type { Logger } from '../logger';
 import { admitToCallbackQueue, type CapacitySnapshot, type QueueState } from '../queues/switch-capacity';
 import type { SwitchFleet } from './switch-fleet';
@@ -12,6 +13,7 @@ import type { SwitchFleet } from './switch-fleet';
  */
 class DepartedSwitch extends EventEmitter implements PlacedSwitch {
   readonly lost = 'SWITCH_LOST';
+  readonly clock = new SwitchClock();
   constructor(readonly name: string) {
     super();
   }

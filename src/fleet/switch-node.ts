@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { EslClient, type EslClientOptions } from '../esl/client';
+import type { SwitchClock } from '../esl/switch-clock';
 import type { EslEvent } from '../esl/event';
 import type { Logger } from '../logger';
 import { LEGS_PER_CALL, SwitchCapacity, switchCallsPerSecond } from '../queues/switch-capacity';
@@ -174,6 +175,10 @@ export class SwitchNode extends EventEmitter {
 
   onChannel(uuid: string, listener: (e: EslEvent) => void): () => void {
     return this.client.onChannel(uuid, listener);
+  }
+
+  get clock(): SwitchClock {
+    return this.client.clock;
   }
 
   // -----------------------------------------------------------------------------------------------

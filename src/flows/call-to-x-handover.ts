@@ -215,14 +215,14 @@ async function awaitFigures(deps: SettleDeps, watch: LegWatch, call: HandedOverC
   let warned = false;
   for (;;) {
     const end = watch.first('CHANNEL_HANGUP_COMPLETE');
-    if (end) return figuresOfEvent(end);
+    if (end) return figuresOfEvent(end, sw.clock);
     try {
       const figures = await kept();
       if (figures) return figures;
       if ((await sw.api(`uuid_exists ${call.uuid}`)).trim() !== 'true') {
         // Gone. Its hook ran before the channel was destroyed; ask once more in case it landed between the questions.
         const late = watch.first('CHANNEL_HANGUP_COMPLETE');
-        return late ? figuresOfEvent(late) : await kept();
+        return late ? figuresOfEvent(late, sw.clock) : await kept();
       }
     } catch (err) {
       log.warn({ err }, 'switch not answering about a handed-over call; asking again');

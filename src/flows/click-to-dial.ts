@@ -357,7 +357,7 @@ class ClickToDialFlow {
     const end = await this.aEnd();
     // A delivery that took the call over late: an answer it did not see is in A's figures, and the call is settled from the switch's.
     if (!this.startedHere && end) {
-      const a = figuresOfEvent(end);
+      const a = figuresOfEvent(end, this.deps.switch.clock);
       if (a.answeredAt !== null) return this.settleFromSwitch(a, await this.figuresOfB(a), this.prior);
     }
     return this.aFailed(end?.header('Hangup-Cause') ?? 'UNKNOWN');
@@ -385,7 +385,7 @@ class ClickToDialFlow {
    */
   private async markAAnswered(callingB = false): Promise<void> {
     const answer = this.a.first('CHANNEL_ANSWER');
-    const aAnswerAt = answer ? eventTime(answer) : Date.now();
+    const aAnswerAt = answer ? this.at(answer) : Date.now();
     const answered = this.progress('call.answered', 'a', aAnswerAt);
     if (callingB) await this.record({ state: 'calling_b', aAnswerAt }, answered, this.progress('call.calling', 'b'));
     else await this.record({ state: 'a_answered', aAnswerAt }, answered);
@@ -474,7 +474,7 @@ class ClickToDialFlow {
     if (first?.name === 'CHANNEL_EXECUTE_COMPLETE') return this.bFailed(bridgeCause(first));
     if (first?.name === 'CHANNEL_HANGUP_COMPLETE') {
       // A bridge this delivery did not see (it began following the call late) is in A's figures.
-      const bridgedAt = figuresOfEvent(first).bridgedAt;
+      const bridgedAt = figuresOfEvent(first, this.deps.switch.clock).bridgedAt;
       if (bridgedAt !== null) return this.bridgedUnseen(bridgedAt);
       return this.bFailed(undefined);
     }
@@ -507,9 +507,9 @@ class ClickToDialFlow {
 
   private async bridged(bridge: EslEvent): Promise<AttemptOutcome> {
     const bAnswer = this.b.first('CHANNEL_ANSWER');
-    const bAnswerAt = bAnswer ? eventTime(bAnswer) : eventTime(bridge);
+    const bAnswerAt = bAnswer ? this.at(bAnswer) : this.at(bridge);
     try {
-      await this.record({ state: 'bridged', bAnswerAt }, this.progress('call.answered', 'b', bAnswerAt), this.progress('call.bridged', undefined, eventTime(bridge)));
+      await this.record({ state: 'bridged', bAnswerAt }, this.progress('call.answered', 'b', bAnswerAt), this.progress('call.bridged', undefined, this.at(bridge)));
       this.log.info('bridged');
       // The warning tone before the cap, scheduled on the switch as the cap was (from B's answer). Not in B's
       // api_on_answer: a tone has commas, which B's variables in the inline dialplan cannot carry.
@@ -635,11 +635,11 @@ class ClickToDialFlow {
   /** B's figures once A is over: its end as seen here, or as the switch kept it (a B still up, as it ends with A, is waited for). */
   private async figuresOfB(a: SwitchFigures): Promise<SwitchFigures | null> {
     const seen = this.b.first('CHANNEL_HANGUP_COMPLETE');
-    if (seen) return figuresOfEvent(seen);
+    if (seen) return figuresOfEvent(seen, this.deps.switch.clock);
     const kept = await this.keptFiguresOf(this.uB);
     if (kept || a.answeredAt === null || !(await this.legExists(this.uB))) return kept;
     const end = await this.waitForEnd(this.b, this.uB, SETTLE_MS);
-    return end ? figuresOfEvent(end) : this.keptFiguresOf(this.uB);
+    return end ? figuresOfEvent(end, this.deps.switch.clock) : this.keptFiguresOf(this.uB);
   }
 
   /**
@@ -786,6 +786,11 @@ class ClickToDialFlow {
     return { result: cdr.result, aReached, bDialled, cdr };
   }
 
+  /** When the switch says event `e` happened, on this controller's clock (the clock of `startedAt` and timers). */
+  private at(e: EslEvent): number {
+    return eventTime(e, this.deps.switch.clock);
+  }
+
   private report(type: PlatformEventType, leg?: Leg, at = Date.now()): void {
     this.deps.events?.report(this.eventOf(type, leg, at));
   }
@@ -819,7 +824,7 @@ class ClickToDialFlow {
     const timeoutMs = (field === 'aRingAt' ? this.req.ringTimeoutASeconds : this.req.ringTimeoutBSeconds) * 1000 + 5000;
     void leg.waitFor('CHANNEL_PROGRESS', timeoutMs).then(async (e) => {
       if (!e) return;
-      await this.record({ [field]: eventTime(e) }, this.progress('call.ringing', field === 'aRingAt' ? 'a' : 'b', eventTime(e))).catch((err: unknown) => {
+      await this.record({ [field]: this.at(e) }, this.progress('call.ringing', field === 'aRingAt' ? 'a' : 'b', this.at(e))).catch((err: unknown) => {
         this.log.warn({ err }, 'could not record ringing');
       });
     });

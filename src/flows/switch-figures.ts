@@ -1,4 +1,5 @@
 import type { EslEvent } from '../esl/event';
+import type { SwitchClock } from '../esl/switch-clock';
 import type { SwitchControl } from './switch';
 
 /**
@@ -44,14 +45,19 @@ export interface SwitchFigures {
   readonly ringingAt: number | null;
 }
 
-function figuresOf(value: (name: KeptVariable) => string | undefined): SwitchFigures {
+type Clock = Pick<SwitchClock, 'toLocal'>;
+/** The times as the switch's clock has them. */
+const SWITCH_CLOCK: Clock = { toLocal: (ms) => ms };
+
+/** `clock` moves the switch's times onto the controller's clock. */
+function figuresOf(value: (name: KeptVariable) => string | undefined, clock: Clock): SwitchFigures {
   const text = (name: KeptVariable): string | null => {
     const v = value(name)?.trim();
     return v ? v : null;
   };
   const epochMs = (name: 'bridge_uepoch' | 'end_uepoch' | 'answer_uepoch' | 'progress_uepoch'): number | null => {
     const v = text(name);
-    return v && /^\d+$/.test(v) && v !== '0' ? Math.floor(Number(v) / 1000) : null;
+    return v && /^\d+$/.test(v) && v !== '0' ? clock.toLocal(Math.floor(Number(v) / 1000)) : null;
   };
   const billsec = text('billsec');
   return {
@@ -66,17 +72,20 @@ function figuresOf(value: (name: KeptVariable) => string | undefined): SwitchFig
   };
 }
 
-/** The figures of a leg's CHANNEL_HANGUP_COMPLETE. */
-export function figuresOfEvent(e: EslEvent): SwitchFigures {
-  return figuresOf((name) => (name === 'hangup_cause' ? (e.header('Hangup-Cause') ?? e.variable(name)) : e.variable(name)));
+/** The figures of a leg's CHANNEL_HANGUP_COMPLETE, their times on the controller's clock. */
+export function figuresOfEvent(e: EslEvent, clock: Clock): SwitchFigures {
+  return figuresOf((name) => (name === 'hangup_cause' ? (e.header('Hangup-Cause') ?? e.variable(name)) : e.variable(name)), clock);
 }
 
-/** The figures the switch kept (`hash select` of the reporting hook's entry); null when it kept none. */
-export function parseKeptFigures(reply: string): SwitchFigures | null {
+/**
+ * The figures the switch kept (`hash select` of the reporting hook's entry); null when it kept none. Their times
+ * stay on the switch's clock unless `clock` is given.
+ */
+export function parseKeptFigures(reply: string, clock: Clock = SWITCH_CLOCK): SwitchFigures | null {
   const text = reply.trim();
   if (!text || text.startsWith('-ERR') || !text.includes('|')) return null;
   const parts = text.split('|');
-  return figuresOf((name) => parts[KEPT_VARIABLES.indexOf(name)]);
+  return figuresOf((name) => parts[KEPT_VARIABLES.indexOf(name)], clock);
 }
 
 /** The `api_reporting_hook` that makes the switch keep a channel's figures in mod_hash when it ends. */
@@ -111,9 +120,12 @@ export function keepFiguresCommand(uuid: string): string {
   return `uuid_setvar ${uuid} api_reporting_hook ${keepFiguresHook(uuid)}`;
 }
 
-/** What the switch kept of leg `uuid`, null when nothing (not ended yet, never created, deleted, or the switch restarted). */
-export async function keptFigures(sw: Pick<SwitchControl, 'api'>, uuid: string): Promise<SwitchFigures | null> {
-  return parseKeptFigures(await sw.api(`hash select/${FIGURES_REALM}/${uuid}`, { quick: true }));
+/**
+ * What the switch kept of leg `uuid`, its times on the controller's clock; null when nothing (not ended yet, never
+ * created, deleted, or the switch restarted).
+ */
+export async function keptFigures(sw: Pick<SwitchControl, 'api' | 'clock'>, uuid: string): Promise<SwitchFigures | null> {
+  return parseKeptFigures(await sw.api(`hash select/${FIGURES_REALM}/${uuid}`, { quick: true }), sw.clock);
 }
 
 /** Deletes what the switch kept of leg `uuid` (not awaited by callers that have nothing left to do with it). */
@@ -145,7 +157,7 @@ export const STALE_FIGURES_SWEEP = { everyMs: 5 * 60_000, olderThanMs: 3_600_000
  * stale entry, at most maxDeletes). An entry with no readable end time is deleted too: nothing settles from it.
  * Resolves with how many were deleted.
  */
-export async function sweepStaleFigures(sw: Pick<SwitchControl, 'api'>, opts: StaleFiguresSweep): Promise<number> {
+export async function sweepStaleFigures(sw: Pick<SwitchControl, 'api' | 'clock'>, opts: StaleFiguresSweep): Promise<number> {
   const dump = await sw.api(`hash_dump db ${FIGURES_REALM}`);
   const now = opts.now ?? Date.now();
   const prefix = `D/${FIGURES_REALM}_`;
@@ -157,7 +169,7 @@ export async function sweepStaleFigures(sw: Pick<SwitchControl, 'api'>, opts: St
     const slash = rest.indexOf('/');
     const uuid = slash < 0 ? rest : rest.slice(0, slash);
     if (!UUID.test(uuid)) continue;
-    const endedAt = parseKeptFigures(slash < 0 ? '' : rest.slice(slash + 1))?.endedAt ?? null;
+    const endedAt = parseKeptFigures(slash < 0 ? '' : rest.slice(slash + 1), sw.clock)?.endedAt ?? null;
     if (endedAt !== null && now - endedAt < opts.olderThanMs) continue;
     await forgetFigures(sw, uuid);
     deleted++;

@@ -1,4 +1,5 @@
 import type { EslEvent } from '../esl/event';
+import type { SwitchClock } from '../esl/switch-clock';
 
 /** The events the call flows consume. Nothing else is sent by the switch. */
 export const SUBSCRIBED_EVENTS = [
@@ -39,6 +40,8 @@ export interface SwitchControl {
   off(event: 'lost', listener: (cause: string) => void): unknown;
   /** Set while the switch's calls are given up (see `lost`). */
   readonly lost?: string | null;
+  /** The switch's times (its events' stamps, the figures it keeps) on this controller's clock. */
+  readonly clock: Pick<SwitchClock, 'toLocal'>;
 }
 
 /**
@@ -52,10 +55,13 @@ export function endWarningCommand(uuid: string, maxDurationSeconds: number, warn
   return `sched_broadcast +${maxDurationSeconds - warningSeconds} ${uuid} ${tone} both`;
 }
 
-/** Epoch ms of an event, from FreeSWITCH's own clock (Event-Date-Timestamp is in µs). */
-export function eventTime(e: EslEvent): number {
+/**
+ * Epoch ms of an event on this controller's clock: FreeSWITCH's stamp (Event-Date-Timestamp, in µs) moved by
+ * how far the switch's clock runs from ours, so it compares with the controller's own times.
+ */
+export function eventTime(e: EslEvent, clock: Pick<SwitchClock, 'toLocal'>): number {
   const us = e.header('Event-Date-Timestamp');
-  return us ? Math.floor(Number(us) / 1000) : Date.now();
+  return us ? clock.toLocal(Math.floor(Number(us) / 1000)) : Date.now();
 }
 
 /**

@@ -2,6 +2,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { loadConfig } from '../../src/config';
 import { endWarningCommand } from '../../src/flows/switch';
 import { startTestSystem, type TestSystem } from '../support/system';
+import { waitUntil } from '../support/wait';
 import { TENANT_POLICY_CACHE_MS } from '../../src/stores/cached-tenants';
 
 const TONE = 'tone_stream://%(300,200,880);loops=2';
@@ -37,6 +38,36 @@ describe('the warning before a call reaches its maximum duration (simulator, rea
     expect(sys.sim.broadcastsTo(b).map((x) => x.path)).toEqual([TONE]);
     // Scheduled at the cap minus the warning (10 - 4 = 6 s of the simulator's scaled clock): before the end.
     expect(sys.sim.broadcastsTo(b)[0]!.at).toBeLessThan(done.cdr!.endedAt);
+  });
+
+  it('click-to-dial with the switch\'s clock 3 s behind the controller\'s: the warning is still timed from B\'s answer, and the CDR\'s times are in order', async () => {
+    const a = '13800063007';
+    const b = '13900063007';
+    sys.sim.setPhone(a, { answer: 'answer' });
+    sys.sim.setPhone(b, { answer: 'answer' });
+    sys.sim.skewClock(-3_000);
+    try {
+      // The controller learns the skew from the switch's events within two of its 2 s windows.
+      await waitUntil('the controller has learnt the skew', async () => {
+        await sys.app.esl.api('status');
+        return sys.app.esl.clock.toLocal(0) >= 2_900;
+      }, 10_000, 100);
+      const from = sys.sim.received.length;
+      const call = await sys.placeCall({ requestId: 'warn-skewed', a, b, maxDurationSeconds: 10, endWarningSeconds: 4 });
+      const done = await sys.waitForCall(call.id);
+      expect(done.result).toBe('connected');
+      // 10 - 4 = 6 s after B's answer, less whole seconds already gone (none, unless the host stalled a second).
+      const scheduled = sys.sim.received.slice(from).filter((c) => c.includes('sched_broadcast'));
+      expect(scheduled).toHaveLength(1);
+      expect(scheduled[0]).toMatch(/sched_broadcast \+[56] /);
+      const cdr = done.cdr!;
+      const times = [cdr.startedAt, cdr.aRingAt, cdr.aAnswerAt, cdr.bRingAt, cdr.bAnswerAt, cdr.endedAt];
+      expect(times.every((t) => t !== null)).toBe(true);
+      expect(times).toEqual([...times].sort((x, y) => x! - y!));
+      expect(cdr.endedAt - cdr.startedAt).toBeLessThan(10_000);
+    } finally {
+      sys.sim.skewClock(0);
+    }
   });
 
   it('click-to-dial: the platform default applies when the request names none; 0 turns it off', async () => {

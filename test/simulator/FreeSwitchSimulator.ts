@@ -6,6 +6,7 @@
  * model and call flows), events.ts (events rendered from the recorded templates), outbound.ts (calls to X), with
  * their shared state in context.ts.
  */
+import { setClockSkewMs } from './channel';
 import { SimContext } from './context';
 import type { SimMessages } from './messages';
 import { templates } from './templates';
@@ -47,6 +48,12 @@ export class FreeSwitchSimulator {
   }
 
   setPhone(number: string, behaviour: PhoneBehaviour): void { this.sim.phones.set(number, behaviour); }
+  /**
+   * Runs the switch's clock `ms` from the system's (negative: behind), as a loaded FreeSWITCH's timer drifts until
+   * `fsctl sync_clock`: every event stamp and `*_uepoch` moves, nothing else. Every simulator of this process shares
+   * it; 0 puts it back.
+   */
+  skewClock(ms: number): void { setClockSkewMs(ms); }
   /**
    * Runs `hook` with each message a client sends (whole, as in receivedRaw) before the switch handles it, and
    * holds that connection's later messages until it resolves: a test acts at an exact point of the conversation

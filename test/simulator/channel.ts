@@ -142,4 +142,8 @@ export class Channel {
   }
 }
 
-export function nowUs(): number { return Date.now() * 1000 + Math.floor((performance.now() % 1) * 1000); }
+/** How far the simulated switch's clock runs from the system's (FreeSwitchSimulator.skewClock). */
+let clockSkewUs = 0;
+export function setClockSkewMs(ms: number): void { clockSkewUs = Math.round(ms * 1000); }
+/** The switch's clock: every event stamp and `*_uepoch` it gives. */
+export function nowUs(): number { return Date.now() * 1000 + clockSkewUs + Math.floor((performance.now() % 1) * 1000); }

@@ -373,7 +373,7 @@ export class EslProtocol {
 
   private show(args: string[]): string {
     const what = args[0];
-    const live = [...this.sim.chans.values()].filter((c) => !c.hungup && Date.now() - c.createdUs / 1000 > 200 * this.sim.scale);
+    const live = [...this.sim.chans.values()].filter((c) => !c.hungup && nowUs() - c.createdUs > 200_000 * this.sim.scale);
     const hostname = 'fs-node-1';
     const row = (c: Channel) => ({
       uuid: c.uuid, direction: 'outbound', created: dateLocal(new Date(c.createdUs / 1000)), created_epoch: String(Math.floor(c.createdUs / 1e6)),
