@@ -27,6 +27,9 @@ import { countCommands, takeCounts } from './support/command-counter';
 import { processCpuMs, threadCpuMs } from './support/proc-cpu';
 
 const X = '700100000000001';
+/** The measured calls come from 138…; the warm-up's from 137…, bound too, so the measured calls find the route cache as cold as without a warm-up. */
+const MEASURED_CALLER_PREFIX = '138';
+const WARM_CALLER_PREFIX = '137';
 
 /**
  * The switch side runs in a worker thread, as a real switch runs on another host: its own event
@@ -36,7 +39,7 @@ const FAKE_SWITCH = `
 const { parentPort, workerData } = require('node:worker_threads');
 const net = require('node:net');
 const { randomUUID } = require('node:crypto');
-const { port, x, rate, seconds, callers } = workerData;
+const { port, x, rate, seconds, callers, callerPrefix } = workerData;
 const { readFileSync } = require('node:fs');
 // This thread's own CPU (utime + stime, 10 ms ticks), so the controller's share can be told apart from the fake switch's.
 function ownCpuMs() {
@@ -87,7 +90,7 @@ function fakeCall(caller) {
     const due = t0 + (i * 1000) / rate;
     const wait = due - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-    pending.push(fakeCall('138' + String(i % callers).padStart(8, '0')).then((ms) => { if (ms === null) failed++; else latencies.push(ms); }));
+    pending.push(fakeCall(callerPrefix + String(i % callers).padStart(8, '0')).then((ms) => { if (ms === null) failed++; else latencies.push(ms); }));
   }
   await Promise.all(pending);
   const cpu1 = ownCpuMs();
@@ -104,9 +107,9 @@ interface OfferedCalls {
   switchCpuMs: number | null;
 }
 
-function offerCalls(port: number, rate: number, seconds: number, callers: number): Promise<OfferedCalls> {
+function offerCalls(port: number, rate: number, seconds: number, callers: number, callerPrefix = MEASURED_CALLER_PREFIX): Promise<OfferedCalls> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(FAKE_SWITCH, { eval: true, workerData: { port, x: X, rate, seconds, callers } });
+    const worker = new Worker(FAKE_SWITCH, { eval: true, workerData: { port, x: X, rate, seconds, callers, callerPrefix } });
     worker.once('message', (m: OfferedCalls | { error: string }) => ('error' in m ? reject(new Error(m.error)) : resolve(m)));
     worker.once('error', reject);
   });
@@ -163,11 +166,13 @@ export async function run(): Promise<Record<string, unknown>> {
   // Each caller calls again every `callers` calls (BENCH_CALLERS, default 1000): what a route cache can serve.
   const callers = Number(process.env.BENCH_CALLERS ?? 1000);
   const bindings: IndexableBinding[] = [];
-  for (let i = 0; i < callers; i++) {
-    bindings.push({
-      id: randomUUID(), tenantId: 't', kind: 'axb', x: X, a: `138${String(i).padStart(8, '0')}`, b: `139${String(i).padStart(8, '0')}`,
-      expiresAt: Date.now() + 3600_000, restriction: 'both', record: false, maxDurationSeconds: null, announcement: null, allowList: [], userData: null,
-    });
+  for (const prefix of [MEASURED_CALLER_PREFIX, WARM_CALLER_PREFIX]) {
+    for (let i = 0; i < callers; i++) {
+      bindings.push({
+        id: randomUUID(), tenantId: 't', kind: 'axb', x: X, a: `${prefix}${String(i).padStart(8, '0')}`, b: `139${String(i).padStart(8, '0')}`,
+        expiresAt: Date.now() + 3600_000, restriction: 'both', record: false, maxDurationSeconds: null, announcement: null, allowList: [], userData: null,
+      });
+    }
   }
   const logger = createLogger('silent');
   // As in production: the lookup reads the index's completeness marker with the routes (one MGET); built here from the bindings above.
@@ -205,13 +210,19 @@ export async function run(): Promise<Record<string, unknown>> {
 
   const rate = Number(process.env.BENCH_RATE ?? 1000);
   const seconds = Number(process.env.BENCH_SECONDS ?? 3);
+  // Each side first takes calls unmeasured, at the same rate: a controller in service runs compiled code, not V8's first tiers.
+  const warmSeconds = Number(process.env.BENCH_WARM_SECONDS ?? 3);
   const bare = await bareOutboundServer();
+  if (warmSeconds > 0) await offerCalls(bare.port, rate, warmSeconds, callers, WARM_CALLER_PREFIX);
   const floorCpuBefore = processCpuMs(process.pid);
   const floorMainThreadCpuBefore = threadCpuMs(process.pid);
   const floorRun = await offerCalls(bare.port, rate, seconds, callers);
   const floorCpuAfter = processCpuMs(process.pid);
   const floorMainThreadCpuAfter = threadCpuMs(process.pid);
   await bare.close();
+  if (warmSeconds > 0) await offerCalls(port, rate, warmSeconds, callers, WARM_CALLER_PREFIX);
+  controllerSide.length = 0;
+  lookupSide.length = 0;
   takeCounts();
   const processCpuBefore = processCpuMs(process.pid);
   const mainThreadCpuBefore = threadCpuMs(process.pid);
@@ -219,6 +230,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const processCpuAfter = processCpuMs(process.pid);
   const mainThreadCpuAfter = threadCpuMs(process.pid);
   const commands = takeCounts();
+
   const latencies = result.latencies;
   const achieved = (latencies.length / result.elapsedMs) * 1000;
   const floor = [...floorRun.latencies].sort((a, b) => a - b);
@@ -263,6 +275,7 @@ export async function run(): Promise<Record<string, unknown>> {
     controllerMainThreadCpuMsPerCall: perCall(mainThreadCpuBefore, mainThreadCpuAfter, 0, latencies.length),
     switchCpuMsPerCall: result.switchCpuMs === null ? null : Number((result.switchCpuMs / Math.max(1, latencies.length)).toFixed(3)),
     routeCacheMs: cache.enabled ? Number(process.env.BENCH_ROUTE_CACHE_MS ?? 10_000) : 0,
+    warmSeconds,
     note: 'connectToBridgeMs is measured by the fake switch (a worker thread sharing the 2 cores): TCP connect to the bridge command received, including the round trips of connect and myevents+linger and the Redis lookup; floorConnectToBridgeMs is the same fake switch against a bare outbound server that only speaks the protocol (measured first, same rate); controllerAcceptToBridgeMs is the numguard_routing_decision_seconds histogram\'s measure',
     goal: 'p99 <= 2 ms at 1,000 new calls/s',
   };
