@@ -293,43 +293,21 @@ class ClickToDialFlow {
 
   private async callA(): Promise<AttemptOutcome> {
     const { req, deps } = this;
-    const callerId = planCallerId(req.displayMode, req.x, req.a);
-    const aVars = aLegVars(
-      {
-        ...callerId.aLeg,
-        origination_uuid: this.uA,
-        originate_timeout: String(req.ringTimeoutASeconds),
-        // A survives a failed bridge so it can hear why (trace 09b), and ends with the bridged call (trace 04).
-        continue_on_fail: 'true',
-        hangup_after_bridge: 'true',
-        [CALL_ID_VARIABLE]: this.call.callId,
-      },
-      deps.ringbackTone,
-      keepFiguresVariables(),
-    );
-    const bVars = formatChannelVars({
-      ...callerId.bLeg,
-      origination_uuid: this.uB,
-      originate_timeout: String(req.ringTimeoutBSeconds),
-      [CALL_ID_VARIABLE]: this.call.callId,
+    const originate = attemptOriginate({
+      request: req,
+      callId: this.call.callId,
+      uA: this.uA,
+      uB: this.uB,
+      dialString: deps.dialString,
+      ringbackTone: deps.ringbackTone,
     });
-    // Enforced by the switch from B's answer on, even if this controller dies (recording 17a). Quoted:
-    // the API command has spaces, which would otherwise split the originate's arguments.
-    const maxDuration = `api_on_answer='sched_hangup +${req.maxDurationSeconds} ${this.uB} ALLOTTED_TIMEOUT'`;
-    // B keeps its figures too, from its first moment: the bridge copies A's hook to it (switch-figures.ts).
-    const bVarsWithMaxDuration = `${bVars.slice(0, -1)},${maxDuration}}`;
-    const dialplan = inlineDialplan([
-      ['bridge', `${bVarsWithMaxDuration}${deps.dialString(req.b)}`],
-      // only reached when the bridge failed (continue_on_fail): A waits here for the prompt
-      ['park', ''],
-    ]);
     this.trackRinging(this.a, 'aRingAt');
     deps.dialling?.();
     this.log.info({ a: req.a, b: req.b, x: req.x, mode: req.displayMode }, 'calling A, then B');
 
     let reply: string;
     try {
-      reply = await deps.switch.bgapi(`originate ${aVars}${deps.dialString(req.a)} ${dialplan} inline`, {
+      reply = await deps.switch.bgapi(originate, {
         jobUuid: legUuid(this.call.callId, 'originate-job', this.call.attempt),
         timeoutMs: req.ringTimeoutASeconds * 1000 + 20_000,
       });
@@ -885,6 +863,52 @@ class ClickToDialFlow {
       this.log.warn({ err }, 'uuid_kill failed');
     }
   }
+}
+
+/** What an attempt's originate is made of. */
+export interface AttemptDial {
+  readonly request: Pick<ClickToDialRequest, 'a' | 'b' | 'x' | 'displayMode' | 'ringTimeoutASeconds' | 'ringTimeoutBSeconds' | 'maxDurationSeconds'>;
+  readonly callId: string;
+  readonly uA: string;
+  readonly uB: string;
+  readonly dialString: (number: string) => string;
+  readonly ringbackTone: string;
+}
+
+/** The one command that places an attempt (the module's doc): A's originate, its inline dialplan the bridge to B, then `park`. */
+export function attemptOriginate(d: AttemptDial): string {
+  const req = d.request;
+  const callerId = planCallerId(req.displayMode, req.x, req.a);
+  const aVars = aLegVars(
+    {
+      ...callerId.aLeg,
+      origination_uuid: d.uA,
+      originate_timeout: String(req.ringTimeoutASeconds),
+      // A survives a failed bridge so it can hear why (trace 09b), and ends with the bridged call (trace 04).
+      continue_on_fail: 'true',
+      hangup_after_bridge: 'true',
+      [CALL_ID_VARIABLE]: d.callId,
+    },
+    d.ringbackTone,
+    keepFiguresVariables(),
+  );
+  const bVars = formatChannelVars({
+    ...callerId.bLeg,
+    origination_uuid: d.uB,
+    originate_timeout: String(req.ringTimeoutBSeconds),
+    [CALL_ID_VARIABLE]: d.callId,
+  });
+  // Enforced by the switch from B's answer on, even if this controller dies (recording 17a). Quoted:
+  // the API command has spaces, which would otherwise split the originate's arguments.
+  const maxDuration = `api_on_answer='sched_hangup +${req.maxDurationSeconds} ${d.uB} ALLOTTED_TIMEOUT'`;
+  // B keeps its figures too, from its first moment: the bridge copies A's hook to it (switch-figures.ts).
+  const bVarsWithMaxDuration = `${bVars.slice(0, -1)},${maxDuration}}`;
+  const dialplan = inlineDialplan([
+    ['bridge', `${bVarsWithMaxDuration}${d.dialString(req.b)}`],
+    // only reached when the bridge failed (continue_on_fail): A waits here for the prompt
+    ['park', ''],
+  ]);
+  return `originate ${aVars}${d.dialString(req.a)} ${dialplan} inline`;
 }
 
 /**
