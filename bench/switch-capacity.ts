@@ -36,7 +36,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CALL_EVENT_FILTERS, CALL_ID_VARIABLE, SUBSCRIBED_EVENTS } from '../src/flows/switch';
+import { CALL_EVENT_FILTERS, SUBSCRIBED_EVENTS } from '../src/flows/switch';
 import { CAPACITY_EVENT_FILTERS, CAPACITY_EVENTS, callbackRate, parseSwitchStatus } from '../src/queues/switch-capacity';
 import { BindingService } from '../src/bindings/binding-service';
 import { migrate } from '../src/stores/migrate';
@@ -47,6 +47,7 @@ import { TenantStore } from '../src/stores/tenant-store';
 import { dropDatabase, testDatabaseUrl } from '../test/support/mysql';
 import { deletePrefixKeys } from '../test/support/redis';
 import { BareEsl } from './support/bare-esl';
+import { bareOriginate } from './support/bare-originate';
 import type { EslTraffic } from './support/esl-tap';
 import { machineCpu, pidListeningOn, processCpuMs } from './support/proc-cpu';
 import { SippCarrier, type CarrierLeg } from './support/sipp-carrier';
@@ -367,7 +368,7 @@ async function runPhase(rig: Rig, sideName: Side, rate: number, seconds: number,
     calls.push(call);
     if (side === 'numguard') responses.push(post(rig, call, `bench-${k}`));
     else {
-      call.jobUuid = rig.bare.originate(bareOriginate(rig.s, call));
+      call.jobUuid = rig.bare.originate(bareOriginate(X, call.a, call.b, `bare-${call.a}`, (n) => `sofia/internal/${n}@${rig.s.sipp.host}:${rig.s.sipp.port}`));
       call.status = 202;
     }
   }
@@ -517,18 +518,6 @@ async function post(rig: Rig, call: PlacedCall, requestId: string): Promise<void
   } catch {
     call.status = 0;
   }
-}
-
-/**
- * The minimal two-leg call: caller-ID variables for the fixed display (what numguard sets), A's timeout, one bridge;
- * both legs tagged with a call id as numguard's are, so the controller's filters admit them (BENCH_EVENT_COST).
- */
-function bareOriginate(s: Settings, c: PlacedCall): string {
-  const at = `${s.sipp.host}:${s.sipp.port}`;
-  const tag = `${CALL_ID_VARIABLE}=bare-${c.a}`;
-  const aVars = `origination_caller_id_number=${X},origination_caller_id_name=${X},ignore_display_updates=true,originate_timeout=30,hangup_after_bridge=true,${tag}`;
-  const bVars = `origination_caller_id_number=${X},origination_caller_id_name=${X},origination_callee_id_number=${X},origination_callee_id_name=${X},originate_timeout=30,${tag}`;
-  return `{${aVars}}sofia/internal/${c.a}@${at} &bridge({${bVars}}sofia/internal/${c.b}@${at})`;
 }
 
 // ---- the run ----------------------------------------------------------------------------------------
