@@ -35,6 +35,8 @@ const env = process.env;
 
 interface Variant {
   readonly listens: boolean;
+  /** The command makes both legs keep their figures on the switch (cleared after the phase). */
+  readonly keepsFigures: boolean;
   readonly command: (dialString: (n: string) => string, a: string, b: string, callId: string) => string;
 }
 
@@ -64,13 +66,15 @@ function withoutAVariables(names: readonly string[]): Variant['command'] {
   };
 }
 
+const bare: Variant['command'] = (dialString, a, b, callId) => `originate ${bareOriginate(X, a, b, callId, dialString)}`;
+
 const VARIANTS: Record<string, Variant> = {
-  numguard: { listens: false, command: numguard },
-  'numguard-events': { listens: true, command: numguard },
-  'numguard-no-ringback': { listens: false, command: withoutAVariables(['ringback']) },
-  'numguard-no-figures': { listens: false, command: withoutAVariables(Object.keys(keepFiguresVariables())) },
-  bare: { listens: false, command: (d, a, b, id) => `originate ${bareOriginate(X, a, b, id, d)}` },
-  'bare-events': { listens: true, command: (d, a, b, id) => `originate ${bareOriginate(X, a, b, id, d)}` },
+  numguard: { listens: false, keepsFigures: true, command: numguard },
+  'numguard-events': { listens: true, keepsFigures: true, command: numguard },
+  'numguard-no-ringback': { listens: false, keepsFigures: true, command: withoutAVariables(['ringback']) },
+  'numguard-no-figures': { listens: false, keepsFigures: false, command: withoutAVariables(Object.keys(keepFiguresVariables())) },
+  bare: { listens: false, keepsFigures: false, command: bare },
+  'bare-events': { listens: true, keepsFigures: false, command: bare },
 };
 
 interface Phase {
@@ -142,8 +146,10 @@ async function main(): Promise<void> {
     while (Number(/(\d+) total/.exec(await control.api('show channels count'))?.[1] ?? 0) > 0) await sleep(250);
     const cpu = (processCpuMs(switchPid) ?? NaN) - cpuBefore;
     // What the figures hook kept is cleared outside the measured window (the flow deletes it once a call is settled).
-    for (const callId of callIds) {
-      for (const leg of ['a', 'b'] as const) await control.api(`hash delete/${FIGURES_REALM}/${legUuid(callId, leg, 1)}`);
+    if (variant.keepsFigures) {
+      for (const callId of callIds) {
+        for (const leg of ['a', 'b'] as const) await control.api(`hash delete/${FIGURES_REALM}/${legUuid(callId, leg, 1)}`);
+      }
     }
     const connected = carrier.legs().filter((l) => l.answered).length / 2;
     const traffic = listener.take();
