@@ -44,9 +44,27 @@ export class OutboundConnection {
   /** Sends `connect` at once (its reply carries the channel data). */
   constructor(private readonly socket: Socket) {
     this.reader = new FrameReader((headers, body) => this.onFrame(headers, body));
-    socket.on('data', (chunk: Buffer) => this.reader.push(chunk));
+    socket.on('data', this.onData);
     socket.on('error', (err) => this.errorSink?.(err));
     this.sendRecv('connect', null, () => undefined);
+  }
+
+  private readonly onData = (chunk: Buffer): void => this.reader.push(chunk);
+
+  /**
+   * Once the socket has closed: lets go of everything the call hung on it. Node keeps a closed
+   * socket's object through V8's young-generation collections until the next full one, and with it
+   * whatever its listeners reach; without this every call's session, flow and events were copied
+   * and promoted with it.
+   */
+  release(): void {
+    this.socket.off('data', this.onData);
+    this.eventSink = undefined;
+    this.noticeSink = undefined;
+    this.errorSink = undefined;
+    this.channelDataHeaders = undefined;
+    this.replyCallbacks.length = 0;
+    this.apiCallbacks.length = 0;
   }
 
   send(command: string, args?: Record<string, string> | null): void {

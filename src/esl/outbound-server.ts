@@ -165,7 +165,6 @@ class Session extends EventEmitter implements OutboundSession {
   private onClosed(): void {
     this.ended = true;
     clearTimeout(this.lingerTimer);
-    this.conn.eventSink = undefined;
     for (const w of this.lingerWaiters.splice(0)) w();
     rejectAll(this.pending, `outbound session ${this.uuid} ended`);
     this.log.debug('outbound session ended');
@@ -245,7 +244,10 @@ export class EslOutboundServer extends EventEmitter {
     const handshake = setTimeout(() => fail(new EslError('no connect reply')), this.opts.commandTimeoutMs);
     const early: EslEvent[] = []; // events that beat the `linger` reply; replayed once 'session' is out
     conn.eventSink = (e) => early.push(e);
-    socket.once('close', () => clearTimeout(handshake));
+    socket.once('close', () => {
+      clearTimeout(handshake);
+      conn.release();
+    });
     const cmd = (command: string, expect: string, next: () => void): void =>
       conn.sendRecv(command, null, (reply) => {
         const text = reply.getHeader('Reply-Text') ?? '';

@@ -1,4 +1,6 @@
 import net from 'node:net';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { EslDisconnectedError } from '../../src/esl/errors';
 import type { EslEvent } from '../../src/esl/event';
 import { EslOutboundServer, type OutboundSession } from '../../src/esl/outbound-server';
@@ -126,6 +128,33 @@ describe('EslOutboundServer (trace 13a)', () => {
     await expect(pending).rejects.toBeInstanceOf(EslDisconnectedError);
     await ended;
     await expect(session.api('uuid_exists x')).rejects.toBeInstanceOf(EslDisconnectedError);
+  });
+
+  it('a closed socket holds nothing of its call: the session and what listens to it can be collected while the socket lingers', async () => {
+    // V8 keeps a closed socket's object through young-generation collections (until the next full
+    // one); whatever the socket still reaches is copied and promoted with it on every call.
+    v8.setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const endCall = async (): Promise<{ socket: net.Socket; session: WeakRef<OutboundSession>; flowState: WeakRef<object> }> => {
+      const { fs, session } = await handshake();
+      const flowState = { events: [] as EslEvent[] };
+      session.on('event', (e: EslEvent) => flowState.events.push(e));
+      const pending = session.execute('bridge', 'sofia/gateway/carrier/13900000002', { awaitCompletion: true }).catch(() => undefined);
+      await fs.command((r) => r.startsWith('sendmsg'));
+      const ended = once(session, 'end');
+      fs.socket.destroy();
+      await ended;
+      await pending;
+      // The socket as the switch's connection left it on our side (the session's own handle on it).
+      const socket = (session as unknown as { socket: net.Socket }).socket;
+      return { socket, session: new WeakRef(session), flowState: new WeakRef(flowState) };
+    };
+    const { socket, session, flowState } = await endCall();
+    await new Promise((r) => setImmediate(r));
+    gc();
+    expect(socket.destroyed).toBe(true);
+    expect(session.deref()).toBeUndefined();
+    expect(flowState.deref()).toBeUndefined();
   });
 
   it('close() before the linger notice of a hung-up call waits for it, then sends exit', async () => {
