@@ -299,8 +299,10 @@ export class BindingService {
     return this.bindings.listActivePages(now, pageSize);
   }
 
-  importNumbers(tenantId: string, numbers: readonly PoolNumberInput[], opts: { allowLegacy?: boolean } = {}): Promise<number> {
-    return this.numbers.importNumbers(tenantId, numbers, opts);
+  async importNumbers(tenantId: string, numbers: readonly PoolNumberInput[], opts: { allowLegacy?: boolean } = {}): Promise<number> {
+    const imported = await this.numbers.importNumbers(tenantId, numbers, opts);
+    this.batcher?.forget(tenantId);
+    return imported;
   }
 
   poolStats(tenantId: string, now: number = Date.now()): Promise<PoolAreaStats[]> {

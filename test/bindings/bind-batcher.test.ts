@@ -199,6 +199,17 @@ describe('group commit of binds', () => {
     expect(rows[0]?.state).toBe('expired');
   });
 
+  it('numbers imported a moment ago are allocated at once, in their area, by the instance that imported them', async () => {
+    const { tenantId, service } = await setUp(xs(650, 2));
+    // The batcher now holds this tenant's pool as it was: no number in 0755.
+    await service.bind({ tenantId, mode: 'axb', a: mobile(), b: mobile() });
+    const [fresh] = xs(660, 1, '0755');
+    await service.importNumbers(tenantId, [fresh!]);
+    const placed = await service.bind({ tenantId, mode: 'axb', a: mobile(), b: mobile(), area: '0755', strictArea: true });
+    expect(placed.binding.x).toBe(fresh!.x);
+    expect(await routesTo(placed.binding)).toBe(true);
+  });
+
   it('two controller instances binding against the same pool at once keep the invariant and first fit', async () => {
     const poolA = createMysqlPool(db.url);
     const poolB = createMysqlPool(db.url);
