@@ -11,6 +11,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import net from 'node:net';
+import pino from 'pino';
 import { numberHasher } from '../src/domain/number-hash';
 import { Worker } from 'node:worker_threads';
 import { EslOutboundServer } from '../src/esl/outbound-server';
@@ -174,7 +175,9 @@ export async function run(): Promise<Record<string, unknown>> {
       });
     }
   }
-  const logger = createLogger('silent');
+  // As in production (LOG_LEVEL defaults to info), each call's lines are made, masked and written (here to /dev/null).
+  const logLevel = process.env.BENCH_LOG_LEVEL ?? 'info';
+  const logger = createLogger(logLevel, pino.destination({ dest: '/dev/null', sync: false }));
   // As in production: the lookup reads the index's completeness marker with the routes (one MGET); built here from the bindings above.
   const lookup = new RouteLookup({ index: routes, listActive: async () => bindings, activeFor: async () => [], logger });
   await lookup.ensureComplete();
@@ -276,6 +279,7 @@ export async function run(): Promise<Record<string, unknown>> {
     switchCpuMsPerCall: result.switchCpuMs === null ? null : Number((result.switchCpuMs / Math.max(1, latencies.length)).toFixed(3)),
     routeCacheMs: cache.enabled ? Number(process.env.BENCH_ROUTE_CACHE_MS ?? 10_000) : 0,
     warmSeconds,
+    logLevel,
     note: 'connectToBridgeMs is measured by the fake switch (a worker thread sharing the 2 cores): TCP connect to the bridge command received, including the round trips of connect and myevents+linger and the Redis lookup; floorConnectToBridgeMs is the same fake switch against a bare outbound server that only speaks the protocol (measured first, same rate); controllerAcceptToBridgeMs is the numguard_routing_decision_seconds histogram\'s measure',
     goal: 'p99 <= 2 ms at 1,000 new calls/s',
   };
