@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import net, { BlockList } from 'node:net';
-import type { Logger } from '../logger';
+import { lazyChildLogger, type Logger } from '../logger';
 import { executeHeaders } from './client';
 import { OutboundConnection, type EslReply } from './outbound-connection';
 import { EslCommandError, EslDisconnectedError, EslError } from './errors';
@@ -283,11 +283,12 @@ export class EslOutboundServer extends EventEmitter {
 
   private ready(conn: OutboundConnection, socket: net.Socket, channelData: EslEvent, acceptedAt: number, early: EslEvent[]): void {
     if (socket.destroyed) return;
-    const slog = this.opts.logger.child({ uuid: channelData.uuid ?? '' });
+    // Made only if a line is written: the flow logs the call at info under its own child.
+    const slog = lazyChildLogger(this.opts.logger, { uuid: channelData.uuid ?? '' }, {});
     const session = new Session(conn, socket, channelData, this.opts, slog, acceptedAt);
     this.sessions.add(session);
     session.once('end', () => this.sessions.delete(session));
-    slog.info('outbound session ready');
+    slog.debug('outbound session ready');
     this.emit('session', session);
     session.replay(early);
   }

@@ -290,7 +290,6 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
       route = routed;
       // A route is only looked up with a valid X (see above).
       if (x === null) throw new Error('a routed call to X has no valid X');
-      log.info({ caller, target: route.target, kind: route.kind }, 'call to X routed');
       const maxDuration = route.maxDurationSeconds ?? deps.maxDurationSeconds;
       const announcement = route.announcement ? await deps.announcementOf(route.announcement) : null;
       if (route.announcement && !announcement) log.warn({ mediaId: route.announcement }, 'announcement is not in the media catalogue; connecting without it');
@@ -323,6 +322,8 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
         timeoutMs: (deps.ringTimeoutSeconds + maxDuration + 300) * 1000,
       });
       deps.routed?.(performance.now() - session.acceptedAt);
+      // After the bridge is on its way: the line is not part of the caller's wait.
+      log.info({ caller, target: route.target, kind: route.kind }, 'call to X routed');
       const done = await bridging;
       if (bAnswerAt !== null) {
         result = 'connected';
