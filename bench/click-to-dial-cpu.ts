@@ -28,6 +28,7 @@ import { deletePrefixKeys } from '../test/support/redis';
 import { BareEsl } from './support/bare-esl';
 import { processCpuMs } from './support/proc-cpu';
 import { RemoteSimulator } from './support/remote-simulator';
+import { CONTROLLER_NODE_FLAGS } from './support/node-flags';
 
 const X = '700100000000001';
 const env = process.env;
@@ -150,7 +151,7 @@ function startController(childEnv: Record<string, string>): Promise<Child> {
   for (const k of ['PATH', 'HOME', 'TZ', 'LANG']) if (env[k] !== undefined) base[k] = env[k];
   const profDir = env.BENCH_CPU_PROF;
   const child = fork(path.join(__dirname, 'support', 'controller-process.ts'), [], {
-    execArgv: ['--import', 'tsx', ...(env.BENCH_CONTROLLER_FLAGS?.split(' ').filter(Boolean) ?? []), ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])],
+    execArgv: ['--import', 'tsx', ...CONTROLLER_NODE_FLAGS, ...(env.BENCH_CONTROLLER_FLAGS?.split(' ').filter(Boolean) ?? []), ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])],
     env: { ...base, ...childEnv },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

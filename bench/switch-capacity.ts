@@ -51,6 +51,7 @@ import { bareOriginate } from './support/bare-originate';
 import type { EslTraffic } from './support/esl-tap';
 import { machineCpu, pidListeningOn, processCpuMs } from './support/proc-cpu';
 import { SippCarrier, type CarrierLeg } from './support/sipp-carrier';
+import { CONTROLLER_NODE_FLAGS } from './support/node-flags';
 
 const X = '700100000000001';
 const env = process.env;
@@ -145,7 +146,7 @@ function forkChild(file: string, childEnv: Record<string, string>, logFile: stri
   const base: Record<string, string> = {};
   for (const k of keep) if (env[k] !== undefined) base[k] = env[k];
   const child = fork(path.join(__dirname, 'support', file), [], {
-    execArgv: ['--import', 'tsx'],
+    execArgv: ['--import', 'tsx', ...(file === 'controller-process.ts' ? CONTROLLER_NODE_FLAGS : [])],
     env: { ...base, ...childEnv },
     stdio: ['ignore', fd, fd, 'ipc'],
   });
