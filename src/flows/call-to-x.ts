@@ -4,6 +4,7 @@ import { formatChannelVars } from '../domain/caller-id';
 import { resultOfBFailure } from '../domain/call-result';
 import { deterministicUuid } from '../domain/ids';
 import { parsePhoneNumber } from '../domain/phone-number';
+import { EslError } from '../esl/errors';
 import type { EslEvent } from '../esl/event';
 import type { OutboundSession } from '../esl/outbound-server';
 import { endWarningCommand } from './switch';
@@ -338,8 +339,9 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
       if (!seen.some((e) => e.name === 'CHANNEL_HANGUP')) await session.execute('hangup', 'NORMAL_CLEARING').catch(() => undefined);
     }
   } catch (err) {
-    // The caller hung up mid-way (commands to a gone channel fail): the call is over.
-    log.info({ err }, 'caller left');
+    // The caller hung up mid-way (commands to a gone channel fail): the call is over. Such a
+    // failure's stack says nothing; anything else keeps its stack.
+    log.info({ err: err instanceof EslError ? errorSummary(err) : err }, 'caller left');
     result = bAnswerAt !== null ? 'connected' : 'refused' in decision ? decision.refused : 'failed';
   }
 
