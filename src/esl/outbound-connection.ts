@@ -52,10 +52,10 @@ export class OutboundConnection {
   private readonly onData = (chunk: Buffer): void => this.reader.push(chunk);
 
   /**
-   * Once the socket has closed: lets go of everything the call hung on it. Node keeps a closed
-   * socket's object through V8's young-generation collections until the next full one, and with it
-   * whatever its listeners reach; without this every call's session, flow and events were copied
-   * and promoted with it.
+   * Once the socket has closed: lets go of everything the call hung on it. A closed socket's object
+   * outlives V8's young-generation collections (every call's socket is promoted), and with it
+   * whatever its listeners reach: without this, every call's session, flow and events were copied
+   * and promoted too.
    */
   release(): void {
     this.socket.off('data', this.onData);

@@ -131,8 +131,8 @@ describe('EslOutboundServer (trace 13a)', () => {
   });
 
   it('a closed socket holds nothing of its call: the session and what listens to it can be collected while the socket lingers', async () => {
-    // V8 keeps a closed socket's object through young-generation collections (until the next full
-    // one); whatever the socket still reaches is copied and promoted with it on every call.
+    // A closed socket's object outlives V8's young-generation collections; whatever it still
+    // reaches is copied and promoted with it on every call.
     v8.setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
     const endCall = async (): Promise<{ socket: net.Socket; session: WeakRef<OutboundSession>; flowState: WeakRef<object> }> => {
