@@ -153,7 +153,8 @@ function startController(childEnv: Record<string, string>): Promise<Child> {
   const child = fork(path.join(__dirname, 'support', 'controller-process.ts'), [], {
     execArgv: ['--import', 'tsx', ...CONTROLLER_NODE_FLAGS, ...(env.BENCH_CONTROLLER_FLAGS?.split(' ').filter(Boolean) ?? []), ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])],
     env: { ...base, ...childEnv },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    // The child's lines go to stderr: stdout carries the bench's JSON.
+    stdio: ['ignore', 2, 'inherit', 'ipc'],
   });
   return new Promise((resolve, reject) => {
     child.once('message', (msg: Record<string, unknown>) => resolve({ process: child, ready: msg }));

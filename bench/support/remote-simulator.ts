@@ -30,7 +30,8 @@ export class RemoteSimulator {
       // BENCH_SIM_CPU_PROF=<dir>: a CPU profile of each simulator, to see the switch's side of a bench.
       execArgv: ['--import', 'tsx', ...(process.env.BENCH_SIM_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SIM_CPU_PROF}`] : [])],
       env: { ...process.env, SIM_TIME_SCALE: String(timeScale) },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // The child's lines go to stderr: stdout carries the bench's JSON.
+      stdio: ['ignore', 2, 'inherit', 'ipc'],
     });
     return new Promise((resolve, reject) => {
       child.once('message', (msg: { type: string; host: string; port: number }) => {
