@@ -18,11 +18,10 @@ import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import os from 'node:os';
-import pino from 'pino';
 import type { RowDataPacket } from 'mysql2/promise';
 import { startApp, type App } from '../src/app';
 import { loadConfig } from '../src/config';
-import { createLogger } from '../src/logger';
+import { benchLogger } from './support/bench-logger';
 import { TenantStore } from '../src/stores/tenant-store';
 import { dropDatabase, testDatabaseUrl } from '../test/support/mysql';
 import { deletePrefixKeys } from '../test/support/redis';
@@ -42,7 +41,7 @@ function percentile(sorted: number[], p: number): number {
 
 export async function run(): Promise<Record<string, unknown>> {
   countCommands();
-  const logLevel = process.env.BENCH_LOG_LEVEL ?? 'info';
+  const { logger, logLevel } = benchLogger();
   const sim = await RemoteSimulator.start(0);
   const dbName = `ng_bench_${randomBytes(6).toString('hex')}`;
   const prefix = `ngbench${randomBytes(4).toString('hex')}`;
@@ -68,8 +67,7 @@ export async function run(): Promise<Record<string, unknown>> {
       ...(process.env.BIND_BATCH_MAX ? { BIND_BATCH_MAX: process.env.BIND_BATCH_MAX } : {}),
       ...(process.env.BIND_BATCH_IN_FLIGHT ? { BIND_BATCH_IN_FLIGHT: process.env.BIND_BATCH_IN_FLIGHT } : {}),
     }),
-    // As in production (LOG_LEVEL defaults to info): each request's access line is made, masked and written (here to /dev/null).
-    createLogger(logLevel, pino.destination({ dest: '/dev/null', sync: false })),
+    logger,
     { workers: false },
   );
   const tenants = new TenantStore(app.pool);

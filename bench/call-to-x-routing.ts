@@ -11,14 +11,13 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import net from 'node:net';
-import pino from 'pino';
 import { numberHasher } from '../src/domain/number-hash';
 import { Worker } from 'node:worker_threads';
 import { EslOutboundServer } from '../src/esl/outbound-server';
 import { handleCallToX } from '../src/flows/call-to-x';
 import { durableCallsToX } from '../src/flows/call-to-x-handover';
 import { CallsToXOwners } from '../src/stores/calls-to-x-owners';
-import { createLogger } from '../src/logger';
+import { benchLogger } from './support/bench-logger';
 import { RouteIndex, type IndexableBinding, type RouteRead } from '../src/stores/route-index';
 import { joinRouteCache, RouteReadCache, RouteWriteBarrier } from '../src/stores/route-cache';
 import { RouteLookup } from '../src/stores/route-lookup';
@@ -175,9 +174,7 @@ export async function run(): Promise<Record<string, unknown>> {
       });
     }
   }
-  // As in production (LOG_LEVEL defaults to info), each call's lines are made, masked and written (here to /dev/null).
-  const logLevel = process.env.BENCH_LOG_LEVEL ?? 'info';
-  const logger = createLogger(logLevel, pino.destination({ dest: '/dev/null', sync: false }));
+  const { logger, logLevel } = benchLogger();
   // As in production: the lookup reads the index's completeness marker with the routes (one MGET); built here from the bindings above.
   const lookup = new RouteLookup({ index: routes, listActive: async () => bindings, activeFor: async () => [], logger });
   await lookup.ensureComplete();
