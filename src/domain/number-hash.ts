@@ -11,7 +11,9 @@ export type NumberHasher = (number: string) => string;
 
 export function numberHasher(secret: string): NumberHasher {
   if (secret.length < 32) throw new Error('the number hash key must be at least 32 characters');
-  return (number) => createHmac('sha256', secret).update(number, 'utf8').digest('hex').slice(0, 32);
+  // The key's bytes once: a string key is encoded again on every createHmac (a third of its cost).
+  const key = Buffer.from(secret, 'utf8');
+  return (number) => createHmac('sha256', key).update(number, 'utf8').digest('hex').slice(0, 32);
 }
 
 /** Scoped by tenant: one tenant's counters and flags say nothing about another's numbers. */
