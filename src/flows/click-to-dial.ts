@@ -152,6 +152,8 @@ class ClickToDialFlow {
   /** A cancel was seen (API flag in Redis); the legs are hung up until the attempt ends. */
   private cancelSeen = false;
   private cancelTimer: NodeJS.Timeout | undefined;
+  /** When the cancel flag was last read: by a look, by the attempt's start or by a write of the call (each reads it). */
+  private cancelFlagReadAt = 0;
   /** One look at the cancel flag (hanging up the legs once it is set); set by watchForCancel. */
   private cancelTick: (() => Promise<void>) | undefined;
   private disposed = false;
@@ -225,6 +227,7 @@ class ClickToDialFlow {
     // Both legs are claimed before A is dialled (B is dialled by the switch itself once A answers), in
     // the one round trip that also reads the call as it was and, if the attempt is this delivery's, reports it.
     const calling = this.progress('call.calling', 'a');
+    this.cancelFlagReadAt = Date.now();
     const { start, prior } = await this.deps.live.startAttempt(
       this.call.callId,
       this.call.attempt,
@@ -254,12 +257,19 @@ class ClickToDialFlow {
    * originate or the bridge on its way) escapes that. So the attempt looks at the flag itself, and once
    * it is set hangs up whatever legs exist until the attempt ends. Once A's channel exists (it has sent
    * an event) a uuid_kill of A ends the call, B included, so the flag is looked at only rarely from then on.
+   * Each write of the call reads the flag as well, so a look is only made when no write has read it for an interval.
    */
   private watchForCancel(): void {
     const interval = (): number =>
       this.cancelSeen || !this.a.seenAny ? (this.deps.cancelCheckMs ?? CANCEL_CHECK_MS) : Math.max(this.deps.cancelCheckMs ?? 0, CANCEL_SAFETY_CHECK_MS);
     const tick = async (): Promise<void> => {
       this.cancelTimer = undefined;
+      // A write of the call read the flag since the last look: the next look is one interval after that read.
+      const due = this.cancelFlagReadAt + interval();
+      if (!this.cancelSeen && due > Date.now()) {
+        if (!this.disposed) this.cancelTimer = setTimeout(() => void tick(), due - Date.now());
+        return;
+      }
       try {
         await this.cancelled();
         if (this.cancelSeen && !this.disposed) await Promise.all([this.kill(this.uA, CANCEL_CAUSE), this.kill(this.uB, CANCEL_CAUSE)]);
@@ -273,7 +283,10 @@ class ClickToDialFlow {
   }
 
   private async cancelled(): Promise<boolean> {
-    if (!this.cancelSeen) this.noteCancelFlag(await this.deps.live.isCancelRequested(this.call.callId));
+    if (!this.cancelSeen) {
+      this.cancelFlagReadAt = Date.now();
+      this.noteCancelFlag(await this.deps.live.isCancelRequested(this.call.callId));
+    }
     return this.cancelSeen;
   }
 
@@ -790,7 +803,10 @@ class ClickToDialFlow {
     const prepared = reports.filter((r): r is PreparedReport => r !== undefined);
     for (const k of LEG_TIME_FIELDS) if (patch[k] !== undefined) this.legTimes[k] = patch[k];
     try {
-      this.noteCancelFlag(await this.deps.live.update(this.call.callId, patch, prepared.map((r) => r.publication)));
+      const sentAt = Date.now();
+      const cancelRequested = await this.deps.live.update(this.call.callId, patch, prepared.map((r) => r.publication));
+      this.cancelFlagReadAt = Math.max(this.cancelFlagReadAt, sentAt);
+      this.noteCancelFlag(cancelRequested);
     } finally {
       for (const r of prepared) this.deps.events?.reportLocally(r.event);
     }

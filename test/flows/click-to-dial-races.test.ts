@@ -245,7 +245,9 @@ describe('click-to-dial: cancel ends the call in every state', () => {
   });
 
   it('A ringing, and the API’s uuid_kill missed it (the flag alone): the flow hangs A up itself', async () => {
-    const { call, b } = await place({ answer: 'no-answer' }, { answer: 'answer' }, { ringTimeoutASeconds: 60 });
+    // Once A's channel exists the flag is a safety net, looked at within 5 s of its last read (A's ringing
+    // was written and read it): A rings longer than that (120 s at the simulator's 0.05 is 6 s).
+    const { call, b } = await place({ answer: 'no-answer' }, { answer: 'answer' }, { ringTimeoutASeconds: 120 });
     await h.sys.waitForCall(call.id, (c) => c.legs.a.state === 'ringing');
     await h.live.requestCancel(call.id); // what the API does first; its uuid_kill is left out
     const { cdr } = await settled(call);

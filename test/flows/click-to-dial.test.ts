@@ -1,6 +1,7 @@
 import type { EslEvent } from '../../src/esl/event';
 import { legUuid } from '../../src/flows/click-to-dial';
 import { FIGURES_REALM } from '../../src/flows/switch-figures';
+import { LiveCallStore } from '../../src/stores/live-calls';
 import { waitUntil } from '../support/wait';
 import { startTestSystem, X, type TestSystem } from '../support/system';
 
@@ -115,6 +116,24 @@ describe('click-to-dial against the switch simulator (real MariaDB and Redis)', 
     const again = await sys.api<{ error: { code: string } }>('POST', `/v1/calls/${call.id}/cancel`);
     expect(again.status).toBe(409);
     expect(again.body.error.code).toBe('call_already_ended');
+  });
+
+  it('a call whose steps are written often enough makes no look of its own at the cancel flag (each write reads it)', async () => {
+    const looks = jest.spyOn(LiveCallStore.prototype, 'isCancelRequested');
+    try {
+      // At the simulator's time scale (0.05) the legs answer within 50 ms and the call lasts about a second:
+      // past the first look's 500 ms, well within the 5 s a look may wait once A's channel exists.
+      sys.sim.setPhone(a, { answer: 'answer', ringMs: 300 });
+      sys.sim.setPhone(b, { answer: 'answer', ringMs: 300, hangupAfterMs: 20_000 });
+      const placedAt = Date.now();
+      const call = await sys.placeCall({ requestId: requestId(), a, b });
+      const done = await sys.waitForCall(call.id);
+      expect(done.result).toBe('connected');
+      expect(Date.now() - placedAt).toBeGreaterThan(600);
+      expect(looks.mock.calls.filter(([callId]) => callId === call.id)).toHaveLength(0);
+    } finally {
+      looks.mockRestore();
+    }
   });
 
   it('A hanging up while B rings is an abandoned call: cancelled by A, not a B failure', async () => {
