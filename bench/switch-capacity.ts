@@ -23,6 +23,9 @@
  *   BENCH_SIPP_PORT [5300], BENCH_SIPP_MEDIA_PORT [7300], BENCH_SECONDS [20], BENCH_PROFILES [shipped,raised],
  *   BENCH_RATES_SHIPPED [10,12,15], BENCH_RATES_RAISED [10,20,30,40], BENCH_RAISED_SPS [1000],
  *   BENCH_RAISED_MIN_IDLE_CPU [0], BENCH_GATEWAY_CPS [1000: the carrier has no limit of its own],
+ *   BENCH_ESL_TAP [1; 0: the controller talks to the switch directly, without the counting proxy, whose CPU
+ *   (about 1 ms per call) is then not taken from numguard's phases; what it counts (the ESL per call, POST →
+ *   originate sent) is left out],
  *   BENCH_CONTROLLER_ENV [JSON of extra controller variables], BENCH_EVENT_COST [0; 1: a third phase per rate, bare
  *   originates while another connection holds the controller's subscription], BENCH_CONTROLLER_NICE [0],
  *   BENCH_WARM_RATE [10 calls/s] and BENCH_WARM_SECONDS [20]: both sides' warm-up before each profile, not
@@ -68,6 +71,7 @@ interface Settings {
   readonly controllerEnv: Record<string, string>;
   /** BENCH_EVENT_COST=1: a third phase per rate, bare originates with a listener subscribed like the controller. */
   readonly eventCost: boolean;
+  readonly eslTap: boolean;
   /** BENCH_CONTROLLER_NICE: the controller process's nice value (0: as started). */
   readonly controllerNice: number;
 }
@@ -129,6 +133,7 @@ function settings(): Settings | null {
     gatewayCps: Number(env.BENCH_GATEWAY_CPS ?? 1000),
     controllerEnv: env.BENCH_CONTROLLER_ENV ? (JSON.parse(env.BENCH_CONTROLLER_ENV) as Record<string, string>) : {},
     eventCost: env.BENCH_EVENT_COST === '1',
+    eslTap: env.BENCH_ESL_TAP !== '0',
     controllerNice: Number(env.BENCH_CONTROLLER_NICE ?? 0),
   };
 }
@@ -294,7 +299,8 @@ interface Rig {
   readonly s: Settings;
   readonly bare: BareEsl;
   readonly carrier: SippCarrier;
-  readonly tap: Child;
+  /** The counting proxy between the controller and the switch; null with BENCH_ESL_TAP=0. */
+  readonly tap: Child | null;
   readonly pool: Pool;
   readonly baseUrl: string;
   readonly apiKey: string;
@@ -350,7 +356,7 @@ async function runPhase(rig: Rig, sideName: Side, rate: number, seconds: number,
     await rig.listener?.listen([...SUBSCRIBED_EVENTS, ...CAPACITY_EVENTS]);
     await rig.listener?.filter([['Event-Name', 'BACKGROUND_JOB'], ...CALL_EVENT_FILTERS, ...CAPACITY_EVENT_FILTERS]);
   }
-  if (side === 'numguard') await takeTraffic(rig.tap);
+  if (side === 'numguard' && rig.tap) await takeTraffic(rig.tap);
   else {
     await rig.bare.listenForJobs(true);
     rig.bare.take();
@@ -395,7 +401,7 @@ async function runPhase(rig: Rig, sideName: Side, rate: number, seconds: number,
   const cpu1 = cpuSample(rig.pids);
   if (side === 'bare') await rig.bare.listenForJobs(false);
   if (sideName === 'bareWithListener') await rig.listener?.listen(null);
-  const traffic = side === 'numguard' ? await takeTraffic(rig.tap) : rig.bare.take();
+  const traffic = side === 'bare' ? rig.bare.take() : rig.tap ? await takeTraffic(rig.tap) : null;
 
   const legs = new Map<string, CarrierLeg>(rig.carrier.legs().map((l) => [l.number, l]));
   const delays: number[] = [];
@@ -407,7 +413,7 @@ async function runPhase(rig: Rig, sideName: Side, rate: number, seconds: number,
   for (const c of calls) {
     const a = legs.get(c.a);
     const b = legs.get(c.b);
-    const sent = side === 'numguard' ? traffic.originateSentAt[c.a] : c.sentAt;
+    const sent = side === 'bare' ? c.sentAt : traffic?.originateSentAt[c.a];
     if (sent !== undefined) toCommand.push(sent - c.sentAt);
     if (a) {
       aInvited++;
@@ -481,7 +487,7 @@ async function runPhase(rig: Rig, sideName: Side, rate: number, seconds: number,
     // A answered → B's INVITE: how long A waits before B is rung.
     aAnswerToBInviteMs: spread(aAnswerToBInvite),
     cpu: cpuReport,
-    eslPerCall: perCall(traffic, side === 'numguard' ? accepted.length : n),
+    eslPerCall: traffic === null ? null : perCall(traffic, side === 'numguard' ? accepted.length : n),
   };
 }
 
@@ -561,13 +567,15 @@ async function main(): Promise<void> {
   await new BindingService(pool).importNumbers(tenant.id, [{ x: X, area: '010' }]);
   const apiKey = (await tenants.createApiKey(tenant.id, 'bench')).key;
   const logDir = os.tmpdir();
-  const tap = await forkChild('tap-process.ts', { TAP_TARGET_HOST: s.esl.host, TAP_TARGET_PORT: String(s.esl.port) }, path.join(logDir, `${prefix}-tap.log`));
+  const tap = s.eslTap
+    ? await forkChild('tap-process.ts', { TAP_TARGET_HOST: s.esl.host, TAP_TARGET_PORT: String(s.esl.port) }, path.join(logDir, `${prefix}-tap.log`))
+    : null;
   const controllerLog = path.join(logDir, `${prefix}-controller.log`);
   const controller = await forkChild(
     'controller-process.ts',
     {
-      ESL_HOST: String(tap.ready.host),
-      ESL_PORT: String(tap.ready.port),
+      ESL_HOST: tap ? String(tap.ready.host) : s.esl.host,
+      ESL_PORT: tap ? String(tap.ready.port) : String(s.esl.port),
       ESL_PASSWORD: s.esl.password,
       MYSQL_URL: dbUrl,
       REDIS_URL: redisUrl,
@@ -603,7 +611,7 @@ async function main(): Promise<void> {
       switch: s.switchPid,
       controller: controller.process.pid ?? null,
       sipp: carrier.child.pid ?? null,
-      proxy: tap.process.pid ?? null,
+      proxy: tap?.process.pid ?? null,
       mysql: pidOfUrl(new URL(testDatabaseUrl(dbName)), 3306),
       redis: pidOfUrl(new URL(redisUrl), 6379),
     },
@@ -656,7 +664,7 @@ async function main(): Promise<void> {
   } finally {
     await setLimits(bare, original.sps, original.minIdleCpu).catch(() => undefined);
     await stopChild(controller);
-    await stopChild(tap);
+    if (tap) await stopChild(tap);
     await carrier.stop();
     bare.close();
     postAgent.destroy();
