@@ -2,6 +2,8 @@
 // benchmarks: unlike CPU time or latency, these counts do not depend on how busy the host is.
 import { Connection } from 'mysql2';
 import { Redis } from 'ioredis';
+import { EslClient } from '../../src/esl/client';
+import type { EslEvent } from '../../src/esl/event';
 
 const counts = new Map<string, number>();
 const count = (key: string): void => void counts.set(key, (counts.get(key) ?? 0) + 1);
@@ -52,4 +54,18 @@ export function takeCounts(): Record<string, number> {
   const out = Object.fromEntries([...counts].sort(([, x], [, y]) => y - x));
   counts.clear();
   return out;
+}
+
+/** The events the switch sends, by name (CHANNEL_EXECUTE_COMPLETE with its application), and their bytes (`… bytes`). */
+export function countEslEvents(): void {
+  const proto = EslClient.prototype as unknown as { dispatch: (this: EslClient, e: EslEvent) => void };
+  const dispatch = proto.dispatch;
+  proto.dispatch = function (this: EslClient, e) {
+    const key = `esl ${e.name}${e.name === 'CHANNEL_EXECUTE_COMPLETE' ? ` ${e.header('Application') ?? ''}` : ''}`;
+    count(key);
+    // plain events keep their text; the size of what the switch sent for it
+    const text = (e as unknown as { text?: unknown }).text;
+    counts.set(`${key} bytes`, (counts.get(`${key} bytes`) ?? 0) + (typeof text === 'string' ? text.length : 0));
+    dispatch.call(this, e);
+  };
 }

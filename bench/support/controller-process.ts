@@ -4,10 +4,12 @@
 import { startApp } from '../../src/app';
 import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
-import { countCommands, takeCounts } from './command-counter';
+import { countCommands, countEslEvents, takeCounts } from './command-counter';
 
 // BENCH_COUNT_COMMANDS=1: the Redis and MySQL commands this controller sends, by name ({ type: 'counts' } takes them).
 if (process.env.BENCH_COUNT_COMMANDS === '1') countCommands();
+// BENCH_COUNT_DETAIL=1: also the events the switch sends it, by name, with their bytes.
+if (process.env.BENCH_COUNT_DETAIL === '1') countEslEvents();
 
 async function main(): Promise<void> {
   const config = loadConfig();

@@ -27,6 +27,41 @@ function statCpuMs(path: string): number | null {
   }
 }
 
+/** The read and write system calls a process has made (`syscr`, `syscw` of /proc/<pid>/io), or null when unreadable. */
+export function processSyscalls(pid: number): { reads: number; writes: number } | null {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    const field = (name: string): number => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(io)?.[1] ?? NaN);
+    const reads = field('syscr');
+    const writes = field('syscw');
+    return Number.isFinite(reads) && Number.isFinite(writes) ? { reads, writes } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** User and system CPU ms of each thread of a process, keyed by thread id, with the thread's name; empty when unreadable. */
+export function threadsCpuMs(pid: number): Map<number, { name: string; userMs: number; systemMs: number }> {
+  const threads = new Map<number, { name: string; userMs: number; systemMs: number }>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return threads;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      threads.set(Number(tid), { name, userMs: (Number(fields[11]) * 1000) / TICKS_PER_SECOND, systemMs: (Number(fields[12]) * 1000) / TICKS_PER_SECOND });
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return threads;
+}
+
 /** Busy and total jiffies of the whole machine (all cores), for the idle share over an interval. */
 export function machineCpu(): { busy: number; total: number } | null {
   try {
