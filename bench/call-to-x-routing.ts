@@ -14,7 +14,7 @@ import net from 'node:net';
 import { numberHasher } from '../src/domain/number-hash';
 import { Worker } from 'node:worker_threads';
 import { EslOutboundServer } from '../src/esl/outbound-server';
-import { handleCallToX } from '../src/flows/call-to-x';
+import { CALL_TO_X_EVENTS, handleCallToX } from '../src/flows/call-to-x';
 import { durableCallsToX } from '../src/flows/call-to-x-handover';
 import { CallsToXOwners } from '../src/stores/calls-to-x-owners';
 import { benchLogger } from './support/bench-logger';
@@ -194,7 +194,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const owners = new CallsToXOwners(redis, prefix, 'bench', 60_000);
   await owners.heartbeat();
   const durable = durableCallsToX({ owners, switchOf: () => null, logger });
-  const server = new EslOutboundServer({ host: '127.0.0.1', port: 0, logger, commandTimeoutMs: 5000, lingerExitMs: 10 });
+  const server = new EslOutboundServer({ host: '127.0.0.1', port: 0, logger, commandTimeoutMs: 5000, lingerExitMs: 10, events: CALL_TO_X_EVENTS });
   server.on('session', (s) => {
     void handleCallToX(
       {

@@ -18,7 +18,7 @@ import { AgentTokenStore } from './stores/agent-tokens';
 import { completionEvents, PlatformEventBus, progressEvents, withId, type PlatformEvent } from './events/platform-events';
 import { EslOutboundServer, peerMatcher, type OutboundSession } from './esl/outbound-server';
 import { SwitchIdentity } from './esl/switch-identity';
-import { callToXId, handleCallToX, type CallToXDeps } from './flows/call-to-x';
+import { CALL_TO_X_EVENTS, callToXId, handleCallToX, type CallToXDeps } from './flows/call-to-x';
 import { callToXHandOver, CallToXHandoverQueue, durableCallsToX, startCallToXSettler, sweepOrphanedCallsToX } from './flows/call-to-x-handover';
 import { STALE_FIGURES_SWEEP, sweepStaleFigures } from './flows/switch-figures';
 import { CallsToXOwners } from './stores/calls-to-x-owners';
@@ -345,6 +345,7 @@ export async function startApp(config: AppConfig, logger: Logger, options: Start
     fromKnownSwitch: (channelData) => switches.isKnown(channelData.header('Core-UUID')),
     logger: logger.child({ component: 'outbound-socket' }),
     commandTimeoutMs: config.esl.commandTimeoutMs,
+    events: CALL_TO_X_EVENTS,
   });
   const handoverQueue = new CallToXHandoverQueue({ connection: queueRedis, prefix: config.redisPrefix });
   // A call to X outlives this controller being killed: it is this instance's (in Redis) until its CDR is queued, and

@@ -3,6 +3,7 @@
  * one TCP connection per call (calls to X). Per connection, as in trace 13a:
  *   connect  -> command/reply carrying the channel's CHANNEL_DATA   (session.channelData)
  *   myevents -> +OK Events Enabled   (every event of this channel, none of the B leg)
+ *   nixevent -> +OK events nixed     (those of them the session does not need: options.events)
  *   linger   -> +OK will linger      (events keep coming after hangup until we send exit)
  * then 'session' is emitted. After hangup FreeSWITCH sends a `Content-Disposition: linger` notice and
  * never closes the socket by itself; the session sends `exit` lingerExitMs after that notice (or at
@@ -29,7 +30,42 @@ export interface EslOutboundServerOptions {
   fromKnownSwitch?: (channelData: EslEvent) => Promise<boolean>;
   /** Delay between the linger notice and our `exit` (default 1000 ms, as in trace 13a), so late events still arrive. */
   lingerExitMs?: number;
+  /**
+   * The events of the channel a session needs: the rest of what `myevents` subscribes to is taken back
+   * (`nixevent`), so the switch neither serialises nor sends them. Default: all of them.
+   */
+  events?: readonly string[];
 }
+
+/**
+ * What `myevents` subscribes an outbound socket to (mod_event_socket.c, 1.10.12): the channel's own
+ * events of these types.
+ */
+export const MYEVENTS_SUBSCRIPTION: readonly string[] = [
+  'CHANNEL_ANSWER',
+  'CHANNEL_APPLICATION',
+  'CHANNEL_BRIDGE',
+  'CHANNEL_CREATE',
+  'CHANNEL_DATA',
+  'CHANNEL_DESTROY',
+  'CHANNEL_EXECUTE',
+  'CHANNEL_EXECUTE_COMPLETE',
+  'CHANNEL_HANGUP',
+  'CHANNEL_HANGUP_COMPLETE',
+  'CHANNEL_ORIGINATE',
+  'CHANNEL_UUID',
+  'CHANNEL_OUTGOING',
+  'CHANNEL_PARK',
+  'CHANNEL_PROGRESS',
+  'CHANNEL_PROGRESS_MEDIA',
+  'CHANNEL_STATE',
+  'CHANNEL_UNBRIDGE',
+  'CHANNEL_UNPARK',
+  'DETECTED_SPEECH',
+  'DTMF',
+  'NOTALK',
+  'TALK',
+];
 
 export interface OutboundSession extends EventEmitter {
   readonly uuid: string;
@@ -257,6 +293,15 @@ export class EslOutboundServer extends EventEmitter {
     // Sent right behind `connect`, without waiting for its reply: the switch answers commands in
     // order, so the whole handshake costs one round trip.
     cmd('myevents', '+OK', () => undefined);
+    const unwanted = this.opts.events ? MYEVENTS_SUBSCRIPTION.filter((name) => !this.opts.events?.includes(name)) : [];
+    if (unwanted.length > 0) {
+      // Events the session would not read cost the switch and us their serialising and parsing; a switch
+      // that refuses to take them back still carries the call.
+      conn.sendRecv(`nixevent ${unwanted.join(' ')}`, null, (reply) => {
+        const text = reply.getHeader('Reply-Text') ?? '';
+        if (!text.startsWith('+OK')) log.warn({ reply: text }, 'the switch keeps sending events the call does not need');
+      });
+    }
     cmd('linger', '+OK', () => {
       clearTimeout(handshake);
       if (socket.destroyed) return;

@@ -11,6 +11,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { RowDataPacket } from 'mysql2/promise';
 import { startApp, type App } from '../../src/app';
+import type { EslEvent } from '../../src/esl/event';
+import { EslOutboundServer, type OutboundSession } from '../../src/esl/outbound-server';
+import { CALL_TO_X_EVENTS } from '../../src/flows/call-to-x';
 import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
 import { MediaCatalogue } from '../../src/stores/media-catalogue';
@@ -118,7 +121,15 @@ describeE2e('calls to X against a real FreeSWITCH with sipp phones', () => {
     const bindingB = await app.bindings.bind({ tenantId, mode: 'axb', a: A.number, b: B.number, x: X });
     const phoneB = await startPhone({ ...B, behaviour: 'answer-then-bye', ringMs: 500, talkMs: 2000 });
     phones.push(phoneB);
-    const call = await dialX(A.number, base + 10);
+    // What the switch sends on the call's socket: only what the call reads (CALL_TO_X_EVENTS), not all of myevents.
+    const socketEvents: string[] = [];
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with the server as `this`
+    const emit = EslOutboundServer.prototype.emit;
+    const spy = jest.spyOn(EslOutboundServer.prototype, 'emit').mockImplementation(function (this: EslOutboundServer, name: string | symbol, ...args: unknown[]) {
+      if (name === 'session') (args[0] as OutboundSession).on('event', (e: EslEvent) => socketEvents.push(e.name));
+      return emit.call(this, name, ...args);
+    });
+    const call = await dialX(A.number, base + 10).finally(() => spy.mockRestore());
     expect(call.code).toBe(0);
     const invite = await phoneB.receivedInvite(1000);
     expect(invite.from).toContain(`"${X}" <sip:${X}@`);
@@ -129,6 +140,9 @@ describeE2e('calls to X against a real FreeSWITCH with sipp phones', () => {
     const cdr = await lastCdr(A.number);
     expect(cdr).toMatchObject({ result: 'connected', kind: 'axb', x: X, b: B.number, binding_id: bindingB.binding.id });
     expect(Math.abs(Number(cdr.talk_seconds) - 2)).toBeLessThanOrEqual(1);
+    expect(socketEvents).toEqual(expect.arrayContaining(['CHANNEL_BRIDGE', 'CHANNEL_HANGUP', 'CHANNEL_HANGUP_COMPLETE']));
+    // The socket app may park the call before the switch has read `nixevent` (sent with `myevents`): CHANNEL_PARK may come.
+    expect(socketEvents.filter((name) => !CALL_TO_X_EVENTS.includes(name) && name !== 'CHANNEL_PARK')).toEqual([]);
   }, 60_000);
 
   it('B dials X and reaches A, who sees X', async () => {

@@ -3,7 +3,7 @@ import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { EslDisconnectedError } from '../../src/esl/errors';
 import type { EslEvent } from '../../src/esl/event';
-import { EslOutboundServer, type OutboundSession } from '../../src/esl/outbound-server';
+import { EslOutboundServer, MYEVENTS_SUBSCRIPTION, type OutboundSession } from '../../src/esl/outbound-server';
 import { once, silent, until } from './support/helpers';
 import { recvWhere, trace } from './support/traces';
 
@@ -173,5 +173,39 @@ describe('EslOutboundServer (trace 13a)', () => {
     fs.socket.end();
     await closing;
     await until(() => fs.socket.destroyed || fs.socket.readyState === 'closed');
+  });
+});
+
+describe('EslOutboundServer with the events a session needs', () => {
+  const wanted = ['CHANNEL_BRIDGE', 'CHANNEL_HANGUP_COMPLETE', 'CHANNEL_EXECUTE_COMPLETE'];
+  let server: EslOutboundServer;
+  let port: number;
+  beforeEach(async () => {
+    server = new EslOutboundServer({ host: '127.0.0.1', port: 0, logger: silent, commandTimeoutMs: 200, lingerExitMs: 50, events: wanted });
+    ({ port } = await server.listen());
+  });
+  afterEach(() => server.close());
+
+  it.each([
+    ['takes the rest back', 'Content-Type: command/reply\nReply-Text: +OK events nixed\n\n'],
+    ['still carries the call when the switch refuses to take them back', 'Content-Type: command/reply\nReply-Text: -ERR no keywords supplied\n\n'],
+  ])('takes back what myevents subscribes and the session does not read, before linger; %s', async (_, nixReply) => {
+    const sessionP = once<OutboundSession>(server, 'session');
+    const fs = new FakeSwitch(port);
+    await fs.command((r) => r === sent[0]);
+    fs.write(got[0] as string);
+    await fs.command((r) => r.startsWith('myevents'));
+    fs.write(got[1] as string);
+    const nix = await fs.command((r) => r.startsWith('nixevent'));
+    const nixed = nix.raw.trim().split(' ').slice(1);
+    expect(nixed).toEqual(MYEVENTS_SUBSCRIPTION.filter((name) => !wanted.includes(name)));
+    expect(nixed).toContain('CHANNEL_STATE');
+    fs.write(nixReply);
+    // the switch answers in order: nixevent's reply before linger's
+    const linger = await fs.command((r) => r.startsWith('linger'));
+    expect(fs.commands.indexOf(linger)).toBeGreaterThan(fs.commands.indexOf(nix));
+    fs.write(got[2] as string);
+    const session = await sessionP;
+    expect(session.uuid).toBe('207e8b38-df62-40d5-bdd6-b98654e65f58');
   });
 });

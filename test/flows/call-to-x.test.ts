@@ -34,6 +34,19 @@ describe('calls to X through the outbound socket (simulator, real MariaDB and Re
     expect(sys.sim.invitesTo(a)[0]).toMatchObject({ fromUser: x, fromDisplay: x });
   });
 
+  it('the switch sends the socket only the events the call reads: half of what myevents subscribes to is taken back', async () => {
+    const a = '13800008011';
+    const b = '13900008011';
+    const x = xs(1);
+    await sys.app.bindings.bind({ tenantId: sys.tenantId, mode: 'axb', a, b, x });
+    sys.sim.setPhone(b, { answer: 'answer', hangupAfterMs: 300 });
+    const { uuid, cdr } = await callX(a, x);
+    expect(cdr).toMatchObject({ result: 'connected', hangup_cause: 'NORMAL_CLEARING' });
+    const sent = sys.sim.socketEventsOf(uuid);
+    // trace 13a, with myevents alone: PARK, EXECUTE, PROGRESS, PROGRESS_MEDIA, ANSWER, UNBRIDGE, UNPARK, STATE besides these
+    expect(new Set(sent)).toEqual(new Set(['CHANNEL_BRIDGE', 'CHANNEL_HANGUP', 'CHANNEL_EXECUTE_COMPLETE', 'CHANNEL_HANGUP_COMPLETE']));
+  });
+
   it('a caller without a binding gets UNALLOCATED_NUMBER and nobody is called', async () => {
     const stranger = '13700008002';
     const before = sys.sim.originateCount();

@@ -12,7 +12,7 @@ import { startTestSystem, type TestSystem } from '../support/system';
  * channel data that names a switch the controller drives.
  */
 
-/** A peer that plays a switch's side of the outbound socket: answers connect/myevents/linger. */
+/** A peer that plays a switch's side of the outbound socket: answers connect/myevents/nixevent/linger. */
 function fakeSwitch(
   target: { host: string; port: number },
   channelData: Record<string, string>,
@@ -28,8 +28,10 @@ function fakeSwitch(
       if (!before.includes('connect\n\n') && received.includes('connect\n\n')) {
         socket.write(`Content-Type: command/reply\nReply-Text: %2BOK%0A\nSocket-Mode: async\nControl: full\n${headers}\n\n`);
       }
-      for (const cmd of ['myevents', 'linger']) {
-        if (!before.includes(`${cmd}\n\n`) && received.includes(`${cmd}\n\n`)) socket.write('Content-Type: command/reply\nReply-Text: +OK\n\n');
+      for (const cmd of ['myevents', 'nixevent', 'linger']) {
+        if (!new RegExp(`(^|\n)${cmd}[^\n]*\n\n`).test(before) && new RegExp(`(^|\n)${cmd}[^\n]*\n\n`).test(received)) {
+          socket.write('Content-Type: command/reply\nReply-Text: +OK\n\n');
+        }
       }
       if (enough(received)) {
         resolve({ received, closed: false });

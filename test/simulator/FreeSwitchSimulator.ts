@@ -70,6 +70,8 @@ export class FreeSwitchSimulator {
   invitesTo(number: string): SeenInvite[] { return [...(this.sim.invites.get(number) ?? [])]; }
   /** What the phone `number` received while calling X (connectOutbound): responses to its INVITE, BYE. */
   seenByCaller(number: string): SeenByCaller[] { return [...(this.sim.callerMessages.get(number) ?? [])]; }
+  /** The names of the events the switch sent on the outbound socket of the call to X on channel `uuid`, in order. */
+  socketEventsOf(uuid: string): string[] { return [...(this.sim.socketEvents.get(uuid) ?? [])]; }
   channels(): Array<{ uuid: string; number: string; state: string; answered: boolean }> {
     return [...this.sim.chans.values()].filter((c) => !c.hungup).map((c) => ({ uuid: c.uuid, number: c.ep.number, state: c.answered ? 'CS_EXECUTE' : 'CS_CONSUME_MEDIA', answered: c.answered }));
   }

@@ -21,6 +21,8 @@ export class SimContext {
   readonly phones = new Map<string, PhoneBehaviour>();
   readonly invites = new Map<string, SeenInvite[]>();
   readonly callerMessages = new Map<string, SeenByCaller[]>();
+  /** The events sent on each call to X's outbound socket, by the channel's uuid: their names, in order. */
+  readonly socketEvents = new Map<string, string[]>();
   readonly originates = new Map<string, number>();
   originateTotal = 0;
   seq = 1000;

@@ -31,13 +31,21 @@ export class Conn {
   wants(ev: SimEvent): boolean {
     if (this.outboundCh) {
       if (!this.myevents) return false;
-      return ev.get('Unique-ID') === this.outboundCh.uuid && ev.name !== 'CHANNEL_DESTROY';
+      return ev.get('Unique-ID') === this.outboundCh.uuid && ev.name !== 'CHANNEL_DESTROY' && (this.all || this.events.has(ev.name));
     }
     if (!this.format) return false;
     if (!this.all && !this.events.has(ev.name)) return false;
     return this.filters.length === 0 || passesFilters(this.filters, ev);
   }
 }
+
+/** What `myevents` subscribes a connection to (mod_event_socket.c, 1.10.12). */
+const MYEVENTS_TYPES = [
+  'CHANNEL_ANSWER', 'CHANNEL_APPLICATION', 'CHANNEL_BRIDGE', 'CHANNEL_CREATE', 'CHANNEL_DATA', 'CHANNEL_DESTROY', 'CHANNEL_EXECUTE',
+  'CHANNEL_EXECUTE_COMPLETE', 'CHANNEL_HANGUP', 'CHANNEL_HANGUP_COMPLETE', 'CHANNEL_ORIGINATE', 'CHANNEL_UUID', 'CHANNEL_OUTGOING',
+  'CHANNEL_PARK', 'CHANNEL_PROGRESS', 'CHANNEL_PROGRESS_MEDIA', 'CHANNEL_STATE', 'CHANNEL_UNBRIDGE', 'CHANNEL_UNPARK', 'DETECTED_SPEECH',
+  'DTMF', 'NOTALK', 'TALK',
+];
 
 /**
  * mod_event_socket's event_handler: once a connection has filters, an event is sent only if a filter on a
@@ -206,12 +214,14 @@ export class EslProtocol {
       }
       case 'myevents':
         c.myevents = true; c.format = c.format ?? 'plain'; this.reply(c, '+OK Events Enabled');
+        // mod_event_socket subscribes the connection to these types of the channel's events (nixevent takes them back)
+        for (const name of MYEVENTS_TYPES) c.events.add(name);
         if (c.outboundCh) this.sim.outbound.scheduleSocketPark(c.outboundCh);
         return;
       case 'linger': c.linger = true; this.reply(c, '+OK will linger'); return;
       case 'nolinger': c.linger = false; this.reply(c, '+OK will not linger'); return;
       case 'noevents': c.format = null; c.events.clear(); c.all = false; c.myevents = false; this.reply(c, '+OK no longer listening for events'); return;
-      case 'nixevent': { for (const w of rest.split(/\s+/).filter(Boolean)) { c.events.delete(w); if (w === 'ALL') c.all = false; } this.reply(c, '+OK events nixed'); return; }
+      case 'nixevent': { for (const w of rest.split(/\s+/).filter(Boolean)) { c.events.delete(w); if (w === 'ALL') { c.all = false; c.events.clear(); } } this.reply(c, '+OK events nixed'); return; }
       case 'filter': {
         const w = rest.split(/\s+/);
         if (w[0] === 'delete') {
@@ -420,7 +430,7 @@ export class EslProtocol {
   mayWant(name: string): boolean {
     for (const c of this.sim.conns) {
       if (c.closed) continue;
-      if (c.outboundCh ? c.myevents : c.format && (c.all || c.events.has(name))) return true;
+      if ((c.outboundCh ? c.myevents : c.format) && (c.all || c.events.has(name))) return true;
     }
     return false;
   }
@@ -428,6 +438,11 @@ export class EslProtocol {
   deliver(ev: SimEvent): void {
     for (const c of this.sim.conns) {
       if (c.closed || !c.wants(ev)) continue;
+      if (c.outboundCh) {
+        const sent = this.sim.socketEvents.get(c.outboundCh.uuid) ?? [];
+        sent.push(ev.name);
+        this.sim.socketEvents.set(c.outboundCh.uuid, sent);
+      }
       c.write(c.format === 'json' ? ev.json() : ev.plain());
     }
   }
