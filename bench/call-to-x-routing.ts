@@ -71,6 +71,7 @@ function fakeCall(caller) {
         buf = buf.slice(i + 2);
         if (msg.startsWith('connect')) sock.write(channelData(uuid, caller));
         else if (msg.includes('execute-app-name: bridge')) { done = true; resolve(performance.now() - start); sock.destroy(); return; }
+        else if (msg.startsWith('api ')) sock.write('Content-Type: api/response\\nContent-Length: 4\\n\\n+OK\\n');
         else sock.write('Content-Type: command/reply\\nReply-Text: +OK\\n\\n');
       }
     });

@@ -237,11 +237,12 @@ export async function handleCallToX(deps: CallToXDeps, session: OutboundSession,
   });
 
   // The caller hears ringing while the route is looked up, and the ringback for the bridge is set:
-  // not awaited (the switch runs an outbound socket's commands in the order they arrive), so after
-  // the decision only the bridge is left to send.
+  // not awaited (the switch runs an outbound socket's api commands as it reads them, before any app
+  // sent after them), so after the decision only the bridge is left to send. As api commands rather
+  // than the ring_ready and set apps, nothing runs on the channel and no event reports them.
   deps.durable?.keepFigures(session);
-  void session.execute('ring_ready').catch((err: unknown) => log.debug({ err }, 'could not signal ringing'));
-  void session.execute('set', `ringback=${deps.ringbackTone}`).catch((err: unknown) => log.debug({ err }, 'could not set ringback'));
+  void session.api(`uuid_ring_ready ${session.uuid}`).catch((err: unknown) => log.debug({ err }, 'could not signal ringing'));
+  void session.api(`uuid_setvar ${session.uuid} ringback ${deps.ringbackTone}`).catch((err: unknown) => log.debug({ err }, 'could not set ringback'));
   // Abuse control's word on a routed caller (a route is only looked up with a caller).
   const admitted = async (looked: Looked): Promise<Decision> => {
     const refusal = 'route' in looked && caller && deps.admitCaller ? await deps.admitCaller(looked.route.tenantId, caller, looked.route.target, startedAt) : null;

@@ -159,6 +159,12 @@ export class CallFlows {
     this.sim.chans.delete(ch.uuid);
   }
 
+  /** ring_ready (the app, or the uuid_ring_ready api): a call to X's caller gets 180 Ringing once; a later 180 from B is not relayed again. */
+  ringReady(ch: Channel): void {
+    if (ch.inbound && !ch.answered && !ch.ringing) { ch.ringing = true; ch.progressUs = nowUs(); this.sim.outbound.toCaller(ch, '180 Ringing'); }
+    this.sim.events.emit(ch, 'CHANNEL_PROGRESS');
+  }
+
   /** Execute one dialplan app on an A leg. */
   async runApp(ch: Channel, given: AppRun, isOriginateApp = false): Promise<void> {
     if (ch.hungup) return;
@@ -207,9 +213,7 @@ export class CallFlows {
         if (ch.inbound && !ch.answered) this.sim.outbound.toCaller(ch, '183 Session Progress');
         done(); return;
       case 'ring_ready':
-        // A call to X: the caller's phone gets 180 Ringing once; a later 180 from B is not relayed again.
-        if (ch.inbound && !ch.answered && !ch.ringing) { ch.ringing = true; ch.progressUs = nowUs(); this.sim.outbound.toCaller(ch, '180 Ringing'); }
-        this.sim.events.emit(ch, 'CHANNEL_PROGRESS'); done(); return;
+        this.ringReady(ch); done(); return;
       case 'sleep':
         await this.sim.sleep(Number(app.arg) || 0); done(); return;
       case 'playback': {

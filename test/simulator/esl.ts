@@ -334,6 +334,13 @@ export class EslProtocol {
         });
         return '+OK Message scheduled\n';
       }
+      case 'uuid_ring_ready': {
+        // As the ring_ready app (switch_channel_ring_ready_value): a caller to X gets 180 Ringing once; CHANNEL_PROGRESS.
+        const ch = this.sim.chans.get(args[0] ?? '');
+        if (!ch || ch.hungup) return '-ERROR\n';
+        this.sim.calls.ringReady(ch);
+        return '+OK\n';
+      }
       case 'uuid_setvar': {
         const ch = this.sim.chans.get(args[0] ?? '');
         if (!ch || ch.hungup) return '-ERR No such channel!\n';
