@@ -221,9 +221,13 @@ export class EslOutboundServer extends EventEmitter {
   private serverClosed: Promise<void> = Promise.resolve();
   private readonly sessions = new Set<Session>();
   private readonly sockets = new Set<net.Socket>();
+  /** `nixevent` for what myevents subscribes and the sessions do not read; null when they read it all. */
+  private readonly nixevent: string | null;
 
   constructor(private readonly opts: EslOutboundServerOptions) {
     super();
+    const unwanted = opts.events ? MYEVENTS_SUBSCRIPTION.filter((name) => !opts.events?.includes(name)) : [];
+    this.nixevent = unwanted.length > 0 ? `nixevent ${unwanted.join(' ')}` : null;
   }
 
   listen(): Promise<{ host: string; port: number }> {
@@ -293,11 +297,10 @@ export class EslOutboundServer extends EventEmitter {
     // Sent right behind `connect`, without waiting for its reply: the switch answers commands in
     // order, so the whole handshake costs one round trip.
     cmd('myevents', '+OK', () => undefined);
-    const unwanted = this.opts.events ? MYEVENTS_SUBSCRIPTION.filter((name) => !this.opts.events?.includes(name)) : [];
-    if (unwanted.length > 0) {
+    if (this.nixevent !== null) {
       // Events the session would not read cost the switch and us their serialising and parsing; a switch
       // that refuses to take them back still carries the call.
-      conn.sendRecv(`nixevent ${unwanted.join(' ')}`, null, (reply) => {
+      conn.sendRecv(this.nixevent, null, (reply) => {
         const text = reply.getHeader('Reply-Text') ?? '';
         if (!text.startsWith('+OK')) log.warn({ reply: text }, 'the switch keeps sending events the call does not need');
       });

@@ -32,13 +32,13 @@ import type { ExtensionDecision, ExtensionPrompt, RouteDecision, RouteIndex, Rou
  *    (SIP 503); its CDR says `failed`.
  * The caller hears ringing (180) from the start, while the route is looked up.
  */
-/** Why abuse control refuses a caller a routed call to X. */
 /**
  * The events of the caller's channel a call to X reads (the bridge, the hangup, awaited apps' completions);
  * the outbound socket takes back the rest of `myevents`, about half of a routed call's events and bytes (trace 13a).
  */
 export const CALL_TO_X_EVENTS: readonly string[] = ['CHANNEL_BRIDGE', 'CHANNEL_HANGUP', 'CHANNEL_HANGUP_COMPLETE', 'CHANNEL_EXECUTE_COMPLETE'];
 
+/** Why abuse control refuses a caller a routed call to X. */
 export type CallerRefusal = 'rate_limited' | 'blacklisted';
 
 /** The route could not be decided in time: a store did not answer. */
