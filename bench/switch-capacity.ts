@@ -21,7 +21,7 @@
  *   BENCH_SWITCH_ESL host:port of the switch's event socket (required), BENCH_SWITCH_PASSWORD [ClueCon],
  *   BENCH_SWITCH_PID [found from the listening socket], BENCH_SIPP_BIN [sipp], BENCH_SIPP_HOST [the ESL host],
  *   BENCH_SIPP_PORT [5300], BENCH_SIPP_MEDIA_PORT [7300], BENCH_SECONDS [20], BENCH_PROFILES [shipped,raised],
- *   BENCH_RATES_SHIPPED [10,12,15], BENCH_RATES_RAISED [10,20,30,40], BENCH_RAISED_SPS [1000],
+ *   BENCH_RATES_SHIPPED [10,12,15], BENCH_RATES_RAISED [10,20,30,35,40], BENCH_RAISED_SPS [1000],
  *   BENCH_RAISED_MIN_IDLE_CPU [0], BENCH_GATEWAY_CPS [1000: the carrier has no limit of its own],
  *   BENCH_ESL_TAP [1; 0: the controller talks to the switch directly, without the counting proxy, whose CPU
  *   (about 1 ms per call) is then not taken from numguard's phases; what it counts (the ESL per call, POST →
@@ -114,7 +114,7 @@ function settings(): Settings | null {
         name,
         sessionsPerSecond: Number(env.BENCH_RAISED_SPS ?? 1000),
         minIdleCpu: Number(env.BENCH_RAISED_MIN_IDLE_CPU ?? 0),
-        rates: list(env.BENCH_RATES_RAISED, [10, 20, 30, 40]),
+        rates: list(env.BENCH_RATES_RAISED, [10, 20, 30, 35, 40]),
       });
     } else throw new Error(`unknown profile ${name}`);
   }
