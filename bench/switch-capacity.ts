@@ -22,8 +22,8 @@
  *   BENCH_SWITCH_PID [found from the listening socket], BENCH_SIPP_BIN [sipp], BENCH_SIPP_HOST [the ESL host],
  *   BENCH_SIPP_PORT [5300], BENCH_SIPP_MEDIA_PORT [7300], BENCH_SECONDS [20], BENCH_PROFILES [shipped,raised],
  *   BENCH_RATES_SHIPPED [10,12,15], BENCH_RATES_RAISED [10,20,30,35,40], BENCH_RATES_EXTRA [4: while bare still
- *   connects >= 99 % at the highest rate offered, up to this many more rates, each one step (the list's last, at
- *   least 5/s) higher; a profile whose bare limit was never reached has no ratio to judge (summary.bareLimitFound)],
+ *   carries >= 99 % of the highest rate offered (of its calls connected, and of the rate in connected/s), up to
+ *   this many more rates, each one step (the list's last, at least 5/s) higher; a profile whose bare limit was never reached has no ratio to judge (summary.bareLimitFound)],
  *   BENCH_RAISED_SPS [1000],
  *   BENCH_RAISED_MIN_IDLE_CPU [0], BENCH_GATEWAY_CPS [1000: the carrier has no limit of its own],
  *   BENCH_ESL_TAP [1; 0: the controller talks to the switch directly, without the counting proxy, whose CPU
@@ -56,7 +56,7 @@ import { BareEsl } from './support/bare-esl';
 import { bareOriginate } from './support/bare-originate';
 import type { EslTraffic } from './support/esl-tap';
 import { machineCpu, pidListeningOn, processCpuMs } from './support/proc-cpu';
-import { bareLimitFound, nextOfferedRate, SUSTAINED_PCT } from './support/offered-rates';
+import { bareLimitFound, carriedPct, nextOfferedRate, SUSTAINED_PCT } from './support/offered-rates';
 import { SippCarrier, type CarrierLeg } from './support/sipp-carrier';
 import { CONTROLLER_NODE_FLAGS } from './support/node-flags';
 
@@ -560,7 +560,7 @@ async function main(): Promise<void> {
     sps: Number(/(\d+)/.exec(await bare.api('fsctl sps'))?.[1] ?? 30),
     minIdleCpu: Number(/([\d.]+)/.exec(await bare.api('fsctl min_idle_cpu'))?.[1] ?? 0),
   };
-  const carrier = await SippCarrier.start({ ...s.sipp, ringMs: 200, talkMs: 3000, maxSeconds: 3600 });
+  const carrier = await SippCarrier.start({ ...s.sipp, ringMs: 200, talkMs: 3000, maxSeconds: 3600, realtime: env.BENCH_SIPP_REALTIME !== '0' });
   const dbName = `ng_bench_${randomBytes(6).toString('hex')}`;
   const dbUrl = testDatabaseUrl(dbName);
   await ensureDatabase(dbUrl);
@@ -654,7 +654,7 @@ async function main(): Promise<void> {
       await runPhase(rig, 'numguard', s.warm.rate, s.warm.seconds, profile.minIdleCpu);
       await runPhase(rig, 'bare', s.warm.rate, s.warm.seconds, profile.minIdleCpu);
       const phases: Record<string, unknown>[] = [];
-      const offered: Array<{ rate: number; bareConnectedPct: number | null }> = [];
+      const offered: Array<{ rate: number; bareCarriedPct: number | null }> = [];
       for (let i = 0, rate = nextOfferedRate(profile.rates, offered, s.extend); rate !== null; i++, rate = nextOfferedRate(profile.rates, offered, s.extend)) {
         const order: Side[] = i % 2 === 0 ? ['numguard', 'bare'] : ['bare', 'numguard'];
         if (s.eventCost) order.push('bareWithListener');
@@ -665,7 +665,8 @@ async function main(): Promise<void> {
           log(`  connected ${String(pair[side].connectedPct)} %, POST→INVITE p99 ${String((pair[side].postToAInviteMs as { p99: number | null }).p99)} ms`);
         }
         phases.push({ offeredPerSecond: rate, numguard: pair.numguard, bare: pair.bare, ...(pair.bareWithListener ? { bareWithListener: pair.bareWithListener } : {}) });
-        offered.push({ rate, bareConnectedPct: typeof pair.bare?.connectedPct === 'number' ? pair.bare.connectedPct : null });
+        const bare = pair.bare as Phase | undefined;
+        offered.push({ rate, bareCarriedPct: bare ? carriedPct(bare.connectedPct, bare.connectedPerSecond, rate) : null });
       }
       if (!bareLimitFound(offered)) log(`profile ${profile.name}: bare carried every rate offered (up to ${Math.max(...offered.map((o) => o.rate))}/s): its limit, and so the ratio, is unknown`);
       results[profile.name] = { sessionsPerSecond: profile.sessionsPerSecond, minIdleCpu: profile.minIdleCpu, controllerLimiterCallsPerSecond: Number(limiter), phases, summary: summarise(phases) };
@@ -702,7 +703,7 @@ async function main(): Promise<void> {
     `${JSON.stringify(
       {
         machine: { cpus: os.cpus().length, node: process.version, loadavg: os.loadavg().map((l) => round(l)) },
-        carrier: 'sipp UAS: answers 0.2 s after the INVITE, hangs up 3 s after answering',
+        carrier: `sipp UAS: answers 0.2 s after the INVITE, hangs up 3 s after answering${carrier.realtime ? ', realtime scheduling' : ''}`,
         seconds: s.seconds,
         atRestCpuMsPerSecond: rig.idle,
         results,
@@ -815,7 +816,12 @@ function summarise(phases: Record<string, unknown>[]): Record<string, unknown> &
   );
   return {
     sustainedCallsPerSecondAt99Pct: { numguard: ng, bare },
-    bareLimitFound: bareLimitFound(phases.map((p) => ({ bareConnectedPct: (p.bare as Phase).connectedPct }))),
+    bareLimitFound: bareLimitFound(
+      phases.map((p) => {
+        const bare = p.bare as Phase;
+        return { bareCarriedPct: carriedPct(bare.connectedPct, bare.connectedPerSecond, p.offeredPerSecond as number) };
+      }),
+    ),
     ratio: bare > 0 ? round(ng / bare) : null,
     switchCpuMsPerConnectedCall: {
       numguard: ngMs,

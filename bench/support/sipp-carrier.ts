@@ -4,13 +4,15 @@
  * every SIP message with its time. `legs()` reads the log written since the last call and returns,
  * per dialled number, when its INVITE arrived and whether the call was answered (200 OK sent, ACK received).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const SCENARIO = join(__dirname, '../../test/e2e/sipp/uas-answer-then-bye.xml');
+/** sipp's send and receive buffers (the kernel caps them at net.core.rmem_max / wmem_max). */
+const SOCKET_BUFFER_BYTES = 4 << 20;
 
 export interface CarrierLeg {
   /** The dialled number (user part of the INVITE's Request-URI). */
@@ -31,6 +33,11 @@ export interface CarrierOptions {
   readonly talkMs: number;
   /** sipp exits by itself after this long, whatever happens to the bench. */
   readonly maxSeconds: number;
+  /**
+   * Run sipp with realtime scheduling (`chrt -f 1`), as the switch runs, where this host allows it: a carrier
+   * is another host, which the platform's load does not starve. Default true; without the permission it runs as is.
+   */
+  readonly realtime?: boolean;
 }
 
 interface DialogState {
@@ -49,6 +56,8 @@ export class SippCarrier {
     readonly child: ChildProcess,
     private readonly dir: string,
     private readonly messageFile: string,
+    /** Whether sipp runs with realtime scheduling (CarrierOptions.realtime and the host's permission). */
+    readonly realtime: boolean,
   ) {}
 
   static async start(opts: CarrierOptions): Promise<SippCarrier> {
@@ -59,6 +68,10 @@ export class SippCarrier {
       '-i', opts.host,
       '-p', String(opts.port),
       '-mp', String(opts.mediaPort),
+      // sipp's own 64 KB socket buffer holds about 30 datagrams: on a busy host, while the realtime switch
+      // kept sipp off the cores, its SIP socket dropped hundreds of INVITEs and ACKs a phase (/proc/net/udp),
+      // and their retransmissions 3.5–7.5 s later decided calls. A carrier of its own is not starved so.
+      '-buff_size', String(SOCKET_BUFFER_BYTES),
       '-d', String(opts.ringMs),
       '-set', 'talk_ms', String(opts.talkMs),
       '-l', '100000',
@@ -67,7 +80,11 @@ export class SippCarrier {
       '-trace_msg',
       '-message_file', messageFile,
     ];
-    const child = spawn(opts.bin, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    const realtime = (opts.realtime ?? true) && spawnSync('chrt', ['-f', '1', 'true']).status === 0;
+    // chrt execs sipp: the child's pid is sipp's.
+    const child = realtime
+      ? spawn('chrt', ['-f', '1', opts.bin, ...args], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] })
+      : spawn(opts.bin, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
     const exited = new Promise<never>((_, reject) =>
@@ -76,7 +93,7 @@ export class SippCarrier {
     exited.catch(() => undefined);
     child.once('error', () => undefined);
     await Promise.race([waitForUdpBind(opts.host, opts.port), exited]);
-    return new SippCarrier(child, dir, messageFile);
+    return new SippCarrier(child, dir, messageFile, realtime);
   }
 
   /** Legs whose INVITE arrived since the last call (answers to earlier INVITEs are folded in as they come). */

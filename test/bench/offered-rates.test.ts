@@ -1,8 +1,8 @@
-import { bareLimitFound, nextOfferedRate } from '../../bench/support/offered-rates';
+import { bareLimitFound, carriedPct, nextOfferedRate } from '../../bench/support/offered-rates';
 
 const opts = { maxExtra: 4, minStep: 5 };
 const listed = [10, 20, 30, 35, 40];
-const carried = (rate: number): { rate: number; bareConnectedPct: number } => ({ rate, bareConnectedPct: 100 });
+const carried = (rate: number): { rate: number; bareCarriedPct: number } => ({ rate, bareCarriedPct: 100 });
 
 describe('the rates a capacity run offers', () => {
   it('offers the listed rates in order', () => {
@@ -15,13 +15,13 @@ describe('the rates a capacity run offers', () => {
     expect(nextOfferedRate(listed, offered, opts)).toBe(45);
     offered.push(carried(45));
     expect(nextOfferedRate(listed, offered, opts)).toBe(50);
-    offered.push({ rate: 50, bareConnectedPct: 97.5 });
+    offered.push({ rate: 50, bareCarriedPct: 97.5 });
     expect(nextOfferedRate(listed, offered, opts)).toBeNull();
     expect(bareLimitFound(offered)).toBe(true);
   });
 
   it('stops at the list when bare fell short within it', () => {
-    const offered = [carried(10), carried(20), carried(30), { rate: 35, bareConnectedPct: 98.9 }, { rate: 40, bareConnectedPct: 93 }];
+    const offered = [carried(10), carried(20), carried(30), { rate: 35, bareCarriedPct: 98.9 }, { rate: 40, bareCarriedPct: 93 }];
     expect(nextOfferedRate(listed, offered, opts)).toBeNull();
   });
 
@@ -38,11 +38,18 @@ describe('the rates a capacity run offers', () => {
   });
 
   it('judges by the highest rate offered, not the last', () => {
-    const offered = [carried(40), { rate: 30, bareConnectedPct: 90 }];
+    const offered = [carried(40), { rate: 30, bareCarriedPct: 90 }];
     expect(nextOfferedRate([40, 30], offered, opts)).toBe(45);
   });
 
   it('offers nothing more when bare’s share is unknown', () => {
-    expect(nextOfferedRate([10], [{ rate: 10, bareConnectedPct: null }], opts)).toBeNull();
+    expect(nextOfferedRate([10], [{ rate: 10, bareCarriedPct: null }], opts)).toBeNull();
+  });
+
+  it('counts a rate bare connected in full but fell behind as not carried', () => {
+    expect(carriedPct(100, 57.47, 65)).toBeCloseTo(88.4, 1);
+    expect(carriedPct(96.5, 40, 40)).toBe(96.5);
+    expect(carriedPct(100, 59.54, 60)).toBeGreaterThanOrEqual(99);
+    expect(carriedPct(null, 0, 10)).toBeNull();
   });
 });
