@@ -23,7 +23,8 @@
  *   BENCH_SIPP_PORT [5300], BENCH_SIPP_MEDIA_PORT [7300], BENCH_SECONDS [20], BENCH_PROFILES [shipped,raised],
  *   BENCH_RATES_SHIPPED [10,12,15], BENCH_RATES_RAISED [10,20,30,35,40], BENCH_RATES_EXTRA [4: while bare still
  *   carries >= 99 % of the highest rate offered (of its calls connected, and of the rate in connected/s), up to
- *   this many more rates, each one step (the list's last, at least 5/s) higher; a profile whose bare limit was never reached has no ratio to judge (summary.bareLimitFound)],
+ *   this many more rates, each one step (the list's last, at least 5/s) higher; a profile whose bare limit was
+ *   never reached has no ratio to judge (summary.bareLimitFound)], BENCH_SIPP_REALTIME [1; 0: sipp at normal priority],
  *   BENCH_RAISED_SPS [1000],
  *   BENCH_RAISED_MIN_IDLE_CPU [0], BENCH_GATEWAY_CPS [1000: the carrier has no limit of its own],
  *   BENCH_ESL_TAP [1; 0: the controller talks to the switch directly, without the counting proxy, whose CPU
@@ -668,8 +669,9 @@ async function main(): Promise<void> {
         const bare = pair.bare as Phase | undefined;
         offered.push({ rate, bareCarriedPct: bare ? carriedPct(bare.connectedPct, bare.connectedPerSecond, rate) : null });
       }
-      if (!bareLimitFound(offered)) log(`profile ${profile.name}: bare carried every rate offered (up to ${Math.max(...offered.map((o) => o.rate))}/s): its limit, and so the ratio, is unknown`);
-      results[profile.name] = { sessionsPerSecond: profile.sessionsPerSecond, minIdleCpu: profile.minIdleCpu, controllerLimiterCallsPerSecond: Number(limiter), phases, summary: summarise(phases) };
+      const summary = summarise(phases);
+      if (!summary.bareLimitFound) log(`profile ${profile.name}: bare carried every rate offered (up to ${Math.max(...offered.map((o) => o.rate))}/s): its limit, and so the ratio, is unknown`);
+      results[profile.name] = { sessionsPerSecond: profile.sessionsPerSecond, minIdleCpu: profile.minIdleCpu, controllerLimiterCallsPerSecond: Number(limiter), phases, summary };
       tables[profile.name] = table(phases);
     }
   } finally {
