@@ -655,8 +655,8 @@ async function main(): Promise<void> {
       await runPhase(rig, 'numguard', s.warm.rate, s.warm.seconds, profile.minIdleCpu);
       await runPhase(rig, 'bare', s.warm.rate, s.warm.seconds, profile.minIdleCpu);
       const phases: Record<string, unknown>[] = [];
-      const offered: Array<{ rate: number; bareCarriedPct: number | null }> = [];
-      for (let i = 0, rate = nextOfferedRate(profile.rates, offered, s.extend); rate !== null; i++, rate = nextOfferedRate(profile.rates, offered, s.extend)) {
+      const nextRate = (): number | null => nextOfferedRate(profile.rates, phases.map(bareCarried), s.extend);
+      for (let i = 0, rate = nextRate(); rate !== null; i++, rate = nextRate()) {
         const order: Side[] = i % 2 === 0 ? ['numguard', 'bare'] : ['bare', 'numguard'];
         if (s.eventCost) order.push('bareWithListener');
         const pair: Record<string, Record<string, unknown>> = {};
@@ -666,11 +666,9 @@ async function main(): Promise<void> {
           log(`  connected ${String(pair[side].connectedPct)} %, POST→INVITE p99 ${String((pair[side].postToAInviteMs as { p99: number | null }).p99)} ms`);
         }
         phases.push({ offeredPerSecond: rate, numguard: pair.numguard, bare: pair.bare, ...(pair.bareWithListener ? { bareWithListener: pair.bareWithListener } : {}) });
-        const bare = pair.bare as Phase | undefined;
-        offered.push({ rate, bareCarriedPct: bare ? carriedPct(bare.connectedPct, bare.connectedPerSecond, rate) : null });
       }
       const summary = summarise(phases);
-      if (!summary.bareLimitFound) log(`profile ${profile.name}: bare carried every rate offered (up to ${Math.max(...offered.map((o) => o.rate))}/s): its limit, and so the ratio, is unknown`);
+      if (!summary.bareLimitFound) log(`profile ${profile.name}: bare carried every rate offered (up to ${Math.max(...phases.map((p) => bareCarried(p).rate))}/s): its limit, and so the ratio, is unknown`);
       results[profile.name] = { sessionsPerSecond: profile.sessionsPerSecond, minIdleCpu: profile.minIdleCpu, controllerLimiterCallsPerSecond: Number(limiter), phases, summary };
       tables[profile.name] = table(phases);
     }
@@ -790,6 +788,13 @@ function table(phases: Record<string, unknown>[]): TableRow[] {
   });
 }
 
+/** A phase's rate and how much of it bare carried (offered-rates.ts). */
+function bareCarried(phase: Record<string, unknown>): { rate: number; bareCarriedPct: number | null } {
+  const rate = phase.offeredPerSecond as number;
+  const bare = phase.bare as Phase;
+  return { rate, bareCarriedPct: carriedPct(bare.connectedPct, bare.connectedPerSecond, rate) };
+}
+
 /** The most calls per second each side connected in a phase where it connected >= 99 % of its calls, and their ratio. */
 function summarise(phases: Record<string, unknown>[]): Record<string, unknown> & { ratio: number | null; bareLimitFound: boolean } {
   const sustained = (side: 'numguard' | 'bare'): number => {
@@ -818,12 +823,7 @@ function summarise(phases: Record<string, unknown>[]): Record<string, unknown> &
   );
   return {
     sustainedCallsPerSecondAt99Pct: { numguard: ng, bare },
-    bareLimitFound: bareLimitFound(
-      phases.map((p) => {
-        const bare = p.bare as Phase;
-        return { bareCarriedPct: carriedPct(bare.connectedPct, bare.connectedPerSecond, p.offeredPerSecond as number) };
-      }),
-    ),
+    bareLimitFound: bareLimitFound(phases.map(bareCarried)),
     ratio: bare > 0 ? round(ng / bare) : null,
     switchCpuMsPerConnectedCall: {
       numguard: ngMs,
