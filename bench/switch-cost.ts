@@ -7,6 +7,10 @@
  *  - numguard-events: the same while a second connection holds the flow's subscription and filters;
  *  - numguard-no-ringback / numguard-no-figures: that command without A's ringback tone, or without the
  *    variables that make both legs keep their figures on the switch (the handover after a controller dies);
+ *  - numguard-ampersand-bridge: that command with A's inline dialplan (`m:^:bridge:…^park inline`) as originate's
+ *    one-app form `&bridge(…)`, which leaves A no way to hear the prompt when B fails;
+ *  - numguard-no-ringback-no-figures, then -no-max-duration (B's `api_on_answer` left out too), then -no-park
+ *    (A's dialplan `&bridge(…)` without continue_on_fail): numguard's command taken apart step by step towards bare;
  *  - bare: the minimal originate+bridge of `bench:switch` (no ringback, nothing kept);
  *  - bare-events: bare with the listener.
  * The switch's CPU (/proc) over each phase, until it has no channel left, divided by the calls the carrier
@@ -68,11 +72,39 @@ function withoutAVariables(names: readonly string[]): Variant['command'] {
 
 const bare: Variant['command'] = (dialString, a, b, callId) => `originate ${bareOriginate(X, a, b, callId, dialString)}`;
 
+/** B's maximum duration not armed at its answer: `api_on_answer` left out of B's variables. */
+function withoutMaxDuration(command: string): string {
+  return command.replace(/,api_on_answer='[^']*'/, '');
+}
+
+/** A's inline dialplan `m:^:bridge:…^park inline` as originate's own one-app form, `&bridge(…)`. */
+function ampersandBridge(command: string): string {
+  const bridge = /m:\^:bridge:(.*)\^park inline$/.exec(command);
+  if (!bridge) throw new Error(`unexpected command: ${command}`);
+  return `${command.slice(0, bridge.index)}&bridge(${bridge[1]})`;
+}
+
+const FIGURES_VARIABLES = Object.keys(keepFiguresVariables());
+const withoutRingbackOrFigures = withoutAVariables(['ringback', ...FIGURES_VARIABLES]);
+const withoutRingbackFiguresOrFailurePark = withoutAVariables(['ringback', ...FIGURES_VARIABLES, 'continue_on_fail']);
+
 const VARIANTS: Record<string, Variant> = {
   numguard: { listens: false, keepsFigures: true, command: numguard },
   'numguard-events': { listens: true, keepsFigures: true, command: numguard },
   'numguard-no-ringback': { listens: false, keepsFigures: true, command: withoutAVariables(['ringback']) },
-  'numguard-no-figures': { listens: false, keepsFigures: false, command: withoutAVariables(Object.keys(keepFiguresVariables())) },
+  'numguard-no-figures': { listens: false, keepsFigures: false, command: withoutAVariables(FIGURES_VARIABLES) },
+  'numguard-ampersand-bridge': { listens: false, keepsFigures: true, command: (...args) => ampersandBridge(numguard(...args)) },
+  'numguard-no-ringback-no-figures': { listens: false, keepsFigures: false, command: withoutRingbackOrFigures },
+  'numguard-no-ringback-no-figures-no-max-duration': {
+    listens: false,
+    keepsFigures: false,
+    command: (...args) => withoutMaxDuration(withoutRingbackOrFigures(...args)),
+  },
+  'numguard-no-ringback-no-figures-no-max-duration-no-park': {
+    listens: false,
+    keepsFigures: false,
+    command: (...args) => ampersandBridge(withoutMaxDuration(withoutRingbackFiguresOrFailurePark(...args))),
+  },
   bare: { listens: false, keepsFigures: false, command: bare },
   'bare-events': { listens: true, keepsFigures: false, command: bare },
 };
