@@ -74,7 +74,9 @@ const bare: Variant['command'] = (dialString, a, b, callId) => `originate ${bare
 
 /** B's maximum duration not armed at its answer: `api_on_answer` left out of B's variables. */
 function withoutMaxDuration(command: string): string {
-  return command.replace(/,api_on_answer='[^']*'/, '');
+  const without = command.replace(/,api_on_answer='[^']*'/, '');
+  if (without === command) throw new Error(`unexpected command: ${command}`);
+  return without;
 }
 
 /** A's inline dialplan `m:^:bridge:…^park inline` as originate's own one-app form, `&bridge(…)`. */
