@@ -7,6 +7,7 @@
  *  - numguard-events: the same while a second connection holds the flow's subscription and filters;
  *  - numguard-no-ringback / numguard-no-figures: that command without A's ringback tone, or without the
  *    variables that make both legs keep their figures on the switch (the handover after a controller dies);
+ *  - numguard-no-max-duration: that command without B's maximum duration armed at its answer (`api_on_answer`);
  *  - numguard-ampersand-bridge: that command with A's inline dialplan (`m:^:bridge:…^park inline`) as originate's
  *    one-app form `&bridge(…)`, which leaves A no way to hear the prompt when B fails;
  *  - numguard-no-ringback-no-figures, then -no-max-duration (B's `api_on_answer` left out too), then -no-park
@@ -95,6 +96,7 @@ const VARIANTS: Record<string, Variant> = {
   'numguard-events': { listens: true, keepsFigures: true, command: numguard },
   'numguard-no-ringback': { listens: false, keepsFigures: true, command: withoutAVariables(['ringback']) },
   'numguard-no-figures': { listens: false, keepsFigures: false, command: withoutAVariables(FIGURES_VARIABLES) },
+  'numguard-no-max-duration': { listens: false, keepsFigures: true, command: (...args) => withoutMaxDuration(numguard(...args)) },
   'numguard-ampersand-bridge': { listens: false, keepsFigures: true, command: (...args) => ampersandBridge(numguard(...args)) },
   'numguard-no-ringback-no-figures': { listens: false, keepsFigures: false, command: withoutRingbackOrFigures },
   'numguard-no-ringback-no-figures-no-max-duration': {
