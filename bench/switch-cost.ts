@@ -89,7 +89,6 @@ function ampersandBridge(command: string): string {
 
 const FIGURES_VARIABLES = Object.keys(keepFiguresVariables());
 const withoutRingbackOrFigures = withoutAVariables(['ringback', ...FIGURES_VARIABLES]);
-const withoutRingbackFiguresOrFailurePark = withoutAVariables(['ringback', ...FIGURES_VARIABLES, 'continue_on_fail']);
 
 const VARIANTS: Record<string, Variant> = {
   numguard: { listens: false, keepsFigures: true, command: numguard },
@@ -107,7 +106,7 @@ const VARIANTS: Record<string, Variant> = {
   'numguard-no-ringback-no-figures-no-max-duration-no-park': {
     listens: false,
     keepsFigures: false,
-    command: (...args) => ampersandBridge(withoutMaxDuration(withoutRingbackFiguresOrFailurePark(...args))),
+    command: (...args) => ampersandBridge(withoutMaxDuration(withoutAVariables(['ringback', ...FIGURES_VARIABLES, 'continue_on_fail'])(...args))),
   },
   bare: { listens: false, keepsFigures: false, command: bare },
   'bare-events': { listens: true, keepsFigures: false, command: bare },
