@@ -686,18 +686,22 @@ async function main(): Promise<void> {
     redis.disconnect();
   }
   // A ratio against bare originates that carried every rate offered is a bound, not a measure: no verdict then.
+  // The verdict is taken on the unrounded ratio: 48.68 against 54.29/s (0.897) once printed as 0.9 and passed.
   const judged = (name: string): number | null => {
-    const summary = (results[name] as { summary?: { ratio: number | null; bareLimitFound: boolean } } | undefined)?.summary;
-    return summary?.bareLimitFound ? summary.ratio : null;
+    const summary = (results[name] as { summary?: ReturnType<typeof summarise> } | undefined)?.summary;
+    const { numguard, bare } = summary?.sustainedCallsPerSecondAt99Pct ?? { numguard: 0, bare: 0 };
+    return summary?.bareLimitFound && bare > 0 ? numguard / bare : null;
   };
+  const raised = judged('raised');
+  const shipped = judged('shipped');
   const goal = {
     text: 'numguard sustains >= 0.9 x the bare rate at >= 99 % connected with the limits raised, and the same rate as bare with the shipped limits (judged only where bare was offered more than it carried)',
-    raised: judged('raised'),
-    shipped: judged('shipped'),
+    raised: raised === null ? null : round(raised, 3),
+    shipped: shipped === null ? null : round(shipped, 3),
   };
   const met = {
-    raised: goal.raised === null ? null : goal.raised >= 0.9,
-    shipped: goal.shipped === null ? null : goal.shipped >= 1,
+    raised: raised === null ? null : raised >= 0.9,
+    shipped: shipped === null ? null : shipped >= 1,
   };
   process.stdout.write(
     `${JSON.stringify(
@@ -796,7 +800,9 @@ function bareCarried(phase: Record<string, unknown>): { rate: number; bareCarrie
 }
 
 /** The most calls per second each side connected in a phase where it connected >= 99 % of its calls, and their ratio. */
-function summarise(phases: Record<string, unknown>[]): Record<string, unknown> & { ratio: number | null; bareLimitFound: boolean } {
+function summarise(
+  phases: Record<string, unknown>[],
+): Record<string, unknown> & { sustainedCallsPerSecondAt99Pct: { numguard: number; bare: number }; ratio: number | null; bareLimitFound: boolean } {
   const sustained = (side: 'numguard' | 'bare'): number => {
     let best = 0;
     for (const p of phases) {
@@ -824,7 +830,6 @@ function summarise(phases: Record<string, unknown>[]): Record<string, unknown> &
   return {
     sustainedCallsPerSecondAt99Pct: { numguard: ng, bare },
     bareLimitFound: bareLimitFound(phases.map(bareCarried)),
-    // Three decimals: the goal's verdict (>= 0.9) is taken on this figure, and 0.897 must not pass as 0.90.
     ratio: bare > 0 ? round(ng / bare, 3) : null,
     switchCpuMsPerConnectedCall: {
       numguard: ngMs,
