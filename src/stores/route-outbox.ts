@@ -168,10 +168,12 @@ export class RouteOutbox {
   /** Applies the oldest rows left behind, re-reading each binding as MySQL has it now; how many were applied. */
   async applyPending(limit = OUTBOX_PAGE): Promise<number> {
     const own = [...this.own];
-    const [rows] = await this.pool.query<RowDataPacket[]>(
+    const [page] = await this.pool.query<RowDataPacket[]>(
       `SELECT id, binding_id, previous FROM route_outbox ${own.length > 0 ? 'WHERE id NOT IN (?)' : ''} ORDER BY id LIMIT ?`,
       own.length > 0 ? [own, limit] : [limit],
     );
+    // A request whose commit was acknowledged while this page was read has claimed its row by now.
+    const rows = page.filter((r) => !this.own.has(Number(r.id)));
     if (rows.length === 0) return 0;
     const [bindingRows] = await this.pool.query<RowDataPacket[]>('SELECT * FROM bindings WHERE id IN (?)', [[...new Set(rows.map((r) => String(r.binding_id)))]]);
     const current = new Map(bindingRows.map((r) => [String(r.id), versionedBinding(r)]));

@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
-import type { RowDataPacket } from 'mysql2/promise';
+import type { ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import type { Redis } from 'ioredis';
 import { numberHasher } from '../../src/domain/number-hash';
 import type { Binding } from '../../src/domain/binding-rules';
@@ -14,6 +14,7 @@ import { BindingService } from '../../src/bindings/binding-service';
 import { createMysqlPool, type Pool } from '../../src/stores/mysql';
 import { createRedis } from '../../src/stores/redis';
 import { RouteIndex } from '../../src/stores/route-index';
+import { RouteOutbox, versionedBinding } from '../../src/stores/route-outbox';
 import { TenantStore } from '../../src/stores/tenant-store';
 import { createTestDatabase, type TestDatabase } from '../support/mysql';
 import { startPrivateRedis, type PrivateRedis } from '../support/private-redis';
@@ -84,6 +85,23 @@ describe('the route index never routes an unbound binding', () => {
     const binding = await bound;
     expect(await routed(binding.x, binding.a!)).toBe(true);
     await waitUntil('its row dropped by the bind itself', async () => (await outboxRows(binding.id)) === 0);
+  });
+
+  it('a commit acknowledged while the outbox task reads its page is left to the request that made it', async () => {
+    await registry.drainPendingRoutes(5000);
+    const binding = await bindPair();
+    const outbox = new RouteOutbox(db.pool, routes, 2000);
+    // The bind's row, committed: as seen by a reader before the request has heard its commit acknowledged.
+    const [res] = await db.pool.query<ResultSetHeader>('INSERT INTO route_outbox (binding_id) VALUES (?)', [binding.id]);
+    await db.pool.query('UPDATE bindings SET route_version = ? WHERE id = ?', [res.insertId, binding.id]);
+    const [[row]] = await db.pool.query<RowDataPacket[]>('SELECT * FROM bindings WHERE id = ?', [binding.id]);
+    const pageRead = outbox.applyPending();
+    // The acknowledgement arrives while the page's SELECT is in flight: the request claims its row.
+    const applied = outbox.applyCommitted({ version: res.insertId, binding: versionedBinding(row!) });
+    expect(await pageRead).toBe(0);
+    await applied;
+    expect(await outboxRows(binding.id)).toBe(0);
+    expect(await routed(binding.x, binding.a!)).toBe(true);
   });
 
   it('with Redis refusing writes, unbind answers 503 route_index_unavailable (never success), and the removal lands once Redis is back', async () => {
