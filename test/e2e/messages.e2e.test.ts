@@ -17,7 +17,7 @@ import { createLogger } from '../../src/logger';
 import { TenantStore } from '../../src/stores/tenant-store';
 import { createTestDatabase } from '../support/mysql';
 import { waitUntil } from '../support/wait';
-import { SCENARIO_DIR, eslAddressFromEnv, sippHostFromEnv, sippPortBaseFromEnv } from './support/sipp';
+import { SCENARIO_DIR, eslAddressFromEnv, sippHostFromEnv, sippPortBaseFromEnv, withTimeout } from './support/sipp';
 import { e2eControllerEnv } from './support/controller-env';
 
 const X = '700100000000001';
@@ -104,7 +104,7 @@ describeE2e('text messages through X on a real FreeSWITCH (SIP MESSAGE, mod_sms)
     const sender = sipp([switchSip, '-sf', path.join(SCENARIO_DIR, 'uac-message.xml'), '-s', X, '-key', 'caller', A, '-key', 'body', text, '-p', String(base + 1)]);
     running.push(sender);
     expect(await sender.exited).toBe(0);
-    expect(await Promise.race([carrier.exited, new Promise((r) => setTimeout(() => r('timeout'), 20_000).unref())])).toBe(0);
+    expect(await withTimeout(carrier.exited, 20_000, 'the carrier stand-in still running after 20 s')).toBe(0);
     const received = receivedMessage(carrier.trace());
     expect(received).toBeDefined();
     expect(received).toMatch(new RegExp(`^MESSAGE sip:${B}@`, 'm'));
