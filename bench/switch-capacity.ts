@@ -517,21 +517,43 @@ function postJson(url: URL, apiKey: string, body: string): Promise<{ status: num
         res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
       },
     );
-    req.on('error', reject);
+    req.on('error', (err: NodeJS.ErrnoException) => reject(Object.assign(err, { onReusedSocket: req.reusedSocket })));
     req.end(body);
   });
 }
 
-async function post(rig: Rig, call: PlacedCall, requestId: string): Promise<void> {
+/**
+ * A keep-alive socket the server closed while idle can take a request before its FIN is read: the
+ * server resets it unread (ECONNRESET), so it is sent once more, as HTTP clients do. The same
+ * requestId keeps the retry from placing the call twice.
+ */
+async function postJsonRetryingStaleSocket(url: URL, apiKey: string, body: string): Promise<{ status: number; text: string }> {
   try {
-    const res = await postJson(new URL('/v1/calls', rig.baseUrl), rig.apiKey, JSON.stringify({ requestId, a: call.a, b: call.b, displayMode: 'fixed' }));
-    call.status = res.status;
-    call.answeredInMs = epochNow() - call.sentAt;
+    return await postJson(url, apiKey, body);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { onReusedSocket?: boolean };
+    if (e.code === 'ECONNRESET' && e.onReusedSocket === true) return postJson(url, apiKey, body);
+    throw err;
+  }
+}
+
+async function post(rig: Rig, call: PlacedCall, requestId: string): Promise<void> {
+  let res: { status: number; text: string };
+  try {
+    res = await postJsonRetryingStaleSocket(new URL('/v1/calls', rig.baseUrl), rig.apiKey, JSON.stringify({ requestId, a: call.a, b: call.b, displayMode: 'fixed' }));
+  } catch (err) {
+    call.status = 0;
+    call.code = (err as NodeJS.ErrnoException).code ?? 'no_answer';
+    return;
+  }
+  call.status = res.status;
+  call.answeredInMs = epochNow() - call.sentAt;
+  try {
     const body = JSON.parse(res.text) as { id?: string; error?: { code: string } };
     call.callId = body.id;
     call.code = body.error?.code;
   } catch {
-    call.status = 0;
+    call.code = 'body_not_json';
   }
 }
 
