@@ -505,7 +505,12 @@ async function runPhase(rig: Rig, sideName: Side, rate: number, seconds: number,
  */
 const postAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 
-function postJson(url: URL, apiKey: string, body: string): Promise<{ status: number; text: string }> {
+/**
+ * A keep-alive socket the server closed while idle can take a request before its FIN is read: the
+ * server resets it unread (ECONNRESET), so it is sent once more, as HTTP clients do. The same
+ * requestId keeps the resend from placing the call twice.
+ */
+function postJson(url: URL, apiKey: string, body: string, resendIfStale = true): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent: postAgent,
@@ -517,30 +522,18 @@ function postJson(url: URL, apiKey: string, body: string): Promise<{ status: num
         res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
       },
     );
-    req.on('error', (err: NodeJS.ErrnoException) => reject(Object.assign(err, { onReusedSocket: req.reusedSocket })));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (resendIfStale && err.code === 'ECONNRESET' && req.reusedSocket) resolve(postJson(url, apiKey, body, false));
+      else reject(err);
+    });
     req.end(body);
   });
-}
-
-/**
- * A keep-alive socket the server closed while idle can take a request before its FIN is read: the
- * server resets it unread (ECONNRESET), so it is sent once more, as HTTP clients do. The same
- * requestId keeps the retry from placing the call twice.
- */
-async function postJsonRetryingStaleSocket(url: URL, apiKey: string, body: string): Promise<{ status: number; text: string }> {
-  try {
-    return await postJson(url, apiKey, body);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException & { onReusedSocket?: boolean };
-    if (e.code === 'ECONNRESET' && e.onReusedSocket === true) return postJson(url, apiKey, body);
-    throw err;
-  }
 }
 
 async function post(rig: Rig, call: PlacedCall, requestId: string): Promise<void> {
   let res: { status: number; text: string };
   try {
-    res = await postJsonRetryingStaleSocket(new URL('/v1/calls', rig.baseUrl), rig.apiKey, JSON.stringify({ requestId, a: call.a, b: call.b, displayMode: 'fixed' }));
+    res = await postJson(new URL('/v1/calls', rig.baseUrl), rig.apiKey, JSON.stringify({ requestId, a: call.a, b: call.b, displayMode: 'fixed' }));
   } catch (err) {
     call.status = 0;
     call.code = (err as NodeJS.ErrnoException).code ?? 'no_answer';
