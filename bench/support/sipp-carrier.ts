@@ -5,10 +5,10 @@
  * per dialled number, when its INVITE arrived and whether the call was answered (200 OK sent, ACK received).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { waitForUdpBind } from '../../test/support/udp-bind';
 
 const SCENARIO = join(__dirname, '../../test/e2e/sipp/uas-answer-then-bye.xml');
 /** sipp's send and receive buffers (the kernel caps them at net.core.rmem_max / wmem_max). */
@@ -92,7 +92,7 @@ export class SippCarrier {
     );
     exited.catch(() => undefined);
     child.once('error', () => undefined);
-    await Promise.race([waitForUdpBind(opts.host, opts.port), exited]);
+    await Promise.race([waitForUdpBind(opts.host, opts.port, 5000), exited]);
     return new SippCarrier(child, dir, messageFile, realtime);
   }
 
@@ -180,24 +180,4 @@ function parseSippTime(s: string): number | null {
   if (!m) return null;
   const [, y, mo, d, h, mi, sec, frac] = m as unknown as [string, string, string, string, string, string, string, string];
   return new Date(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(sec)).getTime() + Number(frac.padEnd(6, '0')) / 1000;
-}
-
-async function waitForUdpBind(host: string, port: number): Promise<void> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const bound = await new Promise<boolean>((resolve) => {
-      const s = createSocket('udp4');
-      s.once('error', () => {
-        s.close();
-        resolve(true);
-      });
-      s.bind(port, host, () => {
-        s.close();
-        resolve(false);
-      });
-    });
-    if (bound) return;
-    if (Date.now() > deadline) throw new Error(`sipp did not bind ${host}:${port}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }

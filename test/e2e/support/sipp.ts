@@ -10,6 +10,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { waitForUdpBind } from '../../support/udp-bind';
 
 export type PhoneBehaviour = 'answer' | 'busy' | 'no-answer' | 'answer-then-bye';
 
@@ -205,33 +206,6 @@ export function parseFirstInvite(log: string): ReceivedInvite | undefined {
 
 function kill(child: ChildProcess): void {
   if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-}
-
-/** Waits until something is bound to host:port/udp (Linux /proc/net/udp), i.e. sipp is listening. */
-async function waitForUdpBind(host: string, port: number, timeoutMs: number, child: ChildProcess): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  const portHex = port.toString(16).toUpperCase().padStart(4, '0');
-  const ipHex = /^\d+\.\d+\.\d+\.\d+$/.test(host)
-    ? host.split('.').reverse().map((o) => Number(o).toString(16).toUpperCase().padStart(2, '0')).join('')
-    : undefined;
-  if (!existsSync('/proc/net/udp')) {
-    await sleep(500); // not Linux: give sipp a moment
-    return;
-  }
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`sipp exited (code ${child.exitCode})`);
-    const bound = [readFileSync('/proc/net/udp', 'utf8'), existsSync('/proc/net/udp6') ? readFileSync('/proc/net/udp6', 'utf8') : '']
-      .join('\n')
-      .split('\n')
-      .some((line) => {
-        const local = line.trim().split(/\s+/)[1];
-        if (!local?.endsWith(`:${portHex}`)) return false;
-        return ipHex === undefined || local.startsWith(ipHex) || /^0+:/.test(local);
-      });
-    if (bound) return;
-    if (Date.now() > deadline) throw new Error(`nothing bound to ${host}:${port}/udp after ${timeoutMs} ms`);
-    await sleep(25);
-  }
 }
 
 function sleep(ms: number): Promise<void> {
