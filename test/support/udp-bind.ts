@@ -6,6 +6,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { endianness } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** true or false from the kernel's socket tables; undefined where there are none (not Linux). */
 export function udpPortBound(host: string, port: number): boolean | undefined {
@@ -40,8 +41,4 @@ export async function waitForUdpBind(host: string, port: number, timeoutMs: numb
     if (Date.now() > deadline) throw new Error(`nothing bound to ${host}:${port}/udp after ${timeoutMs} ms`);
     await sleep(25);
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
